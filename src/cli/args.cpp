@@ -1,0 +1,75 @@
+// cli.h: flag parsing shared by every subcommand.
+#include <algorithm>
+
+#include "cli/cli.h"
+#include "zeroth/error.h"
+
+namespace zeroth {
+namespace cli {
+
+static bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+Args::Args(const std::string& command, const std::vector<std::string>& argv,
+           const std::vector<std::string>& known, const std::vector<std::string>& boolean,
+           const std::vector<std::string>& repeatable)
+    : command_(command) {
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a == "-h" || a == "--help") {
+      help_ = true;
+      continue;
+    }
+    if (a.size() < 3 || a.compare(0, 2, "--") != 0) {
+      positional_.push_back(a);
+      continue;
+    }
+    std::string key = a.substr(2), value;
+    bool has_value = false;
+    size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+      has_value = true;
+    }
+    if (!contains(known, key) && !contains(boolean, key))
+      throw UsageError(strformat("zeroth %s: unknown option '--%s' (see 'zeroth %s --help')",
+                                 command.c_str(), key.c_str(), command.c_str()));
+    if (contains(boolean, key)) {
+      if (has_value)
+        throw UsageError(strformat("zeroth %s: option '--%s' takes no value", command.c_str(), key.c_str()));
+    } else if (!has_value) {
+      if (i + 1 >= argv.size())
+        throw UsageError(strformat("zeroth %s: option '--%s' needs a value", command.c_str(), key.c_str()));
+      value = argv[++i];
+    }
+    auto& slot = values_[key];
+    if (!slot.empty() && !contains(repeatable, key))
+      throw UsageError(strformat("zeroth %s: option '--%s' given twice", command.c_str(), key.c_str()));
+    slot.push_back(value);
+  }
+}
+
+bool Args::has(const std::string& key) const { return values_.count(key) > 0; }
+
+std::string Args::get(const std::string& key, const std::string& fallback) const {
+  auto it = values_.find(key);
+  return it == values_.end() ? fallback : it->second.back();
+}
+
+std::string Args::required(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end())
+    throw UsageError(strformat("zeroth %s: missing required option '--%s'", command_.c_str(), key.c_str()));
+  return it->second.back();
+}
+
+const std::vector<std::string>& Args::all(const std::string& key) const {
+  static const std::vector<std::string> empty;
+  auto it = values_.find(key);
+  return it == values_.end() ? empty : it->second;
+}
+
+}  // namespace cli
+}  // namespace zeroth

@@ -1,0 +1,60 @@
+// zeroth: entry point. Dispatches to a subcommand and maps errors to exit codes
+// (0 ok, 2 usage/config error, 1 runtime failure).
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "zeroth/error.h"
+
+namespace zeroth {
+namespace cli {
+
+static const Command kCommands[] = {
+    {"version", "print the version, compiled backends and library versions", cmd_version},
+};
+
+static void print_usage(FILE* f) {
+  std::fprintf(f,
+               "usage: zeroth <command> [options]\n"
+               "\nR1-Zero-style reinforcement learning for MoE language models.\n"
+               "\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(f, "\n'zeroth <command> --help' describes a command's options.\n");
+}
+
+}  // namespace cli
+}  // namespace zeroth
+
+int main(int argc, char** argv) {
+  using namespace zeroth;
+  using namespace zeroth::cli;
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  if (name == "--version") name = "version";
+  std::vector<std::string> args(argv + 2, argv + argc);
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "zeroth %s: error: %s\n", c.name, e.what());
+      return e.exit_code();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "zeroth %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "zeroth: unknown command '%s'\n\n", name.c_str());
+  print_usage(stderr);
+  return 2;
+}
