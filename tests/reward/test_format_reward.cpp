@@ -1,0 +1,82 @@
+// Tests for the R1-Zero format rewards and the language-consistency reward.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "zeroth/format_reward.h"
+
+using namespace zeroth;
+
+TEST_CASE("strict format: exactly think then answer, nothing else", "[reward][format]") {
+  REQUIRE(format_reward_strict("<think>2+2 is 4</think><answer>4</answer>") == 1.0);
+  REQUIRE(format_reward_strict("  <think>\nreason\n</think>\n<answer> 4 </answer>\n") == 1.0);
+  // Missing, empty, repeated or out-of-order parts.
+  REQUIRE(format_reward_strict("<think>r</think>") == 0.0);
+  REQUIRE(format_reward_strict("<answer>4</answer>") == 0.0);
+  REQUIRE(format_reward_strict("<think> </think><answer>4</answer>") == 0.0);
+  REQUIRE(format_reward_strict("<think>r</think><answer>  </answer>") == 0.0);
+  REQUIRE(format_reward_strict("<answer>4</answer><think>r</think>") == 0.0);
+  REQUIRE(format_reward_strict("<think>r</think><think>s</think><answer>4</answer>") == 0.0);
+  REQUIRE(format_reward_strict("<think>r</think><answer>4</answer> trailing") == 0.0);
+  REQUIRE(format_reward_strict("lead <think>r</think><answer>4</answer>") == 0.0);
+  REQUIRE(format_reward_strict("<think>r</think> x <answer>4</answer>") == 0.0);
+  REQUIRE(format_reward_strict("<think>r<answer>4</answer></think>") == 0.0);
+  REQUIRE(format_reward_strict("") == 0.0);
+}
+
+TEST_CASE("lenient format tolerates surrounding text", "[reward][format]") {
+  REQUIRE(format_reward_lenient("Sure. <think>r</think> so <answer>4</answer> done") == 1.0);
+  REQUIRE(format_reward_lenient("<answer>4</answer><think>r</think>") == 0.0);
+  REQUIRE(format_reward_lenient("<think>r</think><answer></answer>") == 0.0);
+  REQUIRE(format_reward_lenient("<think>r</think><answer>4") == 0.0);
+}
+
+TEST_CASE("the opening think tag may come from the prompt", "[reward][format]") {
+  FormatTags t;
+  t.think_open_in_prompt = true;
+  REQUIRE(format_reward_strict("reasoning</think><answer>4</answer>", t) == 1.0);
+  REQUIRE(format_reward_strict("<think>reasoning</think><answer>4</answer>", t) == 0.0);
+  REQUIRE(format_reward_lenient("reasoning</think> <answer>4</answer>", t) == 1.0);
+  REQUIRE(tag_count_reward("reasoning</think><answer>4</answer>", t) == 1.0);
+}
+
+TEST_CASE("custom tags", "[reward][format]") {
+  FormatTags t;
+  t.think_open = "<reasoning>";
+  t.think_close = "</reasoning>";
+  REQUIRE(format_reward_strict("<reasoning>r</reasoning><answer>4</answer>", t) == 1.0);
+  REQUIRE(format_reward_strict("<think>r</think><answer>4</answer>", t) == 0.0);
+}
+
+TEST_CASE("tag count gives a quarter per tag present exactly once", "[reward][format]") {
+  REQUIRE(tag_count_reward("<think>r</think><answer>4</answer>") == 1.0);
+  REQUIRE(tag_count_reward("<think>r</think>") == 0.5);
+  REQUIRE(tag_count_reward("<think>r</think></think><answer>4") == 0.5);
+  REQUIRE(tag_count_reward("nothing") == 0.0);
+}
+
+TEST_CASE("language consistency: share of reasoning words in the target script", "[reward][format]") {
+  REQUIRE(language_consistency_reward("<think>all english words here</think><answer>4</answer>", Script::Latin) == 1.0);
+  // 2 Latin words, 2 Han characters (each a word).
+  REQUIRE(language_consistency_reward("<think>the answer 答案</think><answer>4</answer>", Script::Latin) ==
+          Approx(0.5));
+  REQUIRE(language_consistency_reward("<think>the answer 答案</think>", Script::Han) == Approx(0.5));
+  // Numbers and math are not words; the answer block is not reasoning.
+  REQUIRE(language_consistency_reward("<think>x = 3 + 4 = 7</think><answer>答案</answer>", Script::Latin) == 1.0);
+  REQUIRE(language_consistency_reward("<think>123 + 456</think>", Script::Latin) == 0.0);
+  REQUIRE(language_consistency_reward("привет world", Script::Cyrillic) == Approx(0.5));
+  // Invalid UTF-8 never crashes.
+  std::string junk = "<think>ok \xff\xfe\xc3 word</think>";
+  REQUIRE(language_consistency_reward(junk, Script::Latin) == 1.0);
+  Script s;
+  REQUIRE(parse_script("zh", &s));
+  REQUIRE(s == Script::Han);
+  REQUIRE_FALSE(parse_script("klingon", &s));
+}
+
+TEST_CASE("last_tag_content takes the last opening tag", "[reward][format]") {
+  auto c = last_tag_content("<answer>1</answer> and <answer>2</answer>", "<answer>", "</answer>");
+  REQUIRE(c);
+  REQUIRE(*c == "2");
+  REQUIRE_FALSE(last_tag_content("<answer>2", "<answer>", "</answer>"));
+}
