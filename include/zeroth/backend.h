@@ -67,7 +67,8 @@ class Backend {
   // Same shape; both may have any strides (up to 6 dimensions).
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
 
-  // y = a * x + b * y. Same shape, float dtypes (x and y may differ).
+  // y = a * x + b * y. Same shape, float dtypes (x and y may differ). With b == 0, y is
+  // not read (NaNs in y are dropped, as in BLAS).
   virtual void axpby(float a, const Tensor& x, float b, Tensor& y) = 0;
 
   // x *= a. Float dtypes.
@@ -89,7 +90,7 @@ class Backend {
   virtual void sum_squares(const Tensor& x, Tensor& out, bool accumulate) = 0;
 
   // Row-wise softmax and log-softmax over the last dimension, in fp32 internally.
-  // out has x's shape (may alias x).
+  // out has x's shape (may alias x). A row that is all -inf gives NaN (as PyTorch).
   virtual void softmax_last(const Tensor& x, Tensor& out) = 0;
   virtual void log_softmax_last(const Tensor& x, Tensor& out) = 0;
 };

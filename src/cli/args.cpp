@@ -34,19 +34,19 @@ Args::Args(const std::string& command, const std::vector<std::string>& argv,
       has_value = true;
     }
     if (!contains(known, key) && !contains(boolean, key))
-      throw UsageError(strformat("zeroth %s: unknown option '--%s' (see 'zeroth %s --help')",
-                                 command.c_str(), key.c_str(), command.c_str()));
+      throw UsageError(strformat("unknown option '--%s' (see 'zeroth %s --help')", key.c_str(),
+                                 command.c_str()));
     if (contains(boolean, key)) {
       if (has_value)
-        throw UsageError(strformat("zeroth %s: option '--%s' takes no value", command.c_str(), key.c_str()));
+        throw UsageError(strformat("option '--%s' takes no value", key.c_str()));
     } else if (!has_value) {
       if (i + 1 >= argv.size())
-        throw UsageError(strformat("zeroth %s: option '--%s' needs a value", command.c_str(), key.c_str()));
+        throw UsageError(strformat("option '--%s' needs a value", key.c_str()));
       value = argv[++i];
     }
     auto& slot = values_[key];
     if (!slot.empty() && !contains(repeatable, key))
-      throw UsageError(strformat("zeroth %s: option '--%s' given twice", command.c_str(), key.c_str()));
+      throw UsageError(strformat("option '--%s' given twice", key.c_str()));
     slot.push_back(value);
   }
 }
@@ -61,7 +61,7 @@ std::string Args::get(const std::string& key, const std::string& fallback) const
 std::string Args::required(const std::string& key) const {
   auto it = values_.find(key);
   if (it == values_.end())
-    throw UsageError(strformat("zeroth %s: missing required option '--%s'", command_.c_str(), key.c_str()));
+    throw UsageError(strformat("missing required option '--%s'", key.c_str()));
   return it->second.back();
 }
 

@@ -43,6 +43,7 @@ class Args {
 };
 
 int cmd_version(const std::vector<std::string>& args);
+int cmd_config(const std::vector<std::string>& args);
 
 }  // namespace cli
 }  // namespace zeroth

@@ -14,6 +14,7 @@ namespace cli {
 
 static const Command kCommands[] = {
     {"version", "print the version, compiled backends and library versions", cmd_version},
+    {"config", "show, check or document the configuration (YAML, defaults:, --set)", cmd_config},
 };
 
 static void print_usage(FILE* f) {

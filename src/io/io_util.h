@@ -1,0 +1,58 @@
+// Helpers shared by the safetensors reader, writer and sharded loader (internal to
+// src/io). Owns: the POSIX check macro, message formatting of shapes/JSON values,
+// element conversion between float dtypes, and small file-system helpers.
+// Must not: know the safetensors format itself.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "zeroth/dtype.h"
+#include "zeroth/error.h"
+#include "zeroth/tensor.h"
+
+namespace zeroth {
+namespace io {
+
+// "'<path>': <strerror(err)>" for failed system calls.
+std::string errno_message(int err, const std::string& path);
+
+// Checks a POSIX call that returns -1 on failure; throws RuntimeError naming the
+// source line, the call, `path` and errno's text.
+#define ZT_CHECK_SYS(call, path) \
+  ZT_CHECK_LIB("posix", call, zt_status_ != -1, ::zeroth::io::errno_message(errno, (path)))
+
+// A JSON value for "found ..." in messages: dumped and cut to 80 characters when it
+// is shallow and small, else described ("an array of 3 elements") so that hostile
+// nesting cannot recurse deeply.
+std::string json_brief(const nlohmann::json& j);
+
+// "F32[2, 3]" for messages.
+std::string dtype_shape_str(DType dtype, const Shape& shape);
+
+// Converts `n` elements between float dtypes (F32/BF16/F16); src and dst need not be
+// aligned. Aborts on integer dtypes (callers check first).
+void convert_floats(const void* src, DType src_dtype, void* dst, DType dst_dtype, uint64_t n);
+
+// Byte size of `shape` elements of `dtype`; false if a dimension is negative or the
+// product overflows 64 bits.
+bool checked_nbytes(const Shape& shape, DType dtype, uint64_t* out);
+
+// Writes all of `bytes` to `fd` (retrying short writes and EINTR); RuntimeError
+// naming `path` on failure.
+void write_all(int fd, const void* data, uint64_t bytes, const std::string& path);
+
+// fsync of the directory holding `path` so a rename in it is durable.
+void fsync_parent_dir(const std::string& path);
+
+// Directory part of `path` ("." if none) and joining.
+std::string dir_of(const std::string& path);
+std::string join_path(const std::string& dir, const std::string& name);
+
+bool is_directory(const std::string& path);
+bool is_regular_file(const std::string& path);
+
+}  // namespace io
+}  // namespace zeroth
