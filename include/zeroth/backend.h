@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "zeroth/tensor.h"
 
@@ -93,6 +94,144 @@ class Backend {
   // out has x's shape (may alias x). A row that is all -inf gives NaN (as PyTorch).
   virtual void softmax_last(const Tensor& x, Tensor& out) = 0;
   virtual void log_softmax_last(const Tensor& x, Tensor& out) = 0;
+
+  // ---- model ops (transformer layers; each backward is checked by finite differences) ----
+  // N = number of tokens (B*T flattened), C = hidden size, V = vocabulary, E = experts.
+
+  // out[n, :] = table[ids[n], :]. ids: I32 (N), values in [0, V); table (V, C); out (N, C).
+  virtual void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  // dtable[ids[n], :] += dout[n, :] (accumulates; deterministic on CPU). dtable F32 (V, C).
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
+
+  // RMSNorm over the last dimension: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps),
+  // computed in fp32. x (N, C) (rows may be strided: last dim contiguous), w (C),
+  // out (N, C), rstd F32 (N) saved for backward.
+  virtual void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& out,
+                               Tensor& rstd) = 0;
+  // dx = d/dx (overwritten), dw += d/dw (accumulated, F32 (C)).
+  virtual void rmsnorm_backward(const Tensor& dout, const Tensor& x, const Tensor& w,
+                                const Tensor& rstd, Tensor& dx, Tensor& dw) = 0;
+
+  // Rotary embedding, in place, on x (N, H, D) (N rows, H heads; D even; rows and heads
+  // may be strided, last dim contiguous; F32 or BF16). positions: I32 (N), in [0, P).
+  // cos, sin: F32 (P, D/2), c = cos[positions[n], i], s = sin[positions[n], i] for
+  // frequency i (the caller builds them: rope_theta, yarn scaling, and yarn's attention
+  // factor multiplied in, so (c, s) need not be a pure rotation). Pair i is rotated
+  // (a, b) -> (a c - b s, b c + a s), read and written as follows:
+  //   halves (!interleaved): a = x[i], b = x[i + D/2], written back to the same places
+  //     (HF rotate_half).
+  //   interleaved: a = x[2i], b = x[2i+1], written to x[i] and x[i + D/2]: the output is
+  //     in de-interleaved (halves) order, exactly what HF's DeepSeek-V3
+  //     apply_rotary_pos_emb_interleave returns (it regroups to [x0, x2, .., x1, x3, ..]
+  //     and then applies rotate_half). q and k must both go through this op so that
+  //     their rope parts share the layout (a cached k_rope is stored in halves order).
+  // inverse applies the transpose of the forward map (the backward): (a, b) ->
+  // (a c + b s, b c - a s), read from halves; when interleaved, written back to the
+  // pairs (x[2i], x[2i+1]), so dx comes out in the input's interleaved layout.
+  virtual void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin,
+                    bool interleaved, bool inverse) = 0;
+
+  // Causal scaled-dot-product attention per (batch, head):
+  //   q (B, T, H, Dqk), k (B, T, H, Dqk), v (B, T, H, Dv) -> out (B, T, H, Dv),
+  //   out[t] = sum_{s<=t} softmax_s(scale * q[t].k[s]) v[s]; lse F32 (B, H, T) saved.
+  // Inputs may be strided in T and H (last dim contiguous).
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                                 Tensor& out, Tensor& lse) = 0;
+  // Gradients dq, dk, dv (overwritten) from dout, recomputing probabilities from lse.
+  virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  float scale, Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+
+  // SwiGLU: out = silu(gate) * up. gate, up, out (N, I).
+  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // dgate, dup (overwritten).
+  virtual void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                               Tensor& dgate, Tensor& dup) = 0;
+
+  // Per-token log-probabilities at a temperature: z = logits / temperature,
+  // logprob[n] = z[n, targets[n]] - logsumexp(z[n, :]), in fp32. logits (N, V) (F32 or
+  // BF16), targets I32 (N), < V (a negative target gives logprob 0: ignored position),
+  // logprob F32 (N), lse F32 (N) = logsumexp(z[n, :]) (of the scaled logits) saved, for
+  // every row. entropy (optional, may be undefined): F32 (N), the entropy of
+  // softmax(z[n]) (for every row, ignored or not). -inf logits are allowed (probability
+  // 0); a row with a NaN, a +inf or only -inf gives NaN.
+  virtual void logprob_forward(const Tensor& logits, const Tensor& targets, float temperature,
+                               Tensor& logprob, Tensor& lse, Tensor& entropy) = 0;
+  // dlogits[n, :] = dlogprob[n] * (onehot(targets[n]) - softmax(z[n])) / temperature
+  // (0 for an ignored target) + the entropy term when dentropy (F32 (N)) is defined:
+  // dentropy[n] * (-p_i (log p_i + H[n])) / temperature, p and H recomputed from lse.
+  // Overwrites dlogits (N, V) (F32 or BF16).
+  virtual void logprob_backward(const Tensor& logits, const Tensor& targets, float temperature,
+                                const Tensor& lse, const Tensor& dlogprob, const Tensor& dentropy,
+                                Tensor& dlogits) = 0;
+
+  // ---- mixture of experts (DeepSeekMoE routing, dispatch and combine) ----
+  // k = experts per token; a "slot" is (token n, choice j), flattened as n*k + j.
+
+  // DeepSeek-V3 router on fp32 logits (N, E): scores = sigmoid(logits) (saved, F32 (N, E));
+  // selection uses scores + bias (bias F32 (E), e_score_correction_bias): experts are split
+  // into n_group groups, each group ranked by the sum of its top-2 biased scores, the best
+  // topk_group groups kept, then the top_k biased scores among their experts chosen
+  // (ties: lower expert index first). topk_idx I32 (N, k) in descending biased-score order;
+  // topk_weight F32 (N, k) = unbiased scores of the chosen experts, divided by their sum
+  // (+1e-20) when norm_topk_prob, times scaling (routed_scaling_factor).
+  virtual void moe_router_forward(const Tensor& logits, const Tensor& bias, int n_group,
+                                  int topk_group, int top_k, bool norm_topk_prob, float scaling,
+                                  Tensor& scores, Tensor& topk_idx, Tensor& topk_weight) = 0;
+  // dlogits (N, E), overwritten: the gradient through topk_weight (selection is not
+  // differentiable; unchosen experts get 0).
+  virtual void moe_router_backward(const Tensor& scores, const Tensor& topk_idx,
+                                   const Tensor& dtopk_weight, bool norm_topk_prob, float scaling,
+                                   Tensor& dlogits) = 0;
+
+  // Stable counting sort of slots by expert: sorted_to_slot I32 (N*k) lists the slots
+  // grouped by expert (ascending expert, then ascending slot), slot_to_sorted I32 (N*k)
+  // is its inverse, expert_counts I32 (E) the rows per expert. The caller copies the
+  // counts to the host (an explicit sync) to size the grouped GEMMs.
+  virtual void moe_sort_by_expert(const Tensor& topk_idx, int num_experts, Tensor& sorted_to_slot,
+                                  Tensor& slot_to_sorted, Tensor& expert_counts) = 0;
+  // out[r, :] = x[sorted_to_slot[r] / k, :]. x (N, C), out (N*k, C).
+  virtual void moe_gather(const Tensor& x, const Tensor& sorted_to_slot, int k, Tensor& out) = 0;
+  // dx[n, :] = sum_j dsorted[slot_to_sorted[n*k + j], :] (overwritten; no atomics).
+  virtual void moe_gather_backward(const Tensor& dsorted, const Tensor& slot_to_sorted, int k,
+                                   Tensor& dx) = 0;
+  // out[n, :] (+)= sum_j weight[n, j] * expert_out[slot_to_sorted[n*k + j], :].
+  // expert_out (N*k, C), weight F32 (N, k), out (N, C); accumulate adds to out.
+  virtual void moe_combine(const Tensor& expert_out, const Tensor& slot_to_sorted,
+                           const Tensor& weight, Tensor& out, bool accumulate) = 0;
+  // dexpert_out[slot_to_sorted[n*k+j], :] = weight[n, j] * dout[n, :];
+  // dweight[n, j] = dot(dout[n, :], expert_out[slot_to_sorted[n*k+j], :]). Both overwritten.
+  virtual void moe_combine_backward(const Tensor& dout, const Tensor& expert_out,
+                                    const Tensor& slot_to_sorted, const Tensor& weight,
+                                    Tensor& dexpert_out, Tensor& dweight) = 0;
+
+  // Grouped GEMM over experts: rows of x are consecutive groups, group e having
+  // group_rows[e] rows (host vector, sum = M). For each group:
+  //   out[rows_e] = alpha * x[rows_e] @ op(w[e]) + beta * out[rows_e]
+  // x (M, K); w (E, N, K) when trans_w (the nn.Linear layout), else (E, K, N); out (M, N).
+  virtual void grouped_gemm(const Tensor& x, const Tensor& w, bool trans_w,
+                            const std::vector<int64_t>& group_rows, Tensor& out,
+                            float alpha = 1.0f, float beta = 0.0f) = 0;
+  // Weight gradient of grouped_gemm with trans_w: dw[e] (+)= dout[rows_e]^T @ x[rows_e].
+  // dout (M, N), x (M, K), dw F32 (E, N, K); accumulate adds to dw.
+  virtual void grouped_gemm_wgrad(const Tensor& dout, const Tensor& x,
+                                  const std::vector<int64_t>& group_rows, Tensor& dw,
+                                  bool accumulate) = 0;
+
+  // ---- optimizer ----
+  struct AdamWArgs {
+    float lr, beta1, beta2, eps, weight_decay;
+    float grad_scale;         // multiplies the gradient first (global-norm clipping)
+    float bias_correction1;   // 1 - beta1^step
+    float bias_correction2;   // 1 - beta2^step
+  };
+  // One decoupled-weight-decay Adam step on fp32 master weights:
+  //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  //   param -= lr * (m / bc1 / (sqrt(v / bc2) + eps) + weight_decay * param).
+  // param, m, v F32 (n); grad F32 or BF16 (n). If param_copy is defined (BF16 (n)), it
+  // receives the updated weights rounded to bf16 (the compute copy on GPUs).
+  virtual void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                          const AdamWArgs& args, Tensor& param_copy) = 0;
 };
 
 // The CPU backend. threads <= 0: all cores (OpenMP's default). Sets the threads of

@@ -43,7 +43,9 @@ class Args {
 };
 
 int cmd_version(const std::vector<std::string>& args);
+int cmd_score(const std::vector<std::string>& args);
 int cmd_config(const std::vector<std::string>& args);
+int cmd_ckpt(const std::vector<std::string>& args);
 
 }  // namespace cli
 }  // namespace zeroth

@@ -15,6 +15,8 @@ namespace cli {
 static const Command kCommands[] = {
     {"version", "print the version, compiled backends and library versions", cmd_version},
     {"config", "show, check or document the configuration (YAML, defaults:, --set)", cmd_config},
+    {"ckpt", "create or inspect a model checkpoint (init a HF model directory, info)", cmd_ckpt},
+    {"score", "per-token log-probabilities of token sequences (JSONL ids -> logprobs)", cmd_score},
 };
 
 static void print_usage(FILE* f) {

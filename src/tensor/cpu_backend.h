@@ -46,6 +46,29 @@ class CpuBackend : public Backend {
   void softmax_last(const Tensor& x, Tensor& out) override;
   void log_softmax_last(const Tensor& x, Tensor& out) override;
 
+  // ---- model ops (see backend.h) ----
+  void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) override;
+  void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& out, Tensor& rstd) override;
+  void rmsnorm_backward(const Tensor& dout, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor& dw) override;
+  void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, bool interleaved, bool inverse) override;
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, float scale, Tensor& dq, Tensor& dk, Tensor& dv) override;
+  void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) override;
+  void logprob_forward(const Tensor& logits, const Tensor& targets, float temperature, Tensor& logprob, Tensor& lse, Tensor& entropy) override;
+  void logprob_backward(const Tensor& logits, const Tensor& targets, float temperature, const Tensor& lse, const Tensor& dlogprob, const Tensor& dentropy, Tensor& dlogits) override;
+  void moe_router_forward(const Tensor& logits, const Tensor& bias, int n_group, int topk_group, int top_k, bool norm_topk_prob, float scaling, Tensor& scores, Tensor& topk_idx, Tensor& topk_weight) override;
+  void moe_router_backward(const Tensor& scores, const Tensor& topk_idx, const Tensor& dtopk_weight, bool norm_topk_prob, float scaling, Tensor& dlogits) override;
+  void moe_sort_by_expert(const Tensor& topk_idx, int num_experts, Tensor& sorted_to_slot, Tensor& slot_to_sorted, Tensor& expert_counts) override;
+  void moe_gather(const Tensor& x, const Tensor& sorted_to_slot, int k, Tensor& out) override;
+  void moe_gather_backward(const Tensor& dsorted, const Tensor& slot_to_sorted, int k, Tensor& dx) override;
+  void moe_combine(const Tensor& expert_out, const Tensor& slot_to_sorted, const Tensor& weight, Tensor& out, bool accumulate) override;
+  void moe_combine_backward(const Tensor& dout, const Tensor& expert_out, const Tensor& slot_to_sorted, const Tensor& weight, Tensor& dexpert_out, Tensor& dweight) override;
+  void grouped_gemm(const Tensor& x, const Tensor& w, bool trans_w, const std::vector<int64_t>& group_rows, Tensor& out, float alpha = 1.0f, float beta = 0.0f) override;
+  void grouped_gemm_wgrad(const Tensor& dout, const Tensor& x, const std::vector<int64_t>& group_rows, Tensor& dw, bool accumulate) override;
+  void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWArgs& args, Tensor& param_copy) override;
+
  private:
   int threads_;
 };

@@ -1,0 +1,115 @@
+// Model: the DeepSeek-V3 transformer's forward and backward (llm.c style: explicit
+// layers, no autograd), on any Backend.
+//
+// Owns: the weights and gradients (two ParamSets of one layout), the activation
+// buffers for one (B, T) (allocated at the first forward of a shape and reused), the
+// order of layers in forward and backward, RoPE tables, token log-probabilities and
+// cross-entropy on the logits, MoE routing statistics, the aux-loss-free router-bias
+// update and the optional sequence-wise balance loss.
+// Must not: touch BLAS/CUDA (every computation is a Backend op), communicate (callers
+// all-reduce gradients and expert loads), own optimizer state or training settings.
+//
+// Host synchronisation: every MoE layer copies its expert counts to the host in the
+// forward (to size the grouped GEMMs); the balance loss (alpha > 0) copies the router
+// scores and choices to the host; cross_entropy_step returns a host float. Nothing else
+// waits on the device.
+//
+// Shapes: B batch, T sequence, N = B*T tokens, C hidden, V vocab, E routed experts,
+// k experts per token.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "zeroth/backend.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/tensor.h"
+
+namespace zeroth {
+
+struct ModelActivations;  // per-shape buffers (src/model/model_state.h)
+
+// Expert-load statistics of one MoE layer from the last forward.
+struct MoeLayerStats {
+  int64_t layer = 0;
+  std::vector<int64_t> load;  // (E) tokens routed to each expert
+  int64_t min_load = 0, max_load = 0;
+  double imbalance = 0.0;     // max_load / mean_load (1 = perfectly balanced)
+};
+
+class Model {
+ public:
+  // Allocates F32 weights (uninitialised: call init_params or load_hf_weights on
+  // params()) and F32 gradients (zeroed) on `backend`. Validates the config.
+  Model(const ModelConfig& config, Backend& backend);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return be_; }
+  ParamSet& params() { return params_; }
+  ParamSet& grads() { return grads_; }
+  void zero_grad();
+
+  // Sequence-wise balance loss weight (DeepSeek-V3 eqs. 17-20, tests/golden/README.md);
+  // 0 (default) disables it. When > 0, forward() computes aux_loss() and every backward
+  // adds its gradient (into the routers) to the gradient of the caller's loss.
+  void set_aux_loss_alpha(float alpha);
+  float aux_loss() const { return aux_loss_; }  // of the last forward (0 when disabled)
+
+  // ids: I32 (B, T) on the backend, values in [0, V). Computes logits() and keeps
+  // what backward needs. Positions are 0..T-1 in every row.
+  void forward(const Tensor& ids);
+  // F32 (N, V) of the last forward; row b*T + t predicts token t+1 of row b.
+  const Tensor& logits() const;
+
+  // Per-token log-probabilities of the last forward's logits at `temperature`.
+  // targets: I32 (N), -1 = ignored (logprob 0). logprob: F32 (N). entropy: F32 (N) or
+  // nullptr. Saves targets/temperature for backward_from_logprob_grad.
+  void token_logprobs(const Tensor& targets, float temperature, Tensor& logprob, Tensor* entropy);
+  // Backward of the last token_logprobs: dlogprob F32 (N), dentropy F32 (N) or nullptr.
+  // ACCUMULATES every parameter's gradient into grads() (plus the balance loss's when
+  // enabled). router_bias gets no gradient.
+  void backward_from_logprob_grad(const Tensor& dlogprob, const Tensor* dentropy);
+
+  // Pretraining / SFT step: forward, mean next-token NLL over the targets with
+  // loss_mask != 0, backward (accumulating). ids I32 (B, T); loss_mask F32 (B, T):
+  // loss_mask[b, t] weights the prediction made at t (of token t+1); the last column
+  // is ignored. Returns the CE loss (plus aux_loss() when enabled): a host sync.
+  float cross_entropy_step(const Tensor& ids, const Tensor& loss_mask);
+  float last_ce_loss() const { return ce_loss_; }
+
+  // Routing of the last forward, for MoE layer `layer`: topk_idx I32 (N, k) ordered by
+  // descending biased score, topk_weight F32 (N, k), scores F32 (N, E).
+  const Tensor& routing_topk_idx(int64_t layer) const;
+  const Tensor& routing_topk_weight(int64_t layer) const;
+  const Tensor& routing_scores(int64_t layer) const;
+
+  // Expert loads of the last forward: one entry per MoE layer (in layer order).
+  std::vector<MoeLayerStats> moe_stats() const;
+  // Aux-loss-free balancing: for every MoE layer i (in moe_stats() order),
+  // router_bias[e] += gamma * sign(mean(load) - load[e]). global_loads[i] has E entries
+  // (the caller sums loads over data-parallel ranks first).
+  void update_router_bias(float gamma, const std::vector<std::vector<int64_t>>& global_loads);
+
+ private:
+  void ensure_shape(int64_t B, int64_t T);
+  void backward_from_logits_grad();
+
+  ModelConfig config_;
+  Backend& be_;
+  ParamSet params_;
+  ParamSet grads_;
+  std::unique_ptr<ModelActivations> act_;
+  float aux_alpha_ = 0.0f;
+  float aux_loss_ = 0.0f;
+  float ce_loss_ = 0.0f;
+  float temperature_ = 1.0f;
+  bool have_forward_ = false;
+  bool have_logprob_ = false;
+};
+
+}  // namespace zeroth

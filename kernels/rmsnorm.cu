@@ -1,0 +1,161 @@
+// RMSNorm forward and backward, one warp per row.
+//
+// Owns: the row kernels (warp w of block b handles rows b * kNormWarps + w, then every
+// gridDim * kNormWarps further; lane l handles columns l, l + 32, ...; sums reduce over
+// the warp in a fixed order) and the two-pass dw reduction (pass 1: block (x, y)
+// sums its chunk of kDwRowsPerChunk rows for 32 columns into partials[y, :]; pass 2:
+// one thread per column adds the partials in ascending chunk order to dw). Must not:
+// use float atomics.
+#include "rmsnorm.h"
+
+#include "cuda/cuda_check.h"
+#include "kernel_common.cuh"
+
+namespace zeroth {
+
+namespace {
+
+constexpr int kNormWarps = 8;  // rows per block in the row kernels
+constexpr int64_t kMaxNormBlocks = 65535;
+constexpr int kDwRowsPerChunk = 256;  // rows per partial sum of dw
+constexpr int kDwThreadsY = 8;        // block (32, kDwThreadsY) in the dw partial pass
+
+int64_t dw_chunks(int64_t n) { return (n + kDwRowsPerChunk - 1) / kDwRowsPerChunk; }
+
+unsigned row_blocks(int64_t n) {
+  const int64_t b = (n + kNormWarps - 1) / kNormWarps;
+  return unsigned(b < kMaxNormBlocks ? b : kMaxNormBlocks);
+}
+
+}  // namespace
+
+// ---- kernels ----
+
+// Grid: row_blocks(n); block: (32 * kNormWarps).
+__global__ void rmsnorm_forward_kernel(const void* x, DType x_dtype, int64_t ld_x, const void* w,
+                                       DType w_dtype, float eps, void* out, DType out_dtype,
+                                       int64_t ld_out, float* rstd, int64_t n, int64_t c) {
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  for (int64_t i = int64_t(blockIdx.x) * kNormWarps + warp; i < n;
+       i += int64_t(gridDim.x) * kNormWarps) {
+    const int64_t xrow = i * ld_x, orow = i * ld_out;
+    float ss = 0.0f;
+    for (int64_t j = lane; j < c; j += 32) {
+      const float v = load_as_float(x, x_dtype, xrow + j);
+      ss += v * v;
+    }
+    ss = warp_reduce_sum(ss);
+    const float r = rsqrtf(ss / float(c) + eps);
+    for (int64_t j = lane; j < c; j += 32)
+      store_from_float(out, out_dtype, orow + j,
+                       load_as_float(x, x_dtype, xrow + j) * r * load_as_float(w, w_dtype, j));
+    if (lane == 0) rstd[i] = r;
+  }
+}
+
+// Grid: row_blocks(n); block: (32 * kNormWarps).
+__global__ void rmsnorm_backward_dx_kernel(const void* dout, DType dout_dtype, int64_t ld_dout,
+                                           const void* x, DType x_dtype, int64_t ld_x,
+                                           const void* w, DType w_dtype, const float* rstd,
+                                           void* dx, DType dx_dtype, int64_t ld_dx, int64_t n,
+                                           int64_t c) {
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  for (int64_t i = int64_t(blockIdx.x) * kNormWarps + warp; i < n;
+       i += int64_t(gridDim.x) * kNormWarps) {
+    const int64_t grow = i * ld_dout, xrow = i * ld_x, drow = i * ld_dx;
+    float dot = 0.0f;
+    for (int64_t j = lane; j < c; j += 32)
+      dot += load_as_float(dout, dout_dtype, grow + j) * load_as_float(w, w_dtype, j) *
+             load_as_float(x, x_dtype, xrow + j);
+    dot = warp_reduce_sum(dot);
+    const float r = rstd[i];
+    const float coef = r * r * r * dot / float(c);
+    for (int64_t j = lane; j < c; j += 32) {
+      const float g = load_as_float(dout, dout_dtype, grow + j) * load_as_float(w, w_dtype, j);
+      store_from_float(dx, dx_dtype, drow + j, r * g - load_as_float(x, x_dtype, xrow + j) * coef);
+    }
+  }
+}
+
+// Grid: (ceil(c / 32), dw_chunks(n)); block: (32, kDwThreadsY). Thread (tx, ty) sums
+// rows chunk_start + ty, + kDwThreadsY, ... of column blockIdx.x * 32 + tx; the block
+// then adds its kDwThreadsY sums in order of ty into partials[blockIdx.y, column].
+__global__ void rmsnorm_dw_partial_kernel(const void* dout, DType dout_dtype, int64_t ld_dout,
+                                          const void* x, DType x_dtype, int64_t ld_x,
+                                          const float* rstd, float* partials, int64_t n,
+                                          int64_t c) {
+  __shared__ float sums[kDwThreadsY][33];
+  const int64_t col = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  const int64_t row0 = int64_t(blockIdx.y) * kDwRowsPerChunk;
+  const int64_t row_end = row0 + kDwRowsPerChunk < n ? row0 + kDwRowsPerChunk : n;
+  float acc = 0.0f;
+  if (col < c) {
+    for (int64_t i = row0 + threadIdx.y; i < row_end; i += kDwThreadsY)
+      acc += load_as_float(dout, dout_dtype, i * ld_dout + col) *
+             load_as_float(x, x_dtype, i * ld_x + col) * rstd[i];
+  }
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < c) {
+    float total = 0.0f;
+    for (int y = 0; y < kDwThreadsY; ++y) total += sums[y][threadIdx.x];
+    partials[int64_t(blockIdx.y) * c + col] = total;
+  }
+}
+
+// Grid-stride over columns: dw[col] += sum over chunks (ascending) of partials[chunk, col].
+__global__ void rmsnorm_dw_final_kernel(const float* partials, int64_t chunks, float* dw,
+                                        int64_t c) {
+  for (int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; col < c;
+       col += int64_t(gridDim.x) * blockDim.x) {
+    float total = 0.0f;
+    for (int64_t k = 0; k < chunks; ++k) total += partials[k * c + col];
+    dw[col] += total;
+  }
+}
+
+// ---- launchers ----
+
+void launch_rmsnorm_forward(const void* x, DType x_dtype, int64_t ld_x, const void* w,
+                            DType w_dtype, float eps, void* out, DType out_dtype, int64_t ld_out,
+                            float* rstd, int64_t n, int64_t c, cudaStream_t stream) {
+  if (n <= 0 || c <= 0) return;
+  rmsnorm_forward_kernel<<<row_blocks(n), 32 * kNormWarps, 0, stream>>>(
+      x, x_dtype, ld_x, w, w_dtype, eps, out, out_dtype, ld_out, rstd, n, c);
+  ZT_CUDA_CHECK_LAUNCH();
+}
+
+size_t rmsnorm_backward_scratch_bytes(int64_t n, int64_t c) {
+  if (n <= 0 || c <= 0) return 0;
+  return sizeof(float) * size_t(dw_chunks(n)) * size_t(c);
+}
+
+void launch_rmsnorm_backward(const void* dout, DType dout_dtype, int64_t ld_dout, const void* x,
+                             DType x_dtype, int64_t ld_x, const void* w, DType w_dtype,
+                             const float* rstd, void* dx, DType dx_dtype, int64_t ld_dx,
+                             float* dw, int64_t n, int64_t c, void* scratch, size_t scratch_bytes,
+                             cudaStream_t stream) {
+  if (n <= 0 || c <= 0) return;
+  ZT_ASSERT(scratch_bytes >= rmsnorm_backward_scratch_bytes(n, c),
+            "rmsnorm_backward: scratch of %zu bytes, need %zu", scratch_bytes,
+            rmsnorm_backward_scratch_bytes(n, c));
+  const int64_t chunks = dw_chunks(n);
+  ZT_ASSERT(chunks <= 65535, "rmsnorm_backward: %lld rows exceed %lld", (long long)n,
+            (long long)(65535 * kDwRowsPerChunk));
+  float* partials = static_cast<float*>(scratch);
+  const dim3 grid(unsigned((c + 31) / 32), unsigned(chunks));
+  rmsnorm_dw_partial_kernel<<<grid, dim3(32, kDwThreadsY), 0, stream>>>(
+      dout, dout_dtype, ld_dout, x, x_dtype, ld_x, rstd, partials, n, c);
+  ZT_CUDA_CHECK_LAUNCH();
+  rmsnorm_dw_final_kernel<<<elementwise_blocks(c), kElementwiseThreads, 0, stream>>>(
+      partials, chunks, dw, c);
+  ZT_CUDA_CHECK_LAUNCH();
+  // dx last: dw reads dout, which dx may alias.
+  rmsnorm_backward_dx_kernel<<<row_blocks(n), 32 * kNormWarps, 0, stream>>>(
+      dout, dout_dtype, ld_dout, x, x_dtype, ld_x, w, w_dtype, rstd, dx, dx_dtype, ld_dx, n, c);
+  ZT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace zeroth

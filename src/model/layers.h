@@ -1,0 +1,144 @@
+// Layers of the DeepSeek-V3 model: each a forward that saves its activations into a
+// struct and a backward that reads them, in llm.c style. Model (model.cpp) allocates
+// the structs once per (B, T) and calls the layers in order and in reverse.
+//
+// Owns: the per-layer activation structs and the layer functions (linear, MLA
+// attention, SwiGLU MLP, DeepSeekMoE, RoPE tables, balance loss). Must not: allocate
+// per call (buffers come in through the structs), call BLAS/CUDA (Backend ops only),
+// or communicate. Backward functions OVERWRITE the input gradient they return and
+// ACCUMULATE into parameter gradients.
+//
+// Shapes: N tokens (B*T), C hidden, H heads, Dn/Dr/Dqk/Dv head dims, Rq/Rkv LoRA
+// ranks, W an MLP's width, E routed experts, k experts per token, Im expert width.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "zeroth/backend.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/tensor.h"
+
+namespace zeroth {
+namespace model {
+
+constexpr float kLoraNormEps = 1e-6f;  // q_a_layernorm / kv_a_layernorm (HF default)
+
+// ---- linear: y = x @ w^T (nn.Linear, no bias) ----
+// x (M, in) (rows may be strided), w (out, in), y (M, out).
+void linear_forward(Backend& be, const Tensor& x, const Tensor& w, Tensor& y);
+// dw (out, in) += dy^T @ x; dx (M, in) = dy @ w (or += when accumulate_dx); dx may be
+// nullptr (no input gradient wanted).
+void linear_backward(Backend& be, const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dw,
+                     Tensor* dx, bool accumulate_dx);
+
+// ---- RoPE tables ----
+struct RopeTables {
+  Tensor positions;  // I32 (N): t of token b*T + t
+  Tensor cos, sin;   // F32 (T, Dr/2), attention_factor folded in (yarn)
+};
+// Host computation of inv_freq (default or yarn, HF rules) and the tables.
+void build_rope_tables(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, RopeTables& out);
+
+// ---- MLA attention ----
+struct AttentionActs {
+  Tensor q_a;        // (N, Rq)          q_a_proj(x), q-LoRA only
+  Tensor q_a_rstd;   // (N)
+  Tensor q_a_normed; // (N, Rq)
+  Tensor q;          // (N, H*Dqk)       after RoPE on each head's last Dr
+  Tensor ckv;        // (N, Rkv + Dr)    latent (before its norm) | k_rope (after RoPE)
+  Tensor kv_rstd;    // (N)
+  Tensor kv_normed;  // (N, Rkv)
+  Tensor kv;         // (N, H*(Dn+Dv))   kv_b_proj output: per head k_nope | v
+  Tensor k;          // (N, H*Dqk)       per head k_nope | shared k_rope
+  Tensor out;        // (N, H*Dv)        attention output before o_proj
+  Tensor lse;        // F32 (B, H, T)
+};
+struct AttentionScratch {  // backward buffers shared by all layers
+  Tensor dout;        // (N, H*Dv)
+  Tensor dq, dk;      // (N, H*Dqk)
+  Tensor dv;          // (N, H*Dv)
+  Tensor dkv;         // (N, H*(Dn+Dv))
+  Tensor dq_a_normed; // (N, Rq)
+  Tensor dq_a;        // (N, Rq)
+  Tensor dkv_normed;  // (N, Rkv)
+  Tensor dkv_lat;     // (N, Rkv)
+  Tensor dckv;        // (N, Rkv + Dr)
+  Tensor ones;        // F32 (H, 1): broadcasts k_rope to every head (and sums back)
+};
+void alloc_attention(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, AttentionActs& a);
+void alloc_attention_scratch(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
+                             AttentionScratch& s);
+// x (N, C) -> y (N, C) = o_proj(attention(x)).
+void attention_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
+                       const AttentionParams& p, const RopeTables& rope, const Tensor& x,
+                       AttentionActs& a, AttentionScratch& s, Tensor& y);
+// dy (N, C) -> dx (N, C) (overwritten); parameter gradients accumulate into g.
+void attention_backward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
+                        const AttentionParams& p, AttentionParams& g, const RopeTables& rope,
+                        const Tensor& x, const AttentionActs& a, AttentionScratch& s,
+                        const Tensor& dy, Tensor& dx);
+
+// ---- SwiGLU MLP (dense layers and shared experts) ----
+struct MlpActs {
+  Tensor gate, up, h;  // (N, W): gate(x), up(x), silu(gate) * up
+};
+struct MlpScratch {
+  Tensor dh, dgate, dup;  // (N, Wmax), narrowed to (N, W)
+};
+void alloc_mlp(Backend& be, int64_t N, int64_t W, MlpActs& a);
+void alloc_mlp_scratch(Backend& be, int64_t N, int64_t Wmax, MlpScratch& s);
+// x (N, C) -> y (N, C).
+void mlp_forward(Backend& be, const MlpParams& p, const Tensor& x, MlpActs& a, Tensor& y);
+// dy (N, C) -> dx (N, C) (overwritten, or accumulated when accumulate_dx).
+void mlp_backward(Backend& be, const MlpParams& p, MlpParams& g, const Tensor& x, const MlpActs& a,
+                  MlpScratch& s, const Tensor& dy, Tensor& dx, bool accumulate_dx);
+
+// ---- DeepSeekMoE: router, routed experts, shared experts ----
+struct MoeActs {
+  Tensor logits;          // F32 (N, E) router logits
+  Tensor scores;          // F32 (N, E) sigmoid
+  Tensor topk_idx;        // I32 (N, k)
+  Tensor topk_weight;     // F32 (N, k)
+  Tensor sorted_to_slot;  // I32 (N*k)
+  Tensor slot_to_sorted;  // I32 (N*k)
+  Tensor counts;          // I32 (E) on the device
+  std::vector<int64_t> load;  // (E) counts on the host
+  Tensor xs;              // (N*k, C)  tokens gathered in expert order
+  Tensor gate, up, h;     // (N*k, Im)
+  Tensor eo;              // (N*k, C)  expert outputs (before the weights)
+  MlpActs shared;         // (N, Im*Ns); undefined when Ns = 0
+  float aux_loss = 0.0f;            // balance loss of this layer (alpha included)
+  std::vector<float> aux_dlogits;   // (N*E) its gradient w.r.t. the router logits
+};
+struct MoeScratch {
+  Tensor deo;       // (N*k, C)
+  Tensor dweight;   // F32 (N, k)
+  Tensor dh, dgate, dup;  // (N*k, Im)
+  Tensor dxs;       // (N*k, C)
+  Tensor dlogits;   // F32 (N, E)
+  Tensor daux;      // F32 (N, E) balance-loss gradient (uploaded from the host)
+  Tensor dx_part;   // (N, C)
+};
+void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a);
+void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s);
+// x (N, C) -> y (N, C). Copies the expert counts to the host (sync). With
+// aux_alpha > 0 also computes the sequence-wise balance loss on the host (B
+// sequences of T tokens) into a.aux_loss / a.aux_dlogits.
+void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
+                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y);
+// dy (N, C) -> dx (N, C) (overwritten). with_aux adds the balance loss's gradient.
+void moe_backward(Backend& be, const ModelConfig& cfg, const MoeParams& p, MoeParams& g,
+                  const Tensor& x, const MoeActs& a, MoeScratch& s, MlpScratch& ms,
+                  bool with_aux, const Tensor& dy, Tensor& dx);
+
+// Host reference of the balance loss (DeepSeek-V3 eqs. 17-20) for one MoE layer:
+// scores (B*T, E) sigmoid scores, topk_idx (B*T, k). Returns the loss (alpha included,
+// mean over sequences) and fills dlogits (B*T*E) = d loss / d router logits.
+float balance_loss_host(const std::vector<float>& scores, const std::vector<int32_t>& topk_idx,
+                        int64_t B, int64_t T, int64_t E, int64_t k, float alpha,
+                        std::vector<float>& dlogits);
+
+}  // namespace model
+}  // namespace zeroth

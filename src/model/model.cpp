@@ -1,0 +1,322 @@
+// Model: the DeepSeek-V3 forward and backward, layer after layer (llm.c style).
+// Owns: the per-(B, T) activation buffers (ModelActivations), the order of layers in
+// forward and in reverse, logits -> log-probabilities / cross-entropy, MoE statistics
+// and the router-bias update. Must not: implement any layer math (src/model/layer_*.cpp)
+// or call BLAS/CUDA; communicate.
+#include "zeroth/model.h"
+
+#include <cmath>
+#include <vector>
+
+#include "model/layers.h"
+#include "zeroth/error.h"
+
+namespace zeroth {
+
+struct LayerActivations {
+  Tensor in_normed;    // (N, C) input_layernorm(x)
+  Tensor in_rstd;      // (N)
+  model::AttentionActs attn;
+  Tensor x_mid;        // (N, C) x + attention
+  Tensor post_normed;  // (N, C)
+  Tensor post_rstd;    // (N)
+  model::MlpActs mlp;  // dense layers
+  model::MoeActs moe;  // MoE layers
+};
+
+struct ModelActivations {
+  int64_t B = 0, T = 0, N = 0;
+  Tensor ids;                   // I32 (N) copy of the last forward's ids
+  model::RopeTables rope;
+  std::vector<Tensor> resid;    // L+1 x (N, C): input of layer l; resid[L] the last output
+  std::vector<LayerActivations> layers;
+  Tensor branch_out;            // (N, C) attention / MLP output before the residual add
+  Tensor final_normed;          // (N, C)
+  Tensor final_rstd;            // (N)
+  Tensor logits;                // F32 (N, V)
+  Tensor targets;               // I32 (N) of the last token_logprobs
+  Tensor lse;                   // F32 (N)
+  Tensor logprob, no_entropy;   // F32 (N) (cross_entropy_step), undefined
+  Tensor dlogprob;              // F32 (N)
+  Tensor dlogits;               // F32 (N, V)
+  // backward scratch
+  Tensor dres, dnormed, dtmp;   // (N, C)
+  model::AttentionScratch attn_s;
+  model::MlpScratch mlp_s;
+  model::MoeScratch moe_s;
+};
+
+Model::Model(const ModelConfig& config, Backend& backend)
+    : config_(config), be_(backend) {
+  config_.validate("model config");
+  params_ = make_param_set(config_, be_, DType::F32);
+  grads_ = make_param_set(config_, be_, DType::F32);
+  zero_grad();
+}
+
+Model::~Model() = default;
+
+void Model::zero_grad() { be_.fill(grads_.flat, 0.0); }
+
+void Model::set_aux_loss_alpha(float alpha) {
+  ZT_ASSERT(alpha >= 0.0f && std::isfinite(alpha), "aux loss alpha must be >= 0, got %g",
+            double(alpha));
+  aux_alpha_ = alpha;
+}
+
+void Model::ensure_shape(int64_t B, int64_t T) {
+  if (act_ && act_->B == B && act_->T == T) return;
+  act_.reset();  // free the old shape's buffers first
+  auto a = std::make_unique<ModelActivations>();
+  const ModelConfig& c = config_;
+  const int64_t N = B * T, C = c.hidden_size, L = c.num_hidden_layers, V = c.vocab_size;
+  a->B = B;
+  a->T = T;
+  a->N = N;
+  a->ids = Tensor::empty(be_, {N}, DType::I32);
+  model::build_rope_tables(be_, c, B, T, a->rope);
+  for (int64_t l = 0; l <= L; ++l) a->resid.push_back(Tensor::empty(be_, {N, C}, DType::F32));
+  a->layers.resize(size_t(L));
+  int64_t wmax = 0;
+  bool any_moe = false;
+  for (int64_t l = 0; l < L; ++l) {
+    LayerActivations& la = a->layers[size_t(l)];
+    la.in_normed = Tensor::empty(be_, {N, C}, DType::F32);
+    la.in_rstd = Tensor::empty(be_, {N}, DType::F32);
+    model::alloc_attention(be_, c, B, T, la.attn);
+    la.x_mid = Tensor::empty(be_, {N, C}, DType::F32);
+    la.post_normed = Tensor::empty(be_, {N, C}, DType::F32);
+    la.post_rstd = Tensor::empty(be_, {N}, DType::F32);
+    if (c.is_moe_layer(l)) {
+      model::alloc_moe(be_, c, N, la.moe);
+      wmax = std::max(wmax, c.moe_intermediate_size * c.n_shared_experts);
+      any_moe = true;
+    } else {
+      model::alloc_mlp(be_, N, c.intermediate_size, la.mlp);
+      wmax = std::max(wmax, c.intermediate_size);
+    }
+  }
+  a->branch_out = Tensor::empty(be_, {N, C}, DType::F32);
+  a->final_normed = Tensor::empty(be_, {N, C}, DType::F32);
+  a->final_rstd = Tensor::empty(be_, {N}, DType::F32);
+  a->logits = Tensor::empty(be_, {N, V}, DType::F32);
+  a->targets = Tensor::empty(be_, {N}, DType::I32);
+  a->lse = Tensor::empty(be_, {N}, DType::F32);
+  a->logprob = Tensor::empty(be_, {N}, DType::F32);
+  a->dlogprob = Tensor::empty(be_, {N}, DType::F32);
+  a->dlogits = Tensor::empty(be_, {N, V}, DType::F32);
+  a->dres = Tensor::empty(be_, {N, C}, DType::F32);
+  a->dnormed = Tensor::empty(be_, {N, C}, DType::F32);
+  a->dtmp = Tensor::empty(be_, {N, C}, DType::F32);
+  model::alloc_attention_scratch(be_, c, B, T, a->attn_s);
+  if (wmax > 0) model::alloc_mlp_scratch(be_, N, wmax, a->mlp_s);
+  if (any_moe) model::alloc_moe_scratch(be_, c, N, a->moe_s);
+  act_ = std::move(a);
+}
+
+void Model::forward(const Tensor& ids) {
+  ZT_ASSERT(ids.dim() == 2 && ids.dtype() == DType::I32 && ids.is_contiguous(),
+            "forward: ids must be contiguous I32 (B, T), got %s", ids.str().c_str());
+  const ModelConfig& c = config_;
+  const float eps = float(c.rms_norm_eps);
+  const int64_t B = ids.size(0), T = ids.size(1);
+  ensure_shape(B, T);
+  ModelActivations& a = *act_;
+  const ModelParams& p = params_.params;
+  be_.copy(ids.view({a.N}), a.ids);
+
+  be_.embedding_forward(a.ids, p.embed, a.resid[0]);
+  aux_loss_ = 0.0f;
+  for (size_t l = 0; l < a.layers.size(); ++l) {
+    const LayerParams& lp = p.layers[l];
+    LayerActivations& la = a.layers[l];
+    be_.rmsnorm_forward(a.resid[l], lp.input_norm, eps, la.in_normed, la.in_rstd);
+    model::attention_forward(be_, c, B, T, lp.attn, a.rope, la.in_normed, la.attn, a.attn_s,
+                             a.branch_out);
+    be_.add(a.resid[l], a.branch_out, la.x_mid);
+    be_.rmsnorm_forward(la.x_mid, lp.post_attn_norm, eps, la.post_normed, la.post_rstd);
+    if (lp.is_moe) {
+      model::moe_forward(be_, c, B, T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out);
+      aux_loss_ += la.moe.aux_loss;
+    } else {
+      model::mlp_forward(be_, lp.mlp, la.post_normed, la.mlp, a.branch_out);
+    }
+    be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
+  }
+  be_.rmsnorm_forward(a.resid.back(), p.final_norm, eps, a.final_normed, a.final_rstd);
+  model::linear_forward(be_, a.final_normed, p.lm_head, a.logits);
+  have_forward_ = true;
+  have_logprob_ = false;
+}
+
+const Tensor& Model::logits() const {
+  ZT_ASSERT(have_forward_, "logits() before forward()");
+  return act_->logits;
+}
+
+void Model::token_logprobs(const Tensor& targets, float temperature, Tensor& logprob,
+                           Tensor* entropy) {
+  ZT_ASSERT(have_forward_, "token_logprobs() before forward()");
+  ZT_ASSERT(temperature > 0.0f, "temperature must be > 0, got %g", double(temperature));
+  ModelActivations& a = *act_;
+  ZT_ASSERT(targets.numel() == a.N && targets.dtype() == DType::I32,
+            "targets must be I32 (%lld), got %s", (long long)a.N, targets.str().c_str());
+  be_.copy(targets.view({a.N}), a.targets);
+  Tensor none;
+  be_.logprob_forward(a.logits, a.targets, temperature, logprob, a.lse, entropy ? *entropy : none);
+  temperature_ = temperature;
+  have_logprob_ = true;
+}
+
+void Model::backward_from_logprob_grad(const Tensor& dlogprob, const Tensor* dentropy) {
+  ZT_ASSERT(have_logprob_, "backward_from_logprob_grad() without token_logprobs()");
+  ModelActivations& a = *act_;
+  Tensor none;
+  be_.logprob_backward(a.logits, a.targets, temperature_, a.lse, dlogprob,
+                       dentropy ? *dentropy : none, a.dlogits);
+  backward_from_logits_grad();
+}
+
+void Model::backward_from_logits_grad() {
+  const ModelConfig& c = config_;
+  ModelActivations& a = *act_;
+  const ModelParams& p = params_.params;
+  ModelParams& g = grads_.params;
+  const bool with_aux = aux_alpha_ > 0.0f;
+
+  model::linear_backward(be_, a.dlogits, a.final_normed, p.lm_head, g.lm_head, &a.dnormed, false);
+  be_.rmsnorm_backward(a.dnormed, a.resid.back(), p.final_norm, a.final_rstd, a.dres,
+                       g.final_norm);
+  for (size_t li = a.layers.size(); li-- > 0;) {
+    const LayerParams& lp = p.layers[li];
+    LayerParams& lg = g.layers[li];
+    LayerActivations& la = a.layers[li];
+    // dres = d resid[l+1]: through the MLP / MoE branch, then its norm.
+    if (lp.is_moe)
+      model::moe_backward(be_, c, lp.moe, lg.moe, la.post_normed, la.moe, a.moe_s, a.mlp_s,
+                          with_aux, a.dres, a.dnormed);
+    else
+      model::mlp_backward(be_, lp.mlp, lg.mlp, la.post_normed, la.mlp, a.mlp_s, a.dres, a.dnormed,
+                          false);
+    be_.rmsnorm_backward(a.dnormed, la.x_mid, lp.post_attn_norm, la.post_rstd, a.dtmp,
+                         lg.post_attn_norm);
+    be_.add(a.dres, a.dtmp, a.dres);  // dres = d x_mid
+    model::attention_backward(be_, c, a.B, a.T, lp.attn, lg.attn, a.rope, la.in_normed, la.attn,
+                              a.attn_s, a.dres, a.dnormed);
+    be_.rmsnorm_backward(a.dnormed, a.resid[li], lp.input_norm, la.in_rstd, a.dtmp,
+                         lg.input_norm);
+    be_.add(a.dres, a.dtmp, a.dres);  // dres = d resid[l]
+  }
+  be_.embedding_backward(a.ids, a.dres, g.embed);
+}
+
+float Model::cross_entropy_step(const Tensor& ids, const Tensor& loss_mask) {
+  ZT_ASSERT(ids.dim() == 2 && loss_mask.shape() == ids.shape() &&
+                loss_mask.dtype() == DType::F32,
+            "cross_entropy_step: ids I32 (B, T) and loss_mask F32 (B, T), got %s and %s",
+            ids.str().c_str(), loss_mask.str().c_str());
+  const int64_t B = ids.size(0), T = ids.size(1), N = B * T;
+  forward(ids);
+  ModelActivations& a = *act_;
+  // Targets: token t+1 of the same row; the last position of each row is ignored.
+  std::vector<int32_t> h_ids(static_cast<size_t>(N)), h_targets(static_cast<size_t>(N));
+  std::vector<float> h_mask(static_cast<size_t>(N));
+  ids.copy_to_host(h_ids.data(), h_ids.size() * sizeof(int32_t));
+  loss_mask.copy_to_host(h_mask.data(), h_mask.size() * sizeof(float));
+  double mask_sum = 0.0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t n = b * T + t;
+      if (t + 1 < T) {
+        h_targets[size_t(n)] = h_ids[size_t(n + 1)];
+        mask_sum += h_mask[size_t(n)];
+      } else {
+        h_targets[size_t(n)] = -1;
+        h_mask[size_t(n)] = 0.0f;
+      }
+    }
+  ZT_ASSERT(mask_sum > 0.0, "cross_entropy_step: the loss mask selects no target");
+  Tensor targets = Tensor::empty(be_, {N}, DType::I32);
+  targets.copy_from_host(h_targets.data(), h_targets.size() * sizeof(int32_t));
+  token_logprobs(targets, 1.0f, a.logprob, nullptr);
+  std::vector<float> h_lp(static_cast<size_t>(N)), h_dlp(static_cast<size_t>(N));
+  a.logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
+  double nll = 0.0;
+  for (int64_t n = 0; n < N; ++n) {
+    nll -= double(h_mask[size_t(n)]) * h_lp[size_t(n)];
+    h_dlp[size_t(n)] = float(-double(h_mask[size_t(n)]) / mask_sum);
+  }
+  ce_loss_ = float(nll / mask_sum);
+  a.dlogprob.copy_from_host(h_dlp.data(), h_dlp.size() * sizeof(float));
+  backward_from_logprob_grad(a.dlogprob, nullptr);
+  return ce_loss_ + aux_loss_;
+}
+
+static const model::MoeActs& moe_acts(const ModelConfig& c, const ModelActivations* a,
+                                      int64_t layer) {
+  ZT_ASSERT(a != nullptr, "routing queried before forward()");
+  ZT_ASSERT(layer >= 0 && layer < c.num_hidden_layers && c.is_moe_layer(layer),
+            "layer %lld is not a MoE layer", (long long)layer);
+  return a->layers[size_t(layer)].moe;
+}
+
+const Tensor& Model::routing_topk_idx(int64_t layer) const {
+  return moe_acts(config_, act_.get(), layer).topk_idx;
+}
+const Tensor& Model::routing_topk_weight(int64_t layer) const {
+  return moe_acts(config_, act_.get(), layer).topk_weight;
+}
+const Tensor& Model::routing_scores(int64_t layer) const {
+  return moe_acts(config_, act_.get(), layer).scores;
+}
+
+std::vector<MoeLayerStats> Model::moe_stats() const {
+  std::vector<MoeLayerStats> out;
+  if (!have_forward_) return out;
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    if (!config_.is_moe_layer(l)) continue;
+    MoeLayerStats s;
+    s.layer = l;
+    s.load = act_->layers[size_t(l)].moe.load;
+    int64_t sum = 0;
+    s.min_load = s.load.empty() ? 0 : s.load[0];
+    for (int64_t x : s.load) {
+      sum += x;
+      s.min_load = std::min(s.min_load, x);
+      s.max_load = std::max(s.max_load, x);
+    }
+    double mean = s.load.empty() ? 0.0 : double(sum) / double(s.load.size());
+    s.imbalance = mean > 0.0 ? double(s.max_load) / mean : 0.0;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void Model::update_router_bias(float gamma,
+                               const std::vector<std::vector<int64_t>>& global_loads) {
+  const int64_t E = config_.n_routed_experts;
+  size_t i = 0;
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    if (!config_.is_moe_layer(l)) continue;
+    ZT_ASSERT(i < global_loads.size(), "update_router_bias: %zu load vectors for more MoE layers",
+              global_loads.size());
+    const std::vector<int64_t>& load = global_loads[i++];
+    ZT_ASSERT(int64_t(load.size()) == E, "update_router_bias: %zu loads, expected %lld",
+              load.size(), (long long)E);
+    double mean = 0.0;
+    for (int64_t x : load) mean += double(x);
+    mean /= double(E);
+    Tensor& bias = params_.params.layers[size_t(l)].moe.router_bias;
+    std::vector<float> b(static_cast<size_t>(E));
+    bias.copy_to_host(b.data(), b.size() * sizeof(float));
+    for (int64_t e = 0; e < E; ++e) {
+      const double d = mean - double(load[size_t(e)]);
+      b[size_t(e)] += gamma * float((d > 0.0) - (d < 0.0));
+    }
+    bias.copy_from_host(b.data(), b.size() * sizeof(float));
+  }
+  ZT_ASSERT(i == global_loads.size(), "update_router_bias: %zu load vectors for %zu MoE layers",
+            global_loads.size(), i);
+}
+
+}  // namespace zeroth

@@ -1,0 +1,190 @@
+// load_hf_weights / save_hf_weights: a ParamSet <-> a Hugging Face model directory
+// (config.json + model.safetensors or sharded model-*.safetensors with its index).
+//
+// Owns: matching HF tensor names to ParamSet entries, the checks on a directory's
+// config.json and tensors (missing, unexpected, mis-shaped: CheckpointErrors naming
+// the tensor and both shapes), dtype conversion on the way in and out, and which
+// tensors HF tolerates (multi-token-prediction layers, tied lm_head, rotary buffers).
+// Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
+// (model_params.cpp).
+#include <map>
+#include <set>
+
+#include "io/io_util.h"
+#include "zeroth/error.h"
+#include "zeroth/log.h"
+#include "zeroth/model_params.h"
+#include "zeroth/safetensors.h"
+
+namespace zeroth {
+
+namespace {
+
+// Differences in the keys that define the model's shapes and computation.
+std::vector<std::string> config_differences(const ModelConfig& want, const ModelConfig& got) {
+  std::vector<std::string> diffs;
+  auto cmp = [&](const char* key, const std::string& a, const std::string& b) {
+    if (a != b) diffs.push_back(strformat("%s: expected %s, found %s", key, a.c_str(), b.c_str()));
+  };
+  auto i = [](int64_t v) { return std::to_string(v); };
+  auto d = [](double v) { return strformat("%.17g", v); };
+  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  auto oi = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("null"); };
+  cmp("vocab_size", i(want.vocab_size), i(got.vocab_size));
+  cmp("hidden_size", i(want.hidden_size), i(got.hidden_size));
+  cmp("intermediate_size", i(want.intermediate_size), i(got.intermediate_size));
+  cmp("moe_intermediate_size", i(want.moe_intermediate_size), i(got.moe_intermediate_size));
+  cmp("num_hidden_layers", i(want.num_hidden_layers), i(got.num_hidden_layers));
+  cmp("num_attention_heads", i(want.num_attention_heads), i(got.num_attention_heads));
+  cmp("n_shared_experts", i(want.n_shared_experts), i(got.n_shared_experts));
+  cmp("n_routed_experts", i(want.n_routed_experts), i(got.n_routed_experts));
+  cmp("routed_scaling_factor", d(want.routed_scaling_factor), d(got.routed_scaling_factor));
+  cmp("kv_lora_rank", i(want.kv_lora_rank), i(got.kv_lora_rank));
+  cmp("q_lora_rank", oi(want.q_lora_rank), oi(got.q_lora_rank));
+  cmp("qk_rope_head_dim", i(want.qk_rope_head_dim), i(got.qk_rope_head_dim));
+  cmp("v_head_dim", i(want.v_head_dim), i(got.v_head_dim));
+  cmp("qk_nope_head_dim", i(want.qk_nope_head_dim), i(got.qk_nope_head_dim));
+  cmp("n_group", i(want.n_group), i(got.n_group));
+  cmp("topk_group", i(want.topk_group), i(got.topk_group));
+  cmp("num_experts_per_tok", i(want.num_experts_per_tok), i(got.num_experts_per_tok));
+  cmp("first_k_dense_replace", i(want.first_k_dense_replace), i(got.first_k_dense_replace));
+  cmp("norm_topk_prob", b(want.norm_topk_prob), b(got.norm_topk_prob));
+  cmp("rms_norm_eps", d(want.rms_norm_eps), d(got.rms_norm_eps));
+  cmp("tie_word_embeddings", b(want.tie_word_embeddings), b(got.tie_word_embeddings));
+  cmp("rope_theta", d(want.rope_theta), d(got.rope_theta));
+  cmp("rope_interleave", b(want.rope_interleave), b(got.rope_interleave));
+  cmp("rope_scaling", want.rope_scaling ? "yarn" : "null", got.rope_scaling ? "yarn" : "null");
+  if (want.rope_scaling && got.rope_scaling) {
+    // With yarn the context length sets the frequencies; without, it changes nothing.
+    cmp("max_position_embeddings", i(want.max_position_embeddings), i(got.max_position_embeddings));
+    const RopeScaling &x = *want.rope_scaling, &y = *got.rope_scaling;
+    cmp("rope_scaling.factor", d(x.factor), d(y.factor));
+    cmp("rope_scaling.original_max_position_embeddings", i(x.original_max_position_embeddings),
+        i(y.original_max_position_embeddings));
+    cmp("rope_scaling.beta_fast", d(x.beta_fast), d(y.beta_fast));
+    cmp("rope_scaling.beta_slow", d(x.beta_slow), d(y.beta_slow));
+    cmp("rope_scaling.mscale", d(x.mscale), d(y.mscale));
+    cmp("rope_scaling.mscale_all_dim", d(x.mscale_all_dim), d(y.mscale_all_dim));
+    cmp("rope_scaling.attention_factor", x.attention_factor ? d(*x.attention_factor) : "null",
+        y.attention_factor ? d(*y.attention_factor) : "null");
+    cmp("rope_scaling.truncate", b(x.truncate), b(y.truncate));
+  }
+  return diffs;
+}
+
+// model.layers.{i}.* with num_hidden_layers <= i < num_hidden_layers + MTP layers.
+bool is_mtp_tensor(const std::string& name, const ModelConfig& c) {
+  static const std::string kPrefix = "model.layers.";
+  if (name.compare(0, kPrefix.size(), kPrefix) != 0) return false;
+  size_t pos = kPrefix.size();
+  int64_t layer = 0;
+  size_t digits = 0;
+  while (pos < name.size() && name[pos] >= '0' && name[pos] <= '9' && digits < 9) {
+    layer = layer * 10 + (name[pos] - '0');
+    ++pos;
+    ++digits;
+  }
+  if (digits == 0 || pos >= name.size() || name[pos] != '.') return false;
+  return layer >= c.num_hidden_layers && layer < c.num_hidden_layers + c.num_nextn_predict_layers;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet& params) {
+  const std::string config_file = io::join_path(dir, "config.json");
+  if (io::is_directory(dir) && io::is_regular_file(config_file)) {
+    const ModelConfig found = read_model_config(config_file);
+    const std::vector<std::string> diffs = config_differences(config, found);
+    if (!diffs.empty()) {
+      std::string msg = strformat(
+          "%s: this checkpoint is a different model from the one expected (%zu key%s differ%s):",
+          config_file.c_str(), diffs.size(), diffs.size() == 1 ? "" : "s", diffs.size() == 1 ? "s" : "");
+      for (const auto& d : diffs) msg += "\n  " + d;
+      throw CheckpointError(msg);
+    }
+  }
+  const ShardedSafetensors st = ShardedSafetensors::open(dir);
+  std::map<std::string, ParamEntry*> wanted;
+  for (ParamEntry& e : params.entries) wanted[e.name] = &e;
+
+  std::vector<std::string> unexpected;
+  std::set<std::string> seen;
+  for (const std::string& name : st.names()) {
+    auto it = wanted.find(name);
+    if (it == wanted.end()) {
+      if (is_mtp_tensor(name, config) || ends_with(name, ".rotary_emb.inv_freq")) continue;
+      if (name == "lm_head.weight" && config.tie_word_embeddings) {
+        // Some writers keep the tied head; HF re-ties it to the embedding after loading.
+        ZT_LOG_DEBUG("%s: ignoring lm_head.weight of a tied model", st.path().c_str());
+        continue;
+      }
+      unexpected.push_back(name);
+      continue;
+    }
+    Tensor& dst = it->second->view;
+    const SafetensorsInfo& info = st.info(name);
+    if (info.shape != dst.shape())
+      throw CheckpointError(strformat("%s: tensor '%s': expected shape %s, found %s",
+                                      st.path().c_str(), name.c_str(), shape_str(dst.shape()).c_str(),
+                                      shape_str(info.shape).c_str()));
+    if (!dtype_is_float(info.dtype))
+      throw CheckpointError(strformat("%s: tensor '%s': expected a float dtype (F32, BF16, F16), found %s",
+                                      st.path().c_str(), name.c_str(), dtype_name(info.dtype)));
+    st.read_into_converting(name, dst);
+    seen.insert(name);
+  }
+  if (!unexpected.empty()) {
+    std::string list;
+    for (size_t i = 0; i < unexpected.size() && i < 5; ++i)
+      list += (i ? ", '" : "'") + unexpected[i] + "' " + shape_str(st.info(unexpected[i]).shape);
+    throw CheckpointError(strformat("%s: %zu unexpected tensor%s for this model config: %s%s",
+                                    st.path().c_str(), unexpected.size(),
+                                    unexpected.size() == 1 ? "" : "s", list.c_str(),
+                                    unexpected.size() > 5 ? ", ..." : ""));
+  }
+  if (seen.size() != params.entries.size()) {
+    std::string list;
+    size_t n = 0;
+    for (const ParamEntry& e : params.entries) {
+      if (seen.count(e.name)) continue;
+      if (n < 5) list += (n ? ", '" : "'") + e.name + "' (expected " + shape_str(e.view.shape()) + ")";
+      ++n;
+    }
+    throw CheckpointError(strformat("%s: %zu missing tensor%s: %s%s", st.path().c_str(), n,
+                                    n == 1 ? "" : "s", list.c_str(), n > 5 ? ", ..." : ""));
+  }
+}
+
+void save_hf_weights(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                     DType dtype, uint64_t max_shard_bytes) {
+  ZT_THROW_IF_NOT(dtype == DType::F32 || dtype == DType::BF16, CheckpointError,
+                  "%s: weights are saved as F32 or BF16, not %s", dir.c_str(), dtype_name(dtype));
+  SafetensorsWriter writer;
+  for (const ParamEntry& e : params.entries) {
+    const Tensor& t = e.view;
+    if (t.dtype() == dtype && t.device().is_cpu()) {
+      writer.add(e.name, dtype, t.shape(), t.data_ptr());  // referenced, no copy
+      continue;
+    }
+    std::vector<uint8_t> host(t.nbytes());
+    t.copy_to_host(host.data(), host.size());
+    if (t.dtype() == dtype) {
+      writer.add_copy(e.name, dtype, t.shape(), host.data());
+    } else {
+      std::vector<uint8_t> conv(size_t(t.numel()) * dtype_size(dtype));
+      io::convert_floats(host.data(), t.dtype(), conv.data(), dtype, uint64_t(t.numel()));
+      writer.add_copy(e.name, dtype, t.shape(), conv.data());
+    }
+  }
+  writer.write_sharded(dir, max_shard_bytes);
+  // config.json last: a directory with a config has complete weights.
+  ModelConfig out = config;
+  out.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
+  write_model_config(out, io::join_path(dir, "config.json"));
+}
+
+}  // namespace zeroth
