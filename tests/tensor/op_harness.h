@@ -81,3 +81,16 @@ std::string dt_str(DType dt);  // "f32", "bf16", ...
 
 }  // namespace testing
 }  // namespace zeroth
+
+// Registers `fn(Backend&)` twice: on the CPU (tags "[cpu]" + tags) and, hidden, on CUDA
+// ("[.cuda]" + tags; the ops_cuda / op_grads_cuda CTest entries run those on a GPU).
+// Include <catch2/catch.hpp> before using it.
+#define ZT_BACKEND_TEST(name, tags, fn)                          \
+  TEST_CASE(name, "[cpu]" tags) {                                \
+    auto be = ::zeroth::testing::make_test_backend("cpu");       \
+    fn(*be);                                                     \
+  }                                                              \
+  TEST_CASE(name " (cuda)", "[.cuda]" tags) {                    \
+    auto be = ::zeroth::testing::make_test_backend("cuda");      \
+    fn(*be);                                                     \
+  }

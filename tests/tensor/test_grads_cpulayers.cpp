@@ -241,15 +241,7 @@ void grad_logprob(Backend& be) {
 
 }  // namespace
 
-#define GRAD_TEST(name, fn)                     \
-  TEST_CASE(name, "[cpu][grads]") {             \
-    auto be = make_test_backend("cpu");         \
-    fn(*be);                                    \
-  }                                             \
-  TEST_CASE(name " (cuda)", "[.cuda][grads]") { \
-    auto be = make_test_backend("cuda");        \
-    fn(*be);                                    \
-  }
+#define GRAD_TEST(name, fn) ZT_BACKEND_TEST(name, "[grads]", fn)
 
 GRAD_TEST("embedding_backward finite differences", grad_embedding)
 GRAD_TEST("rmsnorm_backward finite differences", grad_rmsnorm)

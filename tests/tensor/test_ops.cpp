@@ -390,15 +390,7 @@ void test_log_softmax_last(Backend& be) { test_softmax_kind(be, true); }
 
 }  // namespace
 
-#define OP_TEST(name, fn)                                  \
-  TEST_CASE(name, "[cpu][ops]") {                          \
-    auto be = make_test_backend("cpu");                    \
-    fn(*be);                                               \
-  }                                                        \
-  TEST_CASE(name " (cuda)", "[.cuda][ops]") {              \
-    auto be = make_test_backend("cuda");                   \
-    fn(*be);                                               \
-  }
+#define OP_TEST(name, fn) ZT_BACKEND_TEST(name, "[ops]", fn)
 
 OP_TEST("gemm", test_gemm)
 OP_TEST("fill", test_fill)

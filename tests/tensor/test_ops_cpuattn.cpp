@@ -306,15 +306,7 @@ std::vector<unsigned char> bytes_of(const Tensor& t) {
 
 }  // namespace
 
-#define ATTN_OP_TEST(name, fn)                             \
-  TEST_CASE(name, "[cpu][ops]") {                          \
-    auto be = make_test_backend("cpu");                    \
-    fn(*be);                                               \
-  }                                                        \
-  TEST_CASE(name " (cuda)", "[.cuda][ops]") {              \
-    auto be = make_test_backend("cuda");                   \
-    fn(*be);                                               \
-  }
+#define ATTN_OP_TEST(name, fn) ZT_BACKEND_TEST(name, "[ops]", fn)
 
 ATTN_OP_TEST("attention_forward", test_attention_forward)
 ATTN_OP_TEST("attention_backward", test_attention_backward)

@@ -526,15 +526,7 @@ void test_adamw_step(Backend& be) {
 
 }  // namespace
 
-#define OP_TEST(name, fn)                     \
-  TEST_CASE(name, "[cpu][ops]") {             \
-    auto be = make_test_backend("cpu");       \
-    fn(*be);                                  \
-  }                                           \
-  TEST_CASE(name " (cuda)", "[.cuda][ops]") { \
-    auto be = make_test_backend("cuda");      \
-    fn(*be);                                  \
-  }
+#define OP_TEST(name, fn) ZT_BACKEND_TEST(name, "[ops]", fn)
 
 OP_TEST("embedding_forward", test_embedding_forward)
 OP_TEST("embedding_backward", test_embedding_backward)

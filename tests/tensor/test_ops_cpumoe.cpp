@@ -598,15 +598,7 @@ void test_grouped_gemm_wgrad(Backend& be) {
 
 }  // namespace
 
-#define MOE_OP_TEST(name, fn)                              \
-  TEST_CASE(name, "[cpu][ops]") {                          \
-    auto be = make_test_backend("cpu");                    \
-    fn(*be);                                               \
-  }                                                        \
-  TEST_CASE(name " (cuda)", "[.cuda][ops]") {              \
-    auto be = make_test_backend("cuda");                   \
-    fn(*be);                                               \
-  }
+#define MOE_OP_TEST(name, fn) ZT_BACKEND_TEST(name, "[ops]", fn)
 
 MOE_OP_TEST("moe_router_forward", test_moe_router_forward)
 MOE_OP_TEST("moe_router_forward hand-made cases", test_moe_router_cases)
