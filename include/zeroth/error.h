@@ -68,11 +68,13 @@ std::string vstrformat(const char* fmt, va_list ap);
 
 }  // namespace zeroth
 
-// Internal invariant; aborts with file:line. Optional printf-style message.
+// Internal invariant; aborts with file:line. Optional printf-style message (the format
+// is prefixed with one space, dropped by assert_fail, so an empty message does not
+// trip -Wformat-zero-length while printf checking still applies).
 #define ZT_ASSERT(cond, ...)                                                             \
   do {                                                                                   \
     if (!(cond)) ::zeroth::assert_fail(__FILE__, __LINE__, #cond,                        \
-                                       ::zeroth::strformat("" __VA_ARGS__));             \
+                                       ::zeroth::strformat(" " __VA_ARGS__));             \
   } while (0)
 
 // User-facing check: throws ExcType (a zeroth::Error subclass) with a formatted message.

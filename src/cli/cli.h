@@ -44,6 +44,12 @@ class Args {
 
 int cmd_version(const std::vector<std::string>& args);
 int cmd_score(const std::vector<std::string>& args);
+int cmd_tokenize(const std::vector<std::string>& args);
+int cmd_pretrain(const std::vector<std::string>& args);
+int cmd_sft(const std::vector<std::string>& args);
+int cmd_reward(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+int bench_reward(const std::vector<std::string>& args);  // `zeroth bench reward`
 int cmd_config(const std::vector<std::string>& args);
 int cmd_ckpt(const std::vector<std::string>& args);
 

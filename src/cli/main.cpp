@@ -16,7 +16,12 @@ static const Command kCommands[] = {
     {"version", "print the version, compiled backends and library versions", cmd_version},
     {"config", "show, check or document the configuration (YAML, defaults:, --set)", cmd_config},
     {"ckpt", "create or inspect a model checkpoint (init a HF model directory, info)", cmd_ckpt},
+    {"pretrain", "pretrain a model: next-token loss over a packed text/JSONL corpus", cmd_pretrain},
+    {"sft", "supervised fine-tuning (cold start): loss on response tokens of prompt/response JSONL", cmd_sft},
     {"score", "per-token log-probabilities of token sequences (JSONL ids -> logprobs)", cmd_score},
+    {"tokenize", "text <-> token ids for JSONL files (a tokenizer.json or model directory)", cmd_tokenize},
+    {"reward", "score completions with the configured rewards (math, format, sandboxed code)", cmd_reward},
+    {"bench", "benchmarks: train (fwd+bwd vs the sgemm peak), gemm, reward", cmd_bench},
 };
 
 static void print_usage(FILE* f) {

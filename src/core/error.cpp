@@ -26,7 +26,9 @@ std::string strformat(const char* fmt, ...) {
   return s;
 }
 
-void assert_fail(const char* file, int line, const char* expr, const std::string& msg) {
+void assert_fail(const char* file, int line, const char* expr, const std::string& msg_in) {
+  // ZT_ASSERT prefixes the format with one space; drop it.
+  std::string msg = (!msg_in.empty() && msg_in[0] == ' ') ? msg_in.substr(1) : msg_in;
   std::fprintf(stderr, "zeroth: internal error at %s:%d: assertion `%s` failed%s%s\n", file, line,
                expr, msg.empty() ? "" : ": ", msg.c_str());
   std::fflush(stderr);

@@ -91,7 +91,9 @@ std::unique_ptr<Backend> make_cpu_backend(int threads) {
   int n = threads > 0 ? threads : omp_get_num_procs();
   if (n < 1) n = 1;
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+  // All parallelism is OpenMP's: OpenBLAS runs on the calling thread, and gemm splits
+  // products over the OpenMP threads (cpu_gemm.cpp says why: two spinning pools).
+  openblas_set_num_threads(1);
   return std::make_unique<CpuBackend>(n);
 }
 

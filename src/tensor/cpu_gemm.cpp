@@ -1,8 +1,20 @@
 // CpuBackend::gemm: C = alpha * op(A) @ op(B) + beta * C through OpenBLAS cblas_sgemm.
 //
 // Owns: operand description (batch, row stride, batch stride), BF16 <-> f32 scratch
-// conversion, the batch loop and the fold of a row-contiguous 3-D A into one GEMM.
+// conversion, the batch loop and the fold of a row-contiguous 3-D A into one GEMM,
+// and how a product is spread over threads.
 // Must not: implement a matrix product itself; all arithmetic is OpenBLAS's.
+//
+// Threads: OpenBLAS runs single-threaded (make_cpu_backend sets it to one thread);
+// this file splits each product into one block of C per OpenMP thread (rows when M
+// >= N, else columns), and a batched product over batch items. The Debian OpenBLAS
+// is the pthread build: its pool and libgomp's are separate, and libgomp's workers
+// spin for milliseconds after every parallel region of the other ops (no
+// OMP_WAIT_POLICY set), starving a threaded sgemm that follows. Measured on the
+// 2-core box (docs/perf.md): expert GEMMs (256, 512) x (512, 256) at ~2 GFLOP/s with
+// a threaded OpenBLAS after an OpenMP op, ~25 GFLOP/s with one pool. A C element's
+// reduction is one single-threaded sgemm call either way, so the row or column block
+// it falls in does not change its value.
 #include <cblas.h>
 
 #include <algorithm>
@@ -99,6 +111,38 @@ void scale_f32(const Operand& c, float beta, int threads) {
   });
 }
 
+// Below this many multiply-adds a product runs on the calling thread.
+constexpr double kMinParallelMacs = 64.0 * 64.0 * 64.0;
+
+// One row-major sgemm with beta = 1 (C already scaled), split over `threads` OpenMP
+// threads by blocks of C rows (M >= N) or columns, each block a single-threaded call.
+void sgemm_split(int threads, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
+                 float alpha, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  const bool by_rows = m >= n;
+  const int len = by_rows ? m : n;
+  int parts = threads;
+  if (double(m) * double(n) * double(k) < kMinParallelMacs) parts = 1;
+  parts = std::max(1, std::min(parts, (len + 15) / 16));
+  if (parts == 1) {
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc);
+    return;
+  }
+  const int chunk = ((len + parts - 1) / parts + 15) / 16 * 16;  // multiples of 16
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int p = 0; p < parts; ++p) {
+    const int begin = p * chunk, size = std::min(len, begin + chunk) - begin;
+    if (size <= 0) continue;
+    if (by_rows) {  // rows of op(A) and C
+      const float* ap = ta == CblasNoTrans ? a + int64_t(begin) * lda : a + begin;
+      cblas_sgemm(CblasRowMajor, ta, tb, size, n, k, alpha, ap, lda, b, ldb, 1.0f,
+                  c + int64_t(begin) * ldc, ldc);
+    } else {  // columns of op(B) and C
+      const float* bp = tb == CblasNoTrans ? b + begin : b + int64_t(begin) * ldb;
+      cblas_sgemm(CblasRowMajor, ta, tb, m, size, k, alpha, a, lda, bp, ldb, 1.0f, c + begin, ldc);
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
@@ -160,14 +204,20 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
                 oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
                 batch * m <= INT_MAX;
     if (fold) {
-      cblas_sgemm(CblasRowMajor, ta, tb, int(batch * m), int(n), int(k), alpha, pa, int(oa.ld), pb,
-                  int(ob.ld), 1.0f, pc, int(c32.ld));
-    } else {
-      for (int64_t i = 0; i < batch; ++i) {
+      sgemm_split(threads_, ta, tb, int(batch * m), int(n), int(k), alpha, pa, int(oa.ld), pb,
+                  int(ob.ld), pc, int(c32.ld));
+    } else if (batch >= threads_ && threads_ > 1) {
+      // Whole batch items per thread (each item's sgemm as in the serial loop).
+#pragma omp parallel for num_threads(threads_) schedule(static)
+      for (int64_t i = 0; i < batch; ++i)
         cblas_sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, pa + i * oa.batch_stride,
                     int(oa.ld), pb + i * ob.batch_stride, int(ob.ld), 1.0f,
                     pc + i * c32.batch_stride, int(c32.ld));
-      }
+    } else {
+      for (int64_t i = 0; i < batch; ++i)
+        sgemm_split(threads_, ta, tb, int(m), int(n), int(k), alpha, pa + i * oa.batch_stride,
+                    int(oa.ld), pb + i * ob.batch_stride, int(ob.ld), pc + i * c32.batch_stride,
+                    int(c32.ld));
     }
   }
   if (oc.dtype == DType::BF16) from_dense_f32(sc.data(), oc, threads_);

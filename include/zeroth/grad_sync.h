@@ -1,0 +1,65 @@
+// GradSync: data-parallel reduction of gradients (and MoE expert loads) across the
+// ranks of a data-parallel communicator.
+//
+// Owns: the bucketing of a ParamSet's flat gradient buffer (contiguous ranges cut at
+// parameter boundaries, about `bucket_bytes` each; a parameter larger than a bucket
+// is split) and the order of the all-reduces (buckets in flat order, every rank the
+// same). This is the place where overlapping the reduction with the backward pass
+// goes later: a bucket can be launched as soon as the last gradient inside it is
+// final. Must not: compute anything on the gradients besides the reduction, or pick a
+// communicator itself (the data-parallel group is passed in, STYLE.md practice 6).
+//
+// Synchronisation: as the communicator's (mpi/local: the data are reduced when the
+// call returns; nccl: enqueued on the backend's stream).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "zeroth/comm.h"
+#include "zeroth/model_params.h"
+
+namespace zeroth {
+
+constexpr size_t kDefaultGradBucketBytes = 25u << 20;  // 25 MiB, as PyTorch DDP
+
+// One bucket: elements [offset, offset + numel) of the flat buffer.
+struct GradBucket {
+  int64_t offset = 0;
+  int64_t numel = 0;
+};
+
+class GradSync {
+ public:
+  // Buckets for `layout` (a ParamSet of the gradients' layout; any dtype: bucket sizes
+  // are computed from its flat dtype). bucket_bytes > 0.
+  GradSync(Communicator& comm, const ParamSet& layout,
+           size_t bucket_bytes = kDefaultGradBucketBytes);
+
+  // grads.flat = op over ranks of grads.flat, bucket by bucket in order. grads must have
+  // the layout given to the constructor and live on comm's device. op: Sum or Avg.
+  void all_reduce(ParamSet& grads, ReduceOp op);
+
+  const std::vector<GradBucket>& buckets() const { return buckets_; }
+  Communicator& comm() { return comm_; }
+
+ private:
+  Communicator& comm_;
+  int64_t flat_numel_ = 0;
+  std::vector<GradBucket> buckets_;  // cover [0, flat_numel_) in order, no overlap
+};
+
+// Cuts [0, layout.flat.numel()) into consecutive buckets of at most bucket_elems
+// elements: parameters (with the alignment gap after each) are packed greedily in flat
+// order, a new bucket starting at a parameter that does not fit; a parameter longer
+// than bucket_elems is split into bucket_elems pieces. Exposed for tests.
+std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket_elems);
+
+// Sums the per-layer expert loads (Model::moe_stats()[i].load) over the ranks of
+// `comm`, in place, in one host all-reduce, so every rank can call
+// Model::update_router_bias with the global batch's loads. Every rank must pass the
+// same number of layers and experts per layer (a mismatch is a caller bug).
+void all_reduce_loads(Communicator& comm, std::vector<std::vector<int64_t>>& loads);
+
+}  // namespace zeroth

@@ -1,0 +1,249 @@
+// Reward composition: the `rewards:` config section and the RewardComposer that turns
+// one completion into a scalar reward (R1-Zero: accuracy + format), routed per sample
+// by the dataset's kind (math or code), with every component reported separately.
+//
+//   total = sum_i weight_i * value_i   over rewards.functions (each value in [0, 1])
+//
+// Functions: accuracy (math: verify_math, 1 or 0; code: CodeChecker's reward, 1/0 or
+// the fraction of tests passed), format (strict or lenient, format_reward.h),
+// tag_count (0.25 per tag present once), language (share of reasoning words in the
+// target script). docs/rewards.md has the exact definitions, verdicts and the JSONL
+// schema of `zeroth reward`.
+//
+// Owns: the config structs (visitable, validated with ConfigErrors naming keys), their
+// mapping onto MathVerifyOptions / FormatTags / SandboxConfig / CodeRewardConfig, the
+// composition, routing, per-verdict counters. Must not: verify answers or run code
+// itself (math_verify.h, format_reward.h, code_reward.h do), or throw on model output.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "zeroth/code_reward.h"
+#include "zeroth/config_reflect.h"
+#include "zeroth/format_reward.h"
+#include "zeroth/math_verify.h"
+#include "zeroth/sandbox.h"
+
+namespace zeroth {
+
+// One entry of `rewards.functions`.
+struct RewardFunctionConfig {
+  std::string name = "accuracy";
+  double weight = 1.0;
+  std::string variant = "strict";  // format only
+  std::string script = "en";       // language only (parse_script names)
+
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, "Reward function").one_of({"accuracy", "format", "tag_count", "language"}).required();
+    v.field("weight", weight, "Weight of this function's value (in [0, 1]) in the total reward");
+    v.field("variant", variant, "format only: whole completion must match (strict) or contain the blocks (lenient)")
+        .one_of({"strict", "lenient"});
+    v.field("script", script, "language only: target script of the reasoning (en/latin, zh/han, ru, ar, hi, ko, ja)");
+  }
+};
+
+// `rewards.math`: the answer verifier's options.
+struct RewardsMathConfig {
+  std::vector<std::string> extractors = {"boxed", "answer_tag", "the_answer_is", "gsm8k"};
+  double rel_tol = 1e-6;
+  double abs_tol = 1e-9;
+  bool ordered_lists = false;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("extractors", extractors,
+            "Answer extractors tried in order: boxed, answer_tag, the_answer_is, gsm8k, last_number");
+    v.field("rel_tol", rel_tol, "Relative tolerance of numeric comparisons, in (0, 1)");
+    v.field("abs_tol", abs_tol, "Absolute tolerance near zero").min(0);
+    v.field("ordered_lists", ordered_lists, "Bare comma lists '1, 2, 3' compare in order");
+  }
+};
+
+// `rewards.format`: the R1-Zero template's tags.
+struct RewardsFormatConfig {
+  std::string think_open = "<think>";
+  std::string think_close = "</think>";
+  std::string answer_open = "<answer>";
+  std::string answer_close = "</answer>";
+  bool think_open_in_prompt = false;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("think_open", think_open, "Opening tag of the reasoning");
+    v.field("think_close", think_close, "Closing tag of the reasoning");
+    v.field("answer_open", answer_open, "Opening tag of the answer");
+    v.field("answer_close", answer_close, "Closing tag of the answer");
+    v.field("think_open_in_prompt", think_open_in_prompt,
+            "The prompt already ends with think_open: the completion must not repeat it");
+  }
+};
+
+// Sandbox limits of one run (maps onto SandboxLimits, same names and units).
+struct RewardsLimitsConfig {
+  double wall_seconds = 10.0;
+  int cpu_seconds = 5;
+  int64_t memory_bytes = int64_t(1) << 30;
+  int max_processes = 32;
+  int64_t file_size_bytes = int64_t(16) << 20;
+  int open_files = 64;
+  int64_t tmp_bytes = int64_t(64) << 20;
+  int64_t output_bytes = int64_t(1) << 20;
+
+  static RewardsLimitsConfig from(const SandboxLimits& l);
+  SandboxLimits to_limits() const;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("wall_seconds", wall_seconds, "Wall-clock limit; the whole sandbox is killed after it");
+    v.field("cpu_seconds", cpu_seconds, "CPU seconds per process (RLIMIT_CPU)").min(1);
+    v.field("memory_bytes", memory_bytes, "Address space per process (RLIMIT_AS), >= 16 MiB").min(16 << 20);
+    v.field("max_processes", max_processes, "Processes + threads of one run (RLIMIT_NPROC)").min(1);
+    v.field("file_size_bytes", file_size_bytes, "Largest file written (RLIMIT_FSIZE)").min(1);
+    v.field("open_files", open_files, "Open files per process (RLIMIT_NOFILE)").min(16);
+    v.field("tmp_bytes", tmp_bytes, "Size of the private /tmp (bwrap mode)").min(1);
+    v.field("output_bytes", output_bytes, "Cap on captured stdout, and on stderr").min(1);
+  }
+};
+
+// `rewards.code`: sandbox and code-checker settings.
+struct RewardsCodeConfig {
+  std::string sandbox = "bwrap";
+  std::string language = "python";
+  bool fractional = false;
+  bool accept_unlabelled = true;
+  int max_concurrent = 0;
+  RewardsLimitsConfig limits = RewardsLimitsConfig::from(CodeRewardConfig::default_run_limits());
+  RewardsLimitsConfig compile_limits = RewardsLimitsConfig::from(CodeRewardConfig::default_compile_limits());
+
+  template <class V>
+  void visit(V& v) {
+    v.field("sandbox", sandbox, "Isolation of generated code: bwrap, or none (NO isolation: trusted code only)")
+        .one_of({"bwrap", "none"});
+    v.field("language", language, "Language of stdio tests that do not name one").one_of({"python", "cpp"});
+    v.field("fractional", fractional, "Accuracy = fraction of tests passed (else all-or-nothing)");
+    v.field("accept_unlabelled", accept_unlabelled, "An unlabelled fenced block counts as the problem's language");
+    v.field("max_concurrent", max_concurrent, "Concurrent sandbox runs (0 = 4 x hardware threads)").min(0);
+    v.field("limits", limits, "Limits of each test run");
+    v.field("compile_limits", compile_limits, "Limits of a C++ compilation");
+  }
+};
+
+// The `rewards:` section. Default: R1-Zero, accuracy 1.0 + strict format 1.0.
+struct RewardsConfig {
+  std::vector<RewardFunctionConfig> functions = {{"accuracy", 1.0, "strict", "en"},
+                                                 {"format", 1.0, "strict", "en"}};
+  RewardsMathConfig math;
+  RewardsFormatConfig format;
+  RewardsCodeConfig code;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("functions", functions, "Reward functions and their weights: total = sum of weight x value");
+    v.field("math", math, "Math answer verifier");
+    v.field("format", format, "Tags of the <think>/<answer> template");
+    v.field("code", code, "Code execution (sandbox) for code samples");
+  }
+  // Cross-field checks (unique function names, known extractors and scripts, finite
+  // weights, non-empty distinct tags, limits). Throws ConfigError "key 'rewards.<key>': ...".
+  void validate() const;
+
+  MathVerifyOptions math_options() const;
+  FormatTags format_tags() const;
+  SandboxConfig sandbox_config() const;
+  CodeRewardConfig code_reward_config() const;
+};
+
+enum class RewardKind { Math, Code };
+
+// Parses "math" or "code"; false otherwise.
+bool parse_reward_kind(const std::string& s, RewardKind* out);
+const char* reward_kind_name(RewardKind kind);
+
+// One completion to score and what it is checked against.
+struct RewardSample {
+  RewardKind kind = RewardKind::Math;
+  std::string completion;
+  std::string gold;     // math: the reference answer
+  CodeProblem problem;  // code: the tests
+};
+
+// Parses one line of the reward JSONL schema (docs/rewards.md):
+//   {"kind": "math", "completion": "...", "gold": "..."}            (gold: string or number)
+//   {"kind": "code", "completion": "...", "tests": {"asserts": ["assert f(1) == 2", ...],
+//                                                   "setup": "...", "imports": ["import math"]}}
+//   {"kind": "code", "completion": "...", "tests": {"stdio": [{"input": "...", "output": "..."}],
+//                                                   "language": "python" | "cpp"}}
+// Other keys are ignored. `default_language` is used by stdio tests without "language".
+// Throws DataError "<where>: <key>: expected ..., found ..." (where is e.g. "file.jsonl:12").
+RewardSample parse_reward_sample(const std::string& json_line, const std::string& where,
+                                 CodeLanguage default_language = CodeLanguage::Python);
+
+struct RewardComponent {
+  std::string name;  // the function's name ("accuracy", "format", ...)
+  double weight = 0.0;
+  double value = 0.0;  // in [0, 1]
+};
+
+struct RewardResult {
+  double reward = 0.0;    // sum of weight x value
+  std::string verdict;    // math: correct|wrong_answer|no_answer; code: code_verdict_name
+  bool correct = false;   // math: answer equal to gold; code: every test passed
+  bool format_ok = false;  // the configured format check (strict unless a format function says lenient) passed
+  std::vector<RewardComponent> components;  // one per rewards.functions entry, in order
+  std::string extracted;  // math: the extracted answer (empty when none)
+  std::string detail;     // code: why the check failed, when it did
+
+  // Value of the component `name`; 0 when there is none.
+  double component(const std::string& name) const;
+};
+
+// Scores completions. Thread-safe. Math and format run on the calling thread; code runs
+// in the sandbox, which is created on the first code sample (or by prepare_code()), so a
+// math-only run needs no bubblewrap.
+class RewardComposer {
+ public:
+  // Validates `config` (ConfigError).
+  explicit RewardComposer(RewardsConfig config);
+  ~RewardComposer();
+  RewardComposer(const RewardComposer&) = delete;
+  RewardComposer& operator=(const RewardComposer&) = delete;
+
+  // Never throws on model output. Throws DataError when a code sample's tests are
+  // malformed (none, or both asserts and stdio) and ConfigError when the sandbox cannot
+  // be created (bwrap missing).
+  RewardResult score(const RewardSample& sample) const;
+  // Scores a batch: code samples run concurrently through the sandbox pool while math
+  // samples are scored on this thread. Results in input order.
+  std::vector<RewardResult> score_batch(const std::vector<RewardSample>& samples) const;
+
+  // Creates the sandbox now (ConfigError if it cannot be).
+  void prepare_code() const;
+
+  // Number of results per "<kind>.<verdict>" ("math.correct", "code.timeout", ...)
+  // since construction.
+  std::map<std::string, int64_t> verdict_counts() const;
+  const RewardsConfig& config() const { return config_; }
+
+ private:
+  const CodeChecker& code_checker() const;
+  void count(const RewardResult& r, RewardKind kind) const;
+
+  RewardsConfig config_;
+  MathVerifyOptions math_opts_;
+  FormatTags tags_;
+  std::vector<Script> scripts_;  // per function (language only)
+  mutable std::mutex code_mu_;
+  mutable std::unique_ptr<Sandbox> sandbox_;
+  mutable std::unique_ptr<SandboxPool> pool_;
+  mutable std::unique_ptr<CodeChecker> checker_;
+  mutable std::mutex count_mu_;
+  mutable std::map<std::string, int64_t> counts_;
+};
+
+}  // namespace zeroth

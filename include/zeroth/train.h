@@ -1,0 +1,115 @@
+// Language-model training: the loop shared by `zeroth pretrain` (next-token loss over
+// packed corpus sequences) and `zeroth sft` (loss on response tokens only, the
+// cold-start stage), and its checkpoints.
+//
+// Owns: building the model, tokenizer, dataset, optimizer and gradient sync from a
+// Config; the step (each rank's share of the global batch in micro-batches, loss
+// normalised by the global count of trained tokens, gradient all-reduce, AdamW, the
+// aux-loss-free router-bias update from all-reduced expert loads); metrics (log lines,
+// Progress, run_dir/metrics.jsonl); checkpoints and resume.
+// Must not: parse the command line (src/cli/cmd_pretrain.cpp, cmd_sft.cpp do), pick a
+// communicator or backend (they are passed in), or implement optimizer/collective math
+// (optim.h, grad_sync.h).
+//
+// Run directory layout (rank 0 writes it):
+//   config.yaml                  the resolved config (write_resolved_config)
+//   metrics.jsonl                one JSON object per step
+//   checkpoints/step_N/          HF model dir (config.json, model.safetensors, tokenizer
+//                                files) + optimizer.safetensors + trainer_state.json;
+//                                written as checkpoints/.step_N.tmp, then renamed
+//   final/                       the HF model dir (with tokenizer) of the last step
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroth/config.h"
+#include "zeroth/data.h"
+
+namespace zeroth {
+
+class Backend;
+class Communicator;
+struct ModelConfig;
+struct ParamSet;
+class AdamW;
+
+enum class LmStage { Pretrain, Sft };
+const char* lm_stage_name(LmStage stage);  // "pretrain", "sft"
+
+// Metrics of one optimizer step (global: the same on every rank).
+struct StepMetrics {
+  int64_t step = 0;
+  double loss = 0.0;          // mean next-token NLL over the step's trained tokens
+  double aux_loss = 0.0;      // balance loss of rank 0's last micro-batch (0 when off)
+  double lr = 0.0;
+  double grad_norm = 0.0;     // pre-clip global L2 norm
+  int64_t trained_tokens = 0; // predictions with mask != 0, all ranks
+  int64_t tokens = 0;         // tokens processed (batch_size * seq_len)
+  double tokens_per_s = 0.0;
+  double expert_imbalance = 0.0;  // max over MoE layers of max load / mean load (1 = even)
+  DataCursor cursor;          // after the step
+};
+
+struct LmTrainOptions {
+  // Continue the run in this directory from its newest checkpoints/step_N ("" = start).
+  std::string resume_dir;
+  bool show_progress = true;
+};
+
+struct LmTrainResult {
+  std::vector<StepMetrics> steps;  // the steps run by this call
+  std::string final_dir;           // run_dir/final
+};
+
+// Runs `stage` for config.train.steps steps on `backend` (CPU, or a device backend whose
+// tensors `comm` can reduce), with data parallelism over `comm` (every rank calls it).
+// Throws ConfigError for settings that do not fit the run (missing model.init /
+// data.path, batch_size not divisible by ranks * micro_batch, a tokenizer that does not
+// fit the model), DataError for bad data, CheckpointError for a bad resume directory.
+LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator& comm,
+                              Backend& backend, const LmTrainOptions& options = {});
+
+// ---- checkpoints (src/train/checkpoint_io.cpp) ----
+
+// The tokenizer files copied into every model directory written.
+struct TokenizerFiles {
+  std::string tokenizer_json;         // tokenizer.json
+  std::string tokenizer_config_json;  // tokenizer_config.json, "" if none
+};
+
+// The byte tokenizer of `zeroth ckpt init --tokenizer bytes` (ids 256-258 = <|bos|>,
+// <|eos|>, <|pad|>; BOS added on encode) as tokenizer.json text.
+std::string byte_tokenizer_json();
+
+// Where the trainer stands after `step` steps.
+struct TrainerState {
+  int64_t step = 0;
+  DataCursor cursor;
+  std::string stage;  // "pretrain" or "sft"
+};
+
+// Writes an HF model directory `dir` (weights in F32, config.json, tokenizer files)
+// atomically: into `dir`.tmp, then renamed over `dir`.
+void save_model_dir(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                    const TokenizerFiles& tokenizer);
+
+// Writes checkpoints/step_N under run_dir: the model directory plus the optimizer
+// moments and step (optimizer.safetensors) and `state` (trainer_state.json), renamed
+// into place only once complete. Returns the directory.
+std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig& config,
+                                  const ParamSet& params, const TokenizerFiles& tokenizer,
+                                  const AdamW& optimizer, const TrainerState& state);
+
+// The newest complete checkpoints/step_N of run_dir, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// Reads trainer_state.json of a checkpoint directory. CheckpointError naming the file
+// and key for a missing or malformed file.
+TrainerState read_trainer_state(const std::string& checkpoint_dir);
+
+// Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors.
+void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer);
+
+}  // namespace zeroth

@@ -1,0 +1,102 @@
+// `zeroth pretrain` (next-token loss over a packed text/JSONL corpus) and the flag
+// handling it shares with `zeroth sft` (cmd_sft.cpp): config loading, logging, the
+// world communicator and the backend, then run_lm_training (zeroth/train.h).
+// Must not: contain training logic (src/train does).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "zeroth/backend.h"
+#include "zeroth/comm.h"
+#include "zeroth/config.h"
+#include "zeroth/error.h"
+#include "zeroth/log.h"
+#include "zeroth/train.h"
+
+namespace zeroth {
+namespace cli {
+
+static const char kLmUsage[] =
+    "usage: zeroth %s --config CONFIG.yaml [--set section.key=value ...] [--run-dir DIR]\n"
+    "       zeroth %s --resume RUN_DIR [--config CONFIG.yaml] [--set ...]\n"
+    "\n"
+    "%s\n"
+    "Run under `mpirun -np N` for N data-parallel ranks (train.batch_size must be a\n"
+    "multiple of N).\n"
+    "\n"
+    "  --config C     YAML config (sections run, model, optim, train, data; see\n"
+    "                 docs/config.md and configs/%s-tiny.yaml)\n"
+    "  --set k=v      override one key (repeatable), e.g. --set train.steps=200\n"
+    "  --run-dir D    same as --set run.run_dir=D\n"
+    "  --resume R     continue run directory R from its newest checkpoints/step_N\n"
+    "                 (config: R/config.yaml unless --config is given; run.run_dir = R)\n"
+    "\n"
+    "Writes RUN_DIR/config.yaml, RUN_DIR/metrics.jsonl (one JSON object per step),\n"
+    "RUN_DIR/checkpoints/step_N/ (HF model + optimizer + data cursor) every\n"
+    "train.save_every steps and at the end, and RUN_DIR/final/ (HF model + tokenizer).\n";
+
+// Shared by cmd_pretrain and cmd_sft.
+int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
+  const char* name = lm_stage_name(stage);
+  Args args(name, argv, {"config", "set", "run-dir", "resume"}, {}, {"set"});
+  if (args.help()) {
+    const char* what = stage == LmStage::Pretrain
+                           ? "Pretrains a model: next-token loss over a corpus packed into train.seq_len\n"
+                             "sequences (documents separated by EOS)."
+                           : "Supervised fine-tuning (the cold-start stage): prompt/response JSONL, loss\n"
+                             "on response tokens (and EOS) only.";
+    std::printf(kLmUsage, name, name, what, name);
+    return 0;
+  }
+  if (!args.positional().empty())
+    throw UsageError(strformat("unexpected argument '%s' (see 'zeroth %s --help')",
+                               args.positional()[0].c_str(), name));
+  LmTrainOptions options;
+  options.resume_dir = args.get("resume");
+  std::string config_path = args.get("config");
+  if (config_path.empty()) {
+    if (options.resume_dir.empty())
+      throw UsageError(strformat("missing --config (see 'zeroth %s --help')", name));
+    config_path = options.resume_dir + "/config.yaml";
+  }
+  std::vector<std::string> overrides = args.all("set");
+  if (args.has("run-dir")) overrides.push_back("run.run_dir=" + args.get("run-dir"));
+  if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
+  const Config config = load_config(config_path, overrides);
+
+  std::unique_ptr<MpiRuntime> mpi;
+  std::unique_ptr<Communicator> world = make_world_communicator(nullptr, nullptr, &mpi);
+  LogOptions lo;
+  parse_log_level(config.run.log_level, &lo.level);
+  lo.all_ranks = config.run.log_all_ranks;
+  lo.rank = world->rank();
+  lo.world_size = world->size();
+  log_configure(lo);
+  if (config.run.device != "cpu")
+    throw ConfigError(strformat("key 'run.device': zeroth %s runs on 'cpu' in this version, found '%s'",
+                                name, config.run.device.c_str()));
+  std::unique_ptr<Backend> backend = make_cpu_backend(config.run.threads);
+  try {
+    LmTrainResult r = run_lm_training(config, stage, *world, *backend, options);
+    if (world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
+  } catch (const Error& e) {
+    // Every rank sees the same config and data, so they fail together; a failure on one
+    // rank alone would leave the others waiting in a collective.
+    if (mpi && world->size() > 1) {
+      std::fprintf(stderr, "zeroth %s: rank %d: error: %s\n", name, world->rank(), e.what());
+      std::fflush(stderr);
+      world.reset();
+      MpiRuntime::abort(e.exit_code());
+    }
+    throw;
+  }
+  return 0;
+}
+
+int cmd_pretrain(const std::vector<std::string>& args) { return run_lm_command(LmStage::Pretrain, args); }
+
+}  // namespace cli
+}  // namespace zeroth

@@ -1,0 +1,311 @@
+// ModelInference: prefill and decode steps over the MLA latent cache (model_infer.h).
+// Owns: the work buffers of one call (per token count), the layer order of inference,
+// the absorbed-MLA decode attention, and writing the cache. Must not: sample or
+// tokenize, change the Model's weights or activations, call BLAS/CUDA, or add backend
+// ops (everything is composed from Backend ops and src/model/layers.h).
+//
+// Prefill packs the tokens of all its sequences (N = sum of lengths) through the norms,
+// MLPs and MoE layers (MoE routing is per token, so packing changes nothing) and runs
+// model::attention_forward per sequence. Decode packs one token per sequence.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "model/layers.h"
+#include "zeroth/error.h"
+#include "zeroth/model_infer.h"
+
+namespace zeroth {
+
+struct InferBuffers {
+  int64_t N = 0, B = 0;             // tokens, sequences
+  Tensor ids, positions;            // I32 (N)
+  Tensor resid, in_normed, branch;  // (N, C)
+  Tensor x_mid, post_normed;        // (N, C)
+  Tensor in_rstd, post_rstd;        // (N)
+  model::MlpActs mlp;               // (N, I) dense layers (shared: no backward here)
+  model::MoeActs moe;               // N tokens, MoE layers
+  // decode attention (absorbed form)
+  Tensor q_a, q_a_rstd, q_a_normed;  // (N, Rq), (N), (N, Rq)
+  Tensor q;                          // (N, H*Dqk) RoPE applied to each head's last Dr
+  Tensor ckv;                        // (N, Rkv + Dr) latent (raw) | k_rope (roped)
+  Tensor kv_rstd;                    // (N)
+  Tensor kv_normed;                  // (N, Rkv)
+  Tensor q_lat, o_lat;               // (N, H, Rkv)
+  Tensor scores;                     // F32 (H * Tmax), viewed as (H, P)
+  Tensor attn_out;                   // (N, H*Dv)
+  // prefill attention: one set per sequence, (1, T_b)
+  std::vector<model::AttentionActs> seq_attn;
+  // logits of the last token of each sequence
+  Tensor last, final_normed;  // (B, C)
+  Tensor final_rstd;          // (B)
+  Tensor logits;              // F32 (B, V)
+};
+
+struct InferState {
+  model::RopeTables rope;          // cos, sin (Tmax, Dr/2); positions 0..Tmax-1
+  model::AttentionScratch attn_s;  // only `ones` (H, 1): all attention_forward reads
+  std::unique_ptr<InferBuffers> decode, prefill;
+  const InferBuffers* last = nullptr;
+};
+
+namespace {
+
+std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, int64_t N,
+                                            int64_t B, int64_t max_len, bool decode) {
+  auto w = std::make_unique<InferBuffers>();
+  const int64_t C = c.hidden_size, H = c.num_attention_heads, Rkv = c.kv_lora_rank;
+  const int64_t Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
+  w->N = N;
+  w->B = B;
+  w->ids = Tensor::empty(be, {N}, DType::I32);
+  w->positions = Tensor::empty(be, {N}, DType::I32);
+  for (Tensor* t : {&w->resid, &w->in_normed, &w->branch, &w->x_mid, &w->post_normed})
+    *t = Tensor::empty(be, {N, C}, DType::F32);
+  w->in_rstd = Tensor::empty(be, {N}, DType::F32);
+  w->post_rstd = Tensor::empty(be, {N}, DType::F32);
+  bool any_dense = false, any_moe = false;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) (c.is_moe_layer(l) ? any_moe : any_dense) = true;
+  if (any_dense) model::alloc_mlp(be, N, c.intermediate_size, w->mlp);
+  if (any_moe) model::alloc_moe(be, c, N, w->moe);
+  if (decode) {
+    if (c.q_lora_rank) {
+      w->q_a = Tensor::empty(be, {N, *c.q_lora_rank}, DType::F32);
+      w->q_a_rstd = Tensor::empty(be, {N}, DType::F32);
+      w->q_a_normed = Tensor::empty(be, {N, *c.q_lora_rank}, DType::F32);
+    }
+    w->q = Tensor::empty(be, {N, H * c.qk_head_dim()}, DType::F32);
+    w->ckv = Tensor::empty(be, {N, Rkv + Dr}, DType::F32);
+    w->kv_rstd = Tensor::empty(be, {N}, DType::F32);
+    w->kv_normed = Tensor::empty(be, {N, Rkv}, DType::F32);
+    w->q_lat = Tensor::empty(be, {N, H, Rkv}, DType::F32);
+    w->o_lat = Tensor::empty(be, {N, H, Rkv}, DType::F32);
+    w->scores = Tensor::empty(be, {H * max_len}, DType::F32);
+    w->attn_out = Tensor::empty(be, {N, H * Dv}, DType::F32);
+  }
+  w->last = Tensor::empty(be, {B, C}, DType::F32);
+  w->final_normed = Tensor::empty(be, {B, C}, DType::F32);
+  w->final_rstd = Tensor::empty(be, {B}, DType::F32);
+  w->logits = Tensor::empty(be, {B, c.vocab_size}, DType::F32);
+  return w;
+}
+
+// The MLP / MoE half of a layer: resid += ffn(norm(resid + branch)), with branch the
+// attention output (same order of adds as Model::forward).
+void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBuffers& w) {
+  be.add(w.resid, w.branch, w.x_mid);
+  be.rmsnorm_forward(w.x_mid, lp.post_attn_norm, float(c.rms_norm_eps), w.post_normed,
+                     w.post_rstd);
+  if (lp.is_moe)
+    model::moe_forward(be, c, 1, w.N, lp.moe, w.post_normed, w.moe, 0.0f, w.branch);
+  else
+    model::mlp_forward(be, lp.mlp, w.post_normed, w.mlp, w.branch);
+  be.add(w.x_mid, w.branch, w.resid);
+}
+
+// Final norm and lm_head on rows `rows` of w.resid -> w.logits (B, V).
+void final_logits(Backend& be, const ModelConfig& c, const ModelParams& p, InferBuffers& w,
+                  const std::vector<int64_t>& rows) {
+  for (size_t b = 0; b < rows.size(); ++b) {
+    Tensor dst = w.last.narrow(0, int64_t(b), 1);
+    be.copy(w.resid.narrow(0, rows[b], 1), dst);
+  }
+  be.rmsnorm_forward(w.last, p.final_norm, float(c.rms_norm_eps), w.final_normed, w.final_rstd);
+  model::linear_forward(be, w.final_normed, p.lm_head, w.logits);
+}
+
+void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const char* what, size_t b) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    ZT_THROW_IF_NOT(ids[i] >= 0 && ids[i] < vocab, DataError,
+                    "%s: sequence %zu, token %zu: expected an id in [0, %lld), found %d", what, b,
+                    i, (long long)vocab, ids[i]);
+}
+
+void check_distinct(const std::vector<int64_t>& slots, int64_t num_slots, const char* what) {
+  std::vector<int64_t> s = slots;
+  std::sort(s.begin(), s.end());
+  ZT_ASSERT(std::adjacent_find(s.begin(), s.end()) == s.end(), "%s: repeated slot", what);
+  ZT_ASSERT(s.empty() || (s.front() >= 0 && s.back() < num_slots),
+            "%s: slot out of [0, %lld)", what, (long long)num_slots);
+}
+
+// Absorbed MLA attention of one new token per sequence (see model_infer.h):
+// w.in_normed (B, C) -> w.branch (B, C); writes the tokens' latent and k_rope to the
+// cache at (slots[b], pos[b]).
+void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& p,
+                      const model::RopeTables& rope, Tensor& cache_layer, InferBuffers& w,
+                      const std::vector<int64_t>& slots, const std::vector<int64_t>& pos) {
+  const int64_t N = w.N, H = c.num_attention_heads, Dqk = c.qk_head_dim();
+  const int64_t Dn = c.qk_nope_head_dim, Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
+  const int64_t Rkv = c.kv_lora_rank;
+  const bool il = c.rope_interleave;
+  const float scale = float(c.softmax_scale());
+
+  if (c.q_lora_rank) {
+    model::linear_forward(be, w.in_normed, p.q_a_proj, w.q_a);
+    be.rmsnorm_forward(w.q_a, p.q_a_norm, model::kLoraNormEps, w.q_a_normed, w.q_a_rstd);
+    model::linear_forward(be, w.q_a_normed, p.q_b_proj, w.q);
+  } else {
+    model::linear_forward(be, w.in_normed, p.q_proj, w.q);
+  }
+  Tensor q3 = w.q.view({N, H, Dqk});
+  Tensor q_rope = q3.narrow(2, Dn, Dr);  // (N, H, Dr)
+  be.rope(q_rope, w.positions, rope.cos, rope.sin, il, false);
+
+  model::linear_forward(be, w.in_normed, p.kv_a_proj, w.ckv);
+  be.rmsnorm_forward(w.ckv.narrow(1, 0, Rkv), p.kv_a_norm, model::kLoraNormEps, w.kv_normed,
+                     w.kv_rstd);
+  Tensor k_rope = w.ckv.view({N, 1, Rkv + Dr}).narrow(2, Rkv, Dr);  // (N, 1, Dr)
+  be.rope(k_rope, w.positions, rope.cos, rope.sin, il, false);
+  for (int64_t b = 0; b < N; ++b) {
+    Tensor row = cache_layer.select(0, slots[size_t(b)]).narrow(0, pos[size_t(b)], 1);
+    Tensor lat_dst = row.narrow(1, 0, Rkv), rope_dst = row.narrow(1, Rkv, Dr);
+    be.copy(w.kv_normed.narrow(0, b, 1), lat_dst);
+    be.copy(w.ckv.narrow(0, b, 1).narrow(1, Rkv, Dr), rope_dst);
+  }
+
+  // q_lat[:, h] = q_nope[:, h] @ W_UK_h: (N, Dn) @ (Dn, Rkv).
+  Tensor wkv = p.kv_b_proj.view({H, Dn + Dv, Rkv});
+  for (int64_t h = 0; h < H; ++h) {
+    Tensor ql = w.q_lat.select(1, h);  // (N, Rkv), row stride H*Rkv
+    be.gemm(q3.select(1, h).narrow(1, 0, Dn), false, wkv.select(0, h).narrow(0, 0, Dn), false, ql);
+  }
+  // Per sequence: scores (H, P) over its cached tokens, softmax, o_lat = probs @ c_kv.
+  for (int64_t b = 0; b < N; ++b) {
+    const int64_t P = pos[size_t(b)] + 1;
+    Tensor rows = cache_layer.select(0, slots[size_t(b)]).narrow(0, 0, P);  // (P, Rkv + Dr)
+    Tensor lat = rows.narrow(1, 0, Rkv), kr = rows.narrow(1, Rkv, Dr);
+    Tensor s = w.scores.narrow(0, 0, H * P).view({H, P});
+    be.gemm(w.q_lat.select(0, b), false, lat, true, s, scale, 0.0f);
+    be.gemm(q3.select(0, b).narrow(1, Dn, Dr), false, kr, true, s, scale, 1.0f);
+    be.softmax_last(s, s);
+    Tensor ol = w.o_lat.select(0, b);  // (H, Rkv)
+    be.gemm(s, false, lat, false, ol);
+  }
+  // out[:, h] = o_lat[:, h] @ W_UV_h^T: (N, Rkv) @ (Rkv, Dv); then o_proj.
+  Tensor o3 = w.attn_out.view({N, H, Dv});
+  for (int64_t h = 0; h < H; ++h) {
+    Tensor oh = o3.select(1, h);
+    be.gemm(w.o_lat.select(1, h), false, wkv.select(0, h).narrow(0, Dn, Dv), true, oh);
+  }
+  model::linear_forward(be, w.attn_out, p.o_proj, w.branch);
+}
+
+}  // namespace
+
+ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
+    : model_(model),
+      cache_(model.config(), model.backend(), num_slots, max_len),
+      st_(std::make_unique<InferState>()) {
+  Backend& be = model_.backend();
+  model::build_rope_tables(be, model_.config(), 1, max_len, st_->rope);
+  st_->attn_s.ones = Tensor::empty(be, {model_.config().num_attention_heads, 1}, DType::F32);
+  be.fill(st_->attn_s.ones, 1.0);
+}
+
+ModelInference::~ModelInference() = default;
+
+const Tensor& ModelInference::logits() const {
+  ZT_ASSERT(st_->last != nullptr, "logits() before prefill() or decode_step()");
+  return st_->last->logits;
+}
+
+void ModelInference::prefill(const std::vector<int64_t>& slots,
+                             const std::vector<std::vector<int32_t>>& ids) {
+  ZT_ASSERT(!slots.empty() && slots.size() == ids.size(), "prefill: %zu slots for %zu prompts",
+            slots.size(), ids.size());
+  const ModelConfig& c = model_.config();
+  Backend& be = model_.backend();
+  const ModelParams& p = model_.params().params;
+  const int64_t B = int64_t(slots.size()), Rkv = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  check_distinct(slots, cache_.num_slots(), "prefill");
+  std::vector<int32_t> flat;
+  std::vector<int64_t> off, len, last_rows;
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int32_t>& s = ids[size_t(b)];
+    ZT_THROW_IF_NOT(!s.empty() && int64_t(s.size()) <= cache_.max_len(), DataError,
+                    "prefill: prompt %lld has %zu tokens, expected 1 to %lld (max_len)",
+                    (long long)b, s.size(), (long long)cache_.max_len());
+    check_ids(s, c.vocab_size, "prefill", size_t(b));
+    ZT_ASSERT(cache_.length(slots[size_t(b)]) == 0, "prefill: slot %lld is not empty",
+              (long long)slots[size_t(b)]);
+    off.push_back(int64_t(flat.size()));
+    len.push_back(int64_t(s.size()));
+    flat.insert(flat.end(), s.begin(), s.end());
+    last_rows.push_back(int64_t(flat.size()) - 1);
+  }
+  const int64_t N = int64_t(flat.size());
+  st_->last = nullptr;
+  st_->prefill.reset();
+  st_->prefill = alloc_buffers(be, c, N, B, cache_.max_len(), false);
+  InferBuffers& w = *st_->prefill;
+  w.seq_attn.resize(size_t(B));
+  for (int64_t b = 0; b < B; ++b) model::alloc_attention(be, c, 1, len[size_t(b)], w.seq_attn[size_t(b)]);
+  w.ids.copy_from_host(flat.data(), flat.size() * sizeof(int32_t));
+
+  be.embedding_forward(w.ids, p.embed, w.resid);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParams& lp = p.layers[size_t(l)];
+    be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t T = len[size_t(b)];
+      model::RopeTables rope{st_->rope.positions.narrow(0, 0, T), st_->rope.cos, st_->rope.sin};
+      model::AttentionActs& a = w.seq_attn[size_t(b)];
+      Tensor y = w.branch.narrow(0, off[size_t(b)], T);
+      model::attention_forward(be, c, 1, T, lp.attn, rope, w.in_normed.narrow(0, off[size_t(b)], T),
+                               a, st_->attn_s, y);
+      Tensor dst = cache_.layer(l).select(0, slots[size_t(b)]).narrow(0, 0, T);  // (T, Rkv + Dr)
+      Tensor lat_dst = dst.narrow(1, 0, Rkv), rope_dst = dst.narrow(1, Rkv, Dr);
+      be.copy(a.kv_normed, lat_dst);
+      be.copy(a.ckv.narrow(1, Rkv, Dr), rope_dst);
+    }
+    ffn_block(be, c, lp, w);
+  }
+  final_logits(be, c, p, w, last_rows);
+  for (int64_t b = 0; b < B; ++b) cache_.set_length(slots[size_t(b)], len[size_t(b)]);
+  st_->last = &w;
+}
+
+void ModelInference::decode_step(const std::vector<int64_t>& slots,
+                                 const std::vector<int32_t>& next_ids) {
+  ZT_ASSERT(!slots.empty() && slots.size() == next_ids.size(),
+            "decode_step: %zu slots for %zu tokens", slots.size(), next_ids.size());
+  const ModelConfig& c = model_.config();
+  Backend& be = model_.backend();
+  const ModelParams& p = model_.params().params;
+  const int64_t B = int64_t(slots.size());
+  check_distinct(slots, cache_.num_slots(), "decode_step");
+  check_ids(next_ids, c.vocab_size, "decode_step", 0);
+  std::vector<int64_t> pos(static_cast<size_t>(B)), rows(static_cast<size_t>(B));
+  std::vector<int32_t> pos32(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = cache_.length(slots[size_t(b)]);
+    ZT_ASSERT(n > 0 && n < cache_.max_len(),
+              "decode_step: slot %lld holds %lld tokens (must be prefilled and not full, max %lld)",
+              (long long)slots[size_t(b)], (long long)n, (long long)cache_.max_len());
+    pos[size_t(b)] = n;
+    pos32[size_t(b)] = int32_t(n);
+    rows[size_t(b)] = b;
+  }
+  if (!st_->decode || st_->decode->N != B) {
+    if (st_->last == st_->decode.get()) st_->last = nullptr;
+    st_->decode.reset();
+    st_->decode = alloc_buffers(be, c, B, B, cache_.max_len(), true);
+  }
+  InferBuffers& w = *st_->decode;
+  w.ids.copy_from_host(next_ids.data(), next_ids.size() * sizeof(int32_t));
+  w.positions.copy_from_host(pos32.data(), pos32.size() * sizeof(int32_t));
+
+  be.embedding_forward(w.ids, p.embed, w.resid);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParams& lp = p.layers[size_t(l)];
+    be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
+    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w, slots, pos);
+    ffn_block(be, c, lp, w);
+  }
+  final_logits(be, c, p, w, rows);
+  for (int64_t b = 0; b < B; ++b) cache_.set_length(slots[size_t(b)], pos[size_t(b)] + 1);
+  st_->last = &w;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,172 @@
+// RewardComposer (rewards.h): routes each sample by kind, computes every configured
+// function's value, sums the weighted values, keeps per-verdict counters, and runs
+// the code samples of a batch concurrently through the sandbox pool.
+// Must not: judge answers or programs itself (math_verify.h / code_reward.h do), or
+// throw on anything the model wrote.
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+
+#include "zeroth/error.h"
+#include "zeroth/rewards.h"
+
+namespace zeroth {
+namespace {
+
+// Throws DataError when a code sample's tests cannot be run (a dataset problem).
+void check_code_problem(const CodeProblem& p) {
+  ZT_THROW_IF_NOT(p.asserts.empty() || p.stdio_cases.empty(), DataError,
+                  "code sample: expected asserts or stdio cases, found both (%zu asserts, %zu cases)",
+                  p.asserts.size(), p.stdio_cases.size());
+  ZT_THROW_IF_NOT(!p.asserts.empty() || !p.stdio_cases.empty(), DataError,
+                  "code sample: expected at least one assert or stdio case, found none");
+  ZT_THROW_IF_NOT(p.asserts.empty() || p.language == CodeLanguage::Python, DataError,
+                  "code sample: assert-style tests need language python, found %s",
+                  code_language_name(p.language));
+}
+
+}  // namespace
+
+double RewardResult::component(const std::string& name) const {
+  for (const auto& c : components)
+    if (c.name == name) return c.value;
+  return 0.0;
+}
+
+RewardComposer::RewardComposer(RewardsConfig config) : config_(std::move(config)) {
+  config_.validate();
+  math_opts_ = config_.math_options();
+  tags_ = config_.format_tags();
+  scripts_.assign(config_.functions.size(), Script::Latin);
+  for (size_t i = 0; i < config_.functions.size(); ++i)
+    if (config_.functions[i].name == "language") {
+      bool ok = parse_script(config_.functions[i].script, &scripts_[i]);
+      ZT_ASSERT(ok, "validate() accepted script '%s'", config_.functions[i].script.c_str());
+    }
+}
+
+RewardComposer::~RewardComposer() {
+  checker_.reset();
+  pool_.reset();  // finishes queued runs before the sandbox goes
+  sandbox_.reset();
+}
+
+void RewardComposer::prepare_code() const { code_checker(); }
+
+const CodeChecker& RewardComposer::code_checker() const {
+  std::lock_guard<std::mutex> lock(code_mu_);
+  if (!checker_) {
+    sandbox_ = std::make_unique<Sandbox>(config_.sandbox_config());
+    pool_ = std::make_unique<SandboxPool>(*sandbox_);
+    checker_ = std::make_unique<CodeChecker>(*pool_, config_.code_reward_config());
+  }
+  return *checker_;
+}
+
+RewardResult RewardComposer::score(const RewardSample& sample) const {
+  RewardResult r;
+  double accuracy = 0.0;
+  if (sample.kind == RewardKind::Math) {
+    MathVerdict v = verify_math(sample.completion, sample.gold, math_opts_);
+    accuracy = v.correct ? 1.0 : 0.0;
+    r.correct = v.correct;
+    r.verdict = v.correct ? "correct" : v.extracted ? "wrong_answer" : "no_answer";
+    r.extracted = std::move(v.extracted_answer);
+  } else {
+    check_code_problem(sample.problem);
+    CodeReward c = code_checker().check(sample.completion, sample.problem);
+    accuracy = c.reward;
+    r.correct = c.verdict == CodeVerdict::Passed;
+    r.verdict = code_verdict_name(c.verdict);
+    r.detail = std::move(c.detail);
+    if (r.detail.empty())
+      for (const auto& t : c.tests)
+        if (t.verdict != CodeVerdict::Passed) {
+          r.detail = t.detail;
+          break;
+        }
+  }
+
+  bool lenient = false;
+  for (const auto& f : config_.functions)
+    if (f.name == "format") {
+      lenient = f.variant == "lenient";
+      break;
+    }
+  r.format_ok = (lenient ? format_reward_lenient(sample.completion, tags_)
+                         : format_reward_strict(sample.completion, tags_)) == 1.0;
+
+  r.components.reserve(config_.functions.size());
+  for (size_t i = 0; i < config_.functions.size(); ++i) {
+    const RewardFunctionConfig& f = config_.functions[i];
+    double value = 0.0;
+    if (f.name == "accuracy") value = accuracy;
+    else if (f.name == "format") value = r.format_ok ? 1.0 : 0.0;
+    else if (f.name == "tag_count") value = tag_count_reward(sample.completion, tags_);
+    else if (f.name == "language") value = language_consistency_reward(sample.completion, scripts_[i], tags_);
+    else ZT_ASSERT(false, "unknown reward function '%s' passed validation", f.name.c_str());
+    r.components.push_back(RewardComponent{f.name, f.weight, value});
+    r.reward += f.weight * value;
+  }
+  count(r, sample.kind);
+  return r;
+}
+
+std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSample>& samples) const {
+  std::vector<RewardResult> out(samples.size());
+  std::vector<size_t> code;
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples[i].kind == RewardKind::Code) {
+      try {
+        check_code_problem(samples[i].problem);
+      } catch (const DataError& e) {
+        throw DataError(strformat("batch sample %zu: %s", i, e.what()));
+      }
+      code.push_back(i);
+    }
+
+  std::vector<std::thread> threads;
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  if (!code.empty()) {
+    // One thread per pool worker keeps every sandbox slot busy; the pool bounds the runs.
+    code_checker();  // creates the sandbox and its pool
+    size_t n_threads = std::min(code.size(), static_cast<size_t>(std::max(1, pool_->workers())));
+    for (size_t t = 0; t < n_threads; ++t)
+      threads.emplace_back([&] {
+        for (size_t k = next++; k < code.size(); k = next++) {
+          try {
+            out[code[k]] = score(samples[code[k]]);
+          } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mu);
+            if (!error) error = std::current_exception();
+          }
+        }
+      });
+  }
+  std::exception_ptr math_error;
+  try {
+    for (size_t i = 0; i < samples.size(); ++i)
+      if (samples[i].kind == RewardKind::Math) out[i] = score(samples[i]);
+  } catch (...) {
+    math_error = std::current_exception();
+  }
+  for (auto& t : threads) t.join();
+  if (math_error) std::rethrow_exception(math_error);
+  if (error) std::rethrow_exception(error);
+  return out;
+}
+
+void RewardComposer::count(const RewardResult& r, RewardKind kind) const {
+  std::lock_guard<std::mutex> lock(count_mu_);
+  ++counts_[std::string(reward_kind_name(kind)) + "." + r.verdict];
+}
+
+std::map<std::string, int64_t> RewardComposer::verdict_counts() const {
+  std::lock_guard<std::mutex> lock(count_mu_);
+  return counts_;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,180 @@
+// Training checkpoints (train.h): HF model directories with tokenizer files, optimizer
+// state and trainer state, each written to a temporary directory and renamed into place.
+// Must not: decide when to save (the loop does) or define the weight format
+// (model_params.h) or the optimizer's state (optim.h).
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "zeroth/error.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/optim.h"
+#include "zeroth/safetensors.h"
+#include "zeroth/train.h"
+
+namespace zeroth {
+
+namespace fs = std::filesystem;
+
+static constexpr int kTrainerStateVersion = 1;
+
+std::string byte_tokenizer_json() {
+  const std::vector<std::string> specials = {"<|bos|>", "<|eos|>", "<|pad|>"};
+  nlohmann::json model = {{"type", "ZerothBytes"}, {"special_tokens", specials},
+                          {"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"},
+                          {"pad_token", "<|pad|>"}, {"add_bos", true},
+                          {"add_eos", false}};
+  return nlohmann::json({{"version", "1.0"}, {"model", model}}).dump(2) + "\n";
+}
+
+static void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) throw RuntimeError(strformat("%s: cannot write", path.c_str()));
+}
+
+static void fresh_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) throw RuntimeError(strformat("%s: cannot remove: %s", dir.c_str(), ec.message().c_str()));
+  fs::create_directories(dir, ec);
+  if (ec) throw RuntimeError(strformat("%s: cannot create: %s", dir.c_str(), ec.message().c_str()));
+}
+
+// Replaces `dir` by the complete `tmp`.
+static void publish_dir(const std::string& tmp, const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (!ec) fs::rename(tmp, dir, ec);
+  if (ec)
+    throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), dir.c_str(), ec.message().c_str()));
+}
+
+static void write_model_files(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                              const TokenizerFiles& tokenizer) {
+  write_text(dir + "/tokenizer.json", tokenizer.tokenizer_json);
+  if (!tokenizer.tokenizer_config_json.empty())
+    write_text(dir + "/tokenizer_config.json", tokenizer.tokenizer_config_json);
+  save_hf_weights(dir, config, params, DType::F32);  // config.json last
+}
+
+void save_model_dir(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                    const TokenizerFiles& tokenizer) {
+  const std::string tmp = dir + ".tmp";
+  fresh_dir(tmp);
+  write_model_files(tmp, config, params, tokenizer);
+  publish_dir(tmp, dir);
+}
+
+std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig& config,
+                                  const ParamSet& params, const TokenizerFiles& tokenizer,
+                                  const AdamW& optimizer, const TrainerState& state) {
+  const std::string root = run_dir + "/checkpoints";
+  const std::string name = strformat("step_%lld", (long long)state.step);
+  const std::string tmp = root + "/." + name + ".tmp";
+  const std::string dir = root + "/" + name;
+  fresh_dir(tmp);
+  write_model_files(tmp, config, params, tokenizer);
+
+  const AdamWState st = optimizer.state();
+  SafetensorsWriter w;
+  w.add("adamw.m", st.m);
+  w.add("adamw.v", st.v);
+  w.set_metadata("adamw.step", std::to_string(st.step));
+  w.write(tmp + "/optimizer.safetensors");
+
+  nlohmann::json js = {{"format_version", kTrainerStateVersion},
+                       {"step", state.step},
+                       {"data_epoch", state.cursor.epoch},
+                       {"data_position", state.cursor.position},
+                       {"stage", state.stage}};
+  write_text(tmp + "/trainer_state.json", js.dump(2) + "\n");
+  publish_dir(tmp, dir);
+  return dir;
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return "";
+  long long best = -1;
+  std::string best_dir;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
+    const std::string digits = n.substr(5);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "trainer_state.json")) continue;
+    const long long s = std::stoll(digits);
+    if (s > best) {
+      best = s;
+      best_dir = e.path().string();
+    }
+  }
+  return best_dir;
+}
+
+TrainerState read_trainer_state(const std::string& checkpoint_dir) {
+  const std::string path = checkpoint_dir + "/trainer_state.json";
+  std::ifstream in(path);
+  if (!in) throw CheckpointError(strformat("%s: cannot open for reading", path.c_str()));
+  nlohmann::json js;
+  try {
+    in >> js;
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(strformat("%s: invalid JSON: %s", path.c_str(), e.what()));
+  }
+  auto get_int = [&](const char* key) -> int64_t {
+    if (!js.is_object() || !js.contains(key) || !js[key].is_number_integer() || js[key].get<int64_t>() < 0)
+      throw CheckpointError(strformat("%s: key '%s': expected an integer >= 0, found %s", path.c_str(), key,
+                                      js.is_object() && js.contains(key) ? js[key].dump().c_str() : "nothing"));
+    return js[key].get<int64_t>();
+  };
+  if (get_int("format_version") != kTrainerStateVersion)
+    throw CheckpointError(strformat("%s: key 'format_version': expected %d, found %lld", path.c_str(),
+                                    kTrainerStateVersion, (long long)get_int("format_version")));
+  TrainerState st;
+  st.step = get_int("step");
+  st.cursor.epoch = get_int("data_epoch");
+  st.cursor.position = get_int("data_position");
+  if (!js.contains("stage") || !js["stage"].is_string())
+    throw CheckpointError(strformat("%s: key 'stage': expected a string, found %s", path.c_str(),
+                                    js.contains("stage") ? js["stage"].dump().c_str() : "nothing"));
+  st.stage = js["stage"].get<std::string>();
+  return st;
+}
+
+void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
+  const std::string path = checkpoint_dir + "/optimizer.safetensors";
+  SafetensorsFile f = SafetensorsFile::open(path);
+  const AdamWState cur = optimizer.state();
+  const Shape shape = {cur.m.numel()};
+  f.expect("adamw.m", DType::F32, shape);
+  f.expect("adamw.v", DType::F32, shape);
+  auto it = f.metadata().find("adamw.step");
+  long long step = -1;
+  if (it != f.metadata().end()) {
+    size_t used = 0;
+    try {
+      step = std::stoll(it->second, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != it->second.size()) step = -1;
+  }
+  if (step < 0)
+    throw CheckpointError(strformat("%s: metadata 'adamw.step': expected an integer >= 0, found %s", path.c_str(),
+                                    it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str()));
+  AdamWState st;
+  st.step = step;
+  st.m = Tensor::view_of(const_cast<void*>(f.data("adamw.m")), shape, DType::F32);
+  st.v = Tensor::view_of(const_cast<void*>(f.data("adamw.v")), shape, DType::F32);
+  optimizer.load_state(st);
+}
+
+}  // namespace zeroth

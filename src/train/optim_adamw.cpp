@@ -1,0 +1,135 @@
+// AdamW over a ParamSet: global gradient norm, clipping, per-range adamw_step (optim.h).
+//
+// Owns: the moments, the step count, the grouping of parameters into update ranges
+// (adjacent entries with the same treatment merged, so a model costs a handful of
+// backend calls rather than one per HF tensor), and the checkpoint state.
+// Must not: communicate, or read the device except the one squared-norm read per step.
+#include <algorithm>
+#include <cmath>
+
+#include "zeroth/error.h"
+#include "zeroth/optim.h"
+
+namespace zeroth {
+
+namespace {
+
+int64_t entry_offset(const ParamSet& ps, const ParamEntry& e) {
+  const char* base = static_cast<const char*>(ps.flat.data_ptr());
+  const char* p = static_cast<const char*>(e.view.data_ptr());
+  ZT_ASSERT(e.view.is_contiguous() && p >= base, "entry %s is not a contiguous view of flat",
+            e.name.c_str());
+  return int64_t(p - base) / int64_t(ps.flat.element_size());
+}
+
+void check_same_layout(const ParamSet& ref, const ParamSet& other, const char* what) {
+  ZT_ASSERT(other.flat.defined() && other.flat.numel() == ref.flat.numel() &&
+                other.entries.size() == ref.entries.size(),
+            "AdamW::step: %s (%s, %zu entries) does not have the optimizer's layout (%s, %zu entries)",
+            what, other.flat.defined() ? other.flat.str().c_str() : "undefined",
+            other.entries.size(), ref.flat.str().c_str(), ref.entries.size());
+}
+
+}  // namespace
+
+AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backend)
+    : config_(config), be_(backend) {
+  config_.validate();
+  m_ = make_param_set(model, backend, DType::F32);
+  v_ = make_param_set(model, backend, DType::F32);
+  norm_sq_ = Tensor::zeros(backend, {1}, DType::F32);
+
+  // Trainable entries in flat order, adjacent ones with the same decay flag merged.
+  struct Item {
+    int64_t offset, numel;
+    bool decay;
+  };
+  std::vector<Item> items;
+  for (const ParamEntry& e : m_.entries)
+    if (e.trainable) items.push_back({entry_offset(m_, e), e.view.numel(), e.weight_decay});
+  std::sort(items.begin(), items.end(),
+            [](const Item& a, const Item& b) { return a.offset < b.offset; });
+  for (const Item& it : items) {
+    if (!ranges_.empty()) {
+      UpdateRange& last = ranges_.back();
+      ZT_ASSERT(last.offset + last.numel <= it.offset, "overlapping parameter entries");
+      if (last.decay == it.decay && last.offset + last.numel == it.offset) {
+        last.numel += it.numel;
+        continue;
+      }
+    }
+    ranges_.push_back({it.offset, it.numel, it.decay});
+  }
+}
+
+float AdamW::step(ParamSet& params, const ParamSet& grads, double lr, ParamSet* bf16_copy) {
+  check_same_layout(m_, params, "params");
+  check_same_layout(m_, grads, "grads");
+  ZT_ASSERT(params.flat.dtype() == DType::F32, "AdamW::step: params must be F32 master weights, got %s",
+            params.flat.str().c_str());
+  if (bf16_copy) {
+    check_same_layout(m_, *bf16_copy, "bf16_copy");
+    ZT_ASSERT(bf16_copy->flat.dtype() == DType::BF16, "AdamW::step: bf16_copy is %s",
+              bf16_copy->flat.str().c_str());
+  }
+
+  // Global L2 norm of the trainable gradients: one host read.
+  for (size_t i = 0; i < ranges_.size(); ++i)
+    be_.sum_squares(grads.flat.narrow(0, ranges_[i].offset, ranges_[i].numel), norm_sq_, i > 0);
+  float norm_sq = 0.0f;
+  if (!ranges_.empty()) be_.copy_to_host(&norm_sq, norm_sq_.data_ptr(), sizeof(float));
+  const float norm = std::sqrt(norm_sq);
+  if (!std::isfinite(norm)) return norm;
+
+  float grad_scale = 1.0f;
+  if (config_.grad_clip > 0.0) {
+    const double coef = config_.grad_clip / (double(norm) + 1e-6);
+    if (coef < 1.0) grad_scale = float(coef);
+  }
+
+  ++step_;
+  Backend::AdamWArgs args;
+  args.lr = float(lr);
+  args.beta1 = float(config_.beta1);
+  args.beta2 = float(config_.beta2);
+  args.eps = float(config_.eps);
+  args.grad_scale = grad_scale;
+  args.bias_correction1 = float(1.0 - std::pow(config_.beta1, double(step_)));
+  args.bias_correction2 = float(1.0 - std::pow(config_.beta2, double(step_)));
+  for (const UpdateRange& r : ranges_) {
+    args.weight_decay = r.decay ? float(config_.weight_decay) : 0.0f;
+    Tensor p = params.flat.narrow(0, r.offset, r.numel);
+    Tensor m = m_.flat.narrow(0, r.offset, r.numel);
+    Tensor v = v_.flat.narrow(0, r.offset, r.numel);
+    Tensor copy = bf16_copy ? bf16_copy->flat.narrow(0, r.offset, r.numel) : Tensor();
+    be_.adamw_step(p, grads.flat.narrow(0, r.offset, r.numel), m, v, args, copy);
+  }
+  return norm;
+}
+
+AdamWState AdamW::state() const { return AdamWState{step_, m_.flat, v_.flat}; }
+
+void AdamW::load_state(const AdamWState& state) {
+  ZT_THROW_IF_NOT(state.step >= 0, CheckpointError,
+                  "optimizer state: expected a step count >= 0, found %lld", (long long)state.step);
+  auto load = [&](const Tensor& src, Tensor& dst, const char* what) {
+    ZT_THROW_IF_NOT(src.defined() && src.dtype() == DType::F32 && src.numel() == dst.numel(),
+                    CheckpointError,
+                    "optimizer state: expected %s as f32 with %lld elements (the model's "
+                    "parameter layout), found %s",
+                    what, (long long)dst.numel(), src.defined() ? src.str().c_str() : "nothing");
+    ZT_ASSERT(src.is_contiguous(), "optimizer state %s must be contiguous", what);
+    if (src.device() == be_.device())
+      be_.copy(src, dst);
+    else if (src.device().is_cpu())
+      dst.copy_from_host(src.data_ptr(), src.nbytes());
+    else
+      ZT_ASSERT(false, "optimizer state %s is on %s, expected the host or %s", what,
+                src.device().str().c_str(), be_.device().str().c_str());
+  };
+  load(state.m, m_.flat, "m");
+  load(state.v, v_.flat, "v");
+  step_ = state.step;
+}
+
+}  // namespace zeroth

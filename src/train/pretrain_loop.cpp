@@ -1,0 +1,356 @@
+// run_lm_training (train.h): the loop shared by pretraining and SFT.
+// Must not: parse flags, choose the communicator/backend, or implement optimizer or
+// collective math (optim.h, grad_sync.h); file formats live in checkpoint_io.cpp and
+// data_*.cpp.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zeroth/backend.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/grad_sync.h"
+#include "zeroth/log.h"
+#include "zeroth/model.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/optim.h"
+#include "zeroth/tokenizer.h"
+#include "zeroth/train.h"
+
+namespace zeroth {
+
+namespace fs = std::filesystem;
+
+const char* lm_stage_name(LmStage stage) { return stage == LmStage::Pretrain ? "pretrain" : "sft"; }
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(strformat("%s: cannot read", path.c_str()));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct LoadedTokenizer {
+  std::unique_ptr<Tokenizer> tokenizer;
+  TokenizerFiles files;
+};
+
+LoadedTokenizer byte_tokenizer() {
+  ByteTokenizerConfig bc;
+  bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
+  bc.bos_token = "<|bos|>";
+  bc.eos_token = "<|eos|>";
+  bc.pad_token = "<|pad|>";
+  bc.add_bos = true;
+  return {make_byte_tokenizer(bc), {byte_tokenizer_json(), ""}};
+}
+
+// A tokenizer.json file or a directory holding one (+ tokenizer_config.json).
+LoadedTokenizer tokenizer_from_path(const std::string& path) {
+  const bool is_dir = fs::is_directory(path);
+  const std::string file = is_dir ? path + "/tokenizer.json" : path;
+  fs::path dir = is_dir ? fs::path(path) : fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  LoadedTokenizer t;
+  t.tokenizer = load_tokenizer(path);
+  t.files.tokenizer_json = read_text(file);
+  if (fs::is_regular_file(dir / "tokenizer_config.json"))
+    t.files.tokenizer_config_json = read_text((dir / "tokenizer_config.json").string());
+  return t;
+}
+
+// The model's starting point: its architecture, where its weights come from and the
+// tokenizer.
+struct ModelSource {
+  ModelConfig config;
+  std::string weights_dir;  // "" = random init
+  LoadedTokenizer tok;
+};
+
+ModelSource resolve_model(const ModelSection& m, const std::string& command) {
+  if (m.init.empty())
+    throw ConfigError(strformat("key 'model.init': required by zeroth %s (a model config.json or a "
+                                "Hugging Face model directory), found nothing", command.c_str()));
+  if (!fs::exists(m.init))
+    throw ConfigError(strformat("key 'model.init': expected a model config.json or model directory, "
+                                "found '%s', which does not exist", m.init.c_str()));
+  ModelSource src;
+  const bool is_dir = fs::is_directory(m.init);
+  src.config = read_model_config(m.init);
+  if (is_dir) src.weights_dir = m.init;
+  if (m.tokenizer == "bytes") {
+    src.tok = byte_tokenizer();
+  } else if (m.tokenizer == "auto") {
+    if (!is_dir) {
+      src.tok = byte_tokenizer();
+    } else if (fs::exists(fs::path(m.init) / "tokenizer.json")) {
+      src.tok = tokenizer_from_path(m.init);
+    } else {
+      throw ConfigError(strformat("key 'model.tokenizer': 'auto' expected %s/tokenizer.json, found none; "
+                                  "set model.tokenizer to 'bytes' or a path", m.init.c_str()));
+    }
+  } else {
+    if (!fs::exists(m.tokenizer))
+      throw ConfigError(strformat("key 'model.tokenizer': expected 'auto', 'bytes' or an existing path, "
+                                  "found '%s'", m.tokenizer.c_str()));
+    src.tok = tokenizer_from_path(m.tokenizer);
+  }
+  return src;
+}
+
+// ConfigError unless the tokenizer's ids fit the model's vocabulary.
+void check_tokenizer_fits(const Tokenizer& tok, const ModelConfig& config, const std::string& init) {
+  if (tok.vocab_size() > config.vocab_size)
+    throw ConfigError(strformat("key 'model.tokenizer': expected a tokenizer of at most vocab_size = %lld "
+                                "ids (%s), found one with %d",
+                                (long long)config.vocab_size, init.c_str(), tok.vocab_size()));
+}
+
+SequenceDataset load_stage_data(const Config& config, LmStage stage, const Tokenizer& tok,
+                                const ModelConfig& mc, int32_t* eos_out) {
+  const DataSection& d = config.data;
+  if (d.path.empty())
+    throw ConfigError(strformat("key 'data.path': required by zeroth %s, found nothing", lm_stage_name(stage)));
+  int32_t eos = tok.special_ids().eos;
+  if (eos < 0 && mc.eos_token_id) eos = int32_t(*mc.eos_token_id);
+  if (eos < 0)
+    throw ConfigError("key 'model.tokenizer': expected a tokenizer or model config with an EOS token, found none");
+  *eos_out = eos;
+  if (stage == LmStage::Pretrain)
+    return load_pretrain_corpus(d.path, d.format, d.text_field, tok, eos, config.train.seq_len);
+  SftFormat f;
+  f.prompt_field = d.prompt_field;
+  f.response_field = d.response_field;
+  f.prompt_template = d.prompt_template;
+  f.add_eos = d.add_eos;
+  f.eos_id = eos;
+  f.pad_id = tok.special_ids().pad >= 0 ? tok.special_ids().pad : eos;
+  return load_sft_dataset(d.path, f, tok, config.train.seq_len);
+}
+
+double max_imbalance(const std::vector<std::vector<int64_t>>& loads) {
+  double worst = 0.0;
+  for (const auto& l : loads) {
+    if (l.empty()) continue;
+    int64_t total = 0, mx = 0;
+    for (int64_t x : l) {
+      total += x;
+      mx = std::max(mx, x);
+    }
+    if (total > 0) worst = std::max(worst, double(mx) * double(l.size()) / double(total));
+  }
+  return worst;
+}
+
+std::string metrics_json(const StepMetrics& m) {
+  nlohmann::ordered_json j = {{"step", m.step},
+                              {"loss", m.loss},
+                              {"aux_loss", m.aux_loss},
+                              {"lr", m.lr},
+                              {"grad_norm", m.grad_norm},
+                              {"trained_tokens", m.trained_tokens},
+                              {"tokens", m.tokens},
+                              {"tokens_per_s", m.tokens_per_s},
+                              {"expert_imbalance", m.expert_imbalance},
+                              {"data_epoch", m.cursor.epoch},
+                              {"data_position", m.cursor.position}};
+  return j.dump();
+}
+
+}  // namespace
+
+LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator& comm, Backend& backend,
+                              const LmTrainOptions& options) {
+  const char* name = lm_stage_name(stage);
+  const int rank = comm.rank(), world = comm.size();
+  const TrainSection& tc = config.train;
+  const std::string& run_dir = config.run.run_dir;
+
+  // Batch shape: each rank takes batch_size / world sequences, in micro-batches.
+  if (tc.batch_size % world != 0)
+    throw ConfigError(strformat("key 'train.batch_size': expected a multiple of the %d data-parallel ranks, "
+                                "found %lld", world, (long long)tc.batch_size));
+  const int64_t per_rank = tc.batch_size / world;
+  const int64_t micro = tc.micro_batch > 0 ? tc.micro_batch : per_rank;
+  if (per_rank % micro != 0)
+    throw ConfigError(strformat("key 'train.micro_batch': expected a divisor of the %lld sequences per rank "
+                                "(train.batch_size %lld over %d ranks), found %lld",
+                                (long long)per_rank, (long long)tc.batch_size, world, (long long)micro));
+  const int64_t T = tc.seq_len;
+
+  // Model, tokenizer and data. On resume the newest checkpoint replaces model.init.
+  ModelSource src = resolve_model(config.model, name);
+  std::string resume_ckpt;
+  TrainerState start;
+  start.stage = name;
+  if (!options.resume_dir.empty()) {
+    resume_ckpt = latest_checkpoint(options.resume_dir);
+    if (resume_ckpt.empty())
+      throw CheckpointError(strformat("%s: --resume found no checkpoints/step_N directory to continue from",
+                                      options.resume_dir.c_str()));
+    start = read_trainer_state(resume_ckpt);
+    if (start.stage != name)
+      throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected '%s', found '%s'",
+                                      resume_ckpt.c_str(), name, start.stage.c_str()));
+    src.config = read_model_config(resume_ckpt);
+    src.weights_dir = resume_ckpt;
+    src.tok = tokenizer_from_path(resume_ckpt);
+  }
+  if (src.config.max_position_embeddings < T)
+    throw ConfigError(strformat("key 'train.seq_len': expected at most the model's max_position_embeddings "
+                                "(%lld), found %lld", (long long)src.config.max_position_embeddings, (long long)T));
+  check_tokenizer_fits(*src.tok.tokenizer, src.config, config.model.init);
+  int32_t eos = -1;
+  const SequenceDataset data = load_stage_data(config, stage, *src.tok.tokenizer, src.config, &eos);
+
+  Model model(src.config, backend);
+  if (src.weights_dir.empty())
+    init_params(src.config, model.params(), config.model.seed ? *config.model.seed : config.run.seed);
+  else
+    load_hf_weights(src.weights_dir, src.config, model.params());
+  model.set_aux_loss_alpha(float(config.model.aux_loss_alpha));
+  AdamW optimizer(config.optim, src.config, backend);
+  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
+  const LrSchedule schedule = LrSchedule::from_config(config.optim, tc.steps);
+  GradSync grad_sync(comm, model.grads());
+  BatchSampler sampler(data.count, config.run.seed, config.data.shuffle, start.cursor);
+
+  const std::string metrics_path = run_dir + "/metrics.jsonl";
+  std::ofstream metrics;
+  if (rank == 0) {
+    write_resolved_config(config, run_dir);
+    metrics.open(metrics_path, resume_ckpt.empty() ? std::ios::trunc : std::ios::app);
+    if (!metrics) throw RuntimeError(strformat("%s: cannot open for writing", metrics_path.c_str()));
+  }
+  ZT_LOG_INFO("%s: %lld sequences of %lld tokens from %s (%lld %s%s); model %s, %.3f M parameters; "
+              "%d rank(s), %lld sequences per step, micro-batch %lld",
+              name, (long long)data.count, (long long)T, config.data.path.c_str(), (long long)data.documents,
+              stage == LmStage::Pretrain ? "documents" : "examples",
+              data.truncated ? strformat(", %lld truncated", (long long)data.truncated).c_str() : "",
+              src.weights_dir.empty() ? ("initialised from " + config.model.init).c_str() : src.weights_dir.c_str(),
+              double(src.config.num_parameters()) / 1e6, world, (long long)tc.batch_size, (long long)micro);
+  if (!resume_ckpt.empty())
+    ZT_LOG_INFO("%s: resuming from %s at step %lld", name, resume_ckpt.c_str(), (long long)start.step);
+
+  // Host and device buffers of one micro-batch.
+  const int64_t N = micro * T;
+  std::vector<int32_t> share_ids(size_t(per_rank * T));
+  std::vector<float> share_mask(size_t(per_rank * T));
+  std::vector<int32_t> h_targets(static_cast<size_t>(N));
+  std::vector<float> h_dlogprob(static_cast<size_t>(N)), h_logprob(static_cast<size_t>(N));
+  Tensor ids = Tensor::empty(backend, {micro, T}, DType::I32);
+  Tensor targets = Tensor::empty(backend, {N}, DType::I32);
+  Tensor logprob = Tensor::empty(backend, {N}, DType::F32);
+  Tensor dlogprob = Tensor::empty(backend, {N}, DType::F32);
+
+  LmTrainResult result;
+  result.final_dir = run_dir + "/final";
+  const float gamma = float(config.model.bias_update_speed);
+  Progress progress(name, tc.steps, "step");
+  TrainerState state = start;
+  for (int64_t step = start.step + 1; step <= tc.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<int64_t> batch = sampler.next(tc.batch_size);
+    int64_t local_count = 0;
+    for (int64_t i = 0; i < per_rank; ++i) {
+      data.fill(batch[size_t(rank * per_rank + i)], &share_ids[size_t(i * T)], &share_mask[size_t(i * T)]);
+      for (int64_t t = 0; t < T; ++t) local_count += share_mask[size_t(i * T + t)] != 0.0f;
+    }
+    int64_t global_count = local_count;
+    comm.all_reduce_host(&global_count, 1, ReduceOp::Sum);
+    ZT_ASSERT(global_count > 0, "a batch with no trained tokens");
+
+    model.zero_grad();
+    double loss_sum = 0.0;
+    std::vector<std::vector<int64_t>> loads;
+    for (int64_t mb = 0; mb < per_rank / micro; ++mb) {
+      const int32_t* mids = &share_ids[size_t(mb * N)];
+      const float* mmask = &share_mask[size_t(mb * N)];
+      for (int64_t n = 0; n < N; ++n) {
+        const bool last = (n % T) == T - 1;
+        h_targets[size_t(n)] = (!last && mmask[n] != 0.0f) ? mids[n + 1] : -1;
+        h_dlogprob[size_t(n)] = last ? 0.0f : -mmask[n] / float(global_count);
+      }
+      ids.copy_from_host(mids, size_t(N) * sizeof(int32_t));
+      targets.copy_from_host(h_targets.data(), h_targets.size() * sizeof(int32_t));
+      dlogprob.copy_from_host(h_dlogprob.data(), h_dlogprob.size() * sizeof(float));
+      model.forward(ids);
+      model.token_logprobs(targets, 1.0f, logprob, nullptr);
+      model.backward_from_logprob_grad(dlogprob, nullptr);
+      logprob.copy_to_host(h_logprob.data(), h_logprob.size() * sizeof(float));
+      for (int64_t n = 0; n < N; ++n)
+        if (h_targets[size_t(n)] >= 0) loss_sum -= double(mmask[n]) * double(h_logprob[size_t(n)]);
+      const std::vector<MoeLayerStats> stats = model.moe_stats();
+      if (loads.empty()) loads.assign(stats.size(), {});
+      for (size_t l = 0; l < stats.size(); ++l) {
+        if (loads[l].empty()) loads[l].assign(stats[l].load.size(), 0);
+        for (size_t e = 0; e < stats[l].load.size(); ++e) loads[l][e] += stats[l].load[e];
+      }
+    }
+    grad_sync.all_reduce(model.grads(), ReduceOp::Sum);
+    const double lr = schedule.lr_at(step);
+    const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
+    if (!std::isfinite(grad_norm))
+      ZT_LOG_WARN("%s: step %lld: gradient norm is %g; the update was skipped", name, (long long)step,
+                  double(grad_norm));
+    if (!loads.empty()) {
+      all_reduce_loads(comm, loads);
+      if (gamma > 0.0f) model.update_router_bias(gamma, loads);
+    }
+    double sums[2] = {loss_sum, double(model.aux_loss())};
+    comm.all_reduce_host(sums, 2, ReduceOp::Sum);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    StepMetrics m;
+    m.step = step;
+    m.loss = sums[0] / double(global_count);
+    m.aux_loss = sums[1] / double(world);
+    m.lr = lr;
+    m.grad_norm = grad_norm;
+    m.trained_tokens = global_count;
+    m.tokens = tc.batch_size * T;
+    m.tokens_per_s = seconds > 0 ? double(m.tokens) / seconds : 0.0;
+    m.expert_imbalance = max_imbalance(loads);
+    m.cursor = sampler.cursor();
+    result.steps.push_back(m);
+    if (rank == 0) {
+      metrics << metrics_json(m) << '\n';
+      metrics.flush();
+    }
+    if (options.show_progress) progress.update(step, strformat("loss %.4f", m.loss));
+    if (step % tc.log_every == 0 || step == tc.steps)
+      ZT_LOG_INFO("%s step %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | expert imbalance %.2f",
+                  name, (long long)step, (long long)tc.steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s,
+                  m.expert_imbalance);
+
+    state.step = step;
+    state.cursor = m.cursor;
+    if ((tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps) {
+      if (rank == 0) {
+        const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.tok.files,
+                                                      optimizer, state);
+        ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
+      }
+      comm.barrier();
+    }
+  }
+  if (options.show_progress)
+    progress.finish(result.steps.empty() ? "" : strformat("loss %.4f", result.steps.back().loss));
+  if (rank == 0) {
+    save_model_dir(result.final_dir, src.config, model.params(), src.tok.files);
+    ZT_LOG_INFO("%s: final model in %s", name, result.final_dir.c_str());
+  }
+  comm.barrier();
+  return result;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,534 @@
+// Reward composition (rewards.h) and `zeroth reward` / `zeroth bench reward` (compiled
+// in from src/cli): weights, routing by kind, components, format_ok, counters, config
+// parsing and its errors, the JSONL schema and its DataErrors, the CLI on small files.
+// Cases tagged [rewards_code] run programs in the sandbox: CTest runs them through
+// tests/sandbox/run_contained.sh (entry rewards_code), never by discovery.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zeroth/config_reflect.h"
+#include "zeroth/error.h"
+#include "zeroth/rewards.h"
+
+namespace zeroth {
+namespace cli {
+int cmd_reward(const std::vector<std::string>& args);
+int bench_reward(const std::vector<std::string>& args);
+}  // namespace cli
+}  // namespace zeroth
+
+using namespace zeroth;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct RewardsOnly {  // what `zeroth reward --config` reads
+  RewardsConfig rewards;
+  template <class V>
+  void visit(V& v) {
+    v.field("rewards", rewards, "rewards");
+  }
+};
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("zeroth_rewards_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(std::rand()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return (path / name).string();
+  }
+};
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+RewardsConfig load_rewards_yaml(const TempDir& dir, const std::string& yaml) {
+  return load_config_as<RewardsOnly>(dir.write("rewards.yaml", yaml), {}).rewards;
+}
+
+// The message of the ConfigError that loading `yaml` throws ("" if none).
+std::string config_error(const std::string& yaml) {
+  TempDir dir;
+  try {
+    load_rewards_yaml(dir, yaml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+RewardSample math(const std::string& completion, const std::string& gold) {
+  RewardSample s;
+  s.kind = RewardKind::Math;
+  s.completion = completion;
+  s.gold = gold;
+  return s;
+}
+
+// Captures stdout of `fn` into a string.
+template <class F>
+std::string capture_stdout(F fn, int* rc) {
+  std::fflush(stdout);
+  char tmpl[] = "/tmp/zeroth_rewards_out_XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  int saved = ::dup(1);
+  ::dup2(fd, 1);
+  *rc = fn();
+  std::fflush(stdout);
+  ::dup2(saved, 1);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(tmpl);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ::unlink(tmpl);
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("default composition is R1-Zero: accuracy 1 + strict format 1", "[rewards]") {
+  RewardComposer c{RewardsConfig{}};
+  RewardResult both = c.score(math("<think>2+2=4</think><answer>\\boxed{4}</answer>", "4"));
+  CHECK(both.reward == 2.0);
+  CHECK(both.verdict == "correct");
+  CHECK(both.correct);
+  CHECK(both.format_ok);
+  CHECK(both.extracted == "4");
+  REQUIRE(both.components.size() == 2);
+  CHECK(both.components[0].name == "accuracy");
+  CHECK(both.components[0].value == 1.0);
+  CHECK(both.components[1].name == "format");
+  CHECK(both.components[1].value == 1.0);
+
+  RewardResult wrong = c.score(math("<think>hmm</think><answer>5</answer>", "4"));
+  CHECK(wrong.reward == 1.0);
+  CHECK(wrong.verdict == "wrong_answer");
+  CHECK(wrong.component("accuracy") == 0.0);
+  CHECK(wrong.component("format") == 1.0);
+
+  RewardResult unformatted = c.score(math("The answer is 4.", "4"));
+  CHECK(unformatted.reward == 1.0);
+  CHECK_FALSE(unformatted.format_ok);
+
+  RewardResult none = c.score(math("I give up", "4"));
+  CHECK(none.reward == 0.0);
+  CHECK(none.verdict == "no_answer");
+  CHECK(none.extracted.empty());
+
+  auto counts = c.verdict_counts();
+  CHECK(counts["math.correct"] == 2);
+  CHECK(counts["math.wrong_answer"] == 1);
+  CHECK(counts["math.no_answer"] == 1);
+  CHECK(counts.size() == 3);
+}
+
+TEST_CASE("weights, variants, tag_count and language components from YAML", "[rewards]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, R"(
+rewards:
+  functions:
+    - {name: accuracy, weight: 1.0}
+    - {name: format, weight: 0.1, variant: lenient}
+    - {name: tag_count, weight: 0.5}
+    - {name: language, weight: 0.2, script: zh}
+  math:
+    extractors: [answer_tag, last_number]
+)");
+  REQUIRE(cfg.functions.size() == 4);
+  RewardComposer c(cfg);
+  // Lenient format accepts text around the blocks; tag count sees each tag once; the
+  // reasoning is Latin, not Han: language 0.
+  RewardResult r = c.score(math("Sure. <think>two plus two</think> so <answer>4</answer>", "4"));
+  CHECK(r.component("accuracy") == 1.0);
+  CHECK(r.component("format") == 1.0);
+  CHECK(r.format_ok);
+  CHECK(r.component("tag_count") == 1.0);
+  CHECK(r.component("language") == 0.0);
+  CHECK(r.reward == Approx(1.0 + 0.1 + 0.5));
+  // Han reasoning: language 1; no answer tag, last_number finds 4; one tag missing.
+  RewardResult zh = c.score(math("<think>二加二等于四</think> 4", "4"));
+  CHECK(zh.component("language") == 1.0);
+  CHECK(zh.component("accuracy") == 1.0);
+  CHECK(zh.component("format") == 0.0);
+  CHECK(zh.component("tag_count") == 0.5);
+  CHECK(zh.reward == Approx(1.0 + 0.5 * 0.5 + 0.2));
+  // \boxed is not among the configured extractors.
+  CHECK(c.score(math("\\boxed{4}", "4")).verdict == "correct");  // last_number finds the 4
+  CHECK(c.score(math("\\boxed{x}", "4")).verdict == "no_answer");
+}
+
+TEST_CASE("format tags and think_open_in_prompt come from the config", "[rewards]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, R"(
+rewards:
+  format: {think_open: "<reason>", think_close: "</reason>", think_open_in_prompt: true}
+)");
+  RewardComposer c(cfg);
+  CHECK(c.score(math("I add.</reason><answer>4</answer>", "4")).reward == 2.0);
+  CHECK(c.score(math("<think>I add.</think><answer>4</answer>", "4")).reward == 1.0);
+}
+
+TEST_CASE("math tolerances reach the verifier", "[rewards]") {
+  RewardsConfig loose;
+  loose.math.rel_tol = 1e-2;
+  RewardComposer strict_c{RewardsConfig{}}, loose_c{loose};
+  CHECK(strict_c.score(math("\\boxed{3.14}", "\\pi")).verdict == "wrong_answer");
+  CHECK(loose_c.score(math("\\boxed{3.14}", "\\pi")).verdict == "correct");
+}
+
+TEST_CASE("model output never throws", "[rewards]") {
+  RewardComposer c{RewardsConfig{}};
+  const std::string nasty[] = {std::string(100000, '{'), "\\boxed{", "<answer>", std::string("\0\xff\xfe", 3),
+                               "\\boxed{" + std::string(5000, '(') + "}", "\\boxed{10^{10^{10^{10}}}}"};
+  for (const auto& s : nasty) {
+    RewardResult r;
+    REQUIRE_NOTHROW(r = c.score(math(s, "1")));
+    CHECK(r.reward >= 0.0);
+    CHECK(r.reward <= 2.0);
+  }
+}
+
+TEST_CASE("config errors name the key", "[rewards]") {
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: acuracy}\n"),
+             Catch::Contains("rewards.functions[0].name") && Catch::Contains("accuracy"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {weight: 1}\n"),
+             Catch::Contains("rewards.functions[0].name"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: format}\n    - {name: format, variant: lenient}\n"),
+             Catch::Contains("rewards.functions[1].name") && Catch::Contains("once"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: format, variant: loose}\n"),
+             Catch::Contains("rewards.functions[0].variant") && Catch::Contains("lenient"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: language, script: klingon}\n"),
+             Catch::Contains("rewards.functions[0].script") && Catch::Contains("klingon"));
+  CHECK_THAT(config_error("rewards:\n  math: {extractors: [boxed, lastnumber]}\n"),
+             Catch::Contains("rewards.math") && Catch::Contains("lastnumber"));
+  CHECK_THAT(config_error("rewards:\n  math: {rel_tol: 0}\n"), Catch::Contains("rewards.math") && Catch::Contains("rel_tol"));
+  CHECK_THAT(config_error("rewards:\n  math: {rel_tl: 0.1}\n"), Catch::Contains("rel_tol"));
+  CHECK_THAT(config_error("rewards:\n  format: {answer_open: \"<think>\"}\n"),
+             Catch::Contains("rewards.format.answer_open") && Catch::Contains("distinct"));
+  CHECK_THAT(config_error("rewards:\n  format: {think_close: \"\"}\n"), Catch::Contains("rewards.format.think_close"));
+  CHECK_THAT(config_error("rewards:\n  code: {sandbox: docker}\n"),
+             Catch::Contains("rewards.code.sandbox") && Catch::Contains("bwrap"));
+  CHECK_THAT(config_error("rewards:\n  code: {limits: {wall_seconds: 0}}\n"),
+             Catch::Contains("rewards.code.limits.wall_seconds"));
+  CHECK_THAT(config_error("rewards:\n  code: {limits: {memory_bytes: 1000}}\n"),
+             Catch::Contains("rewards.code.limits.memory_bytes"));
+  CHECK_THAT(config_error("rewards:\n  code: {max_concurrent: -1}\n"), Catch::Contains("rewards.code.max_concurrent"));
+  // The error points at the file and line.
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: format}\n    - {name: format}\n"),
+             Catch::Contains("rewards.yaml:"));
+  CHECK(config_error("rewards:\n  functions: []\n").empty());  // no function: reward 0, allowed
+}
+
+TEST_CASE("the config maps onto the verifiers' own structs", "[rewards]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, R"(
+rewards:
+  code:
+    sandbox: none
+    fractional: true
+    accept_unlabelled: false
+    max_concurrent: 3
+    limits: {wall_seconds: 2.5, memory_bytes: 268435456}
+)");
+  SandboxConfig s = cfg.sandbox_config();
+  CHECK(s.mode == SandboxMode::None);
+  CHECK(s.max_concurrent == 3);
+  CHECK(s.limits.wall_seconds == 2.5);
+  CodeRewardConfig c = cfg.code_reward_config();
+  CHECK(c.fractional);
+  CHECK_FALSE(c.accept_unlabelled);
+  CHECK(c.run_limits.memory_bytes == 268435456);
+  CHECK(c.run_limits.cpu_seconds == CodeRewardConfig::default_run_limits().cpu_seconds);
+  CHECK(c.compile_limits.wall_seconds == CodeRewardConfig::default_compile_limits().wall_seconds);
+  // Dumped and reloaded: the same values.
+  RewardsOnly wrapped{cfg};
+  RewardsConfig back = load_rewards_yaml(dir, dump_config_as(wrapped));
+  CHECK(back.code.limits.wall_seconds == 2.5);
+  CHECK(back.functions.size() == 2);
+  CHECK(back.code.sandbox == "none");
+}
+
+TEST_CASE("the example configs/rewards-*.yaml load", "[rewards]") {
+  const std::string dir = std::string(ZEROTH_SOURCE_DIR) + "/configs/";
+  RewardsConfig r1 = load_config_as<RewardsOnly>(dir + "rewards-r1zero.yaml", {}).rewards;
+  CHECK(r1.functions.size() == 2);
+  CHECK(r1.math.extractors.front() == "answer_tag");
+  RewardsConfig code = load_config_as<RewardsOnly>(dir + "rewards-code.yaml", {}).rewards;
+  REQUIRE(code.functions.size() == 3);
+  CHECK(code.functions[2].name == "tag_count");
+  CHECK(code.math.extractors.front() == "answer_tag");  // from its defaults
+  RewardsConfig lang = load_config_as<RewardsOnly>(dir + "rewards-language.yaml", {}).rewards;
+  REQUIRE(lang.functions.size() == 3);
+  CHECK(lang.functions[2].script == "en");
+  RewardComposer c(lang);
+  CHECK(c.score(math("<think>two and two</think><answer>4</answer>", "4")).reward == Approx(2.1));
+}
+
+TEST_CASE("parse_reward_sample: the JSONL schema and its errors", "[rewards]") {
+  RewardSample m = parse_reward_sample(R"({"kind": "math", "completion": "x", "gold": 42})", "f:1");
+  CHECK(m.kind == RewardKind::Math);
+  CHECK(m.gold == "42");
+  RewardSample a = parse_reward_sample(
+      R"J({"kind": "code", "completion": "c", "tests": {"asserts": ["assert f()"], "setup": "K=1", "imports": ["import os"]}})J",
+      "f:2");
+  CHECK(a.kind == RewardKind::Code);
+  CHECK(a.problem.asserts == std::vector<std::string>{"assert f()"});
+  CHECK(a.problem.test_setup_code == "K=1");
+  CHECK(a.problem.test_imports == std::vector<std::string>{"import os"});
+  RewardSample io = parse_reward_sample(
+      R"({"kind": "code", "completion": "c", "tests": {"stdio": [{"input": "1", "output": "2"}]}})", "f:3",
+      CodeLanguage::Cpp);
+  CHECK(io.problem.language == CodeLanguage::Cpp);  // the default language
+  REQUIRE(io.problem.stdio_cases.size() == 1);
+  CHECK(io.problem.stdio_cases[0].expected_output == "2");
+
+  auto error = [](const std::string& line) {
+    try {
+      parse_reward_sample(line, "data.jsonl:7");
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK_THAT(error("{bad json"), Catch::StartsWith("data.jsonl:7: invalid JSON"));
+  CHECK_THAT(error("[1]"), Catch::Contains("expected a JSON object"));
+  CHECK_THAT(error(R"({"kind": "text", "completion": "x"})"), Catch::Contains("\"kind\"") && Catch::Contains("text"));
+  CHECK_THAT(error(R"({"kind": "math", "gold": "1"})"), Catch::Contains("\"completion\"") && Catch::Contains("missing"));
+  CHECK_THAT(error(R"({"kind": "math", "completion": "x"})"), Catch::Contains("\"gold\""));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x"})"), Catch::Contains("\"tests\""));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {}})"), Catch::Contains("neither"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"asserts": ["a"], "stdio": []}})"),
+             Catch::Contains("both"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"asserts": []}})"),
+             Catch::Contains("tests.asserts"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"asserts": [1]}})"),
+             Catch::Contains("tests.asserts[0]"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"stdio": [{"input": "1"}]}})"),
+             Catch::Contains("tests.stdio[0].output"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"stdio": [{"input": "1", "output": "1"}], "language": "rust"}})"),
+             Catch::Contains("tests.language"));
+  CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"asserts": ["a"], "timeout": 3}})"),
+             Catch::Contains("unknown key \"timeout\""));
+}
+
+TEST_CASE("zeroth reward: single math check and usage errors", "[rewards][cli]") {
+  int rc = -1;
+  std::string out = capture_stdout(
+      [] { return cli::cmd_reward({"--completion", "<think>r</think><answer>\\frac{1}{2}</answer>", "--gold", "0.5"}); },
+      &rc);
+  CHECK(rc == 0);
+  CHECK_THAT(out, Catch::Contains("verdict    correct") && Catch::Contains("reward     2"));
+  out = capture_stdout([] { return cli::cmd_reward({"--completion", "4", "--gold", "4", "--format", "none",
+                                                    "--extractors", "last_number"}); },
+                       &rc);
+  CHECK_THAT(out, Catch::Contains("verdict    correct") && Catch::Contains("reward     1"));
+  CHECK_FALSE(Catch::Contains("format ").match(out));
+  CHECK_THROWS_AS(cli::cmd_reward({}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "x", "--gold", "1", "--input", "a.jsonl"}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "x"}), UsageError);  // no --gold
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "x", "--gold", "1", "--format", "loose"}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "x", "--gold", "1", "--set", "run.seed=3"}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "x", "--gold", "1", "--extractors", "boxd"}), ConfigError);
+}
+
+TEST_CASE("zeroth reward: math batch, --config with a full run config, bad lines", "[rewards][cli]") {
+  TempDir dir;
+  const std::string input = dir.write("in.jsonl",
+      "{\"id\": 1, \"kind\": \"math\", \"completion\": \"<think>a</think><answer>3</answer>\", \"gold\": \"3\"}\n"
+      "\n"
+      "{\"id\": 2, \"kind\": \"math\", \"completion\": \"The answer is 5.\", \"gold\": 3}\n"
+      "{\"id\": 3, \"kind\": \"math\", \"completion\": \"no idea\", \"gold\": \"3\"}\n");
+  const std::string config = dir.write("run.yaml",
+      "run: {name: x}\n"
+      "rewards:\n  functions:\n    - {name: accuracy, weight: 1.0}\n    - {name: format, weight: 0.1}\n");
+  const std::string output = (dir.path / "out.jsonl").string();
+  int rc = -1;
+  std::string out = capture_stdout(
+      [&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config}); }, &rc);
+  CHECK(rc == 0);
+  auto lines = read_jsonl(output);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0]["id"] == 1);  // other keys kept
+  CHECK(lines[0]["reward"].get<double>() == Approx(1.1));
+  CHECK(lines[0]["verdict"] == "correct");
+  CHECK(lines[0]["components"]["format"].get<double>() == 1.0);
+  CHECK(lines[1]["verdict"] == "wrong_answer");
+  CHECK(lines[1]["extracted"] == "5");
+  CHECK(lines[1]["reward"].get<double>() == 0.0);
+  CHECK(lines[2]["verdict"] == "no_answer");
+  CHECK_THAT(out, Catch::Contains("math.correct") && Catch::Contains("math.no_answer") &&
+                      Catch::Contains("mean reward 0.3667"));
+
+  // --set on top of the config.
+  capture_stdout([&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config,
+                                               "--set", "rewards.functions[1].weight=0.5"}); },
+                 &rc);
+  CHECK(read_jsonl(output)[0]["reward"].get<double>() == Approx(1.5));
+
+  // A bad line names file:line; nothing is written.
+  fs::remove(output);
+  const std::string bad = dir.write("bad.jsonl",
+      "{\"kind\": \"math\", \"completion\": \"x\", \"gold\": \"3\"}\n"
+      "{\"kind\": \"math\", \"completion\": \"x\", \"gold\": [3]}\n");
+  try {
+    cli::cmd_reward({"--input", bad, "--output", output});
+    FAIL("expected a DataError");
+  } catch (const DataError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("bad.jsonl:2") && Catch::Contains("\"gold\""));
+  }
+  CHECK_FALSE(fs::exists(output));
+  CHECK_THROWS_AS(cli::cmd_reward({"--input", (dir.path / "missing.jsonl").string(), "--output", output}), DataError);
+  const std::string bad_cfg = dir.write("bad.yaml", "rewards:\n  math: {rel_tol: 2}\n");
+  CHECK_THROWS_AS(cli::cmd_reward({"--input", input, "--output", output, "--config", bad_cfg}), ConfigError);
+}
+
+TEST_CASE("zeroth bench reward: math rows print a table and JSON", "[rewards][cli]") {
+  int rc = -1;
+  std::string out = capture_stdout([] { return cli::bench_reward({"--seconds", "0.05", "--threads", "2", "--no-code"}); }, &rc);
+  CHECK(rc == 0);
+  CHECK_THAT(out, Catch::Contains("math checks, 1 thread"));
+  auto json = nlohmann::json::parse(out.substr(out.find("{\"bench\"")));
+  CHECK(json["bench"] == "reward");
+  CHECK(json["math_checks_per_s_1_thread"].get<double>() > 0);
+  CHECK(json["math_threads"] == 2);
+  CHECK_THROWS_AS(cli::bench_reward({"--seconds", "x"}), UsageError);
+}
+
+// ---- code: these run programs in the sandbox (CTest entry rewards_code, contained) ----
+
+namespace {
+
+const char kSmallCode[] = R"(
+rewards:
+  code:
+    max_concurrent: 2
+    limits: {wall_seconds: 5, cpu_seconds: 3, memory_bytes: 268435456, max_processes: 16}
+)";
+
+RewardSample code_asserts(const std::string& completion) {
+  RewardSample s;
+  s.kind = RewardKind::Code;
+  s.completion = completion;
+  s.problem.asserts = {"assert add(1, 2) == 3", "assert add(-1, 1) == 0"};
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("code samples route to the sandbox; batches mix kinds in order", "[rewards_code]") {
+  TempDir dir;
+  RewardComposer c(load_rewards_yaml(dir, kSmallCode));
+  RewardResult good = c.score(code_asserts(
+      "<think>add them</think><answer>\n```python\ndef add(a, b):\n    return a + b\n```\n</answer>"));
+  CHECK(good.verdict == "passed");
+  CHECK(good.correct);
+  CHECK(good.format_ok);
+  CHECK(good.reward == 2.0);
+  RewardResult wrong = c.score(code_asserts("```python\ndef add(a, b):\n    return a - b\n```"));
+  CHECK(wrong.verdict == "wrong_answer");
+  CHECK(wrong.reward == 0.0);
+  CHECK(c.score(code_asserts("no code")).verdict == "no_code");
+
+  RewardSample io;
+  io.kind = RewardKind::Code;
+  io.completion = "```python\na, b = map(int, input().split())\nprint(a * b)\n```";
+  io.problem.stdio_cases = {{"3 4\n", "12\n"}, {"5 6\n", "30"}};
+  std::vector<RewardSample> batch = {math("\\boxed{1}", "1"), io, code_asserts("```python\nraise SystemExit(1)\n```"),
+                                     math("\\boxed{2}", "1"), code_asserts("```python\ndef add(a, b): return a+b\n```")};
+  std::vector<RewardResult> r = c.score_batch(batch);
+  REQUIRE(r.size() == 5);
+  CHECK(r[0].verdict == "correct");
+  CHECK(r[1].verdict == "passed");
+  CHECK(r[2].verdict == "runtime_error");
+  CHECK(r[3].verdict == "wrong_answer");
+  CHECK(r[4].verdict == "passed");
+  auto counts = c.verdict_counts();
+  CHECK(counts["code.passed"] == 3);
+  CHECK(counts["code.wrong_answer"] == 1);
+  CHECK(counts["code.no_code"] == 1);
+  CHECK(counts["code.runtime_error"] == 1);
+  CHECK(counts["math.correct"] == 1);
+  CHECK(counts["math.wrong_answer"] == 1);
+
+  // A malformed problem is a data error, before anything runs.
+  RewardSample empty;
+  empty.kind = RewardKind::Code;
+  CHECK_THROWS_AS(c.score_batch({math("1", "1"), empty}), DataError);
+}
+
+TEST_CASE("fractional code accuracy", "[rewards_code]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, kSmallCode);
+  cfg.code.fractional = true;
+  cfg.functions = {{"accuracy", 1.0, "strict", "en"}};
+  RewardComposer c(cfg);
+  RewardResult half = c.score(code_asserts("```python\ndef add(a, b):\n    return 3\n```"));
+  CHECK(half.verdict == "wrong_answer");
+  CHECK(half.reward == 0.5);
+  CHECK_FALSE(half.correct);
+}
+
+TEST_CASE("zeroth reward: batch with math, code asserts, python and C++ stdio", "[rewards_code]") {
+  TempDir dir;
+  const std::string config = dir.write("rewards.yaml", kSmallCode);
+  nlohmann::json lines[] = {
+      {{"kind", "math"}, {"completion", "<think>x</think><answer>7</answer>"}, {"gold", "7"}},
+      {{"kind", "code"},
+       {"completion", "```python\ndef sq(x):\n    return x * x + K\n```"},
+       {"tests", {{"asserts", {"assert sq(3) == 9", "assert sq(0) == 0"}}, {"setup", "K = 0"}}}},
+      {{"kind", "code"},
+       {"completion", "```python\nprint(sum(map(int, input().split())))\n```"},
+       {"tests", {{"stdio", {{{"input", "1 2 3\n"}, {"output", "6\n"}}}}, {"language", "python"}}}},
+      {{"kind", "code"},
+       {"completion", "```cpp\n#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a-b<<\"\\n\";}\n```"},
+       {"tests", {{"stdio", {{{"input", "10 4"}, {"output", "6"}}, {{"input", "1 1"}, {"output", "0"}}}},
+                  {"language", "cpp"}}}},
+      {{"kind", "code"},
+       {"completion", "```python\nwhile True: pass\n```"},
+       {"tests", {{"stdio", {{{"input", ""}, {"output", "1"}}}}}}},
+  };
+  std::string text;
+  for (const auto& l : lines) text += l.dump() + "\n";
+  const std::string input = dir.write("in.jsonl", text);
+  const std::string output = (dir.path / "out.jsonl").string();
+  int rc = -1;
+  std::string out = capture_stdout(
+      [&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config}); }, &rc);
+  CHECK(rc == 0);
+  auto res = read_jsonl(output);
+  REQUIRE(res.size() == 5);
+  CHECK(res[0]["verdict"] == "correct");
+  CHECK(res[0]["reward"].get<double>() == 2.0);
+  CHECK(res[1]["verdict"] == "passed");
+  CHECK(res[1]["reward"].get<double>() == 1.0);  // no format tags
+  CHECK(res[2]["verdict"] == "passed");
+  CHECK(res[3]["verdict"] == "passed");
+  CHECK(res[4]["verdict"] == "timeout");
+  CHECK(res[4]["components"]["accuracy"].get<double>() == 0.0);
+  CHECK_THAT(out, Catch::Contains("code.passed") && Catch::Contains("code.timeout") && Catch::Contains("math.correct"));
+}
