@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "zeroth/train.h"  // byte_tokenizer_json
 #include "zeroth/backend.h"
 #include "zeroth/error.h"
 #include "zeroth/model_config.h"
@@ -60,15 +61,6 @@ static std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(strformat("%s: cannot read", path.c_str()));
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// The ZerothBytes tokenizer.json that load_tokenizer() reads back as a ByteTokenizer.
-static std::string byte_tokenizer_json() {
-  nlohmann::json model = {{"type", "ZerothBytes"},   {"special_tokens", kByteSpecials},
-                          {"bos_token", "<|bos|>"},   {"eos_token", "<|eos|>"},
-                          {"pad_token", "<|pad|>"},   {"add_bos", true},
-                          {"add_eos", false}};
-  return nlohmann::json({{"version", "1.0"}, {"model", model}}).dump(2) + "\n";
 }
 
 // ConfigError unless `tok` fits `config` (vocabulary and special ids).
