@@ -16,12 +16,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "comm_checks.h"
+#include "mpi_catch_session.h"
 #include "zeroth/comm.h"
 #include "zeroth/gpu_probe.h"
 
@@ -56,37 +55,10 @@ int main(int argc, char** argv) {
     }
     comm_test::set_world(world.get());
 
-    std::string report_path;
-    std::string out_arg;
-    if (world->rank() != 0) {
-      report_path = "/tmp/zeroth_comm_test_rank" + std::to_string(world->rank()) + "_" +
-                    std::to_string(getpid()) + ".txt";
-      args.push_back(const_cast<char*>("--out"));
-      args.push_back(const_cast<char*>(report_path.c_str()));
-      args.push_back(const_cast<char*>("--use-colour"));
-      args.push_back(const_cast<char*>("no"));
-    }
-    Catch::Session session;
-    int failed = session.run(int(args.size()), args.data());  // failed assertions, at most 255
-
-    // Failures anywhere fail everywhere.
-    int64_t total = failed;
-    world->all_reduce_host(&total, 1, ReduceOp::Sum);
-    if (!report_path.empty()) {
-      if (failed) {
-        std::ifstream f(report_path);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        std::fprintf(stderr, "---- rank %d: %d failed assertions ----\n%s\n", world->rank(), failed,
-                     ss.str().c_str());
-      }
-      std::remove(report_path.c_str());
-    }
-    if (world->rank() == 0 && total != failed)
-      std::printf("comm tests: %lld failed assertions on other ranks (reports on stderr)\n",
-                  (long long)(total - failed));
-    exit_code = total ? 1 : 0;
-    world->barrier();
+    exit_code = testing::run_catch_on_all_ranks(*world, args, "comm", [](int n, char** a) {
+      Catch::Session session;
+      return session.run(n, a);
+    });
     comm_test::set_world(nullptr);
   }
   return exit_code;

@@ -11,12 +11,11 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "mpi_catch_session.h"
 #include "train_mpi.h"
 
 namespace zeroth {
@@ -43,35 +42,10 @@ int main(int argc, char** argv) {
     std::unique_ptr<Communicator> world = make_mpi_world(runtime);
     train_test::g_world = world.get();
 
-    std::string report_path;
-    if (world->rank() != 0) {
-      report_path = "/tmp/zeroth_train_test_rank" + std::to_string(world->rank()) + "_" +
-                    std::to_string(getpid()) + ".txt";
-      args.push_back(const_cast<char*>("--out"));
-      args.push_back(const_cast<char*>(report_path.c_str()));
-      args.push_back(const_cast<char*>("--use-colour"));
-      args.push_back(const_cast<char*>("no"));
-    }
-    Catch::Session session;
-    const int failed = session.run(int(args.size()), args.data());
-
-    int64_t total = failed;  // failures anywhere fail everywhere
-    world->all_reduce_host(&total, 1, ReduceOp::Sum);
-    if (!report_path.empty()) {
-      if (failed) {
-        std::ifstream f(report_path);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        std::fprintf(stderr, "---- rank %d: %d failed assertions ----\n%s\n", world->rank(), failed,
-                     ss.str().c_str());
-      }
-      std::remove(report_path.c_str());
-    }
-    if (world->rank() == 0 && total != failed)
-      std::printf("train tests: %lld failed assertions on other ranks (reports on stderr)\n",
-                  (long long)(total - failed));
-    exit_code = total ? 1 : 0;
-    world->barrier();
+    exit_code = testing::run_catch_on_all_ranks(*world, args, "train", [](int n, char** a) {
+      Catch::Session session;
+      return session.run(n, a);
+    });
     train_test::g_world = nullptr;
   }
   return exit_code;
