@@ -367,6 +367,19 @@ void launch_attention_forward(const AttentionOperand& q, const AttentionOperand&
   ZT_CUDA_CHECK_LAUNCH();
 }
 
+void launch_attention_dsum(const AttentionOperand& dout, const AttentionOperand& out, float* dsum,
+                           int64_t batch, int64_t t_len, int64_t heads, int64_t dv,
+                           cudaStream_t stream) {
+  if (batch <= 0 || t_len <= 0 || heads <= 0) return;
+  const int64_t rows = batch * t_len * heads;
+  const int64_t blocks64 = (rows * 32 + kElementwiseThreads - 1) / kElementwiseThreads;
+  const unsigned blocks =
+      unsigned(blocks64 < kMaxElementwiseBlocks ? blocks64 : kMaxElementwiseBlocks);
+  attention_dsum_kernel<<<blocks, kElementwiseThreads, 0, stream>>>(dout, out, dsum, batch, t_len,
+                                                                    heads, int(dv));
+  ZT_CUDA_CHECK_LAUNCH();
+}
+
 size_t attention_backward_scratch_bytes(int64_t batch, int64_t t_len, int64_t heads) {
   if (batch <= 0 || t_len <= 0 || heads <= 0) return 0;
   return sizeof(float) * size_t(batch * t_len * heads);
@@ -385,14 +398,7 @@ void launch_attention_backward(const AttentionOperand& dout, const AttentionOper
             "attention_backward: scratch of %zu bytes, need %zu", scratch_bytes,
             attention_backward_scratch_bytes(batch, t_len, heads));
   float* dsum = static_cast<float*>(scratch);
-
-  const int64_t rows = batch * t_len * heads;
-  const int64_t dsum_blocks64 = (rows * 32 + kElementwiseThreads - 1) / kElementwiseThreads;
-  const unsigned dsum_blocks =
-      unsigned(dsum_blocks64 < kMaxElementwiseBlocks ? dsum_blocks64 : kMaxElementwiseBlocks);
-  attention_dsum_kernel<<<dsum_blocks, kElementwiseThreads, 0, stream>>>(dout, out, dsum, batch,
-                                                                         t_len, heads, int(dv_dim));
-  ZT_CUDA_CHECK_LAUNCH();
+  launch_attention_dsum(dout, out, dsum, batch, t_len, heads, dv_dim, stream);
 
   const size_t dq_smem = dq_smem_bytes(dqk, dv_dim);
   allow_smem(reinterpret_cast<const void*>(&attention_backward_dq_kernel), dq_smem);

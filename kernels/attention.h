@@ -35,6 +35,12 @@ void launch_attention_forward(const AttentionOperand& q, const AttentionOperand&
 // Bytes of device scratch launch_attention_backward needs (D = rowsum(dout * out)).
 size_t attention_backward_scratch_bytes(int64_t batch, int64_t t_len, int64_t heads);
 
+// dsum[(b * heads + h) * t_len + t] = dout[b, t, h] . out[b, t, h] (D of the backward;
+// dout, out (B, T, H, dv), any float dtype).
+void launch_attention_dsum(const AttentionOperand& dout, const AttentionOperand& out, float* dsum,
+                           int64_t batch, int64_t t_len, int64_t heads, int64_t dv,
+                           cudaStream_t stream);
+
 // With P[t, s] = exp(scale * q[t] . k[s] - lse[t]) for s <= t (0 otherwise),
 // D[t] = dout[t] . out[t] and dS = P * (dout[t] . v[s] - D[t]):
 //   dq[t] = scale * sum_s dS[t, s] k[s],  dk[s] = scale * sum_t dS[t, s] q[t],

@@ -6,8 +6,8 @@
 // on a randomly initialised model, the sgemm peak measured on the same backend, and
 // the per-op time breakdown (a Backend that times each call it forwards).
 // Must not: change the model's math, or be used inside training (the breakdown
-// wrapper times host calls: exact on the CPU backend, where every op is synchronous;
-// on CUDA it would measure launch time only, so bench_train refuses it there).
+// wrapper synchronizes around every op: exact on the CPU backend; on CUDA each op's
+// device time plus one launch latency).
 #pragma once
 
 #include <cstdint>
@@ -33,13 +33,14 @@ TrainFlops train_step_flops(const ModelConfig& cfg, int64_t B, int64_t T);
 
 // ---- sgemm ----
 struct GemmBenchResult {
-  int64_t n = 0;            // C (n, n) = A (n, n) @ B (n, n), F32
+  int64_t n = 0;            // C (n, n) = A (n, n) @ B (n, n), all in `dtype`
+  DType dtype = DType::F32; // F32, or BF16 (fp32 accumulation): the GPU's peak
   int reps = 0;
   double best_s = 0.0;      // fastest single call
   double gflops = 0.0;      // 2 n^3 / best_s / 1e9
 };
 // Times `reps` calls of be.gemm (after one untimed call) on random F32 matrices.
-GemmBenchResult bench_sgemm(Backend& be, int64_t n, int reps);
+GemmBenchResult bench_sgemm(Backend& be, int64_t n, int reps, DType dtype = DType::F32);
 
 // ---- forward+backward of the model ----
 struct TrainBenchOptions {
@@ -49,6 +50,8 @@ struct TrainBenchOptions {
   int warmup = 1;        // untimed steps first (allocation, page faults)
   uint64_t seed = 0;     // weights and token ids
   bool breakdown = true; // one extra step with every backend op timed (CPU only)
+  DType compute = DType::F32;  // the model's compute dtype (BF16: mixed precision)
+  bool recompute = false;      // activation recomputation per block
 };
 
 // Time of one op kind over the profiled step, split by phase.
@@ -70,6 +73,8 @@ struct TrainBenchResult {
   double tokens_per_s = 0.0;               // tokens / step_s_best
   double gflops = 0.0;                     // flops.total() / step_s_best / 1e9
   float loss = 0.0f;                       // mean NLL of the last step (sanity: ~ln V)
+  int64_t peak_bytes = 0;                  // most bytes ever allocated through the backend
+  int64_t weight_bytes = 0;                // of which: weights, gradients, compute copy
   std::vector<OpTime> breakdown;           // empty unless options.breakdown
   double breakdown_step_s = 0.0;           // the profiled step's own wall time
 };

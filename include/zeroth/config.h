@@ -27,7 +27,11 @@
 #include <vector>
 
 #include "zeroth/config_reflect.h"
+#include "zeroth/grpo.h"
 #include "zeroth/optim.h"
+#include "zeroth/prompt_data.h"
+#include "zeroth/rewards.h"
+#include "zeroth/rollout_config.h"
 
 namespace zeroth {
 
@@ -36,6 +40,7 @@ struct RunConfig {
   std::string name = "run";
   uint64_t seed = 1;
   std::string device = "cpu";
+  std::string compute_dtype = "auto";
   int threads = 0;
   std::string log_level = "info";
   bool log_all_ranks = false;
@@ -45,7 +50,13 @@ struct RunConfig {
   void visit(V& v) {
     v.field("name", name, "Run name, used in logs and in the default run directory");
     v.field("seed", seed, "Master seed from which every RNG stream is derived").min(0);
-    v.field("device", device, "Where ops run").one_of({"cpu", "cuda"});
+    v.field("device", device,
+            "Where ops run; 'cuda' gives each rank the GPU of its node-local rank (one rank per GPU)")
+        .one_of({"cpu", "cuda"});
+    v.field("compute_dtype", compute_dtype,
+            "Model compute dtype: 'auto' = f32 on cpu, bf16 (mixed precision, fp32 master weights "
+            "and gradients) on cuda")
+        .one_of({"auto", "f32", "bf16"});
     v.field("threads", threads, "CPU threads per process (0 = all cores)").min(0);
     v.field("log_level", log_level, "Lowest level of log line printed")
         .one_of({"debug", "info", "warn", "error"});
@@ -66,6 +77,7 @@ struct ModelSection {
   std::string tokenizer = "auto";
   double aux_loss_alpha = 0.0;
   double bias_update_speed = 0.001;
+  bool recompute = false;
 
   template <class V>
   void visit(V& v) {
@@ -84,6 +96,10 @@ struct ModelSection {
             "Aux-loss-free balancing speed gamma: router_bias += gamma * sign(mean load - load) "
             "after every step (0 = off)")
         .min(0);
+    v.field("recompute", recompute,
+            "Activation recomputation per block: keep only each layer's input and re-run its "
+            "forward in the backward (one layer's activations in memory instead of all; same "
+            "gradients bit for bit, ~1/3 more compute)");
   }
   // tokenizer must not be empty.
   void validate() const {
@@ -157,6 +173,75 @@ struct DataSection {
   }
 };
 
+// `rl:` the shape of a GRPO step (steps, log_every and save_every come from `train:`).
+struct RlSection {
+  int64_t prompts_per_step = 8;
+  int64_t micro_batch = 0;
+  int64_t eval_every = 0;
+  bool eval_at_start = true;
+  bool eval_at_end = true;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("prompts_per_step", prompts_per_step,
+            "Prompts (B) per step over all ranks; each gets rollout.group_size completions")
+        .min(1);
+    v.field("micro_batch", micro_batch,
+            "Sequences per forward/backward on one rank (0 = a rank's whole mini-batch at once)")
+        .min(0);
+    v.field("eval_every", eval_every, "Held-out evaluation every this many steps (0 = off)").min(0);
+    v.field("eval_at_start", eval_at_start, "Evaluate before the first step (step 0) when an eval set exists");
+    v.field("eval_at_end", eval_at_end, "Evaluate after the last step when an eval set exists");
+  }
+};
+
+// `eval:` held-out evaluation (the eval set is prompts.eval_sources / eval_count / eval_fraction).
+struct EvalSection {
+  int64_t max_prompts = 0;
+  bool greedy = true;
+  int64_t pass_k = 0;
+  double temperature = 1.0;
+  uint64_t seed = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("max_prompts", max_prompts, "Evaluate at most this many eval prompts (0 = all)").min(0);
+    v.field("greedy", greedy, "Greedy pass@1 (temperature 0): eval_accuracy, eval_format_rate");
+    v.field("pass_k", pass_k,
+            "k samples per prompt at eval.temperature: eval_pass_at_k (any of k correct) and "
+            "eval_sampled_accuracy (mean over samples); 0 = off")
+        .min(0);
+    v.field("temperature", temperature, "Sampling temperature of the pass@k samples").min(0);
+    v.field("seed", seed, "Seed of the pass@k draws (0 = derived from run.seed)");
+  }
+};
+
+// `cold_start:` optional SFT on a small JSONL set before RL (R1's cold start), in
+// RUN_DIR/cold_start (a `zeroth sft` run directory); RL then starts from its final model.
+struct ColdStartSection {
+  std::string path;
+  int64_t steps = 50;
+  int64_t batch_size = 8;
+  int64_t seq_len = 512;
+  double lr = 1e-4;
+  std::string prompt_field = "prompt";
+  std::string response_field = "response";
+  std::string prompt_template;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("path", path, "Prompt/response JSONL for SFT before RL; empty = no cold start");
+    v.field("steps", steps, "SFT optimizer steps").min(1);
+    v.field("batch_size", batch_size, "SFT sequences per step (all ranks)").min(1);
+    v.field("seq_len", seq_len, "SFT sequence length").min(2);
+    v.field("lr", lr, "SFT peak learning rate (the other optim: keys are shared)").min(0);
+    v.field("prompt_field", prompt_field, "Key of the prompt");
+    v.field("response_field", response_field, "Key of the response");
+    v.field("template", prompt_template,
+            "Text before the response with '{prompt}' replaced; empty = rollout.prompt_template");
+  }
+};
+
 // The whole configuration: one member per section.
 struct Config {
   RunConfig run;
@@ -164,6 +249,13 @@ struct Config {
   OptimConfig optim;
   TrainSection train;
   DataSection data;
+  RolloutConfig rollout;
+  GrpoConfig grpo;
+  PromptDataConfig prompts;
+  RewardsConfig rewards;
+  RlSection rl;
+  EvalSection eval;
+  ColdStartSection cold_start;
 
   template <class V>
   void visit(V& v) {
@@ -172,7 +264,17 @@ struct Config {
     v.field("optim", optim, "AdamW and its learning-rate schedule");
     v.field("train", train, "Length and batch shape of a language-model training run (pretrain, sft)");
     v.field("data", data, "Training corpus and how it becomes sequences (pretrain, sft)");
+    v.field("rollout", rollout, "Sampling G completions per prompt: KV cache, sampling, stop rules");
+    v.field("grpo", grpo, "GRPO algorithm: advantages, clipped loss, KL, aggregation, overlong handling");
+    v.field("prompts", prompts, "RL prompt datasets, their field mapping and the held-out eval set (train)");
+    v.field("rewards", rewards, "Reward functions, math verifier, format tags, code sandbox (train, reward)");
+    v.field("rl", rl, "GRPO step shape: prompts per step, micro-batch, evaluation cadence (train)");
+    v.field("eval", eval, "Held-out evaluation: greedy pass@1 and sampled pass@k (train, eval)");
+    v.field("cold_start", cold_start, "Optional SFT stage before RL (train)");
   }
+
+  // Checks that span sections (a ConfigError names the key it is about).
+  void validate() const { grpo.validate_with_rollout(rollout.group_size, rollout.max_new_tokens); }
 };
 
 // Loads `path` with its `defaults:` chain, applies `overrides` ("section.key=value",

@@ -43,16 +43,37 @@ class Model {
  public:
   // Allocates F32 weights (uninitialised: call init_params or load_hf_weights on
   // params()) and F32 gradients (zeroed) on `backend`. Validates the config.
-  Model(const ModelConfig& config, Backend& backend);
+  // compute_dtype BF16 (mixed precision, the GPU setting): the fp32 weights stay the
+  // masters that the optimizer updates and checkpoints hold; forward and backward run
+  // on a bf16 copy of them (made at the first forward after params() was handed out
+  // mutably), GEMM activations are bf16 with fp32 accumulation, and the residual
+  // stream, norms' statistics, router scores, logits, log-probabilities and all
+  // gradients of weights stay fp32.
+  Model(const ModelConfig& config, Backend& backend, DType compute_dtype = DType::F32);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return be_; }
-  ParamSet& params() { return params_; }
+  // Mutable access marks the bf16 compute copy stale (refreshed at the next forward).
+  ParamSet& params() {
+    compute_stale_ = true;
+    return params_;
+  }
+  const ParamSet& params() const { return params_; }
+  DType compute_dtype() const { return compute_dtype_; }
   ParamSet& grads() { return grads_; }
   void zero_grad();
+
+  // Activation recomputation per block: forward keeps only each layer's input (the
+  // residual stream) and one shared set of layer buffers; backward re-runs each layer's
+  // forward from its input before its backward. Gradients are bit-identical to those
+  // without it (every op is deterministic); memory for activations drops from L layers'
+  // worth to one, for one extra forward of the blocks. routing_*() are unavailable
+  // while it is on (moe_stats() is). Off by default.
+  void set_recompute(bool on);
+  bool recompute() const { return recompute_; }
 
   // Sequence-wise balance loss weight (DeepSeek-V3 eqs. 17-20, tests/golden/README.md);
   // 0 (default) disables it. When > 0, forward() computes aux_loss() and every backward
@@ -98,11 +119,19 @@ class Model {
  private:
   void ensure_shape(int64_t B, int64_t T);
   void backward_from_logits_grad();
+  void layer_forward(const ModelParams& p, size_t l);
+  const ModelParams& compute_params();
+  const LayerParams& layer_compute_params(const ModelParams& p, size_t l);
 
   ModelConfig config_;
   Backend& be_;
   ParamSet params_;
   ParamSet grads_;
+  DType compute_dtype_ = DType::F32;
+  ParamSet compute_;           // bf16 copy of params_ (compute_dtype_ != F32 only)
+  bool compute_stale_ = true;
+  bool recompute_ = false;
+  LayerParams layer_scratch_;  // a compute layer with the fp32 router bias swapped in
   std::unique_ptr<ModelActivations> act_;
   float aux_alpha_ = 0.0f;
   float aux_loss_ = 0.0f;

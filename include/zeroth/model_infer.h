@@ -18,7 +18,13 @@
 //      q_lat_h  = q_nope_h @ W_UK_h                       (Rkv)
 //      scores_h = scale * (q_lat_h . c_kv[s] + q_rope_h . k_rope[s])   for s <= t
 //      out_h    = (softmax(scores_h) @ c_kv) @ W_UV_h^T   (Dv), then o_proj.
-//    Keys and values are never materialised.
+//    Keys and values are never materialised. The attention over the cache runs in slot
+//    order: for the range of slots lo..hi a step touches, one batched GEMM (one item per
+//    slot) gives the scores over the first Pmax cached positions (Pmax = the longest
+//    sequence), an additive mask (-inf past each sequence's length) and softmax_last,
+//    and one more batched GEMM o_lat; rows move between batch and slot order with
+//    embedding_forward (a row gather). Idle slots inside the range are computed and
+//    ignored (the cache starts zeroed so they stay finite).
 //
 // Cache bytes per token = L * (Rkv + Dr) * dtype size (bytes_per_token()). DeepSeek-V3
 // (L 61, Rkv 512, Dr 64) in bf16: 70,272 bytes (68.6 KiB) per token; this
@@ -45,8 +51,8 @@ namespace zeroth {
 // The MLA latent cache of S sequence slots of up to Tmax tokens each.
 class MlaKvCache {
  public:
-  // Allocates L tensors F32 (S, Tmax, Rkv + Dr) on `be` (contents undefined; every
-  // slot starts empty).
+  // Allocates L tensors F32 (S, Tmax, Rkv + Dr) on `be` (zeroed by ModelInference;
+  // every slot starts empty).
   MlaKvCache(const ModelConfig& cfg, Backend& be, int64_t num_slots, int64_t max_len);
 
   // L * (Rkv + Dr) * dtype_size(dtype): what one cached token costs.

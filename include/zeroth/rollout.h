@@ -1,8 +1,10 @@
 // Rollout: generating G completions per prompt with the KV-cached model, the sampler
 // and stop rules, each token recorded with its log-probability under the policy.
 //
-// Owns: the generation loop (one prefill per prompt shared by its G samples through
-// MlaKvCache::copy_slot, then batched decode steps over the unfinished sequences), stop
+// Owns: the generation loop (continuous batching: one prefill per prompt shared by its G
+// samples through MlaKvCache::copy_slot, batched decode steps over the running sequences,
+// a finished sequence's slot refilled from the queue), sizing the cache under the
+// rollout.kv_cache_mb cap, stop
 // rules (stop token ids incl. EOS, stop strings on the decoded text, max_new_tokens),
 // finish reasons and the reported log-probabilities (the config: rollout_config.h).
 // Must not: compute rewards or advantages, tokenize datasets (prompt.h renders and
@@ -18,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,15 +85,68 @@ struct Completion {
 // T = 0 (greedy) reports T = 1. logits: F32 (V), host.
 float token_logprob(const float* logits, int64_t vocab, float temperature, int32_t token);
 
-// G = group_size completions for every prompt, ordered by (prompt, sample). Prompts are
-// processed in waves of num_slots / G prompts (each wave: one batched prefill, G-way
-// slot copies, decode steps until every sequence of the wave finishes). tokenizer may be
-// nullptr when stop.stop_strings is empty (texts are then empty). A prompt longer than
-// the cache is a DataError; G > num_slots a ConfigError.
+// Counters of one generate() call (what the tests and `zeroth bench rollout` read).
+struct GenerateStats {
+  int64_t prompts = 0;           // prompts generated for
+  int64_t prefill_calls = 0;     // ModelInference::prefill calls
+  int64_t prefill_tokens = 0;    // prompt tokens prefilled (once per prompt, not per sample)
+  int64_t decode_steps = 0;      // ModelInference::decode_step calls
+  int64_t decode_tokens = 0;     // sum of the decode batch sizes
+  int64_t max_batch = 0;         // largest decode batch
+  int64_t generated_tokens = 0;  // tokens sampled over all completions
+  int64_t length_by_cache = 0;   // completions finished because their slot was full
+  int64_t slot_reuses = 0;       // prefills into a slot that an earlier sequence of the
+                                 // same call had used (continuous batching at work)
+};
+
+// Progress of a generate() call, reported after every prefill and decode step.
+struct GenerateProgress {
+  int64_t prompts_started = 0, prompts_total = 0;
+  int64_t completions_done = 0, completions_total = 0;
+  int64_t generated_tokens = 0;
+  int64_t running = 0;  // sequences in the decode batch
+};
+using GenerateProgressFn = std::function<void(const GenerateProgress&)>;
+
+// G = group_size completions for every prompt, ordered by (prompt, sample), with
+// continuous batching over the engine's cache slots:
+//  * prompts are admitted in order; a prompt needs G free slots (its samples share one
+//    prefill: the prompt is prefilled into the first, MlaKvCache::copy_slot fills the
+//    others); every prompt that fits is admitted together in one batched prefill;
+//  * the running sequences decode together, one token per step; a finished sequence
+//    frees its slot at once, and as soon as G slots are free the next queued prompt is
+//    prefilled and its samples join the running batch (a long completion never holds
+//    the others);
+//  * a sequence whose slot is full (prompt + tokens = max_len) finishes with reason
+//    length (the last sampled token is kept; it is not cached).
+// Token draws depend only on (seed, sequence id, step), so the ids do not depend on
+// num_slots or batch composition; the log-probs do to fp32 rounding (OpenBLAS's
+// blocking, hence a row's rounding, depends on the GEMM's row count: 3.8e-6 at most
+// between num_slots G, 2G, 5G on the tiny test models; bit-identity would need a
+// batch-invariant GEMM in the backend).
+// tokenizer may be nullptr when stop.stop_strings is empty (texts are then empty).
+// A prompt that is empty or longer than max_len is a DataError (checked before any
+// work); G > num_slots a ConfigError. Every slot is empty again on return.
 std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokenizer,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t group_size, const SamplingParams& sampling,
-                                 const StopParams& stop, uint64_t first_sequence_id = 0);
+                                 const StopParams& stop, uint64_t first_sequence_id = 0,
+                                 GenerateStats* stats = nullptr,
+                                 const GenerateProgressFn& progress = nullptr);
 
+// The cache a rollout allocates under rollout.kv_cache_mb: num_slots sequences of
+// max_len positions (max_len as configured; num_slots lowered to what the cap holds,
+// never below group_size).
+struct KvCachePlan {
+  int64_t num_slots = 0, max_len = 0;
+  int64_t bytes_per_token = 0;  // MlaKvCache::bytes_per_token(model, F32)
+  int64_t bytes = 0;            // num_slots * max_len * bytes_per_token
+  bool capped = false;          // num_slots was lowered to fit kv_cache_mb
+};
+// kv_cache_mb = 0: no cap (rollout.num_slots x rollout.max_len). Otherwise the largest
+// num_slots <= rollout.num_slots with num_slots * max_len * bytes_per_token <= the cap;
+// fewer than group_size slots is a ConfigError naming the keys, the bytes per token and
+// the memory G slots would need.
+KvCachePlan plan_kv_cache(const ModelConfig& model, const RolloutConfig& rollout);
 
 }  // namespace zeroth

@@ -30,6 +30,7 @@ struct RolloutConfig {
   int64_t group_size = 8;
   int64_t num_slots = 64;       // sequences decoded together (KV cache slots)
   int64_t max_len = 4096;       // cache positions per slot: prompt + completion
+  double kv_cache_mb = 0.0;     // cap on the KV cache (MiB); 0 = num_slots x max_len
   int64_t max_new_tokens = 1024;
   double temperature = 1.0;
   int64_t top_k = 0;
@@ -48,6 +49,10 @@ struct RolloutConfig {
     v.field("group_size", group_size, "Completions sampled per prompt (G)").min(1);
     v.field("num_slots", num_slots, "Sequences decoded together (KV cache slots); >= group_size").min(1);
     v.field("max_len", max_len, "KV cache positions per sequence (prompt + completion)").min(1);
+    v.field("kv_cache_mb", kv_cache_mb,
+            "Cap on KV cache memory in MiB (2^20 bytes): num_slots is lowered until num_slots x "
+            "max_len tokens fit (at least group_size slots must); 0 = no cap")
+        .min(0);
     v.field("max_new_tokens", max_new_tokens, "Most tokens generated per completion").min(1);
     v.field("temperature", temperature, "Sampling temperature; 0 = greedy (log-probs at T = 1)").min(0);
     v.field("top_k", top_k, "Keep the k most probable tokens; 0 = off").min(0);

@@ -52,6 +52,12 @@ int cmd_bench(const std::vector<std::string>& args);
 int bench_reward(const std::vector<std::string>& args);  // `zeroth bench reward`
 int cmd_config(const std::vector<std::string>& args);
 int cmd_ckpt(const std::vector<std::string>& args);
+int cmd_demo_data(const std::vector<std::string>& args);
+int cmd_train(const std::vector<std::string>& args);
+int cmd_generate(const std::vector<std::string>& args);
+int bench_rollout(const std::vector<std::string>& args);  // zeroth bench rollout
+int cmd_eval(const std::vector<std::string>& args);
+int cmd_sweep(const std::vector<std::string>& args);
 
 }  // namespace cli
 }  // namespace zeroth

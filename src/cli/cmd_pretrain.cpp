@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
 #include "zeroth/config.h"
 #include "zeroth/error.h"
@@ -75,12 +76,20 @@ int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
   lo.rank = world->rank();
   lo.world_size = world->size();
   log_configure(lo);
-  if (config.run.device != "cpu")
-    throw ConfigError(strformat("key 'run.device': zeroth %s runs on 'cpu' in this version, found '%s'",
-                                name, config.run.device.c_str()));
-  std::unique_ptr<Backend> backend = make_cpu_backend(config.run.threads);
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Communicator> device_comm;  // gradients on the GPU: NCCL (or local)
+  Communicator* comm = world.get();
+  if (config.run.device == "cpu") {
+    backend = make_backend("cpu", config.run.threads);
+  } else {
+    backend = make_backend(config.run.device, config.run.threads, node_local_rank(*world),
+                           "key 'run.device'");
+    device_comm = world->size() > 1 ? make_nccl_communicator(*world, *backend)
+                                    : make_local_communicator(backend.get());
+    comm = device_comm.get();
+  }
   try {
-    LmTrainResult r = run_lm_training(config, stage, *world, *backend, options);
+    LmTrainResult r = run_lm_training(config, stage, *comm, *backend, options);
     if (world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
   } catch (const Error& e) {
     // Every rank sees the same config and data, so they fail together; a failure on one

@@ -21,7 +21,12 @@ static const Command kCommands[] = {
     {"score", "per-token log-probabilities of token sequences (JSONL ids -> logprobs)", cmd_score},
     {"tokenize", "text <-> token ids for JSONL files (a tokenizer.json or model directory)", cmd_tokenize},
     {"reward", "score completions with the configured rewards (math, format, sandboxed code)", cmd_reward},
-    {"bench", "benchmarks: train (fwd+bwd vs the sgemm peak), gemm, reward", cmd_bench},
+    {"train", "GRPO reinforcement learning (R1-Zero): rollout, rule-based rewards, policy update", cmd_train},
+    {"eval", "held-out accuracy of a model directory (greedy pass@1, pass@k) on a train config's eval set", cmd_eval},
+    {"sweep", "hyperparameter sweeps of train (grid, zip, random): run locally, under mpirun or as a Slurm array; status, report", cmd_sweep},
+    {"generate", "sample G completions per prompt with the KV-cached model (JSONL prompts -> completions, log-probs)", cmd_generate},
+    {"demo-data", "write the CPU demo's data: arithmetic pretraining corpus, RL train/eval prompts", cmd_demo_data},
+    {"bench", "benchmarks: train (fwd+bwd vs the GEMM peak), gemm, reward, rollout", cmd_bench},
 };
 
 static void print_usage(FILE* f) {

@@ -1,13 +1,17 @@
 // CudaBackend's causal attention (forward and backward): argument checks, then the
-// tiled kernels of kernels/attention.cu on the stream.
+// tensor-core kernels of kernels/flash_attention.cu where they take the shape (every
+// operand BF16, head dims multiples of 16 up to kFlashMaxDqk / kFlashMaxDv), else the
+// fp32 tiled kernels of kernels/attention.cu, on the stream.
 //
 // Owns: validating the (B, T, H, D) operands as backend.h documents them (strided in
-// B, T and H, last dim contiguous; head dims up to kAttentionMaxHeadDim) and the
-// backward's stream-ordered scratch (D = rowsum(dout * out)). Must not: synchronise or
-// do math on the host.
+// B, T and H, last dim contiguous; head dims up to kAttentionMaxHeadDim), choosing the
+// kernels, and the backward's stream-ordered scratch (D = rowsum(dout * out)). Must
+// not: synchronise or do math on the host.
 #include <cstdint>
+#include <initializer_list>
 
 #include "attention.h"
+#include "flash_attention.h"
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/cuda_check.h"
 
@@ -33,6 +37,12 @@ void require_lse(const Tensor& lse, int64_t b, int64_t tl, int64_t h, const char
             (long long)b, (long long)h, (long long)tl);
 }
 
+bool all_bf16(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->dtype() != DType::BF16) return false;
+  return true;
+}
+
 }  // namespace
 
 void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
@@ -55,7 +65,12 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
   const AttentionOperand oo = operand(out, b, tl, h, dv, op, "out");
   require_lse(lse, b, tl, h, op);
   activate();
-  launch_attention_forward(qo, ko, vo, oo, lse.data<float>(), b, tl, h, dqk, dv, scale, stream_);
+  if (all_bf16({&q, &k, &v, &out}) && flash_attention_supported(DType::BF16, dqk, dv)) {
+    launch_flash_attention_forward(qo, ko, vo, oo, lse.data<float>(), b, tl, h, dqk, dv, scale,
+                                   stream_);
+  } else {
+    launch_attention_forward(qo, ko, vo, oo, lse.data<float>(), b, tl, h, dqk, dv, scale, stream_);
+  }
 }
 
 void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
@@ -90,8 +105,14 @@ void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const 
   activate();
   const size_t bytes = attention_backward_scratch_bytes(b, tl, h);
   Tensor scratch = Tensor::empty(*this, {int64_t(bytes / sizeof(float))}, DType::F32);
-  launch_attention_backward(doo, qo, ko, vo, oo, lse.data<float>(), dqo, dko, dvo, b, tl, h, dqk,
-                            dvd, scale, scratch.data_ptr(), bytes, stream_);
+  if (all_bf16({&dout, &q, &k, &v, &out, &dq, &dk, &dv}) &&
+      flash_attention_supported(DType::BF16, dqk, dvd)) {
+    launch_flash_attention_backward(doo, qo, ko, vo, oo, lse.data<float>(), dqo, dko, dvo, b, tl,
+                                    h, dqk, dvd, scale, scratch.data_ptr(), bytes, stream_);
+  } else {
+    launch_attention_backward(doo, qo, ko, vo, oo, lse.data<float>(), dqo, dko, dvo, b, tl, h, dqk,
+                              dvd, scale, scratch.data_ptr(), bytes, stream_);
+  }
 }
 
 }  // namespace zeroth

@@ -8,6 +8,8 @@
 // MLPs and MoE layers (MoE routing is per token, so packing changes nothing) and runs
 // model::attention_forward per sequence. Decode packs one token per sequence.
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -31,8 +33,8 @@ struct InferBuffers {
   Tensor ckv;                        // (N, Rkv + Dr) latent (raw) | k_rope (roped)
   Tensor kv_rstd;                    // (N)
   Tensor kv_normed;                  // (N, Rkv)
-  Tensor q_lat, o_lat;               // (N, H, Rkv)
-  Tensor scores;                     // F32 (H * Tmax), viewed as (H, P)
+  Tensor q_cat;                      // (N, H, Rkv + Dr): q_lat_h = q_nope_h W_UK_h | q_rope_h
+  Tensor o_lat;                      // (N, H, Rkv): softmax @ c_kv, gathered back to batch order
   Tensor attn_out;                   // (N, H*Dv)
   // prefill attention: one set per sequence, (1, T_b)
   std::vector<model::AttentionActs> seq_attn;
@@ -42,17 +44,35 @@ struct InferBuffers {
   Tensor logits;              // F32 (B, V)
 };
 
+// Decode attention in slot order, shared by every batch size: the sequences of a step
+// occupy slots lo..lo+Sr-1 (with idle slots in between), and attention over the cache
+// runs as two batched GEMMs over those Sr slots (one item per slot), masked past each
+// sequence's length.
+struct SlotBuffers {
+  Tensor q_cat;      // (S, H, Rkv + Dr) q_cat rows gathered into slot order
+  Tensor o_lat;      // (S, H, Rkv)
+  Tensor scores;     // F32 (S * H * Tmax), viewed as (Sr, H, Pmax)
+  Tensor mask;       // F32 like scores: 0 where a slot's token may be attended, -inf after
+  Tensor slot_rows;  // I32 (S): batch row of each slot of the range (0 for idle slots)
+  Tensor batch_rows; // I32 (S): slot - lo of each batch row
+};
+
 struct InferState {
   model::RopeTables rope;          // cos, sin (Tmax, Dr/2); positions 0..Tmax-1
   model::AttentionScratch attn_s;  // only `ones` (H, 1): all attention_forward reads
-  std::unique_ptr<InferBuffers> decode, prefill;
+  // Decode work buffers per batch size (sizes seen so far; at most num_slots of them, so
+  // a batch that shrinks as sequences finish reallocates nothing).
+  std::map<int64_t, std::unique_ptr<InferBuffers>> decode;
+  std::unique_ptr<InferBuffers> prefill;
+  SlotBuffers slots;
+  std::vector<float> mask_host;    // (Sr, H, Pmax) of the current step
   const InferBuffers* last = nullptr;
 };
 
 namespace {
 
 std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, int64_t N,
-                                            int64_t B, int64_t max_len, bool decode) {
+                                            int64_t B, bool decode) {
   auto w = std::make_unique<InferBuffers>();
   const int64_t C = c.hidden_size, H = c.num_attention_heads, Rkv = c.kv_lora_rank;
   const int64_t Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
@@ -78,9 +98,8 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
     w->ckv = Tensor::empty(be, {N, Rkv + Dr}, DType::F32);
     w->kv_rstd = Tensor::empty(be, {N}, DType::F32);
     w->kv_normed = Tensor::empty(be, {N, Rkv}, DType::F32);
-    w->q_lat = Tensor::empty(be, {N, H, Rkv}, DType::F32);
+    w->q_cat = Tensor::empty(be, {N, H, Rkv + Dr}, DType::F32);
     w->o_lat = Tensor::empty(be, {N, H, Rkv}, DType::F32);
-    w->scores = Tensor::empty(be, {H * max_len}, DType::F32);
     w->attn_out = Tensor::empty(be, {N, H * Dv}, DType::F32);
   }
   w->last = Tensor::empty(be, {B, C}, DType::F32);
@@ -104,13 +123,15 @@ void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBu
 }
 
 // Final norm and lm_head on rows `rows` of w.resid -> w.logits (B, V).
+// Empty `rows`: every row of w.resid (decode: one row per sequence already).
 void final_logits(Backend& be, const ModelConfig& c, const ModelParams& p, InferBuffers& w,
                   const std::vector<int64_t>& rows) {
   for (size_t b = 0; b < rows.size(); ++b) {
     Tensor dst = w.last.narrow(0, int64_t(b), 1);
     be.copy(w.resid.narrow(0, rows[b], 1), dst);
   }
-  be.rmsnorm_forward(w.last, p.final_norm, float(c.rms_norm_eps), w.final_normed, w.final_rstd);
+  be.rmsnorm_forward(rows.empty() ? w.resid : w.last, p.final_norm, float(c.rms_norm_eps),
+                     w.final_normed, w.final_rstd);
   model::linear_forward(be, w.final_normed, p.lm_head, w.logits);
 }
 
@@ -131,13 +152,17 @@ void check_distinct(const std::vector<int64_t>& slots, int64_t num_slots, const 
 
 // Absorbed MLA attention of one new token per sequence (see model_infer.h):
 // w.in_normed (B, C) -> w.branch (B, C); writes the tokens' latent and k_rope to the
-// cache at (slots[b], pos[b]).
+// cache at (slots[b], pos[b]). Attention over the cache runs in slot order over the
+// range lo .. lo + Sr - 1 (sb.slot_rows / sb.batch_rows / sb.mask prepared by
+// decode_step for this step): scores = scale * q_cat . [c_kv | k_rope] and
+// o_lat = softmax(scores + mask) @ c_kv, each one batched GEMM with one item per slot.
 void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& p,
                       const model::RopeTables& rope, Tensor& cache_layer, InferBuffers& w,
-                      const std::vector<int64_t>& slots, const std::vector<int64_t>& pos) {
+                      SlotBuffers& sb, const std::vector<int64_t>& slots,
+                      const std::vector<int64_t>& pos, int64_t lo, int64_t Sr, int64_t Pmax) {
   const int64_t N = w.N, H = c.num_attention_heads, Dqk = c.qk_head_dim();
   const int64_t Dn = c.qk_nope_head_dim, Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
-  const int64_t Rkv = c.kv_lora_rank;
+  const int64_t Rkv = c.kv_lora_rank, R = Rkv + Dr;
   const bool il = c.rope_interleave;
   const float scale = float(c.softmax_scale());
 
@@ -164,24 +189,36 @@ void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& 
     be.copy(w.ckv.narrow(0, b, 1).narrow(1, Rkv, Dr), rope_dst);
   }
 
-  // q_lat[:, h] = q_nope[:, h] @ W_UK_h: (N, Dn) @ (Dn, Rkv).
+  // q_cat[:, h] = q_nope[:, h] @ W_UK_h (N, Dn) @ (Dn, Rkv) | q_rope[:, h].
   Tensor wkv = p.kv_b_proj.view({H, Dn + Dv, Rkv});
   for (int64_t h = 0; h < H; ++h) {
-    Tensor ql = w.q_lat.select(1, h);  // (N, Rkv), row stride H*Rkv
+    Tensor ql = w.q_cat.select(1, h).narrow(1, 0, Rkv);  // (N, Rkv), row stride H*R
     be.gemm(q3.select(1, h).narrow(1, 0, Dn), false, wkv.select(0, h).narrow(0, 0, Dn), false, ql);
   }
-  // Per sequence: scores (H, P) over its cached tokens, softmax, o_lat = probs @ c_kv.
-  for (int64_t b = 0; b < N; ++b) {
-    const int64_t P = pos[size_t(b)] + 1;
-    Tensor rows = cache_layer.select(0, slots[size_t(b)]).narrow(0, 0, P);  // (P, Rkv + Dr)
-    Tensor lat = rows.narrow(1, 0, Rkv), kr = rows.narrow(1, Rkv, Dr);
-    Tensor s = w.scores.narrow(0, 0, H * P).view({H, P});
-    be.gemm(w.q_lat.select(0, b), false, lat, true, s, scale, 0.0f);
-    be.gemm(q3.select(0, b).narrow(1, Dn, Dr), false, kr, true, s, scale, 1.0f);
-    be.softmax_last(s, s);
-    Tensor ol = w.o_lat.select(0, b);  // (H, Rkv)
-    be.gemm(s, false, lat, false, ol);
+  Tensor qr_dst = w.q_cat.narrow(2, Rkv, Dr);
+  be.copy(q_rope, qr_dst);
+
+  // Slot order: q rows gathered, scores over Pmax cached positions of every slot of the
+  // range, masked, softmax, o_lat; back to batch order.
+  Tensor q_slots = sb.q_cat.narrow(0, 0, Sr);  // (Sr, H, R)
+  {
+    Tensor dst = q_slots.view({Sr, H * R});
+    be.embedding_forward(sb.slot_rows.narrow(0, 0, Sr), w.q_cat.view({N, H * R}), dst);
   }
+  Tensor kv = cache_layer.narrow(0, lo, Sr).narrow(1, 0, Pmax);  // (Sr, Pmax, R)
+  Tensor s = sb.scores.narrow(0, 0, Sr * H * Pmax).view({Sr, H, Pmax});
+  be.gemm(q_slots, false, kv, true, s, scale, 0.0f);
+  Tensor m = sb.mask.narrow(0, 0, Sr * H * Pmax).view({Sr, H, Pmax});
+  be.add(s, m, s);
+  Tensor s2 = s.view({Sr * H, Pmax});
+  be.softmax_last(s2, s2);
+  Tensor ol = sb.o_lat.narrow(0, 0, Sr);  // (Sr, H, Rkv)
+  be.gemm(s, false, kv.narrow(2, 0, Rkv), false, ol);
+  {
+    Tensor dst = w.o_lat.view({N, H * Rkv});
+    be.embedding_forward(sb.batch_rows.narrow(0, 0, N), ol.view({Sr, H * Rkv}), dst);
+  }
+
   // out[:, h] = o_lat[:, h] @ W_UV_h^T: (N, Rkv) @ (Rkv, Dv); then o_proj.
   Tensor o3 = w.attn_out.view({N, H, Dv});
   for (int64_t h = 0; h < H; ++h) {
@@ -201,6 +238,18 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
   model::build_rope_tables(be, model_.config(), 1, max_len, st_->rope);
   st_->attn_s.ones = Tensor::empty(be, {model_.config().num_attention_heads, 1}, DType::F32);
   be.fill(st_->attn_s.ones, 1.0);
+  const ModelConfig& c = model_.config();
+  const int64_t H = c.num_attention_heads, Rkv = c.kv_lora_rank, R = Rkv + c.qk_rope_head_dim;
+  SlotBuffers& sb = st_->slots;
+  sb.q_cat = Tensor::empty(be, {num_slots, H, R}, DType::F32);
+  sb.o_lat = Tensor::empty(be, {num_slots, H, Rkv}, DType::F32);
+  sb.scores = Tensor::empty(be, {num_slots * H * max_len}, DType::F32);
+  sb.mask = Tensor::empty(be, {num_slots * H * max_len}, DType::F32);
+  sb.slot_rows = Tensor::empty(be, {num_slots}, DType::I32);
+  sb.batch_rows = Tensor::empty(be, {num_slots}, DType::I32);
+  // Idle slots inside a step's slot range are computed and ignored: zeros keep them
+  // finite (never-written memory could hold NaN patterns).
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) be.fill(cache_.layer(l), 0.0);
 }
 
 ModelInference::~ModelInference() = default;
@@ -237,7 +286,7 @@ void ModelInference::prefill(const std::vector<int64_t>& slots,
   const int64_t N = int64_t(flat.size());
   st_->last = nullptr;
   st_->prefill.reset();
-  st_->prefill = alloc_buffers(be, c, N, B, cache_.max_len(), false);
+  st_->prefill = alloc_buffers(be, c, N, B, false);
   InferBuffers& w = *st_->prefill;
   w.seq_attn.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) model::alloc_attention(be, c, 1, len[size_t(b)], w.seq_attn[size_t(b)]);
@@ -276,7 +325,7 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
   const int64_t B = int64_t(slots.size());
   check_distinct(slots, cache_.num_slots(), "decode_step");
   check_ids(next_ids, c.vocab_size, "decode_step", 0);
-  std::vector<int64_t> pos(static_cast<size_t>(B)), rows(static_cast<size_t>(B));
+  std::vector<int64_t> pos(static_cast<size_t>(B));
   std::vector<int32_t> pos32(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = cache_.length(slots[size_t(b)]);
@@ -285,25 +334,44 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
               (long long)slots[size_t(b)], (long long)n, (long long)cache_.max_len());
     pos[size_t(b)] = n;
     pos32[size_t(b)] = int32_t(n);
-    rows[size_t(b)] = b;
   }
-  if (!st_->decode || st_->decode->N != B) {
-    if (st_->last == st_->decode.get()) st_->last = nullptr;
-    st_->decode.reset();
-    st_->decode = alloc_buffers(be, c, B, B, cache_.max_len(), true);
-  }
-  InferBuffers& w = *st_->decode;
+  std::unique_ptr<InferBuffers>& wp = st_->decode[B];
+  if (!wp) wp = alloc_buffers(be, c, B, B, true);
+  InferBuffers& w = *wp;
   w.ids.copy_from_host(next_ids.data(), next_ids.size() * sizeof(int32_t));
   w.positions.copy_from_host(pos32.data(), pos32.size() * sizeof(int32_t));
+
+  // The step's slot range, the batch row of each slot and back, and the mask: a slot's
+  // token may attend to positions 0..pos (itself included), nothing after.
+  const int64_t lo = *std::min_element(slots.begin(), slots.end());
+  const int64_t Sr = *std::max_element(slots.begin(), slots.end()) - lo + 1;
+  const int64_t Pmax = *std::max_element(pos.begin(), pos.end()) + 1;
+  const int64_t H = c.num_attention_heads;
+  std::vector<int32_t> slot_rows(size_t(Sr), 0);
+  std::vector<int32_t> batch_rows(static_cast<size_t>(B));
+  std::vector<float>& mask = st_->mask_host;
+  mask.assign(size_t(Sr * H * Pmax), 0.0f);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t r = slots[size_t(b)] - lo;
+    slot_rows[size_t(r)] = int32_t(b);
+    batch_rows[size_t(b)] = int32_t(r);
+    for (int64_t h = 0; h < H; ++h)
+      std::fill(mask.begin() + (r * H + h) * Pmax + pos[size_t(b)] + 1,
+                mask.begin() + (r * H + h + 1) * Pmax, -INFINITY);
+  }
+  SlotBuffers& sb = st_->slots;
+  sb.slot_rows.narrow(0, 0, Sr).copy_from_host(slot_rows.data(), slot_rows.size() * sizeof(int32_t));
+  sb.batch_rows.narrow(0, 0, B).copy_from_host(batch_rows.data(), batch_rows.size() * sizeof(int32_t));
+  sb.mask.narrow(0, 0, Sr * H * Pmax).copy_from_host(mask.data(), mask.size() * sizeof(float));
 
   be.embedding_forward(w.ids, p.embed, w.resid);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParams& lp = p.layers[size_t(l)];
     be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
-    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w, slots, pos);
+    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w, sb, slots, pos, lo, Sr, Pmax);
     ffn_block(be, c, lp, w);
   }
-  final_logits(be, c, p, w, rows);
+  final_logits(be, c, p, w, {});
   for (int64_t b = 0; b < B; ++b) cache_.set_length(slots[size_t(b)], pos[size_t(b)] + 1);
   st_->last = &w;
 }

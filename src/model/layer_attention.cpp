@@ -13,44 +13,45 @@
 namespace zeroth {
 namespace model {
 
-void alloc_attention(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, AttentionActs& a) {
+void alloc_attention(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, AttentionActs& a,
+                     DType ad) {
   const int64_t N = B * T, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dv = cfg.v_head_dim;
   const int64_t Rkv = cfg.kv_lora_rank;
   if (cfg.q_lora_rank) {
     const int64_t Rq = *cfg.q_lora_rank;
-    a.q_a = Tensor::empty(be, {N, Rq}, DType::F32);
+    a.q_a = Tensor::empty(be, {N, Rq}, ad);
     a.q_a_rstd = Tensor::empty(be, {N}, DType::F32);
-    a.q_a_normed = Tensor::empty(be, {N, Rq}, DType::F32);
+    a.q_a_normed = Tensor::empty(be, {N, Rq}, ad);
   }
-  a.q = Tensor::empty(be, {N, H * Dqk}, DType::F32);
-  a.ckv = Tensor::empty(be, {N, Rkv + Dr}, DType::F32);
+  a.q = Tensor::empty(be, {N, H * Dqk}, ad);
+  a.ckv = Tensor::empty(be, {N, Rkv + Dr}, ad);
   a.kv_rstd = Tensor::empty(be, {N}, DType::F32);
-  a.kv_normed = Tensor::empty(be, {N, Rkv}, DType::F32);
-  a.kv = Tensor::empty(be, {N, H * (Dn + Dv)}, DType::F32);
-  a.k = Tensor::empty(be, {N, H * Dqk}, DType::F32);
-  a.out = Tensor::empty(be, {N, H * Dv}, DType::F32);
+  a.kv_normed = Tensor::empty(be, {N, Rkv}, ad);
+  a.kv = Tensor::empty(be, {N, H * (Dn + Dv)}, ad);
+  a.k = Tensor::empty(be, {N, H * Dqk}, ad);
+  a.out = Tensor::empty(be, {N, H * Dv}, ad);
   a.lse = Tensor::empty(be, {B, H, T}, DType::F32);
 }
 
 void alloc_attention_scratch(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
-                             AttentionScratch& s) {
+                             AttentionScratch& s, DType ad) {
   const int64_t N = B * T, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dv = cfg.v_head_dim;
   const int64_t Rkv = cfg.kv_lora_rank;
-  s.dout = Tensor::empty(be, {N, H * Dv}, DType::F32);
-  s.dq = Tensor::empty(be, {N, H * Dqk}, DType::F32);
-  s.dk = Tensor::empty(be, {N, H * Dqk}, DType::F32);
-  s.dv = Tensor::empty(be, {N, H * Dv}, DType::F32);
-  s.dkv = Tensor::empty(be, {N, H * (Dn + Dv)}, DType::F32);
+  s.dout = Tensor::empty(be, {N, H * Dv}, ad);
+  s.dq = Tensor::empty(be, {N, H * Dqk}, ad);
+  s.dk = Tensor::empty(be, {N, H * Dqk}, ad);
+  s.dv = Tensor::empty(be, {N, H * Dv}, ad);
+  s.dkv = Tensor::empty(be, {N, H * (Dn + Dv)}, ad);
   if (cfg.q_lora_rank) {
-    s.dq_a_normed = Tensor::empty(be, {N, *cfg.q_lora_rank}, DType::F32);
-    s.dq_a = Tensor::empty(be, {N, *cfg.q_lora_rank}, DType::F32);
+    s.dq_a_normed = Tensor::empty(be, {N, *cfg.q_lora_rank}, ad);
+    s.dq_a = Tensor::empty(be, {N, *cfg.q_lora_rank}, ad);
   }
-  s.dkv_normed = Tensor::empty(be, {N, Rkv}, DType::F32);
-  s.dkv_lat = Tensor::empty(be, {N, Rkv}, DType::F32);
-  s.dckv = Tensor::empty(be, {N, Rkv + Dr}, DType::F32);
-  s.ones = Tensor::empty(be, {H, 1}, DType::F32);
+  s.dkv_normed = Tensor::empty(be, {N, Rkv}, ad);
+  s.dkv_lat = Tensor::empty(be, {N, Rkv}, ad);
+  s.dckv = Tensor::empty(be, {N, Rkv + Dr}, ad);
+  s.ones = Tensor::empty(be, {H, 1}, ad);
   be.fill(s.ones, 1.0);
 }
 

@@ -6,16 +6,16 @@
 namespace zeroth {
 namespace model {
 
-void alloc_mlp(Backend& be, int64_t N, int64_t W, MlpActs& a) {
-  a.gate = Tensor::empty(be, {N, W}, DType::F32);
-  a.up = Tensor::empty(be, {N, W}, DType::F32);
-  a.h = Tensor::empty(be, {N, W}, DType::F32);
+void alloc_mlp(Backend& be, int64_t N, int64_t W, MlpActs& a, DType ad) {
+  a.gate = Tensor::empty(be, {N, W}, ad);
+  a.up = Tensor::empty(be, {N, W}, ad);
+  a.h = Tensor::empty(be, {N, W}, ad);
 }
 
-void alloc_mlp_scratch(Backend& be, int64_t N, int64_t Wmax, MlpScratch& s) {
-  s.dh = Tensor::empty(be, {N * Wmax}, DType::F32);
-  s.dgate = Tensor::empty(be, {N * Wmax}, DType::F32);
-  s.dup = Tensor::empty(be, {N * Wmax}, DType::F32);
+void alloc_mlp_scratch(Backend& be, int64_t N, int64_t Wmax, MlpScratch& s, DType ad) {
+  s.dh = Tensor::empty(be, {N * Wmax}, ad);
+  s.dgate = Tensor::empty(be, {N * Wmax}, ad);
+  s.dup = Tensor::empty(be, {N * Wmax}, ad);
 }
 
 void mlp_forward(Backend& be, const MlpParams& p, const Tensor& x, MlpActs& a, Tensor& y) {

@@ -12,7 +12,7 @@
 namespace zeroth {
 namespace model {
 
-void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a) {
+void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad) {
   const int64_t E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   const int64_t C = cfg.hidden_size, Im = cfg.moe_intermediate_size;
   a.logits = Tensor::empty(be, {N, E}, DType::F32);
@@ -23,24 +23,26 @@ void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a) {
   a.slot_to_sorted = Tensor::empty(be, {N * k}, DType::I32);
   a.counts = Tensor::empty(be, {E}, DType::I32);
   a.load.assign(size_t(E), 0);
-  a.xs = Tensor::empty(be, {N * k, C}, DType::F32);
-  a.gate = Tensor::empty(be, {N * k, Im}, DType::F32);
-  a.up = Tensor::empty(be, {N * k, Im}, DType::F32);
-  a.h = Tensor::empty(be, {N * k, Im}, DType::F32);
-  a.eo = Tensor::empty(be, {N * k, C}, DType::F32);
-  if (cfg.n_shared_experts > 0) alloc_mlp(be, N, Im * cfg.n_shared_experts, a.shared);
+  a.xs = Tensor::empty(be, {N * k, C}, ad);
+  a.gate = Tensor::empty(be, {N * k, Im}, ad);
+  a.up = Tensor::empty(be, {N * k, Im}, ad);
+  a.h = Tensor::empty(be, {N * k, Im}, ad);
+  a.eo = Tensor::empty(be, {N * k, C}, ad);
+  if (cfg.n_shared_experts > 0) alloc_mlp(be, N, Im * cfg.n_shared_experts, a.shared, ad);
 }
 
-void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s) {
+void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s,
+                       DType ad) {
   const int64_t E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   const int64_t C = cfg.hidden_size, Im = cfg.moe_intermediate_size;
-  s.deo = Tensor::empty(be, {N * k, C}, DType::F32);
+  s.deo = Tensor::empty(be, {N * k, C}, ad);
   s.dweight = Tensor::empty(be, {N, k}, DType::F32);
-  s.dh = Tensor::empty(be, {N * k, Im}, DType::F32);
-  s.dgate = Tensor::empty(be, {N * k, Im}, DType::F32);
-  s.dup = Tensor::empty(be, {N * k, Im}, DType::F32);
+  s.dh = Tensor::empty(be, {N * k, Im}, ad);
+  s.dgate = Tensor::empty(be, {N * k, Im}, ad);
+  s.dup = Tensor::empty(be, {N * k, Im}, ad);
   s.dxs = Tensor::empty(be, {N * k, C}, DType::F32);
   s.dlogits = Tensor::empty(be, {N, E}, DType::F32);
+  s.dlogits_c = ad == DType::F32 ? s.dlogits : Tensor::empty(be, {N, E}, ad);
   s.daux = Tensor::empty(be, {N, E}, DType::F32);
   s.dx_part = Tensor::empty(be, {N, C}, DType::F32);
 }
@@ -160,7 +162,8 @@ void moe_backward(Backend& be, const ModelConfig& cfg, const MoeParams& p, MoePa
     s.daux.copy_from_host(a.aux_dlogits.data(), a.aux_dlogits.size() * sizeof(float));
     be.add(s.dlogits, s.daux, s.dlogits);
   }
-  linear_backward(be, s.dlogits, x, p.router, g.router, &dx, true);
+  if (s.dlogits_c.data_ptr() != s.dlogits.data_ptr()) be.copy(s.dlogits, s.dlogits_c);
+  linear_backward(be, s.dlogits_c, x, p.router, g.router, &dx, true);
 }
 
 }  // namespace model

@@ -67,9 +67,12 @@ struct AttentionScratch {  // backward buffers shared by all layers
   Tensor dckv;        // (N, Rkv + Dr)
   Tensor ones;        // F32 (H, 1): broadcasts k_rope to every head (and sums back)
 };
-void alloc_attention(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, AttentionActs& a);
+// `ad` is the activation dtype of GEMM inputs/outputs (F32, or BF16 with bf16 compute
+// weights); norms' rstd, attention lse, router tensors stay F32.
+void alloc_attention(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, AttentionActs& a,
+                     DType ad = DType::F32);
 void alloc_attention_scratch(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
-                             AttentionScratch& s);
+                             AttentionScratch& s, DType ad = DType::F32);
 // x (N, C) -> y (N, C) = o_proj(attention(x)).
 void attention_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T,
                        const AttentionParams& p, const RopeTables& rope, const Tensor& x,
@@ -87,8 +90,8 @@ struct MlpActs {
 struct MlpScratch {
   Tensor dh, dgate, dup;  // (N, Wmax), narrowed to (N, W)
 };
-void alloc_mlp(Backend& be, int64_t N, int64_t W, MlpActs& a);
-void alloc_mlp_scratch(Backend& be, int64_t N, int64_t Wmax, MlpScratch& s);
+void alloc_mlp(Backend& be, int64_t N, int64_t W, MlpActs& a, DType ad = DType::F32);
+void alloc_mlp_scratch(Backend& be, int64_t N, int64_t Wmax, MlpScratch& s, DType ad = DType::F32);
 // x (N, C) -> y (N, C).
 void mlp_forward(Backend& be, const MlpParams& p, const Tensor& x, MlpActs& a, Tensor& y);
 // dy (N, C) -> dx (N, C) (overwritten, or accumulated when accumulate_dx).
@@ -116,13 +119,16 @@ struct MoeScratch {
   Tensor deo;       // (N*k, C)
   Tensor dweight;   // F32 (N, k)
   Tensor dh, dgate, dup;  // (N*k, Im)
-  Tensor dxs;       // (N*k, C)
+  Tensor dxs;       // F32 (N*k, C) (two grouped GEMMs accumulate into it)
   Tensor dlogits;   // F32 (N, E)
+  Tensor dlogits_c; // (N, E) in the activation dtype (the router GEMM's operand); aliases
+                    // dlogits when that is F32
   Tensor daux;      // F32 (N, E) balance-loss gradient (uploaded from the host)
   Tensor dx_part;   // (N, C)
 };
-void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a);
-void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s);
+void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad = DType::F32);
+void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s,
+                       DType ad = DType::F32);
 // x (N, C) -> y (N, C). Copies the expert counts to the host (sync). With
 // aux_alpha > 0 also computes the sequence-wise balance loss on the host (B
 // sequences of T tokens) into a.aux_loss / a.aux_dlogits.

@@ -29,29 +29,46 @@ struct ModelActivations {
   Tensor ids;                   // I32 (N) copy of the last forward's ids
   model::RopeTables rope;
   std::vector<Tensor> resid;    // L+1 x (N, C): input of layer l; resid[L] the last output
-  std::vector<LayerActivations> layers;
+  bool recompute = false;       // one shared LayerActivations, refilled per layer
+  std::vector<LayerActivations> layers;  // L, or 1 with recompute
+  std::vector<std::vector<int64_t>> moe_load;  // (L) expert loads of the last forward
+  LayerActivations& layer(size_t l) { return layers[recompute ? 0 : l]; }
   Tensor branch_out;            // (N, C) attention / MLP output before the residual add
   Tensor final_normed;          // (N, C)
   Tensor final_rstd;            // (N)
-  Tensor logits;                // F32 (N, V)
+  Tensor logits;                // F32 (N, V) (fp32 output of the lm_head GEMM)
   Tensor targets;               // I32 (N) of the last token_logprobs
   Tensor lse;                   // F32 (N)
   Tensor logprob, no_entropy;   // F32 (N) (cross_entropy_step), undefined
   Tensor dlogprob;              // F32 (N)
-  Tensor dlogits;               // F32 (N, V)
+  Tensor dlogits;               // (N, V) activation dtype
   // backward scratch
-  Tensor dres, dnormed, dtmp;   // (N, C)
+  Tensor dres, dnormed, dtmp;   // F32 (N, C)
+  Tensor dres_c;                // (N, C) dres in the activation dtype (a GEMM operand);
+                                // aliases dres when that is F32
   model::AttentionScratch attn_s;
   model::MlpScratch mlp_s;
   model::MoeScratch moe_s;
 };
 
-Model::Model(const ModelConfig& config, Backend& backend)
-    : config_(config), be_(backend) {
+Model::Model(const ModelConfig& config, Backend& backend, DType compute_dtype)
+    : config_(config), be_(backend), compute_dtype_(compute_dtype) {
   config_.validate("model config");
+  ZT_ASSERT(compute_dtype == DType::F32 || compute_dtype == DType::BF16,
+            "Model: compute dtype must be F32 or BF16, got %s", dtype_name(compute_dtype));
   params_ = make_param_set(config_, be_, DType::F32);
   grads_ = make_param_set(config_, be_, DType::F32);
+  if (compute_dtype_ != DType::F32) compute_ = make_param_set(config_, be_, compute_dtype_);
   zero_grad();
+}
+
+const ModelParams& Model::compute_params() {
+  if (compute_dtype_ == DType::F32) return params_.params;
+  if (compute_stale_) {
+    be_.copy(params_.flat, compute_.flat);  // round the fp32 masters to the compute dtype
+    compute_stale_ = false;
+  }
+  return compute_.params;
 }
 
 Model::~Model() = default;
@@ -64,11 +81,19 @@ void Model::set_aux_loss_alpha(float alpha) {
   aux_alpha_ = alpha;
 }
 
+void Model::set_recompute(bool on) {
+  if (on == recompute_) return;
+  recompute_ = on;
+  act_.reset();  // buffers are reallocated for the new layout at the next forward
+  have_forward_ = have_logprob_ = false;
+}
+
 void Model::ensure_shape(int64_t B, int64_t T) {
   if (act_ && act_->B == B && act_->T == T) return;
   act_.reset();  // free the old shape's buffers first
   auto a = std::make_unique<ModelActivations>();
   const ModelConfig& c = config_;
+  const DType ad = compute_dtype_;
   const int64_t N = B * T, C = c.hidden_size, L = c.num_hidden_layers, V = c.vocab_size;
   a->B = B;
   a->T = T;
@@ -76,42 +101,72 @@ void Model::ensure_shape(int64_t B, int64_t T) {
   a->ids = Tensor::empty(be_, {N}, DType::I32);
   model::build_rope_tables(be_, c, B, T, a->rope);
   for (int64_t l = 0; l <= L; ++l) a->resid.push_back(Tensor::empty(be_, {N, C}, DType::F32));
-  a->layers.resize(size_t(L));
+  a->recompute = recompute_;
+  a->layers.resize(recompute_ ? 1 : size_t(L));
+  a->moe_load.assign(size_t(L), {});
   int64_t wmax = 0;
-  bool any_moe = false;
+  bool any_moe = false, any_dense = false;
   for (int64_t l = 0; l < L; ++l) {
-    LayerActivations& la = a->layers[size_t(l)];
-    la.in_normed = Tensor::empty(be_, {N, C}, DType::F32);
-    la.in_rstd = Tensor::empty(be_, {N}, DType::F32);
-    model::alloc_attention(be_, c, B, T, la.attn);
-    la.x_mid = Tensor::empty(be_, {N, C}, DType::F32);
-    la.post_normed = Tensor::empty(be_, {N, C}, DType::F32);
-    la.post_rstd = Tensor::empty(be_, {N}, DType::F32);
     if (c.is_moe_layer(l)) {
-      model::alloc_moe(be_, c, N, la.moe);
       wmax = std::max(wmax, c.moe_intermediate_size * c.n_shared_experts);
       any_moe = true;
     } else {
-      model::alloc_mlp(be_, N, c.intermediate_size, la.mlp);
       wmax = std::max(wmax, c.intermediate_size);
+      any_dense = true;
     }
   }
+  for (size_t i = 0; i < a->layers.size(); ++i) {
+    LayerActivations& la = a->layers[i];
+    // Per-layer buffers, or (recompute) one set that serves every layer of either kind.
+    const bool moe = recompute_ ? any_moe : c.is_moe_layer(int64_t(i));
+    const bool dense = recompute_ ? any_dense : !moe;
+    la.in_normed = Tensor::empty(be_, {N, C}, ad);
+    la.in_rstd = Tensor::empty(be_, {N}, DType::F32);
+    model::alloc_attention(be_, c, B, T, la.attn, ad);
+    la.x_mid = Tensor::empty(be_, {N, C}, DType::F32);
+    la.post_normed = Tensor::empty(be_, {N, C}, ad);
+    la.post_rstd = Tensor::empty(be_, {N}, DType::F32);
+    if (moe) model::alloc_moe(be_, c, N, la.moe, ad);
+    if (dense) model::alloc_mlp(be_, N, c.intermediate_size, la.mlp, ad);
+  }
   a->branch_out = Tensor::empty(be_, {N, C}, DType::F32);
-  a->final_normed = Tensor::empty(be_, {N, C}, DType::F32);
+  a->final_normed = Tensor::empty(be_, {N, C}, ad);
   a->final_rstd = Tensor::empty(be_, {N}, DType::F32);
   a->logits = Tensor::empty(be_, {N, V}, DType::F32);
   a->targets = Tensor::empty(be_, {N}, DType::I32);
   a->lse = Tensor::empty(be_, {N}, DType::F32);
   a->logprob = Tensor::empty(be_, {N}, DType::F32);
   a->dlogprob = Tensor::empty(be_, {N}, DType::F32);
-  a->dlogits = Tensor::empty(be_, {N, V}, DType::F32);
+  a->dlogits = Tensor::empty(be_, {N, V}, ad);
   a->dres = Tensor::empty(be_, {N, C}, DType::F32);
   a->dnormed = Tensor::empty(be_, {N, C}, DType::F32);
   a->dtmp = Tensor::empty(be_, {N, C}, DType::F32);
-  model::alloc_attention_scratch(be_, c, B, T, a->attn_s);
-  if (wmax > 0) model::alloc_mlp_scratch(be_, N, wmax, a->mlp_s);
-  if (any_moe) model::alloc_moe_scratch(be_, c, N, a->moe_s);
+  a->dres_c = ad == DType::F32 ? a->dres : Tensor::empty(be_, {N, C}, ad);
+  model::alloc_attention_scratch(be_, c, B, T, a->attn_s, ad);
+  if (wmax > 0) model::alloc_mlp_scratch(be_, N, wmax, a->mlp_s, ad);
+  if (any_moe) model::alloc_moe_scratch(be_, c, N, a->moe_s, ad);
   act_ = std::move(a);
+}
+
+// Layer l's forward from resid[l] into its activations (the shared set with
+// recomputation) and resid[l + 1]. Deterministic, so a recomputation in the backward
+// reproduces the forward's values bit for bit.
+void Model::layer_forward(const ModelParams& p, size_t l) {
+  const ModelConfig& c = config_;
+  ModelActivations& a = *act_;
+  const float eps = float(c.rms_norm_eps);
+  const LayerParams& lp = layer_compute_params(p, l);
+  LayerActivations& la = a.layer(l);
+  be_.rmsnorm_forward(a.resid[l], lp.input_norm, eps, la.in_normed, la.in_rstd);
+  model::attention_forward(be_, c, a.B, a.T, lp.attn, a.rope, la.in_normed, la.attn, a.attn_s,
+                           a.branch_out);
+  be_.add(a.resid[l], a.branch_out, la.x_mid);
+  be_.rmsnorm_forward(la.x_mid, lp.post_attn_norm, eps, la.post_normed, la.post_rstd);
+  if (lp.is_moe)
+    model::moe_forward(be_, c, a.B, a.T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out);
+  else
+    model::mlp_forward(be_, lp.mlp, la.post_normed, la.mlp, a.branch_out);
+  be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
 }
 
 void Model::forward(const Tensor& ids) {
@@ -122,31 +177,33 @@ void Model::forward(const Tensor& ids) {
   const int64_t B = ids.size(0), T = ids.size(1);
   ensure_shape(B, T);
   ModelActivations& a = *act_;
-  const ModelParams& p = params_.params;
+  const ModelParams& p = compute_params();
   be_.copy(ids.view({a.N}), a.ids);
 
-  be_.embedding_forward(a.ids, p.embed, a.resid[0]);
+  // The lookup reads the fp32 table (no GEMM; the residual stream is fp32).
+  be_.embedding_forward(a.ids, params_.params.embed, a.resid[0]);
   aux_loss_ = 0.0f;
-  for (size_t l = 0; l < a.layers.size(); ++l) {
-    const LayerParams& lp = p.layers[l];
-    LayerActivations& la = a.layers[l];
-    be_.rmsnorm_forward(a.resid[l], lp.input_norm, eps, la.in_normed, la.in_rstd);
-    model::attention_forward(be_, c, B, T, lp.attn, a.rope, la.in_normed, la.attn, a.attn_s,
-                             a.branch_out);
-    be_.add(a.resid[l], a.branch_out, la.x_mid);
-    be_.rmsnorm_forward(la.x_mid, lp.post_attn_norm, eps, la.post_normed, la.post_rstd);
-    if (lp.is_moe) {
-      model::moe_forward(be_, c, B, T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out);
+  for (size_t l = 0; l < size_t(c.num_hidden_layers); ++l) {
+    layer_forward(p, l);
+    LayerActivations& la = a.layer(l);
+    if (p.layers[l].is_moe) {
       aux_loss_ += la.moe.aux_loss;
-    } else {
-      model::mlp_forward(be_, lp.mlp, la.post_normed, la.mlp, a.branch_out);
+      a.moe_load[l] = la.moe.load;
     }
-    be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
   }
   be_.rmsnorm_forward(a.resid.back(), p.final_norm, eps, a.final_normed, a.final_rstd);
   model::linear_forward(be_, a.final_normed, p.lm_head, a.logits);
   have_forward_ = true;
   have_logprob_ = false;
+}
+
+// The compute copy of layer l, except the router bias, which is always the fp32 master
+// (it is added to fp32 scores, and update_router_bias changes it between steps).
+const LayerParams& Model::layer_compute_params(const ModelParams& p, size_t l) {
+  if (compute_dtype_ == DType::F32 || !p.layers[l].is_moe) return p.layers[l];
+  layer_scratch_ = p.layers[l];
+  layer_scratch_.moe.router_bias = params_.params.layers[l].moe.router_bias;
+  return layer_scratch_;
 }
 
 const Tensor& Model::logits() const {
@@ -180,29 +237,33 @@ void Model::backward_from_logprob_grad(const Tensor& dlogprob, const Tensor* den
 void Model::backward_from_logits_grad() {
   const ModelConfig& c = config_;
   ModelActivations& a = *act_;
-  const ModelParams& p = params_.params;
+  const ModelParams& p = compute_params();
   ModelParams& g = grads_.params;
   const bool with_aux = aux_alpha_ > 0.0f;
+  const bool cast_dres = a.dres_c.data_ptr() != a.dres.data_ptr();
 
   model::linear_backward(be_, a.dlogits, a.final_normed, p.lm_head, g.lm_head, &a.dnormed, false);
   be_.rmsnorm_backward(a.dnormed, a.resid.back(), p.final_norm, a.final_rstd, a.dres,
                        g.final_norm);
-  for (size_t li = a.layers.size(); li-- > 0;) {
-    const LayerParams& lp = p.layers[li];
+  for (size_t li = size_t(c.num_hidden_layers); li-- > 0;) {
+    if (a.recompute) layer_forward(p, li);  // refill the shared activations from resid[li]
+    const LayerParams& lp = layer_compute_params(p, li);
     LayerParams& lg = g.layers[li];
-    LayerActivations& la = a.layers[li];
+    LayerActivations& la = a.layer(li);
     // dres = d resid[l+1]: through the MLP / MoE branch, then its norm.
+    if (cast_dres) be_.copy(a.dres, a.dres_c);
     if (lp.is_moe)
       model::moe_backward(be_, c, lp.moe, lg.moe, la.post_normed, la.moe, a.moe_s, a.mlp_s,
-                          with_aux, a.dres, a.dnormed);
+                          with_aux, a.dres_c, a.dnormed);
     else
-      model::mlp_backward(be_, lp.mlp, lg.mlp, la.post_normed, la.mlp, a.mlp_s, a.dres, a.dnormed,
-                          false);
+      model::mlp_backward(be_, lp.mlp, lg.mlp, la.post_normed, la.mlp, a.mlp_s, a.dres_c,
+                          a.dnormed, false);
     be_.rmsnorm_backward(a.dnormed, la.x_mid, lp.post_attn_norm, la.post_rstd, a.dtmp,
                          lg.post_attn_norm);
     be_.add(a.dres, a.dtmp, a.dres);  // dres = d x_mid
+    if (cast_dres) be_.copy(a.dres, a.dres_c);
     model::attention_backward(be_, c, a.B, a.T, lp.attn, lg.attn, a.rope, la.in_normed, la.attn,
-                              a.attn_s, a.dres, a.dnormed);
+                              a.attn_s, a.dres_c, a.dnormed);
     be_.rmsnorm_backward(a.dnormed, a.resid[li], lp.input_norm, la.in_rstd, a.dtmp,
                          lg.input_norm);
     be_.add(a.dres, a.dtmp, a.dres);  // dres = d resid[l]
@@ -257,6 +318,9 @@ static const model::MoeActs& moe_acts(const ModelConfig& c, const ModelActivatio
   ZT_ASSERT(a != nullptr, "routing queried before forward()");
   ZT_ASSERT(layer >= 0 && layer < c.num_hidden_layers && c.is_moe_layer(layer),
             "layer %lld is not a MoE layer", (long long)layer);
+  ZT_ASSERT(!a->recompute,
+            "routing of layer %lld is not kept with activation recomputation (set_recompute(false))",
+            (long long)layer);
   return a->layers[size_t(layer)].moe;
 }
 
@@ -277,7 +341,7 @@ std::vector<MoeLayerStats> Model::moe_stats() const {
     if (!config_.is_moe_layer(l)) continue;
     MoeLayerStats s;
     s.layer = l;
-    s.load = act_->layers[size_t(l)].moe.load;
+    s.load = act_->moe_load[size_t(l)];
     int64_t sum = 0;
     s.min_load = s.load.empty() ? 0 : s.load[0];
     for (int64_t x : s.load) {

@@ -1,8 +1,10 @@
-// Rollout generation loop (rollout.h): waves of prompts, one shared prefill per prompt,
-// batched decode of the unfinished sequences, sampling, stop rules and log-probs; and
-// the rollout config section's checks. Must not: compute rewards or communicate.
+// Rollout generation loop (rollout.h): continuous batching over the cache slots (one
+// shared prefill per prompt, batched decode of the running sequences, a freed slot
+// refilled from the queue), sampling, stop rules and log-probs; the KV-cache sizing
+// under rollout.kv_cache_mb; the rollout config section's helpers. Must not: compute rewards or communicate.
 #include "zeroth/rollout.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "zeroth/error.h"
@@ -30,14 +32,22 @@ struct Running {
   int32_t last = -1;  // last sampled token, to feed to the next decode step
 };
 
-// Samples the next token of r from its logits row, records it; true when finished.
+// Samples the next token of r from its logits row, records it; true when finished
+// (a stop rule, max_new_tokens, or its slot is full so it cannot be extended).
 bool sample_into(Completion& c, Running& r, const float* row, int64_t vocab,
-                 const SamplingParams& sp) {
+                 const SamplingParams& sp, const MlaKvCache& cache, GenerateStats& st) {
   const int32_t tok = sample_token(row, vocab, sp, c.sequence_id, uint64_t(c.ids.size()));
   c.ids.push_back(tok);
   c.logprobs.push_back(token_logprob(row, vocab, sp.temperature, tok));
   r.last = tok;
-  return r.stop.push(tok);
+  ++st.generated_tokens;
+  if (r.stop.push(tok)) return true;
+  if (cache.length(r.slot) >= cache.max_len()) {
+    r.stop.finish_length();
+    ++st.length_by_cache;
+    return true;
+  }
+  return false;
 }
 
 void finish_into(Completion& c, const StopChecker& s) {
@@ -51,7 +61,8 @@ void finish_into(Completion& c, const StopChecker& s) {
 std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokenizer,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t group_size, const SamplingParams& sampling,
-                                 const StopParams& stop, uint64_t first_sequence_id) {
+                                 const StopParams& stop, uint64_t first_sequence_id,
+                                 GenerateStats* stats, const GenerateProgressFn& progress) {
   sampling.validate("rollout");
   MlaKvCache& cache = engine.cache();
   const int64_t G = group_size, S = cache.num_slots(), V = engine.config().vocab_size;
@@ -61,7 +72,21 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
   ZT_THROW_IF_NOT(stop.max_new_tokens >= 1, ConfigError,
                   "rollout: key 'max_new_tokens': expected >= 1, found %lld",
                   (long long)stop.max_new_tokens);
-  const int64_t P = int64_t(prompts.size()), wave = S / G;
+  const int64_t P = int64_t(prompts.size());
+  for (int64_t p = 0; p < P; ++p) {
+    const size_t n = prompts[size_t(p)].size();
+    ZT_THROW_IF_NOT(n >= 1 && int64_t(n) <= cache.max_len(), DataError,
+                    "rollout: prompt %lld has %zu tokens, expected 1 to %lld (the cache's max_len)",
+                    (long long)p, n, (long long)cache.max_len());
+  }
+  for (int64_t s = 0; s < S; ++s)
+    ZT_ASSERT(cache.length(s) == 0, "generate: slot %lld is in use (%lld tokens)", (long long)s,
+              (long long)cache.length(s));
+
+  GenerateStats local;
+  GenerateStats& st = stats ? *stats : local;
+  st = GenerateStats{};
+  st.prompts = P;
   std::vector<Completion> out(size_t(P * G));
   for (int64_t p = 0; p < P; ++p)
     for (int64_t g = 0; g < G; ++g) {
@@ -71,68 +96,126 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       c.sequence_id = first_sequence_id + uint64_t(p * G + g);
     }
 
-  for (int64_t p0 = 0; p0 < P; p0 += wave) {
-    const int64_t np = std::min(wave, P - p0);
-    for (int64_t s = 0; s < np * G; ++s) cache.clear(s);
-    // One prefill per prompt (slot i*G), then G-way sharing of its cache.
-    std::vector<int64_t> slots;
-    std::vector<std::vector<int32_t>> ids;
-    for (int64_t i = 0; i < np; ++i) {
-      slots.push_back(i * G);
-      ids.push_back(prompts[size_t(p0 + i)]);
+  std::vector<char> busy(size_t(S), 0), used(size_t(S), 0);
+  int64_t n_free = S, next = 0, done = 0;
+  std::vector<Running> run;
+  std::vector<float> logits;
+  GenerateProgress prog;
+  prog.prompts_total = P;
+  prog.completions_total = P * G;
+  auto report = [&]() {
+    if (!progress) return;
+    prog.prompts_started = next;
+    prog.completions_done = done;
+    prog.generated_tokens = st.generated_tokens;
+    prog.running = int64_t(run.size());
+    progress(prog);
+  };
+  auto release = [&](Running& r) {
+    finish_into(out[r.out], r.stop);
+    cache.clear(r.slot);
+    busy[size_t(r.slot)] = 0;
+    ++n_free;
+    ++done;
+  };
+
+  while (next < P || !run.empty()) {
+    // Admit every queued prompt that has G free slots (lowest first), one prefill for all.
+    std::vector<std::vector<int64_t>> groups;
+    std::vector<int64_t> pslots;
+    std::vector<std::vector<int32_t>> pids;
+    while (next < P && n_free >= G) {
+      std::vector<int64_t> group;
+      for (int64_t s = 0; s < S && int64_t(group.size()) < G; ++s)
+        if (!busy[size_t(s)]) group.push_back(s);
+      for (int64_t s : group) {
+        busy[size_t(s)] = 1;
+        if (used[size_t(s)]) ++st.slot_reuses;
+        used[size_t(s)] = 1;
+      }
+      n_free -= G;
+      pslots.push_back(group[0]);
+      pids.push_back(prompts[size_t(next)]);
+      st.prefill_tokens += int64_t(prompts[size_t(next)].size());
+      groups.push_back(std::move(group));
+      ++next;
     }
-    engine.prefill(slots, ids);
-    std::vector<float> logits = engine.logits().to_float_vector();  // (np, V)
-    std::vector<Running> run;
-    run.reserve(size_t(np * G));
-    for (int64_t i = 0; i < np; ++i) {
-      for (int64_t g = 1; g < G; ++g) cache.copy_slot(i * G, i * G + g);
-      for (int64_t g = 0; g < G; ++g) {
-        const size_t o = size_t((p0 + i) * G + g);
-        run.push_back({o, i * G + g, StopChecker(stop, tokenizer), -1});
-        Running& r = run.back();
-        if (sample_into(out[o], r, logits.data() + i * V, V, sampling)) {
-          finish_into(out[o], r.stop);
-          run.pop_back();
-        } else if (cache.length(r.slot) >= cache.max_len()) {
-          r.stop.finish_length();
-          finish_into(out[o], r.stop);
-          run.pop_back();
+    if (!groups.empty()) {
+      engine.prefill(pslots, pids);
+      ++st.prefill_calls;
+      logits = engine.logits().to_float_vector();  // (prompts admitted, V)
+      const int64_t p0 = next - int64_t(groups.size());
+      for (size_t i = 0; i < groups.size(); ++i) {
+        const std::vector<int64_t>& group = groups[i];
+        for (int64_t g = 1; g < G; ++g) cache.copy_slot(group[0], group[size_t(g)]);
+        for (int64_t g = 0; g < G; ++g) {
+          const size_t o = size_t((p0 + int64_t(i)) * G + g);
+          run.push_back({o, group[size_t(g)], StopChecker(stop, tokenizer), -1});
+          Running& r = run.back();
+          if (sample_into(out[o], r, logits.data() + int64_t(i) * V, V, sampling, cache, st)) {
+            release(r);
+            run.pop_back();
+          }
         }
       }
+      report();
     }
-    // Decode the unfinished sequences together until none is left.
-    while (!run.empty()) {
-      std::vector<int64_t> dslots;
-      std::vector<int32_t> next;
-      for (const Running& r : run) {
-        dslots.push_back(r.slot);
-        next.push_back(r.last);
-      }
-      engine.decode_step(dslots, next);
-      logits = engine.logits().to_float_vector();  // (run.size(), V)
-      std::vector<Running> still;
-      still.reserve(run.size());
-      for (size_t b = 0; b < run.size(); ++b) {
-        Running& r = run[b];
-        Completion& c = out[r.out];
-        bool done = sample_into(c, r, logits.data() + int64_t(b) * V, V, sampling);
-        if (!done && cache.length(r.slot) >= cache.max_len()) {
-          r.stop.finish_length();
-          done = true;
-        }
-        if (done) {
-          finish_into(c, r.stop);
-          cache.clear(r.slot);
-        } else {
-          still.push_back(std::move(r));
-        }
-      }
-      run = std::move(still);
+    if (run.empty()) continue;  // all admitted finished at once: admit more (or stop)
+
+    // One decode step of every running sequence; finished ones free their slots.
+    std::vector<int64_t> dslots;
+    std::vector<int32_t> feed;
+    dslots.reserve(run.size());
+    feed.reserve(run.size());
+    for (const Running& r : run) {
+      dslots.push_back(r.slot);
+      feed.push_back(r.last);
     }
-    for (int64_t s = 0; s < np * G; ++s) cache.clear(s);
+    engine.decode_step(dslots, feed);
+    ++st.decode_steps;
+    st.decode_tokens += int64_t(run.size());
+    st.max_batch = std::max(st.max_batch, int64_t(run.size()));
+    logits = engine.logits().to_float_vector();  // (run.size(), V)
+    size_t kept = 0;
+    for (size_t b = 0; b < run.size(); ++b) {
+      Running& r = run[b];
+      if (sample_into(out[r.out], r, logits.data() + int64_t(b) * V, V, sampling, cache, st))
+        release(r);
+      else if (kept != b)
+        run[kept++] = std::move(r);
+      else
+        ++kept;
+    }
+    run.erase(run.begin() + int64_t(kept), run.end());
+    report();
   }
   return out;
+}
+
+KvCachePlan plan_kv_cache(const ModelConfig& model, const RolloutConfig& rollout) {
+  KvCachePlan plan;
+  plan.max_len = rollout.max_len;
+  plan.num_slots = rollout.num_slots;
+  plan.bytes_per_token = MlaKvCache::bytes_per_token(model, DType::F32);
+  const int64_t per_slot = plan.max_len * plan.bytes_per_token;
+  if (rollout.kv_cache_mb > 0.0) {
+    const double cap = rollout.kv_cache_mb * 1048576.0;
+    const int64_t fit = int64_t(cap / double(per_slot));
+    ZT_THROW_IF_NOT(fit >= rollout.group_size, ConfigError,
+                    "key 'rollout.kv_cache_mb': %g MiB holds %lld slot(s) of max_len %lld "
+                    "(%lld bytes per token, %.2f MiB per slot); group_size %lld needs at least "
+                    "%.2f MiB (raise kv_cache_mb, or lower max_len or group_size)",
+                    rollout.kv_cache_mb, (long long)fit, (long long)plan.max_len,
+                    (long long)plan.bytes_per_token, double(per_slot) / 1048576.0,
+                    (long long)rollout.group_size,
+                    double(per_slot) * double(rollout.group_size) / 1048576.0);
+    if (fit < plan.num_slots) {
+      plan.num_slots = fit;
+      plan.capped = true;
+    }
+  }
+  plan.bytes = plan.num_slots * per_slot;
+  return plan;
 }
 
 SamplingParams RolloutConfig::sampling() const {

@@ -17,14 +17,19 @@ const char* op_kind_name(int kind) {
   return kNames[kind];
 }
 
-// Adds the wall time of its scope to one counter (when the backend is enabled).
+// Adds the wall time of its scope to one counter (when the backend is enabled). The
+// wrapped backend is synchronized on both sides, so on an asynchronous backend (CUDA)
+// the time is the op's device time plus one launch latency (a no-op on the CPU).
 class OpTimer {
  public:
   OpTimer(TimingBackend& tb, int kind) : tb_(tb), kind_(kind) {
-    if (tb_.enabled_) start_ = std::chrono::steady_clock::now();
+    if (!tb_.enabled_) return;
+    tb_.inner_.synchronize();
+    start_ = std::chrono::steady_clock::now();
   }
   ~OpTimer() {
     if (!tb_.enabled_) return;
+    tb_.inner_.synchronize();
     const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - start_;
     tb_.secs_[tb_.phase_][kind_] += dt.count();
     tb_.calls_[tb_.phase_][kind_] += 1;

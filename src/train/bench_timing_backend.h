@@ -7,6 +7,9 @@
 // asynchronous backend they would time launches only (bench_train refuses that).
 #pragma once
 
+#include <algorithm>
+#include <unordered_map>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -37,8 +40,24 @@ class TimingBackend : public Backend {
 
   Device device() const override { return inner_.device(); }
   std::string name() const override { return inner_.name(); }
-  void* allocate(size_t bytes) override { return inner_.allocate(bytes); }
-  void deallocate(void* ptr) override { inner_.deallocate(ptr); }
+  // Allocations are counted (always): bytes live now and the most ever live.
+  void* allocate(size_t bytes) override {
+    void* p = inner_.allocate(bytes);
+    live_[p] = bytes;
+    live_bytes_ += bytes;
+    peak_bytes_ = std::max(peak_bytes_, live_bytes_);
+    return p;
+  }
+  void deallocate(void* ptr) override {
+    auto it = live_.find(ptr);
+    if (it != live_.end()) {
+      live_bytes_ -= it->second;
+      live_.erase(it);
+    }
+    inner_.deallocate(ptr);
+  }
+  size_t live_bytes() const { return live_bytes_; }
+  size_t peak_bytes() const { return peak_bytes_; }
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
   void copy_from_host(void* dst, const void* src, size_t bytes) override;
   void copy_on_device(void* dst, const void* src, size_t bytes) override;
@@ -104,6 +123,8 @@ class TimingBackend : public Backend {
                   Tensor& param_copy) override;
 
  private:
+  std::unordered_map<void*, size_t> live_;
+  size_t live_bytes_ = 0, peak_bytes_ = 0;
   friend class OpTimer;
   Backend& inner_;
   int64_t vocab_;

@@ -49,7 +49,7 @@ TrainFlops train_step_flops(const ModelConfig& c, int64_t B, int64_t T) {
   return f;
 }
 
-GemmBenchResult bench_sgemm(Backend& be, int64_t n, int reps) {
+GemmBenchResult bench_sgemm(Backend& be, int64_t n, int reps, DType dtype) {
   if (n <= 0 || reps <= 0)
     throw UsageError(strformat("bench gemm: --n and --reps must be positive, found n=%lld reps=%d",
                                (long long)n, reps));
@@ -57,15 +57,24 @@ GemmBenchResult bench_sgemm(Backend& be, int64_t n, int reps) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> h(size_t(n * n));
   for (float& x : h) x = u(rng);
-  Tensor a = Tensor::empty(be, {n, n}, DType::F32), b = Tensor::empty(be, {n, n}, DType::F32);
-  Tensor c = Tensor::empty(be, {n, n}, DType::F32);
-  a.copy_from_host(h.data(), h.size() * sizeof(float));
-  b.copy_from_host(h.data(), h.size() * sizeof(float));
+  ZT_ASSERT(dtype == DType::F32 || dtype == DType::BF16, "bench gemm: dtype %s",
+            dtype_name(dtype));
+  Tensor a = Tensor::empty(be, {n, n}, dtype), b = Tensor::empty(be, {n, n}, dtype);
+  Tensor c = Tensor::empty(be, {n, n}, dtype);
+  {
+    Tensor h32 = Tensor::empty(be, {n, n}, DType::F32);
+    h32.copy_from_host(h.data(), h.size() * sizeof(float));
+    be.copy(h32, a);
+    for (float& x : h) x = u(rng);  // b differs from a
+    h32.copy_from_host(h.data(), h.size() * sizeof(float));
+    be.copy(h32, b);
+  }
   be.gemm(a, false, b, false, c);  // warm-up: thread pool start, page faults
   be.synchronize();
   GemmBenchResult r;
   r.n = n;
   r.reps = reps;
+  r.dtype = dtype;
   r.best_s = INFINITY;
   for (int i = 0; i < reps; ++i) {
     const double t0 = now_s();
@@ -86,14 +95,13 @@ TrainBenchResult bench_train(const ModelConfig& cfg, Backend& be, const TrainBen
   if (o.seq > cfg.max_position_embeddings)
     throw UsageError(strformat("bench train: --seq %lld exceeds the model's max_position_embeddings %lld",
                                (long long)o.seq, (long long)cfg.max_position_embeddings));
-  if (o.breakdown && !be.device().is_cpu())
-    throw UsageError("bench train: the per-op breakdown times host calls and is CPU-only; "
-                     "pass --no-breakdown on this backend");
   const int64_t B = o.batch, T = o.seq, N = B * T, V = cfg.vocab_size;
 
   bench::TimingBackend tb(be, V);
-  Model model(cfg, tb);
+  Model model(cfg, tb, o.compute);
+  model.set_recompute(o.recompute);
   init_params(cfg, model.params(), o.seed);
+  const size_t weight_bytes = tb.live_bytes();
 
   std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ull);
   std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
@@ -154,6 +162,8 @@ TrainBenchResult bench_train(const ModelConfig& cfg, Backend& be, const TrainBen
   double nll = 0.0;
   for (float x : h_lp) nll -= double(x);
   r.loss = float(nll / count);
+  r.peak_bytes = int64_t(tb.peak_bytes());
+  r.weight_bytes = int64_t(weight_bytes);
 
   if (o.breakdown) {
     tb.reset();

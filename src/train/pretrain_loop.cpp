@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/grad_sync.h"
@@ -211,7 +212,9 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   int32_t eos = -1;
   const SequenceDataset data = load_stage_data(config, stage, *src.tok.tokenizer, src.config, &eos);
 
-  Model model(src.config, backend);
+  Model model(src.config, backend,
+              compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
+  model.set_recompute(config.model.recompute);
   if (src.weights_dir.empty())
     init_params(src.config, model.params(), config.model.seed ? *config.model.seed : config.run.seed);
   else

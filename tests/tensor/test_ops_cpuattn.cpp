@@ -1,7 +1,8 @@
 // Op harness cases for attention_forward and attention_backward (see test_ops.cpp
 // for the harness's rules): every backend against a float64 reference computed
-// here, on shapes with T = 1, odd T, T crossing the CPU backend's 64-query tiles,
-// Dqk != Dv (MLA), B > 1 and H > 1, in F32 and BF16, with q, k, v (and dq, dk, dv)
+// here, on shapes with T = 1, odd T, T crossing the CPU backend's (and CUDA's) 64-row
+// tiles, Dqk != Dv (MLA), the models' head dims, B > 1 and H > 1, in F32 and BF16
+// (BF16 with head dims multiples of 16: CUDA's tensor-core path), with q, k, v (and dq, dk, dv)
 // contiguous, as padded views, or side by side in one packed (B, T, H, 2*Dqk + Dv)
 // buffer as MLA builds them. Plus a CPU-only check that results are bitwise the
 // same on 1 and 2 threads.
@@ -235,8 +236,15 @@ void ref_backward(const AttnCase& c, const std::vector<double>& q, const std::ve
 
 std::vector<AttnCase> attention_cases() {
   struct Dims { int64_t B, T, H, dqk, dv; };
-  const Dims dims[] = {{1, 1, 1, 8, 8},  {2, 7, 3, 48, 32}, {1, 65, 2, 16, 24},
-                       {2, 130, 2, 48, 32}, {3, 33, 4, 5, 3}, {1, 200, 1, 12, 12}};
+  // BF16 with head dims multiples of 16 take CUDA's tensor-core kernels (64-row tiles,
+  // cp.async for 16-byte aligned operands, plain loads for the padded views): the
+  // model's shapes (Dqk 96 / Dv 64, 48 / 32), T = 1, T inside, at and across tiles, and
+  // every head-dim bucket (Dqk <= 64, 96, 128, 192; Dv <= 64, 128).
+  const Dims dims[] = {{1, 1, 1, 8, 8},     {2, 7, 3, 48, 32},    {1, 65, 2, 16, 24},
+                       {2, 130, 2, 48, 32}, {3, 33, 4, 5, 3},     {1, 200, 1, 12, 12},
+                       {1, 1, 2, 96, 64},   {1, 17, 2, 96, 64},   {2, 300, 2, 96, 64},
+                       {1, 128, 3, 64, 64}, {1, 130, 2, 128, 128}, {1, 150, 1, 192, 128},
+                       {2, 70, 1, 16, 112}};
   std::vector<AttnCase> cases;
   for (const Dims& d : dims)
     for (DType dt : {DType::F32, DType::BF16})
@@ -349,4 +357,45 @@ TEST_CASE("attention is bitwise independent of the thread count", "[cpu][ops]") 
       CHECK(differ == 0);
     }
   }
+}
+
+// CUDA only: at a long sequence (many 64-row tiles, T not a multiple of 64, B * H > 1,
+// q, k, v packed as MLA builds them) the BF16 tensor-core kernels agree with the fp32
+// kernels run on the same values (uploaded as F32) to the BF16 tolerance, and two
+// backward runs give the same bits.
+TEST_CASE("attention BF16 tensor-core kernels match the F32 kernels at T = 1000", "[.cuda][ops]") {
+  auto be = make_test_backend("cuda");
+  const int64_t B = 2, T = 1000, H = 3, Dqk = 96, Dv = 64, W = 2 * Dqk + Dv;
+  const float scale = float(1.0 / std::sqrt(double(Dqk)));
+  Rng rng(2104);
+  const std::vector<double> qkv = random_values(rng, B * T * H * W, DType::BF16, -1.5, 1.5);
+  const std::vector<double> g = random_values(rng, B * T * H * Dv, DType::BF16, -1, 1);
+  struct Result { std::vector<double> out, lse, dq, dk, dv; };
+  auto run = [&](DType dt) {
+    Tensor packed = upload(*be, qkv, {B, T, H, W}, dt);
+    Tensor q = packed.narrow(3, 0, Dqk), k = packed.narrow(3, Dqk, Dqk);
+    Tensor v = packed.narrow(3, 2 * Dqk, Dv);
+    Tensor dout = upload(*be, g, {B, T, H, Dv}, dt);
+    Tensor out = Tensor::empty(*be, {B, T, H, Dv}, dt);
+    Tensor lse = Tensor::empty(*be, {B, H, T}, DType::F32);
+    Tensor dq = Tensor::empty(*be, {B, T, H, Dqk}, dt), dk = Tensor::empty(*be, {B, T, H, Dqk}, dt);
+    Tensor dv = Tensor::empty(*be, {B, T, H, Dv}, dt);
+    be->attention_forward(q, k, v, scale, out, lse);
+    be->attention_backward(dout, q, k, v, out, lse, scale, dq, dk, dv);
+    Result r{download(out), download(lse), download(dq), download(dk), download(dv)};
+    if (dt == DType::BF16) {  // deterministic: a second backward gives the same bits
+      std::vector<unsigned char> first = bytes_of(dq), firstk = bytes_of(dk), firstv = bytes_of(dv);
+      be->attention_backward(dout, q, k, v, out, lse, scale, dq, dk, dv);
+      CHECK(bytes_of(dq) == first);
+      CHECK(bytes_of(dk) == firstk);
+      CHECK(bytes_of(dv) == firstv);
+    }
+    return r;
+  };
+  const Result ref = run(DType::F32), got = run(DType::BF16);
+  expect_close(got.out, ref.out, tolerance(DType::BF16), "T 1000 out");
+  expect_close(got.lse, ref.lse, 1e-4, "T 1000 lse");
+  expect_close(got.dq, ref.dq, tolerance(DType::BF16), "T 1000 dq");
+  expect_close(got.dk, ref.dk, tolerance(DType::BF16), "T 1000 dk");
+  expect_close(got.dv, ref.dv, tolerance(DType::BF16), "T 1000 dv");
 }

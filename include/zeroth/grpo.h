@@ -1,0 +1,298 @@
+// GRPO, the algorithm core: the `grpo:` config section, group-relative advantages, the
+// clipped policy loss with its KL and entropy terms and its gradient with respect to the
+// per-token log-probabilities, and the DAPO overlong helpers. docs/training.md ("GRPO")
+// has every formula with its source (DeepSeekMath/R1-Zero, DAPO, Dr. GRPO).
+//
+// Everything here is host arithmetic in float64 over O(tokens) data: the trainer copies
+// log-probs to the host, calls grpo_policy_loss, and feeds `dlogprob` / `dentropy` to
+// Model::backward_from_logprob_grad. Data parallelism: rewards are all-gathered before
+// compute_advantages (it is exact over the global batch), and the loss normalisers are
+// global counts (GrpoCounts, summed over ranks by the caller), so the per-micro-batch
+// losses and gradients of all ranks add up to those of the whole batch.
+//
+// Owns: GrpoConfig (keys, defaults, constraints, docs, cross-field checks; inline so the
+// config module parses it without linking zeroth_train), the advantage estimators, the
+// per-token loss/gradient, the loss statistics and the overlong rules.
+// Must not: communicate, touch tensors or models, or sample (the trainer loop does).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroth/config_reflect.h"
+#include "zeroth/error.h"
+
+namespace zeroth {
+
+// `grpo:` the RL algorithm. Defaults follow DeepSeek-R1-Zero / the GRPO paper where they
+// state a value (kl_coef 0.001, k3, reference reset every 400 steps, std-normalised
+// advantages, sequence-mean of token-means); DAPO and Dr. GRPO variants are options.
+struct GrpoConfig {
+  std::string advantage = "grpo";
+  double adv_eps = 1e-6;
+  double clip_low = 0.2;
+  double clip_high = 0.2;
+  double dual_clip = 0.0;
+  double kl_coef = 0.001;
+  std::string kl_estimator = "k3";
+  std::string loss_agg = "seq_mean_token_mean";
+  int64_t loss_norm_len = 0;
+  double entropy_coef = 0.0;
+  int64_t ppo_epochs = 1;
+  int64_t mini_batches = 1;
+  int64_t ref_reset_every = 400;
+  bool dynamic_sampling = false;
+  int64_t dynamic_max_extra_batches = 4;
+  std::string overlong = "none";
+  int64_t overlong_max_len = 0;
+  int64_t overlong_buffer = 0;
+  double overlong_penalty = 1.0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("advantage", advantage,
+            "Advantage estimator: 'grpo' (r - mean) / (std + adv_eps) per group (GRPO paper), "
+            "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards")
+        .one_of({"grpo", "dr_grpo", "rloo"});
+    v.field("adv_eps", adv_eps, "Added to the group's reward std (advantage 'grpo' only)").min(0);
+    v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
+        .min(0);
+    v.field("clip_high", clip_high,
+            "PPO clip epsilon above: ratio clipped at 1 + clip_high (DAPO clip-higher: 0.28)")
+        .min(0);
+    v.field("dual_clip", dual_clip,
+            "Dual-clip constant c (> 1): for negative advantages the token loss is at most "
+            "-c * A; 0 = off")
+        .min(0);
+    v.field("kl_coef", kl_coef,
+            "Weight beta of the KL penalty to the reference model (R1-Zero: 0.001); 0 = no "
+            "reference model")
+        .min(0);
+    v.field("kl_estimator", kl_estimator,
+            "Per-token KL estimator, with d = log pi_ref - log pi: k1 = -d, k2 = d^2 / 2, "
+            "k3 = exp(d) - d - 1 (GRPO paper)")
+        .one_of({"k1", "k2", "k3"});
+    v.field("loss_agg", loss_agg,
+            "Loss aggregation: 'token_mean' over all tokens of the batch (DAPO), "
+            "'seq_mean_token_mean' mean over sequences of token means (GRPO paper), "
+            "'seq_mean_token_sum_norm' token sums over loss_norm_len, mean over sequences "
+            "(Dr. GRPO)")
+        .one_of({"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"});
+    v.field("loss_norm_len", loss_norm_len,
+            "The constant of 'seq_mean_token_sum_norm'; 0 = rollout.max_new_tokens")
+        .min(0);
+    v.field("entropy_coef", entropy_coef, "Entropy bonus: the loss gets -entropy_coef * token entropy; 0 = off")
+        .min(0);
+    v.field("ppo_epochs", ppo_epochs, "Passes (mu) over each rollout batch").min(1);
+    v.field("mini_batches", mini_batches,
+            "Optimizer steps per pass: the rollout batch's groups are split into this many "
+            "mini-batches")
+        .min(1);
+    v.field("ref_reset_every", ref_reset_every,
+            "Copy the policy into the reference model every this many steps (R1-Zero: 400); "
+            "0 = never; unused when kl_coef = 0")
+        .min(0);
+    v.field("dynamic_sampling", dynamic_sampling,
+            "DAPO dynamic sampling: drop groups whose rewards are all equal and sample more "
+            "prompts until the batch is full");
+    v.field("dynamic_max_extra_batches", dynamic_max_extra_batches,
+            "dynamic_sampling: most extra prompt batches sampled per step before training on a "
+            "smaller batch")
+        .min(0);
+    v.field("overlong", overlong,
+            "Completions that reach the length limit: 'none', 'mask_truncated' (no loss on "
+            "them), 'soft_penalty' (DAPO overlong reward shaping)")
+        .one_of({"none", "mask_truncated", "soft_penalty"});
+    v.field("overlong_max_len", overlong_max_len,
+            "soft_penalty: L_max, the length at which the penalty reaches -overlong_penalty; "
+            "0 = rollout.max_new_tokens")
+        .min(0);
+    v.field("overlong_buffer", overlong_buffer,
+            "soft_penalty: L_cache, the penalty grows linearly over the last this many tokens "
+            "before L_max (DAPO: 4096 of 20480)")
+        .min(0);
+    v.field("overlong_penalty", overlong_penalty, "soft_penalty: the penalty at L_max (DAPO: 1)").min(0);
+  }
+
+  // Cross-field checks within the section: ConfigError "key 'grpo.<name>': ...".
+  void validate() const {
+    ZT_THROW_IF_NOT(clip_low < 1.0, ConfigError,
+                    "key 'grpo.clip_low': expected a number in [0, 1), found %g", clip_low);
+    ZT_THROW_IF_NOT(dual_clip == 0.0 || dual_clip > 1.0, ConfigError,
+                    "key 'grpo.dual_clip': expected 0 (off) or a number > 1, found %g", dual_clip);
+    ZT_THROW_IF_NOT(loss_norm_len == 0 || loss_agg == "seq_mean_token_sum_norm", ConfigError,
+                    "key 'grpo.loss_norm_len': only used by loss_agg 'seq_mean_token_sum_norm', "
+                    "found %lld with loss_agg '%s' (set it to 0)",
+                    (long long)loss_norm_len, loss_agg.c_str());
+    if (overlong == "soft_penalty") {
+      ZT_THROW_IF_NOT(overlong_buffer > 0, ConfigError,
+                      "key 'grpo.overlong_buffer': expected > 0 for overlong 'soft_penalty', found %lld",
+                      (long long)overlong_buffer);
+      ZT_THROW_IF_NOT(overlong_max_len == 0 || overlong_buffer < overlong_max_len, ConfigError,
+                      "key 'grpo.overlong_buffer': expected < overlong_max_len (%lld), found %lld",
+                      (long long)overlong_max_len, (long long)overlong_buffer);
+    }
+  }
+
+  // Checks against the `rollout:` section (call it where both are known, e.g. Config
+  // validation or the trainer's start): ConfigError naming the key.
+  //  * group_size (G) < 2: every estimator compares a sample with the rest of its group
+  //    ('grpo' needs a std, 'rloo' a leave-one-out mean; 'dr_grpo' would give 0 always):
+  //    "key 'rollout.group_size': expected >= 2 for grpo.advantage '...'".
+  //  * soft_penalty: overlong_buffer < the resolved L_max; L_max <= max_new_tokens.
+  void validate_with_rollout(int64_t group_size, int64_t max_new_tokens) const {
+    validate_group_size(group_size);
+    if (overlong == "soft_penalty") {
+      int64_t l_max = resolved_overlong_max_len(max_new_tokens);
+      ZT_THROW_IF_NOT(l_max <= max_new_tokens, ConfigError,
+                      "key 'grpo.overlong_max_len': expected <= rollout.max_new_tokens (%lld), found %lld",
+                      (long long)max_new_tokens, (long long)l_max);
+      ZT_THROW_IF_NOT(overlong_buffer < l_max, ConfigError,
+                      "key 'grpo.overlong_buffer': expected < L_max (%lld, from %s), found %lld",
+                      (long long)l_max,
+                      overlong_max_len > 0 ? "grpo.overlong_max_len" : "rollout.max_new_tokens",
+                      (long long)overlong_buffer);
+    }
+  }
+
+  // The group-size part of validate_with_rollout (compute_advantages checks it too).
+  void validate_group_size(int64_t group_size) const {
+    ZT_THROW_IF_NOT(group_size >= 2, ConfigError,
+                    "key 'rollout.group_size': expected >= 2 for grpo.advantage '%s' (advantages are "
+                    "relative to the other samples of the group), found %lld",
+                    advantage.c_str(), (long long)group_size);
+  }
+  int64_t resolved_loss_norm_len(int64_t max_new_tokens) const {
+    return loss_norm_len > 0 ? loss_norm_len : max_new_tokens;
+  }
+  int64_t resolved_overlong_max_len(int64_t max_new_tokens) const {
+    return overlong_max_len > 0 ? overlong_max_len : max_new_tokens;
+  }
+  // True when the reference model is replaced by the policy after optimizer step `step`
+  // (steps count from 1): kl_coef > 0, ref_reset_every > 0 and step % ref_reset_every == 0.
+  bool reference_reset_due(int64_t step) const {
+    return kl_coef > 0.0 && ref_reset_every > 0 && step > 0 && step % ref_reset_every == 0;
+  }
+};
+
+// ---- advantages ----
+
+// Per-sample advantages of one global batch whose rewards are laid out group by group
+// (samples [g*G, (g+1)*G) belong to prompt g).
+struct Advantages {
+  std::vector<double> values;      // (n) advantage of each sample
+  std::vector<uint8_t> zero_group; // (n / G) 1 = all rewards of the group are equal (advantage 0)
+  int64_t zero_groups = 0;         // how many groups have zero_group = 1
+};
+
+// Advantages per config.advantage, in float64:
+//   grpo:    (r_i - mean) / (std + adv_eps), std the sample std (divisor G - 1, as torch.std)
+//   dr_grpo: r_i - mean
+//   rloo:    r_i - (sum - r_i) / (G - 1)
+// A group whose rewards are all equal gets exactly 0. rewards.size() must be a multiple
+// of group_size (else an internal error); group_size < 2 is the ConfigError of
+// GrpoConfig::validate_group_size. Non-finite rewards are an internal error.
+Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_size,
+                              const GrpoConfig& config);
+
+// ---- overlong handling (DAPO) ----
+
+// DAPO's soft overlong punishment of a completion of `length` tokens (eq. 13), in [-1, 0]:
+//   0                                  length <= l_max - buffer
+//   ((l_max - buffer) - length) / buffer   l_max - buffer < length <= l_max
+//   -1                                 length > l_max
+// Requires 0 < buffer < l_max.
+double overlong_soft_penalty(int64_t length, int64_t l_max, int64_t buffer);
+
+// Applies config.overlong to one batch of samples (all vectors of the same size n):
+//   soft_penalty:   rewards[i] += overlong_penalty * overlong_soft_penalty(lengths[i], L_max, buffer)
+//   mask_truncated: in_loss[i] = 0 where truncated[i] (the rewards still enter the group
+//                   statistics; only the sample's tokens leave the loss)
+//   none:           nothing.
+// `lengths` are completion lengths in tokens, `truncated` 1 where the completion stopped
+// at the length limit. Call before compute_advantages. in_loss is resized to n, filled
+// with 1 and cleared per the rule.
+void apply_overlong(const GrpoConfig& config, int64_t max_new_tokens, const std::vector<int64_t>& lengths,
+                    const std::vector<uint8_t>& truncated, std::vector<double>& rewards,
+                    std::vector<uint8_t>& in_loss);
+
+// ---- the policy loss ----
+
+// One micro-batch of N tokens from S sequences, as host arrays (N tokens in any layout:
+// each token names its sequence). Tokens with mask 0 (prompt, padding, masked samples)
+// are ignored entirely; their seq_index may be -1.
+struct GrpoTokens {
+  int64_t n_tokens = 0;                  // N
+  int64_t n_seqs = 0;                    // S
+  const float* logprob = nullptr;        // (N) log pi_theta(token), the current policy
+  const float* old_logprob = nullptr;    // (N) log pi_old(token), from the rollout
+  const float* ref_logprob = nullptr;    // (N) log pi_ref(token); required when kl_coef > 0
+  const float* entropy = nullptr;        // (N) entropy of pi_theta at the token's position;
+                                         //     required when entropy_coef > 0, else optional (stats)
+  const float* mask = nullptr;           // (N) 1 = completion token in the loss, 0 = not
+  const int32_t* seq_index = nullptr;    // (N) sequence of each token, in [0, S)
+  const double* advantage = nullptr;     // (S) advantage of each sequence
+};
+
+// Global normalisers of the loss: the loss tokens and the sequences with at least one
+// loss token, summed over every micro-batch of every rank for one optimizer step
+// (count_grpo_tokens on each micro-batch, then a sum-all-reduce), and the constant of
+// 'seq_mean_token_sum_norm' (GrpoConfig::resolved_loss_norm_len).
+struct GrpoCounts {
+  double tokens = 0;
+  double sequences = 0;
+  double norm_len = 0;  // used by seq_mean_token_sum_norm only
+};
+
+// The local counts of one micro-batch (norm_len left 0).
+GrpoCounts count_grpo_tokens(const GrpoTokens& batch);
+
+// Sums over the loss tokens of a micro-batch; add them over micro-batches and ranks
+// (to_vector / from_vector for an all-reduce), then read the means.
+struct GrpoLossStats {
+  double tokens = 0;        // loss tokens
+  double ratio_sum = 0;     // sum of pi / pi_old
+  double clip_low = 0;      // tokens where the lower clip is active (A < 0, ratio < 1 - clip_low)
+  double clip_high = 0;     // tokens where the upper clip is active (A > 0, ratio > 1 + clip_high)
+  double clip_dual = 0;     // tokens where the dual clip is active (A < 0, loss capped at -c A)
+  double kl_sum = 0;        // sum of the KL estimator (0 when kl_coef = 0)
+  double entropy_sum = 0;   // sum of token entropies (0 when no entropy is given)
+  double pg_loss_sum = 0;   // sum of the clipped policy-gradient token losses
+
+  static constexpr int kFields = 8;
+  void add(const GrpoLossStats& o);
+  std::vector<double> to_vector() const;  // (kFields)
+  static GrpoLossStats from_vector(const std::vector<double>& v);
+  double mean_ratio() const { return tokens > 0 ? ratio_sum / tokens : 0.0; }
+  double clip_frac_low() const { return tokens > 0 ? clip_low / tokens : 0.0; }
+  double clip_frac_high() const { return tokens > 0 ? clip_high / tokens : 0.0; }
+  double clip_frac_dual() const { return tokens > 0 ? clip_dual / tokens : 0.0; }
+  double clip_frac() const { return tokens > 0 ? (clip_low + clip_high) / tokens : 0.0; }
+  double kl_mean() const { return tokens > 0 ? kl_sum / tokens : 0.0; }
+  double entropy_mean() const { return tokens > 0 ? entropy_sum / tokens : 0.0; }
+  double pg_loss_mean() const { return tokens > 0 ? pg_loss_sum / tokens : 0.0; }
+};
+
+struct GrpoLossResult {
+  double loss = 0;                // this micro-batch's share of the step's loss
+  std::vector<float> dlogprob;    // (N) d loss / d logprob (0 off the mask)
+  std::vector<float> dentropy;    // (N) d loss / d entropy when entropy_coef > 0, else empty
+  GrpoLossStats stats;
+};
+
+// The GRPO loss of one micro-batch and its gradient. Per loss token t of sequence i,
+// with rho = exp(logprob - old_logprob) and A = advantage[i]:
+//   pg   = max(-A rho, -A clip(rho, 1 - clip_low, 1 + clip_high)),
+//          then min(pg, -dual_clip * A) where A < 0 and dual_clip > 0
+//   l_t  = pg + kl_coef * KL_est(ref_logprob - logprob) - entropy_coef * entropy
+//   loss = sum_t w_t l_t,  w_t = 1 / counts.tokens                          token_mean
+//                              = 1 / (len_i * counts.sequences)              seq_mean_token_mean
+//                              = 1 / (counts.norm_len * counts.sequences)    seq_mean_token_sum_norm
+// (len_i: the loss tokens of sequence i, all in this micro-batch: a sequence is never
+// split). Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that
+// the config needs, a mask value other than 0/1 or a seq_index out of range for a loss
+// token, and zero counts with loss tokens present are internal errors (ZT_ASSERT).
+GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& batch, const GrpoCounts& counts);
+
+}  // namespace zeroth

@@ -1,0 +1,89 @@
+// The GRPO trainer loop of `zeroth train`: roll out G completions per prompt with the
+// policy, score them with the rule-based rewards, group-relative advantages, the clipped
+// policy loss (grpo.h) over ppo_epochs x mini_batches optimizer steps, metrics, held-out
+// evaluation, checkpoints and resume, data parallel over a communicator; an optional
+// cold-start SFT stage runs first in the same run directory. docs/training.md
+// ("zeroth train") describes one step, the metrics and the run directory.
+//
+// Owns: the order of a step, packing prompt + completion into
+// (b, T) training batches, the global reductions of rewards/counts/statistics, the
+// reference model and its resets, GRPO checkpoint extras (reference model, the
+// grpo_state.json completion marker) and held-out evaluation (pass@1, pass@k).
+// Must not: parse the command line (src/cli/cmd_train.cpp, cmd_eval.cpp do), pick the
+// communicator or backend (passed in), or implement the GRPO math (grpo.h), sampling
+// (rollout.h), rewards (rewards.h), the optimizer (optim.h) or collectives (grad_sync.h).
+//
+// Data parallelism: every rank draws the same global prompt batch and keeps its shard
+// (prompt_shard: a group of G never split); advantages are per group, so local; every
+// metric, loss normaliser and expert load is summed over the ranks; gradients go through
+// GradSync. Mini-batch m of a step is the same set of groups whatever the rank count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroth/config.h"
+#include "zeroth/metrics.h"
+#include "zeroth/prompt_data.h"
+#include "zeroth/rewards.h"
+
+namespace zeroth {
+
+class Backend;
+class Communicator;
+class Model;
+class Tokenizer;
+
+// The configuration of `zeroth train` / `zeroth eval` is the whole Config (config.h):
+// its rl:, prompts:, rewards:, eval:, cold_start:, rollout: and grpo: sections are the
+// RL ones.
+using TrainConfig = Config;
+
+// load_config_as<TrainConfig> (defaults: chain, --set overrides). Throws ConfigError.
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides);
+// Every key as YAML (load_train_config of it gives the same config).
+std::string dump_train_config_yaml(const TrainConfig& config);
+
+struct GrpoTrainOptions {
+  std::string resume_dir;  // continue this run directory from its newest GRPO checkpoint
+  bool show_progress = true;
+};
+
+struct GrpoTrainResult {
+  std::vector<MetricMap> steps;  // one per step run by this call (global values)
+  std::vector<MetricMap> evals;  // eval rows (with "step" added), in order
+  std::string final_dir;         // run_dir/final
+};
+
+// Runs config.train.steps GRPO steps (after the cold start, if configured) on `backend`
+// with data parallelism over `comm` (every rank calls it with the same config). Throws
+// ConfigError for settings that do not fit (no prompts, a model too short for
+// rollout.max_len, ...), DataError for bad data, CheckpointError for a bad resume dir.
+GrpoTrainResult run_grpo_training(const TrainConfig& config, Communicator& comm, Backend& backend,
+                                  const GrpoTrainOptions& options = {});
+
+// Held-out results over a set of prompts (global over the ranks).
+struct EvalResult {
+  int64_t prompts = 0;
+  bool greedy = false;             // the greedy pass ran (eval.greedy)
+  double accuracy = 0.0;           // greedy pass@1
+  double format_rate = 0.0;        // greedy completions passing the format check
+  double response_len_mean = 0.0;  // greedy completions, tokens
+  int64_t k = 0;                   // pass@k samples per prompt (0: not run)
+  double pass_at_k = 0.0;          // share of prompts with at least one correct of k
+  double sampled_accuracy = 0.0;   // share of correct samples
+  MetricMap metrics() const;       // eval_accuracy, eval_format_rate, eval_pass_at_k, ...
+};
+
+// Evaluates `model` (its current weights) on `prompts` (each rank its shard of the first
+// eval.max_prompts) per config.eval, with config.rollout's template, stop rules and
+// lengths. Deterministic: draws depend on the eval seed and the prompt index only.
+EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
+                          const PromptDataset& prompts, Communicator& comm);
+
+// The newest checkpoints/step_N of run_dir that holds grpo_state.json (written last, so
+// only complete GRPO checkpoints count); "" when there is none.
+std::string latest_grpo_checkpoint(const std::string& run_dir);
+
+}  // namespace zeroth

@@ -1,0 +1,243 @@
+// RL prompt data: the `prompts:` config section, JSONL prompt datasets with a field
+// mapping and gold-answer extraction, the held-out eval split, the seeded epoch-wise
+// prompt sampler with its resumable cursor, the data-parallel shard of a global batch,
+// and the generator of the CPU demo's synthetic arithmetic data (`zeroth demo-data`).
+//
+// Owns: reading prompt JSONL (errors name file:line and the field), the answer
+// extractors (none, gsm8k, boxed), the max-prompt-tokens filter, the eval split, the
+// prompt order per epoch (BatchSampler on the named stream "prompts"), sharding, the
+// demo task and its forbidden-text check. Must not: render prompts for the model beyond
+// counting their tokens (prompt.h does), score completions (rewards.h), or communicate:
+// every rank loads the same data, draws the same global batch and keeps its shard.
+//
+// docs/data.md describes the schema, the configs in configs/data/ and the demo task.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "zeroth/code_reward.h"
+#include "zeroth/config_reflect.h"
+#include "zeroth/data.h"
+#include "zeroth/error.h"
+#include "zeroth/rewards.h"
+
+namespace zeroth {
+
+class Tokenizer;
+class PromptTemplate;
+
+// One JSONL file of prompts and how its fields map onto a PromptRecord.
+struct PromptSourceConfig {
+  std::string path;
+  std::string kind = "math";
+  std::string prompt_field = "prompt";
+  std::string answer_field = "answer";
+  std::string answer_extractor = "none";
+  std::string tests_field = "test_list";
+  std::string setup_field = "test_setup_code";
+  bool tests_in_prompt = false;
+  int64_t limit = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("path", path, "JSONL file, one object per line (relative paths: to the working directory)")
+        .required();
+    v.field("kind", kind, "What the prompts are: math (gold answer) or code (tests)").one_of({"math", "code"});
+    v.field("prompt_field", prompt_field, "Key of the problem text (the template's {prompt})");
+    v.field("answer_field", answer_field, "math: key of the gold answer (a string or a number)");
+    v.field("answer_extractor", answer_extractor,
+            "math: how the gold answer is taken from answer_field: none (as is), gsm8k (text after "
+            "the last '#### ', commas removed), boxed (last \\boxed{} of a solution)")
+        .one_of({"none", "gsm8k", "boxed"});
+    v.field("tests_field", tests_field,
+            "code: key of the tests: a list of assert statements (MBPP test_list) or a reward-schema "
+            "tests object {asserts|stdio, ...}");
+    v.field("setup_field", setup_field, "code: key of code run before the solution (MBPP test_setup_code); "
+                                        "absent or empty = none");
+    v.field("tests_in_prompt", tests_in_prompt,
+            "code: append \"Your code should pass these tests:\" and the asserts to the prompt (MBPP style)");
+    v.field("limit", limit, "Read at most this many prompts from the file (0 = all)").min(0);
+  }
+};
+
+// `prompts:` the RL prompt datasets of `zeroth train` (the `data:` section is the
+// corpus of pretrain/sft). The eval set is eval_sources, or else eval_count /
+// eval_fraction prompts held out of the pooled sources with split_seed.
+struct PromptDataConfig {
+  std::vector<PromptSourceConfig> sources;
+  std::vector<PromptSourceConfig> eval_sources;
+  int64_t eval_count = 0;
+  double eval_fraction = 0.0;
+  uint64_t split_seed = 1234;
+  int64_t eval_limit = 0;
+  int64_t max_prompt_tokens = 0;
+  bool shuffle = true;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("sources", sources, "Training prompt files, pooled in order; required by train");
+    v.field("eval_sources", eval_sources,
+            "Held-out prompt files (when given, eval_count and eval_fraction must be 0); training "
+            "prompts with the same text as an eval prompt are dropped");
+    v.field("eval_count", eval_count, "Hold out this many pooled prompts as the eval set").min(0);
+    v.field("eval_fraction", eval_fraction, "Hold out this fraction of the pooled prompts (rounded down)")
+        .min(0)
+        .max(0.5);
+    v.field("split_seed", split_seed,
+            "Seed of the held-out split (independent of run.seed, so runs with different seeds "
+            "evaluate on the same prompts)");
+    v.field("eval_limit", eval_limit, "Keep at most this many eval prompts (0 = all)").min(0);
+    v.field("max_prompt_tokens", max_prompt_tokens,
+            "Drop prompts whose rendered template takes more tokens (0 = keep all)")
+        .min(0);
+    v.field("shuffle", shuffle, "A new seeded prompt order every epoch (stream 'prompts' of run.seed); false = file order");
+  }
+  // At most one of eval_sources, eval_count, eval_fraction. ConfigError naming the key.
+  // Inline: the config module parses this section without linking zeroth_train.
+  void validate() const {
+    std::vector<std::string> given;
+    if (!eval_sources.empty()) given.push_back("eval_sources");
+    if (eval_count > 0) given.push_back("eval_count");
+    if (eval_fraction > 0) given.push_back("eval_fraction");
+    if (given.size() > 1)
+      throw ConfigError("key 'prompts." + given[1] + "': expected at most one of eval_sources, eval_count and "
+                        "eval_fraction, found " + given[0] + " and " + given[1]);
+  }
+};
+
+// One prompt: what the template is rendered from and what its completions are scored
+// against (RewardSample's kind/gold/problem).
+struct PromptRecord {
+  std::string where;  // "file:line"
+  RewardKind kind = RewardKind::Math;
+  std::string prompt;   // the problem text (code: with the tests when tests_in_prompt)
+  std::string gold;     // math: the extracted gold answer (non-empty)
+  CodeProblem problem;  // code: the tests
+  // The record's string and number fields (numbers as JSON text), with "prompt" set to
+  // `prompt`: what PromptTemplate::render sees.
+  std::map<std::string, std::string> fields;
+};
+
+// Counts of what loading kept and dropped, per dataset.
+struct PromptDataStats {
+  int64_t read = 0;             // records read from the files (after each source's limit)
+  int64_t no_answer = 0;        // math: dropped, the extractor found no (or an empty) answer
+  int64_t too_long = 0;         // dropped by max_prompt_tokens
+  int64_t overlap_dropped = 0;  // train: dropped, same prompt text as an eval prompt
+  int64_t max_prompt_tokens_seen = 0;  // longest rendered prompt kept (0 unless counted)
+};
+
+struct PromptDataset {
+  std::vector<PromptRecord> records;
+  PromptDataStats stats;
+  // FNV-1a of every record's kind, prompt, gold and tests, in order: a checkpoint can
+  // refuse to resume on different data.
+  uint64_t fingerprint() const;
+  int64_t size() const { return int64_t(records.size()); }
+};
+
+struct PromptData {
+  PromptDataset train, eval;  // eval empty when no eval set is configured
+};
+
+// The gold answer extracted from `text` by `extractor` ("none": trimmed text; "gsm8k":
+// text after the last "#### " to the end of its line, trimmed, commas removed;
+// "boxed": content of the last \boxed{} / \fbox{} (math_verify.h)). Empty when there is
+// none. An unknown extractor is a ZT_ASSERT (config validation rejects it).
+std::string extract_gold_answer(const std::string& text, const std::string& extractor);
+
+// Reads one source. Throws DataError naming file:line and the field for an unreadable
+// file, invalid JSON, a missing or mistyped field, malformed tests; math records whose
+// answer extracts to nothing are dropped and counted. `source_key` names the source in
+// messages (e.g. "prompts.sources[0]").
+PromptDataset load_prompt_source(const PromptSourceConfig& source, const std::string& source_key);
+
+// Loads the train and eval sets of `config`: sources pooled, eval split or eval files,
+// overlap removal, max_prompt_tokens filter (needs `tokenizer` and `tmpl`: the prompt is
+// counted as encode_prompt(render(fields)), with `add_special_tokens`), eval_limit.
+// Throws DataError when the train set ends up empty, ConfigError when sources is empty.
+PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tokenizer = nullptr,
+                            const PromptTemplate* tmpl = nullptr, bool add_special_tokens = true);
+
+// The key of RNG stream `name` under `seed` (SplitMix64 of the seed xor FNV-1a of the
+// name, as params_init keys tensors): independent streams from one run.seed.
+uint64_t rng_stream_key(uint64_t seed, const std::string& name);
+
+// Prompts in a per-epoch seeded order (BatchSampler keyed by rng_stream_key(seed,
+// "prompts")), served as global batches. Made with a saved cursor it continues exactly
+// where the saved one stopped. The dataset must outlive the sampler.
+class PromptSampler {
+ public:
+  PromptSampler(const PromptDataset& data, uint64_t run_seed, bool shuffle, DataCursor cursor = {});
+  // Indices of the next global batch of n prompts (crosses epochs, reshuffling).
+  std::vector<int64_t> next_indices(int64_t n);
+  // The next global batch of n prompts.
+  std::vector<const PromptRecord*> next_batch(int64_t n);
+  DataCursor cursor() const { return sampler_.cursor(); }
+
+ private:
+  const PromptDataset* data_;
+  BatchSampler sampler_;
+};
+
+// The part of a global batch of `global` prompts that rank `rank` of `world` owns:
+// contiguous [begin, begin + count), sizes differing by at most one (the first
+// global % world ranks take one more). Whole prompts: a prompt's group of G
+// completions lives on one rank.
+struct PromptShard {
+  int64_t begin = 0;
+  int64_t count = 0;
+};
+PromptShard prompt_shard(int64_t global, int rank, int world);
+
+template <class T>
+std::vector<T> take_shard(const std::vector<T>& global_batch, int rank, int world) {
+  const PromptShard s = prompt_shard(int64_t(global_batch.size()), rank, world);
+  return std::vector<T>(global_batch.begin() + s.begin, global_batch.begin() + s.begin + s.count);
+}
+
+// ---- the CPU demo's data (docs/data.md, "demo task") ----
+
+struct DemoDataOptions {
+  uint64_t seed = 1;
+  int64_t train_prompts = 10000;
+  int64_t eval_prompts = 300;
+  int64_t corpus_bytes = 3000000;  // pretrain.txt stops at the first document past this
+};
+
+// One generated word problem: the question, its gold answer, the worked steps, and the
+// key that identifies the problem regardless of names and objects ("add:17:25").
+struct DemoProblem {
+  std::string key;
+  std::string question;
+  std::string steps;  // e.g. "17 + 25 = 42."
+  int64_t answer = 0;
+};
+
+struct DemoData {
+  std::string corpus;               // pretrain.txt: one document per line
+  std::vector<DemoProblem> train;   // train.jsonl
+  std::vector<DemoProblem> eval;    // eval.jsonl (keys disjoint from train and corpus)
+  std::vector<std::string> corpus_keys;  // keys of the word problems in the corpus
+  int64_t corpus_documents = 0;
+  std::map<std::string, int64_t> corpus_doc_kinds;  // documents per kind
+};
+
+// Deterministic in options (same options, same bytes on every platform).
+DemoData generate_demo_data(const DemoDataOptions& options);
+
+// Writes DIR/pretrain.txt, DIR/train.jsonl, DIR/eval.jsonl ({"prompt", "answer",
+// "steps", "key"} per line), creating DIR. RuntimeError on I/O failure.
+void write_demo_data(const DemoData& data, const std::string& dir);
+
+// What the demo corpus must never contain: the tags of the R1-Zero format and any
+// `window`-byte piece of a template's literal text. Returns one line per violation
+// found ("tag '<think>' at byte 123", "template text '...' at byte 456"); empty = clean.
+std::vector<std::string> find_forbidden_text(const std::string& corpus,
+                                             const std::vector<std::string>& templates,
+                                             size_t window = 24);
+
+}  // namespace zeroth

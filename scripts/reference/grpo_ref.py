@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""PyTorch reference of zeroth's GRPO loss (include/zeroth/grpo.h, docs/training.md "GRPO").
+
+Writes the golden files tests/golden/grpo/<loss_agg>__<clip>.json that tests/train/test_grpo.cpp
+compares against: for fixed inputs (rewards of 3 groups of 4 samples, per-token log-probs of
+the current, old and reference policies, entropies, a completion mask with prompt/padding
+tokens and one fully masked sample) and for every advantage estimator x KL estimator
+(incl. kl_coef = 0), the advantages, the aggregated loss, d loss / d logprob and
+d loss / d entropy (autograd, float64) and the loss statistics.
+
+Files: one per loss aggregation (token_mean, seq_mean_token_mean, seq_mean_token_sum_norm)
+x clip setting (ppo: 0.2/0.2; clip_higher: 0.2/0.28 (DAPO); dual_clip: 0.2/0.2, c = 3;
+entropy: clip-higher + dual clip + entropy_coef 0.01).
+
+Run with Debian's torch (python3-torch) from the repository root:
+    /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
+The output is deterministic (fixed seeds); re-running it must leave the files unchanged.
+"""
+import argparse
+import json
+import math
+import os
+
+import torch
+
+GROUP_SIZE = 4
+ADV_EPS = 1e-6
+KL_COEF = 0.1          # larger than R1-Zero's 0.001 so the KL term is visible in the test
+NORM_LEN = 16          # seq_mean_token_sum_norm's constant (Dr. GRPO: max_new_tokens)
+DUAL_C = 3.0
+
+CLIP_SETTINGS = {
+    "ppo": dict(clip_low=0.2, clip_high=0.2, dual_clip=0.0, entropy_coef=0.0),
+    "clip_higher": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.0),
+    "dual_clip": dict(clip_low=0.2, clip_high=0.2, dual_clip=DUAL_C, entropy_coef=0.0),
+    "entropy": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01),
+}
+AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
+KLS = [("none", 0.0), ("k1", KL_COEF), ("k2", KL_COEF), ("k3", KL_COEF)]
+
+
+def make_inputs():
+    """Fixed inputs: 12 sequences (3 groups of 4), prompt tokens (mask 0), completions of
+    varying length, padding (seq -1), one truncated sample masked out entirely."""
+    g = torch.Generator().manual_seed(1234)
+    rewards = [1.1, 0.1, 0.0, 1.1,      # mixed group
+               1.0, 1.0, 1.0, 1.0,      # all equal: advantage 0
+               0.0, 0.1, 1.1, 0.1]      # mixed group
+    n_seqs = len(rewards)
+    comp_len = [5, 9, 3, 7, 4, 6, 2, 8, 6, 10, 5, 4]
+    masked_out = {9}                    # e.g. a truncated sample under mask_truncated
+    mask, seq = [], []
+    for s in range(n_seqs):
+        for _ in range(2):              # prompt tokens: not in the loss
+            mask.append(0.0); seq.append(s)
+        for _ in range(comp_len[s]):
+            mask.append(0.0 if s in masked_out else 1.0); seq.append(s)
+        if s % 3 == 2:                  # padding between sequences
+            mask.append(0.0); seq.append(-1)
+    n = len(mask)
+    lp = -(0.05 + 3.0 * torch.rand(n, generator=g, dtype=torch.float64))
+    delta = 0.35 * torch.randn(n, generator=g, dtype=torch.float64)   # log pi - log pi_old
+    # a few large ratios (beyond the dual-clip constant) and exact ratio-1 tokens
+    for t in range(3, n, 11):
+        delta[t] = 1.3
+    for t in range(5, n, 13):
+        delta[t] = 0.0
+    ref_delta = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    ent = 0.1 + 2.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    lp32 = lp.float()
+    old32 = (lp32.double() - delta).float()
+    # keep every ratio away from the clip boundaries, so the kinks are never hit
+    bounds = [0.8, 1.2, 1.28, DUAL_C]
+    for t in range(n):
+        while True:
+            r = math.exp(float(lp32[t]) - float(old32[t]))
+            if all(abs(r - b) > 1e-4 for b in bounds):
+                break
+            old32[t] = float(old32[t]) - 0.01
+    ref32 = (lp32.double() + ref_delta).float()
+    # a padding token may carry garbage log-probs: it must not matter
+    for t in range(n):
+        if seq[t] == -1:
+            lp32[t] = -50.0; old32[t] = 10.0; ref32[t] = 30.0
+    # the micro-batch split for the data-parallel check: at a sequence boundary
+    split = next(t for t in range(n) if seq[t] == 6)
+    return dict(rewards=rewards, logprob=[float(x) for x in lp32], old_logprob=[float(x) for x in old32],
+                ref_logprob=[float(x) for x in ref32], entropy=[float(x) for x in ent.float()],
+                mask=mask, seq_index=seq, split=split)
+
+
+def advantages(rewards, kind):
+    r = torch.tensor(rewards, dtype=torch.float64).view(-1, GROUP_SIZE)
+    mean = r.mean(dim=1, keepdim=True)
+    if kind == "grpo":
+        a = (r - mean) / (r.std(dim=1, keepdim=True) + ADV_EPS)    # torch.std: divisor G - 1
+    elif kind == "dr_grpo":
+        a = r - mean
+    else:                                                          # rloo
+        a = r - (r.sum(dim=1, keepdim=True) - r) / (GROUP_SIZE - 1)
+    equal = (r == r[:, :1]).all(dim=1, keepdim=True)
+    a = torch.where(equal, torch.zeros_like(a), a)                  # all-equal group: exactly 0
+    return a.view(-1)
+
+
+def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
+    n = len(inp["mask"])
+    n_seqs = len(inp["rewards"])
+    lp = torch.tensor(inp["logprob"], dtype=torch.float64, requires_grad=True)
+    ent = torch.tensor(inp["entropy"], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor(inp["old_logprob"], dtype=torch.float64)
+    ref = torch.tensor(inp["ref_logprob"], dtype=torch.float64)
+    mask = torch.tensor(inp["mask"], dtype=torch.float64)
+    seq = torch.tensor([s if s >= 0 else n_seqs for s in inp["seq_index"]])   # n_seqs: a dummy bin
+    a = torch.cat([adv, torch.zeros(1, dtype=torch.float64)])[seq]
+
+    ratio = torch.exp(lp - old)
+    lo, hi = 1.0 - clip["clip_low"], 1.0 + clip["clip_high"]
+    pg1 = -a * ratio
+    pg2 = -a * torch.clamp(ratio, lo, hi)
+    pg = torch.maximum(pg1, pg2)
+    clipped = (pg2 > pg1) & (mask > 0)
+    dual_active = torch.zeros(n, dtype=torch.bool)
+    if clip["dual_clip"] > 0:
+        pg3 = -a * clip["dual_clip"]
+        dual_active = (a < 0) & (pg3 < pg) & (mask > 0)
+        pg = torch.where(a < 0, torch.minimum(pg, pg3), pg)
+    d = ref - lp
+    if kl_name == "k1":
+        kl = -d
+    elif kl_name == "k2":
+        kl = 0.5 * d * d
+    elif kl_name == "k3":
+        kl = torch.exp(d) - d - 1.0
+    else:
+        kl = torch.zeros(n, dtype=torch.float64)
+    token = pg + kl_coef * kl - clip["entropy_coef"] * ent
+
+    masked = token * mask
+    seq_sum = torch.zeros(n_seqs + 1, dtype=torch.float64).index_add(0, seq, masked)[:n_seqs]
+    seq_len = torch.zeros(n_seqs + 1, dtype=torch.float64).index_add(0, seq, mask)[:n_seqs]
+    live = seq_len > 0
+    if agg == "token_mean":
+        loss = masked.sum() / mask.sum()
+    elif agg == "seq_mean_token_mean":
+        loss = (seq_sum[live] / seq_len[live]).sum() / live.sum()
+    else:
+        loss = (seq_sum[live] / NORM_LEN).sum() / live.sum()
+    loss.backward()
+
+    on = mask > 0
+    tokens = float(mask.sum())
+    ratio_d = ratio.detach()
+    stats = dict(
+        tokens=tokens,
+        mean_ratio=float(ratio_d[on].mean()),
+        clip_low=float((clipped & (ratio_d < lo)).sum()),
+        clip_high=float((clipped & (ratio_d > hi)).sum()),
+        clip_dual=float(dual_active.sum()),
+        kl_mean=float(kl.detach()[on].mean()) if kl_coef > 0 else 0.0,
+        entropy_mean=float(ent.detach()[on].mean()),
+        pg_loss_mean=float(pg.detach()[on].mean()),
+    )
+    return float(loss), lp.grad.tolist(), ent.grad.tolist(), stats
+
+
+def dump(obj, path):
+    """One key per line, values compact: small diffs when regenerated."""
+    lines = ["{"]
+    keys = list(obj)
+    for i, k in enumerate(keys):
+        v = obj[k]
+        if k == "cases":
+            lines.append(' "cases": [')
+            for j, c in enumerate(v):
+                lines.append("  " + json.dumps(c, separators=(",", ":")) + ("," if j + 1 < len(v) else ""))
+            lines.append(" ]" + ("," if i + 1 < len(keys) else ""))
+        else:
+            lines.append(" " + json.dumps(k) + ": " + json.dumps(v, separators=(",", ":")) +
+                         ("," if i + 1 < len(keys) else ""))
+    lines.append("}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="tests/golden/grpo")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_default_dtype(torch.float64)
+    inp = make_inputs()
+    for agg in AGGS:
+        for clip_name, clip in CLIP_SETTINGS.items():
+            cases = []
+            for adv_kind in ADVANTAGES:
+                adv = advantages(inp["rewards"], adv_kind)
+                for kl_name, kl_coef in KLS:
+                    loss, dlp, dent, stats = grpo_loss(inp, adv, agg, clip, kl_name, kl_coef)
+                    cases.append(dict(advantage=adv_kind, kl_estimator=kl_name if kl_coef > 0 else "k3",
+                                      kl_coef=kl_coef, advantages=adv.tolist(), loss=loss,
+                                      dlogprob=dlp, dentropy=dent if clip["entropy_coef"] > 0 else [],
+                                      stats=stats))
+            config = dict(loss_agg=agg, adv_eps=ADV_EPS, loss_norm_len=NORM_LEN if agg == "seq_mean_token_sum_norm" else 0,
+                          **clip)
+            obj = dict(generator="scripts/reference/grpo_ref.py (torch %s)" % torch.__version__.split("+")[0],
+                       group_size=GROUP_SIZE, norm_len=NORM_LEN, config=config, inputs=inp, cases=cases)
+            path = os.path.join(args.out, "%s__%s.json" % (agg, clip_name))
+            dump(obj, path)
+            print("wrote", path, "(%d cases)" % len(cases))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+// `zeroth eval`: held-out accuracy of a model directory on the eval prompts of a train
+// config (greedy pass@1, and pass@k when eval.pass_k > 0), through evaluate_model
+// (zeroth/grpo_trainer.h). Data parallel under mpirun.
+// Must not: contain evaluation logic (src/train/grpo_trainer_util.cpp does).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.h"
+#include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/grpo_trainer.h"
+#include "zeroth/log.h"
+#include "zeroth/model.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/prompt.h"
+#include "zeroth/tokenizer.h"
+
+namespace zeroth {
+namespace cli {
+
+static const char kEvalUsage[] =
+    "usage: zeroth eval --model DIR --config CONFIG.yaml [--set section.key=value ...]\n"
+    "\n"
+    "Held-out evaluation of an HF model directory (with its tokenizer) on the eval set of\n"
+    "a train config (prompts.eval_sources, or eval_count / eval_fraction held out of\n"
+    "prompts.sources): greedy pass@1 (eval.greedy) and sampled pass@k (eval.pass_k at\n"
+    "eval.temperature), scored with the config's rewards. Prints a table, then one JSON\n"
+    "line with eval_accuracy, eval_format_rate and (k > 0) eval_pass_at_k.\n"
+    "\n"
+    "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
+    "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
+    "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=8\n";
+
+int cmd_eval(const std::vector<std::string>& argv) {
+  Args args("eval", argv, {"model", "config", "set"}, {}, {"set"});
+  if (args.help()) {
+    std::printf("%s", kEvalUsage);
+    return 0;
+  }
+  if (!args.positional().empty())
+    throw UsageError(strformat("unexpected argument '%s' (see 'zeroth eval --help')", args.positional()[0].c_str()));
+  const std::string model_dir = args.required("model");
+  const TrainConfig config = load_train_config(args.required("config"), args.all("set"));
+
+  std::unique_ptr<MpiRuntime> mpi;
+  std::unique_ptr<Communicator> world = make_world_communicator(nullptr, nullptr, &mpi);
+  LogOptions lo;
+  parse_log_level(config.run.log_level, &lo.level);
+  lo.rank = world->rank();
+  lo.world_size = world->size();
+  log_configure(lo);
+  std::unique_ptr<Backend> backend;
+  if (config.run.device == "cpu")
+    backend = make_backend("cpu", config.run.threads);
+  else
+    backend = make_backend(config.run.device, config.run.threads, node_local_rank(*world),
+                           "key 'run.device'");
+
+  const ModelConfig mc = read_model_config(model_dir);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
+  const RolloutConfig& rc = config.rollout;
+  const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
+  const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens);
+  if (data.eval.size() == 0)
+    throw ConfigError("key 'prompts.eval_sources': expected an eval set (eval_sources, eval_count or "
+                      "eval_fraction), found none");
+  Model model(mc, *backend, compute_dtype_for(*backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
+  load_hf_weights(model_dir, mc, model.params());
+  const EvalResult r = evaluate_model(model, *tok, config, data.eval, *world);
+  if (world->rank() == 0) {
+    std::printf("model          %s\n", model_dir.c_str());
+    std::printf("eval prompts   %lld\n", (long long)r.prompts);
+    if (r.greedy) {
+      std::printf("accuracy       %.4f   (greedy pass@1)\n", r.accuracy);
+      std::printf("format rate    %.4f\n", r.format_rate);
+      std::printf("response len   %.1f tokens\n", r.response_len_mean);
+    }
+    if (r.k > 0) {
+      std::printf("pass@%-9lld %.4f   (temperature %g)\n", (long long)r.k, r.pass_at_k, config.eval.temperature);
+      std::printf("sampled acc    %.4f\n", r.sampled_accuracy);
+    }
+    nlohmann::ordered_json j;
+    for (const auto& kv : r.metrics()) j[kv.first] = kv.second;
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace cli
+}  // namespace zeroth

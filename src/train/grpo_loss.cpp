@@ -1,0 +1,196 @@
+// The GRPO policy loss of one micro-batch, its gradient with respect to the per-token
+// log-probs (and entropies), and its statistics (grpo.h).
+//
+// Owns: the clipped surrogate (with clip-higher and dual clip), the KL estimators k1/k2/k3
+// and their derivatives, the three loss aggregations, the loss statistics.
+// Must not: communicate (the caller sums GrpoCounts and GrpoLossStats over ranks) or
+// touch tensors (the caller copies the arrays to and from the device).
+#include <cmath>
+#include <cstddef>
+
+#include "zeroth/error.h"
+#include "zeroth/grpo.h"
+
+namespace zeroth {
+
+namespace {
+
+enum class KlKind { K1, K2, K3 };
+enum class AggKind { TokenMean, SeqMeanTokenMean, SeqMeanTokenSumNorm };
+
+KlKind kl_kind(const std::string& s) {
+  if (s == "k1") return KlKind::K1;
+  if (s == "k2") return KlKind::K2;
+  ZT_ASSERT(s == "k3", "unknown grpo.kl_estimator '%s'", s.c_str());
+  return KlKind::K3;
+}
+
+AggKind agg_kind(const std::string& s) {
+  if (s == "token_mean") return AggKind::TokenMean;
+  if (s == "seq_mean_token_mean") return AggKind::SeqMeanTokenMean;
+  ZT_ASSERT(s == "seq_mean_token_sum_norm", "unknown grpo.loss_agg '%s'", s.c_str());
+  return AggKind::SeqMeanTokenSumNorm;
+}
+
+// The KL estimator at d = log pi_ref - log pi and its derivative with respect to log pi.
+void kl_estimate(KlKind kind, double d, double& value, double& dvalue_dlogp) {
+  switch (kind) {
+    case KlKind::K1:  // log pi - log pi_ref
+      value = -d;
+      dvalue_dlogp = 1.0;
+      return;
+    case KlKind::K2:  // (log pi - log pi_ref)^2 / 2
+      value = 0.5 * d * d;
+      dvalue_dlogp = -d;
+      return;
+    case KlKind::K3: {  // pi_ref / pi - log(pi_ref / pi) - 1
+      const double e = std::exp(d);
+      value = e - d - 1.0;
+      dvalue_dlogp = 1.0 - e;
+      return;
+    }
+  }
+}
+
+bool in_loss(const GrpoTokens& b, int64_t t) {
+  const float m = b.mask[t];
+  ZT_ASSERT(m == 0.0f || m == 1.0f, "mask[%lld] = %g (expected 0 or 1)", (long long)t, double(m));
+  if (m == 0.0f) return false;
+  const int32_t s = b.seq_index[t];
+  ZT_ASSERT(s >= 0 && s < b.n_seqs, "seq_index[%lld] = %d outside [0, %lld)", (long long)t, s,
+            (long long)b.n_seqs);
+  return true;
+}
+
+// Loss tokens per sequence of the micro-batch.
+std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
+  ZT_ASSERT(b.n_tokens >= 0 && b.n_seqs >= 0, "");
+  ZT_ASSERT(b.n_tokens == 0 || (b.mask && b.seq_index), "mask and seq_index are required");
+  std::vector<int64_t> len(size_t(b.n_seqs), 0);
+  for (int64_t t = 0; t < b.n_tokens; ++t)
+    if (in_loss(b, t)) ++len[size_t(b.seq_index[t])];
+  return len;
+}
+
+}  // namespace
+
+void GrpoLossStats::add(const GrpoLossStats& o) {
+  tokens += o.tokens;
+  ratio_sum += o.ratio_sum;
+  clip_low += o.clip_low;
+  clip_high += o.clip_high;
+  clip_dual += o.clip_dual;
+  kl_sum += o.kl_sum;
+  entropy_sum += o.entropy_sum;
+  pg_loss_sum += o.pg_loss_sum;
+}
+
+std::vector<double> GrpoLossStats::to_vector() const {
+  return {tokens, ratio_sum, clip_low, clip_high, clip_dual, kl_sum, entropy_sum, pg_loss_sum};
+}
+
+GrpoLossStats GrpoLossStats::from_vector(const std::vector<double>& v) {
+  ZT_ASSERT(v.size() == size_t(kFields), "%zu values, expected %d", v.size(), kFields);
+  GrpoLossStats s;
+  s.tokens = v[0];
+  s.ratio_sum = v[1];
+  s.clip_low = v[2];
+  s.clip_high = v[3];
+  s.clip_dual = v[4];
+  s.kl_sum = v[5];
+  s.entropy_sum = v[6];
+  s.pg_loss_sum = v[7];
+  return s;
+}
+
+GrpoCounts count_grpo_tokens(const GrpoTokens& batch) {
+  GrpoCounts c;
+  for (int64_t len : tokens_per_seq(batch)) {
+    c.tokens += double(len);
+    if (len > 0) c.sequences += 1.0;
+  }
+  return c;
+}
+
+GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, const GrpoCounts& counts) {
+  const KlKind kl = kl_kind(config.kl_estimator);
+  const AggKind agg = agg_kind(config.loss_agg);
+  const bool use_kl = config.kl_coef > 0.0;
+  const bool use_entropy = config.entropy_coef > 0.0;
+  const double lo = 1.0 - config.clip_low, hi = 1.0 + config.clip_high;
+  const double dual = config.dual_clip;
+
+  const std::vector<int64_t> len = tokens_per_seq(b);
+  GrpoLossResult out;
+  out.dlogprob.assign(size_t(b.n_tokens), 0.0f);
+  if (use_entropy) out.dentropy.assign(size_t(b.n_tokens), 0.0f);
+  if (b.n_tokens == 0) return out;
+  ZT_ASSERT(b.logprob && b.old_logprob && b.advantage, "logprob, old_logprob and advantage are required");
+  ZT_ASSERT(!use_kl || b.ref_logprob, "grpo.kl_coef > 0 needs ref_logprob");
+  ZT_ASSERT(!use_entropy || b.entropy, "grpo.entropy_coef > 0 needs entropy");
+
+  double loss = 0.0;
+  GrpoLossStats& st = out.stats;
+  for (int64_t t = 0; t < b.n_tokens; ++t) {
+    if (!in_loss(b, t)) continue;
+    const size_t s = size_t(b.seq_index[t]);
+    double w = 0.0;  // the token's weight in the aggregated loss
+    switch (agg) {
+      case AggKind::TokenMean:
+        ZT_ASSERT(counts.tokens > 0, "counts.tokens = %g with loss tokens present", counts.tokens);
+        w = 1.0 / counts.tokens;
+        break;
+      case AggKind::SeqMeanTokenMean:
+        ZT_ASSERT(counts.sequences > 0, "counts.sequences = %g with loss tokens present", counts.sequences);
+        w = 1.0 / (double(len[s]) * counts.sequences);
+        break;
+      case AggKind::SeqMeanTokenSumNorm:
+        ZT_ASSERT(counts.sequences > 0 && counts.norm_len > 0, "counts.sequences = %g, norm_len = %g",
+                  counts.sequences, counts.norm_len);
+        w = 1.0 / (counts.norm_len * counts.sequences);
+        break;
+    }
+    const double lp = b.logprob[t];
+    const double a = b.advantage[s];
+    const double ratio = std::exp(lp - double(b.old_logprob[t]));
+
+    // Clipped surrogate: pg = max(-A rho, -A clip(rho)); its derivative in log pi is
+    // -A rho where the unclipped term is taken, 0 where the clip is active.
+    const double unclipped = -a * ratio;
+    const double clipped = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio);
+    double pg = unclipped, dpg = -a * ratio;
+    if (clipped > unclipped) {
+      pg = clipped;
+      dpg = 0.0;
+      if (ratio > hi) st.clip_high += 1.0;
+      else st.clip_low += 1.0;
+    }
+    if (dual > 0.0 && a < 0.0 && -dual * a < pg) {  // dual clip: the loss is capped at -c A
+      pg = -dual * a;
+      dpg = 0.0;
+      st.clip_dual += 1.0;
+    }
+    double token_loss = pg, dtoken = dpg;
+    if (use_kl) {
+      double v = 0.0, dv = 0.0;
+      kl_estimate(kl, double(b.ref_logprob[t]) - lp, v, dv);
+      token_loss += config.kl_coef * v;
+      dtoken += config.kl_coef * dv;
+      st.kl_sum += v;
+    }
+    if (b.entropy) st.entropy_sum += b.entropy[t];
+    if (use_entropy) {
+      token_loss -= config.entropy_coef * double(b.entropy[t]);
+      out.dentropy[size_t(t)] = float(-config.entropy_coef * w);
+    }
+    loss += w * token_loss;
+    out.dlogprob[size_t(t)] = float(w * dtoken);
+    st.tokens += 1.0;
+    st.ratio_sum += ratio;
+    st.pg_loss_sum += pg;
+  }
+  out.loss = loss;
+  return out;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,586 @@
+// run_grpo_training (grpo_trainer.h): the GRPO step loop of `zeroth train`.
+// Must not: parse flags, pick the communicator/backend, or implement the GRPO math
+// (grpo.h), sampling (rollout.h), rewards (rewards.h), AdamW (optim.h) or the gradient
+// all-reduce (grad_sync.h); checkpoint files are checkpoint_io.cpp's plus the GRPO
+// extras written here.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "grpo_trainer_util.h"
+#include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/grad_sync.h"
+#include "zeroth/grpo.h"
+#include "zeroth/log.h"
+#include "zeroth/model.h"
+#include "zeroth/model_infer.h"
+#include "zeroth/model_params.h"
+#include "zeroth/optim.h"
+#include "zeroth/rollout.h"
+
+namespace zeroth {
+
+namespace fs = std::filesystem;
+using grpo_detail::ModelSource;
+
+namespace {
+
+constexpr int kGrpoStateVersion = 1;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Writes `text` to `path` through a temporary file and a rename.
+void write_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + strformat(".tmp.%ld", static_cast<long>(::getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw RuntimeError(strformat("%s: cannot write", tmp.c_str()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), ec.message().c_str()));
+}
+
+// One prompt's group on this rank: its G completions and their training inputs.
+struct Group {
+  int64_t global_index = 0;           // position among the step's trained groups (all ranks)
+  std::vector<int32_t> prompt;        // prompt ids
+  std::vector<Completion> completions;  // (G)
+  std::vector<double> advantage;      // (G)
+  std::vector<uint8_t> in_loss;       // (G) 0 = masked out (mask_truncated)
+};
+
+// Sums over every sampled completion of a step (all sampling rounds), all-reduced.
+struct RolloutSums {
+  enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
+                  kZeroGroups, kGroups, kMasked, kFixed };
+  std::vector<double> v;
+  explicit RolloutSums(size_t components) : v(kFixed + components, 0.0) {}
+};
+
+// The cold start: `zeroth sft` on cold_start.path in RUN_DIR/cold_start (resumed when
+// it was cut short); returns the directory of its final model.
+std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& backend, bool show_progress) {
+  const ColdStartSection& cs = cfg.cold_start;
+  Config c = cfg;
+  c.run.run_dir = cfg.run.run_dir + "/cold_start";
+  const std::string final_dir = c.run.run_dir + "/final";
+  if (fs::exists(final_dir + "/config.json")) {
+    ZT_LOG_INFO("train: cold start already done (%s)", final_dir.c_str());
+    return final_dir;
+  }
+  c.data.path = cs.path;
+  c.data.prompt_field = cs.prompt_field;
+  c.data.response_field = cs.response_field;
+  c.data.prompt_template = cs.prompt_template.empty() ? cfg.rollout.prompt_template : cs.prompt_template;
+  c.data.add_eos = true;
+  c.data.validate();
+  c.train.steps = cs.steps;
+  c.train.batch_size = cs.batch_size;
+  c.train.seq_len = cs.seq_len;
+  c.train.micro_batch = 0;
+  c.train.save_every = 0;
+  c.optim.lr = cs.lr;
+  c.optim.total_steps = 0;
+  LmTrainOptions o;
+  o.show_progress = show_progress;
+  if (!latest_checkpoint(c.run.run_dir).empty()) o.resume_dir = c.run.run_dir;
+  ZT_LOG_INFO("train: cold start: SFT on %s for %lld steps in %s", cs.path.c_str(), (long long)cs.steps,
+              c.run.run_dir.c_str());
+  return run_lm_training(c, LmStage::Sft, comm, backend, o).final_dir;
+}
+
+}  // namespace
+
+GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Backend& backend,
+                                  const GrpoTrainOptions& options) {
+  const Config& c = cfg;
+  const int rank = comm.rank(), world = comm.size();
+  const std::string& run_dir = c.run.run_dir;
+  const RolloutConfig& rc = c.rollout;
+  const GrpoConfig& gc = c.grpo;
+  const int64_t B = cfg.rl.prompts_per_step, G = rc.group_size;
+  const int64_t steps = c.train.steps;
+  gc.validate_with_rollout(G, rc.max_new_tokens);
+
+  // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
+  std::string resume_ckpt;
+  TrainerState start;
+  start.stage = "grpo";
+  if (!options.resume_dir.empty()) {
+    resume_ckpt = latest_grpo_checkpoint(options.resume_dir);
+    if (resume_ckpt.empty())
+      throw CheckpointError(strformat("%s: --resume found no complete checkpoints/step_N (with "
+                                      "grpo_state.json) to continue from", options.resume_dir.c_str()));
+    start = read_trainer_state(resume_ckpt);
+    if (start.stage != "grpo")
+      throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected 'grpo', found '%s'",
+                                      resume_ckpt.c_str(), start.stage.c_str()));
+  }
+  std::string init = c.model.init, tokenizer_key = c.model.tokenizer;
+  if (!resume_ckpt.empty()) {
+    init = resume_ckpt;
+    tokenizer_key = "auto";
+  } else if (!cfg.cold_start.path.empty()) {
+    init = run_cold_start(cfg, comm, backend, options.show_progress);
+    tokenizer_key = "auto";
+  }
+  ModelSource src = grpo_detail::resolve_model_source(init, tokenizer_key, "train");
+  const Tokenizer& tok = *src.tokenizer;
+  if (src.config.max_position_embeddings < rc.max_len)
+    throw ConfigError(strformat("key 'rollout.max_len': expected at most the model's max_position_embeddings "
+                                "(%lld), found %lld", (long long)src.config.max_position_embeddings,
+                                (long long)rc.max_len));
+
+  const DType compute = compute_dtype_for(backend, c.run.compute_dtype, "key 'run.compute_dtype'");
+  Model model(src.config, backend, compute);
+  model.set_recompute(c.model.recompute);
+  if (src.weights_dir.empty())
+    init_params(src.config, model.params(), c.model.seed ? *c.model.seed : c.run.seed);
+  else
+    load_hf_weights(src.weights_dir, src.config, model.params());
+  model.set_aux_loss_alpha(float(c.model.aux_loss_alpha));
+  const Model& policy = model;
+
+  // The frozen reference model (only when the loss has a KL term).
+  std::unique_ptr<Model> ref;
+  if (gc.kl_coef > 0.0) {
+    ref = std::make_unique<Model>(src.config, backend, compute);
+    if (!resume_ckpt.empty())
+      load_hf_weights(resume_ckpt + "/reference", src.config, ref->params());
+    else
+      backend.copy(policy.params().flat, ref->params().flat);
+  }
+
+  const int64_t opt_per_step = gc.ppo_epochs * gc.mini_batches;
+  AdamW optimizer(c.optim, src.config, backend);
+  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
+  const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
+  GradSync grad_sync(comm, model.grads());
+
+  const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
+  const PromptData data = load_prompt_data(cfg.prompts, &tok, &tmpl, rc.add_special_tokens);
+  const uint64_t fingerprint = data.train.fingerprint();
+  if (!resume_ckpt.empty()) {
+    std::ifstream in(resume_ckpt + "/grpo_state.json");
+    nlohmann::json js;
+    try {
+      in >> js;
+    } catch (const nlohmann::json::exception& e) {
+      throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", resume_ckpt.c_str(), e.what()));
+    }
+    if (!js.is_object() || !js.contains("prompts_fingerprint") ||
+        js["prompts_fingerprint"].get<std::string>() != strformat("%016llx", (unsigned long long)fingerprint))
+      throw CheckpointError(strformat("%s/grpo_state.json: key 'prompts_fingerprint': expected %016llx (the "
+                                      "training prompts of this config), found %s: the prompts changed",
+                                      resume_ckpt.c_str(), (unsigned long long)fingerprint,
+                                      js.is_object() && js.contains("prompts_fingerprint")
+                                          ? js["prompts_fingerprint"].dump().c_str() : "nothing"));
+  }
+  PromptSampler sampler(data.train, c.run.seed, cfg.prompts.shuffle, start.cursor);
+
+  const KvCachePlan plan = plan_kv_cache(src.config, rc);
+  ModelInference engine(model, plan.num_slots, plan.max_len);
+  const SamplingParams sampling = grpo_detail::rollout_sampling(cfg);
+  const StopParams stop = rc.stop_params(tok);
+  const float temperature = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
+  RewardComposer composer(cfg.rewards);
+  const std::vector<RewardFunctionConfig>& functions = cfg.rewards.functions;
+  const int32_t pad_id = tok.special_ids().pad >= 0 ? tok.special_ids().pad
+                         : tok.special_ids().eos >= 0 ? tok.special_ids().eos : 0;
+
+  if (rank == 0) {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (ec) throw RuntimeError(strformat("cannot create run directory '%s': %s", run_dir.c_str(), ec.message().c_str()));
+    write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
+  }
+  MetricsWriterOptions mo;
+  mo.resume_step = resume_ckpt.empty() ? -1 : start.step;
+  MetricsWriter metrics(run_dir, rank, mo);
+  ZT_LOG_INFO("train: %lld training / %lld eval prompts; %lld prompts x %lld samples per step; model %s "
+              "(%.3f M parameters); KV cache %lld slots x %lld; %d rank(s); kl_coef %g%s",
+              (long long)data.train.size(), (long long)data.eval.size(), (long long)B, (long long)G,
+              src.weights_dir.empty() ? ("initialised from " + init).c_str() : src.weights_dir.c_str(),
+              double(src.config.num_parameters()) / 1e6, (long long)plan.num_slots, (long long)plan.max_len,
+              world, gc.kl_coef, gc.kl_coef > 0 ? " (reference model)" : " (no reference model)");
+  if (!resume_ckpt.empty())
+    ZT_LOG_INFO("train: resuming from %s at step %lld", resume_ckpt.c_str(), (long long)start.step);
+
+  GrpoTrainResult result;
+  result.final_dir = run_dir + "/final";
+  auto run_eval = [&](int64_t step) {
+    const EvalResult er = evaluate_model(model, tok, cfg, data.eval, comm);
+    MetricMap m = er.metrics();
+    metrics.log(step, m);
+    m["step"] = double(step);
+    result.evals.push_back(m);
+    ZT_LOG_INFO("train: eval at step %lld: %lld prompts | accuracy %.3f | format %.3f%s", (long long)step,
+                (long long)er.prompts, er.accuracy, er.format_rate,
+                er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k).c_str() : "");
+  };
+  if (resume_ckpt.empty() && cfg.rl.eval_at_start && data.eval.size() > 0) run_eval(0);
+
+  const float gamma = float(c.model.bias_update_speed);
+  Progress progress("train", steps, "step");
+  const int64_t rounds_per_step = 1 + (gc.dynamic_sampling ? gc.dynamic_max_extra_batches : 0);
+  for (int64_t step = start.step + 1; step <= steps; ++step) {
+    const auto t_step = Clock::now();
+    double rollout_s = 0, reward_s = 0;
+
+    // ---- rollout, rewards, advantages (dynamic sampling: more rounds until B groups) ----
+    RolloutSums sums(functions.size());
+    double len_max = 0;
+    std::vector<Group> kept;
+    int64_t kept_global = 0, rounds = 0;
+    for (int64_t round = 0;; ++round) {
+      rounds = round + 1;
+      const std::vector<const PromptRecord*> batch = sampler.next_batch(B);
+      const PromptShard shard = prompt_shard(B, rank, world);
+      std::vector<Group> groups(size_t(shard.count));
+      std::vector<std::vector<int32_t>> prompt_ids;
+      for (int64_t i = 0; i < shard.count; ++i) {
+        groups[size_t(i)].prompt =
+            grpo_detail::encode_record(*batch[size_t(shard.begin + i)], tmpl, tok, rc.add_special_tokens);
+        prompt_ids.push_back(groups[size_t(i)].prompt);
+      }
+      const uint64_t seq_base = uint64_t((((step - 1) * rounds_per_step + round) * B + shard.begin) * G);
+      auto t0 = Clock::now();
+      std::vector<Completion> outs;
+      if (!prompt_ids.empty()) outs = generate(engine, &tok, prompt_ids, G, sampling, stop, seq_base);
+      rollout_s += seconds_since(t0);
+
+      t0 = Clock::now();
+      std::vector<RewardSample> samples(outs.size());
+      for (size_t k = 0; k < outs.size(); ++k) {
+        const PromptRecord& rec = *batch[size_t(shard.begin + outs[k].prompt_index)];
+        samples[k].kind = rec.kind;
+        samples[k].completion = outs[k].text;
+        samples[k].gold = rec.gold;
+        samples[k].problem = rec.problem;
+      }
+      const std::vector<RewardResult> scored = composer.score_batch(samples);
+      std::vector<double> rewards(outs.size());
+      std::vector<int64_t> lengths(outs.size());
+      std::vector<uint8_t> truncated(outs.size()), in_loss;
+      for (size_t k = 0; k < outs.size(); ++k) {
+        rewards[k] = scored[k].reward;
+        lengths[k] = int64_t(outs[k].ids.size());
+        truncated[k] = outs[k].finish == FinishReason::kLength;
+      }
+      apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
+      Advantages adv;
+      if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
+      reward_s += seconds_since(t0);
+
+      auto& v = sums.v;
+      for (size_t k = 0; k < outs.size(); ++k) {
+        v[RolloutSums::kSamples] += 1;
+        v[RolloutSums::kReward] += rewards[k];
+        v[RolloutSums::kReward2] += rewards[k] * rewards[k];
+        v[RolloutSums::kCorrect] += scored[k].correct;
+        v[RolloutSums::kFormat] += scored[k].format_ok;
+        v[RolloutSums::kLen] += double(lengths[k]);
+        v[RolloutSums::kTrunc] += truncated[k];
+        v[RolloutSums::kAdv] += adv.values[k];
+        v[RolloutSums::kAdv2] += adv.values[k] * adv.values[k];
+        v[RolloutSums::kAdvAbs] += std::fabs(adv.values[k]);
+        v[RolloutSums::kMasked] += in_loss[k] == 0;
+        for (size_t f = 0; f < functions.size(); ++f)
+          v[RolloutSums::kFixed + f] += scored[k].component(functions[f].name);
+        len_max = std::max(len_max, double(lengths[k]));
+      }
+      v[RolloutSums::kGroups] += double(shard.count);
+      v[RolloutSums::kZeroGroups] += double(adv.zero_groups);
+      for (int64_t i = 0; i < shard.count; ++i) {
+        Group& g = groups[size_t(i)];
+        for (int64_t j = 0; j < G; ++j) {
+          const size_t k = size_t(i * G + j);
+          g.completions.push_back(std::move(outs[k]));
+          g.advantage.push_back(adv.values[k]);
+          g.in_loss.push_back(in_loss[k]);
+        }
+      }
+
+      if (!gc.dynamic_sampling) {
+        for (int64_t i = 0; i < shard.count; ++i) {
+          groups[size_t(i)].global_index = shard.begin + i;
+          kept.push_back(std::move(groups[size_t(i)]));
+        }
+        kept_global = B;
+        break;
+      }
+      // Keep the groups with a non-zero advantage, in the global order (round, rank,
+      // group), until B are kept.
+      std::vector<int64_t> counts(size_t(world), 0);
+      std::vector<size_t> mine;
+      for (int64_t i = 0; i < shard.count; ++i)
+        if (!adv.zero_group[size_t(i)]) mine.push_back(size_t(i));
+      counts[size_t(rank)] = int64_t(mine.size());
+      comm.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
+      int64_t offset = kept_global, total = 0;
+      for (int r = 0; r < world; ++r) {
+        if (r < rank) offset += counts[size_t(r)];
+        total += counts[size_t(r)];
+      }
+      const int64_t take = std::clamp<int64_t>(B - offset, 0, int64_t(mine.size()));
+      for (int64_t t = 0; t < take; ++t) {
+        groups[mine[size_t(t)]].global_index = offset + t;
+        kept.push_back(std::move(groups[mine[size_t(t)]]));
+      }
+      kept_global += std::min(total, B - kept_global);
+      if (kept_global >= B || round >= gc.dynamic_max_extra_batches) break;
+    }
+    comm.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
+    comm.all_reduce_host(&len_max, 1, ReduceOp::Max);
+
+    // ---- policy update: ppo_epochs x mini_batches optimizer steps ----
+    const auto t_train = Clock::now();
+    // One sequence length T for the whole step (global max of prompt + completion - 1),
+    // so a sequence's padding, and with it the expert loads, do not depend on the split.
+    double t_max = 1;
+    for (const Group& g : kept)
+      for (const Completion& cpl : g.completions)
+        t_max = std::max(t_max, double(g.prompt.size() + cpl.ids.size() - 1));
+    comm.all_reduce_host(&t_max, 1, ReduceOp::Max);
+    const int64_t T = int64_t(t_max);
+    const bool own_old = opt_per_step == 1;
+    GrpoLossStats stats;
+    double loss_sum = 0, grad_norm = 0, lr = 0, trained_tokens = 0;
+    int64_t opt_steps = 0;
+    std::vector<std::vector<int64_t>> step_loads;
+    for (int64_t epoch = 0; epoch < gc.ppo_epochs; ++epoch) {
+      for (int64_t mb = 0; mb < gc.mini_batches; ++mb) {
+        const PromptShard range = prompt_shard(kept_global, int(mb), int(gc.mini_batches));
+        std::vector<std::pair<const Group*, int64_t>> seqs;  // (group, sample)
+        for (const Group& g : kept)
+          if (g.global_index >= range.begin && g.global_index < range.begin + range.count)
+            for (int64_t j = 0; j < G; ++j) seqs.push_back({&g, j});
+        GrpoCounts counts;
+        for (const auto& s : seqs)
+          if (s.first->in_loss[size_t(s.second)]) {
+            counts.tokens += double(s.first->completions[size_t(s.second)].ids.size());
+            counts.sequences += 1;
+          }
+        double cs[2] = {counts.tokens, counts.sequences};
+        comm.all_reduce_host(cs, 2, ReduceOp::Sum);
+        counts.tokens = cs[0];
+        counts.sequences = cs[1];
+        counts.norm_len = double(gc.resolved_loss_norm_len(rc.max_new_tokens));
+        if (counts.tokens == 0) continue;  // nothing to train on anywhere (all masked)
+        trained_tokens += counts.tokens;
+
+        model.zero_grad();
+        std::vector<std::vector<int64_t>> loads;
+        const int64_t micro = cfg.rl.micro_batch > 0 ? cfg.rl.micro_batch : std::max<int64_t>(1, int64_t(seqs.size()));
+        for (size_t first = 0; first < seqs.size(); first += size_t(micro)) {
+          const int64_t S = std::min<int64_t>(micro, int64_t(seqs.size() - first));
+          const int64_t N = S * T;
+          std::vector<int32_t> h_ids(size_t(N), pad_id), h_targets(size_t(N), -1), h_seq(size_t(N), -1);
+          std::vector<float> h_mask(size_t(N), 0.0f), h_old(size_t(N), 0.0f);
+          std::vector<double> h_adv(static_cast<size_t>(S));
+          for (int64_t s = 0; s < S; ++s) {
+            const Group& g = *seqs[first + size_t(s)].first;
+            const int64_t j = seqs[first + size_t(s)].second;
+            const Completion& cpl = g.completions[size_t(j)];
+            const int64_t P = int64_t(g.prompt.size()), n = int64_t(cpl.ids.size());
+            int32_t* row = &h_ids[size_t(s * T)];
+            std::copy(g.prompt.begin(), g.prompt.end(), row);
+            for (int64_t t = 0; t + 1 < n; ++t) row[P + t] = cpl.ids[size_t(t)];
+            const bool in = g.in_loss[size_t(j)] != 0;
+            for (int64_t t = 0; t < n; ++t) {
+              const size_t at = size_t(s * T + P + t - 1);
+              h_targets[at] = cpl.ids[size_t(t)];
+              h_mask[at] = in ? 1.0f : 0.0f;
+              h_seq[at] = int32_t(s);
+              h_old[at] = cpl.logprobs[size_t(t)];
+            }
+            h_adv[size_t(s)] = g.advantage[size_t(j)];
+          }
+          Tensor ids = Tensor::empty(backend, {S, T}, DType::I32);
+          Tensor targets = Tensor::empty(backend, {N}, DType::I32);
+          Tensor logprob = Tensor::empty(backend, {N}, DType::F32);
+          Tensor entropy = Tensor::empty(backend, {N}, DType::F32);
+          ids.copy_from_host(h_ids.data(), h_ids.size() * sizeof(int32_t));
+          targets.copy_from_host(h_targets.data(), h_targets.size() * sizeof(int32_t));
+          std::vector<float> h_ref;
+          if (ref) {
+            Tensor ref_lp = Tensor::empty(backend, {N}, DType::F32);
+            ref->forward(ids);
+            ref->token_logprobs(targets, temperature, ref_lp, nullptr);
+            h_ref.resize(size_t(N));
+            ref_lp.copy_to_host(h_ref.data(), h_ref.size() * sizeof(float));
+          }
+          model.forward(ids);
+          model.token_logprobs(targets, temperature, logprob, &entropy);
+          std::vector<float> h_lp(static_cast<size_t>(N)), h_ent(static_cast<size_t>(N));
+          logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
+          entropy.copy_to_host(h_ent.data(), h_ent.size() * sizeof(float));
+          GrpoTokens tk;
+          tk.n_tokens = N;
+          tk.n_seqs = S;
+          tk.logprob = h_lp.data();
+          tk.old_logprob = own_old ? h_lp.data() : h_old.data();
+          tk.ref_logprob = ref ? h_ref.data() : nullptr;
+          tk.entropy = h_ent.data();
+          tk.mask = h_mask.data();
+          tk.seq_index = h_seq.data();
+          tk.advantage = h_adv.data();
+          const GrpoLossResult lr_res = grpo_policy_loss(gc, tk, counts);
+          stats.add(lr_res.stats);
+          loss_sum += lr_res.loss;
+          Tensor dlogprob = Tensor::empty(backend, {N}, DType::F32);
+          dlogprob.copy_from_host(lr_res.dlogprob.data(), lr_res.dlogprob.size() * sizeof(float));
+          if (!lr_res.dentropy.empty()) {
+            Tensor dentropy = Tensor::empty(backend, {N}, DType::F32);
+            dentropy.copy_from_host(lr_res.dentropy.data(), lr_res.dentropy.size() * sizeof(float));
+            model.backward_from_logprob_grad(dlogprob, &dentropy);
+          } else {
+            model.backward_from_logprob_grad(dlogprob, nullptr);
+          }
+          const std::vector<MoeLayerStats> ms = model.moe_stats();
+          if (loads.empty()) loads.assign(ms.size(), {});
+          for (size_t l = 0; l < ms.size(); ++l) {
+            if (loads[l].empty()) loads[l].assign(ms[l].load.size(), 0);
+            for (size_t e = 0; e < ms[l].load.size(); ++e) loads[l][e] += ms[l].load[e];
+          }
+        }
+        grad_sync.all_reduce(model.grads(), ReduceOp::Sum);
+        lr = schedule.lr_at(optimizer.step_count() + 1);
+        const float norm = optimizer.step(model.params(), model.grads(), lr);
+        grad_norm = norm;
+        ++opt_steps;
+        if (!std::isfinite(norm))
+          ZT_LOG_WARN("train: step %lld: gradient norm is %g; the update was skipped", (long long)step, double(norm));
+        // Every rank needs the same layer/expert shape for the all-reduce, also one
+        // with no sequences in this mini-batch (zeros from the config: moe_stats() is
+        // empty before the model's first training forward).
+        if (loads.empty())
+          for (int64_t l = 0; l < src.config.num_hidden_layers; ++l)
+            if (src.config.is_moe_layer(l)) loads.push_back(std::vector<int64_t>(size_t(src.config.n_routed_experts), 0));
+        if (!loads.empty()) {
+          all_reduce_loads(comm, loads);
+          if (gamma > 0.0f) model.update_router_bias(gamma, loads);
+          step_loads = loads;
+        }
+      }
+    }
+    std::vector<double> sv = stats.to_vector();
+    sv.push_back(loss_sum);
+    comm.all_reduce_host(sv.data(), sv.size(), ReduceOp::Sum);
+    loss_sum = sv.back();
+    sv.pop_back();
+    stats = GrpoLossStats::from_vector(sv);
+    if (gc.reference_reset_due(step)) {
+      backend.copy(policy.params().flat, ref->params().flat);
+      ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
+    }
+    const double train_s = seconds_since(t_train);
+    const double step_s = seconds_since(t_step);
+
+    // ---- metrics ----
+    const auto& v = sums.v;
+    const double n = std::max(1.0, v[RolloutSums::kSamples]);
+    const double r_mean = v[RolloutSums::kReward] / n;
+    const double a_mean = v[RolloutSums::kAdv] / n;
+    MetricMap m;
+    m["reward_mean"] = r_mean;
+    m["reward_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kReward2] / n - r_mean * r_mean));
+    for (size_t f = 0; f < functions.size(); ++f)
+      m["reward_" + functions[f].name] = v[RolloutSums::kFixed + f] / n;
+    m["accuracy"] = v[RolloutSums::kCorrect] / n;
+    m["format_rate"] = v[RolloutSums::kFormat] / n;
+    m["response_len_mean"] = v[RolloutSums::kLen] / n;
+    m["response_len_max"] = len_max;
+    m["truncation_rate"] = v[RolloutSums::kTrunc] / n;
+    m["masked_frac"] = v[RolloutSums::kMasked] / n;
+    m["adv_mean"] = a_mean;
+    m["adv_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kAdv2] / n - a_mean * a_mean));
+    m["adv_abs_mean"] = v[RolloutSums::kAdvAbs] / n;
+    m["zero_adv_group_frac"] = v[RolloutSums::kZeroGroups] / std::max(1.0, v[RolloutSums::kGroups]);
+    m["groups_sampled"] = v[RolloutSums::kGroups];
+    m["groups_trained"] = double(kept_global);
+    m["sampling_rounds"] = double(rounds);
+    m["loss"] = opt_steps > 0 ? loss_sum / double(opt_steps) : 0.0;
+    m["pg_loss"] = stats.pg_loss_mean();
+    m["ratio_mean"] = stats.mean_ratio();
+    m["clip_frac"] = stats.clip_frac();
+    m["clip_frac_low"] = stats.clip_frac_low();
+    m["clip_frac_high"] = stats.clip_frac_high();
+    m["clip_frac_dual"] = stats.clip_frac_dual();
+    m["kl"] = stats.kl_mean();
+    m["entropy"] = stats.entropy_mean();
+    m["grad_norm"] = grad_norm;
+    m["lr"] = lr;
+    m["optimizer_steps"] = double(opt_steps);
+    m["trained_tokens"] = trained_tokens;
+    m["expert_imbalance"] = grpo_detail::max_expert_imbalance(step_loads);
+    m["generated_tokens"] = v[RolloutSums::kLen];
+    m["tokens_per_s"] = step_s > 0 ? v[RolloutSums::kLen] / step_s : 0.0;
+    m["rollout_s"] = rollout_s;
+    m["reward_s"] = reward_s;
+    m["train_s"] = train_s;
+    m["step_s"] = step_s;
+    const DataCursor cursor = sampler.cursor();
+    m["data_epoch"] = double(cursor.epoch);
+    m["data_position"] = double(cursor.position);
+    metrics.log(step, m);
+    result.steps.push_back(m);
+    result.steps.back()["step"] = double(step);
+    const std::string line = format_progress_line(step, steps, m);
+    if (options.show_progress) progress.update(step, strformat("reward %.3f", r_mean));
+    if (step % c.train.log_every == 0 || step == steps) ZT_LOG_INFO("train %s", line.c_str());
+
+    if (data.eval.size() > 0 && ((cfg.rl.eval_every > 0 && step % cfg.rl.eval_every == 0) ||
+                                 (step == steps && cfg.rl.eval_at_end)))
+      run_eval(step);
+
+    // ---- checkpoint: the pretrain checkpoint, then the reference, then grpo_state.json ----
+    if ((c.train.save_every > 0 && step % c.train.save_every == 0) || step == steps) {
+      if (rank == 0) {
+        TrainerState st;
+        st.step = step;
+        st.cursor = cursor;
+        st.stage = "grpo";
+        const std::string dir =
+            save_train_checkpoint(run_dir, src.config, policy.params(), src.files, optimizer, st);
+        if (ref) save_model_dir(dir + "/reference", src.config, static_cast<const Model&>(*ref).params(), src.files);
+        const nlohmann::json js = {{"format_version", kGrpoStateVersion},
+                                   {"step", step},
+                                   {"prompts_fingerprint", strformat("%016llx", (unsigned long long)fingerprint)},
+                                   {"world_size", world},
+                                   {"reference", bool(ref)}};
+        write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
+        ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
+      }
+      comm.barrier();
+    }
+  }
+  if (options.show_progress)
+    progress.finish(result.steps.empty() ? "" : strformat("reward %.3f", result.steps.back()["reward_mean"]));
+  if (rank == 0) {
+    save_model_dir(result.final_dir, src.config, policy.params(), src.files);
+    ZT_LOG_INFO("train: final model in %s", result.final_dir.c_str());
+  }
+  comm.barrier();
+  return result;
+}
+
+}  // namespace zeroth

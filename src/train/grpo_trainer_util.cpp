@@ -1,0 +1,233 @@
+// grpo_trainer_util.h: model source, prompt encoding, the TrainConfig load/dump, GRPO
+// checkpoint discovery and held-out evaluation (evaluate_model).
+// Must not: run training steps (grpo_trainer.cpp does).
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "grpo_trainer_util.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/model.h"
+#include "zeroth/model_infer.h"
+
+namespace zeroth {
+
+namespace fs = std::filesystem;
+
+namespace grpo_detail {
+
+static std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(strformat("%s: cannot read", path.c_str()));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+static void load_tokenizer_files(const std::string& path, ModelSource& src) {
+  const bool is_dir = fs::is_directory(path);
+  const std::string file = is_dir ? path + "/tokenizer.json" : path;
+  fs::path dir = is_dir ? fs::path(path) : fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  src.tokenizer = load_tokenizer(path);
+  src.files.tokenizer_json = read_text(file);
+  src.files.tokenizer_config_json.clear();
+  if (fs::is_regular_file(dir / "tokenizer_config.json"))
+    src.files.tokenizer_config_json = read_text((dir / "tokenizer_config.json").string());
+}
+
+ModelSource resolve_model_source(const std::string& init, const std::string& tokenizer_key,
+                                 const std::string& command) {
+  if (init.empty())
+    throw ConfigError(strformat("key 'model.init': required by zeroth %s (a model config.json or a "
+                                "Hugging Face model directory), found nothing", command.c_str()));
+  if (!fs::exists(init))
+    throw ConfigError(strformat("key 'model.init': expected a model config.json or model directory, "
+                                "found '%s', which does not exist", init.c_str()));
+  ModelSource src;
+  const bool is_dir = fs::is_directory(init);
+  src.config = read_model_config(init);
+  if (is_dir) src.weights_dir = init;
+  if (tokenizer_key == "bytes" || (tokenizer_key == "auto" && !is_dir)) {
+    ByteTokenizerConfig bc;
+    bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
+    bc.bos_token = "<|bos|>";
+    bc.eos_token = "<|eos|>";
+    bc.pad_token = "<|pad|>";
+    bc.add_bos = true;
+    src.tokenizer = make_byte_tokenizer(bc);
+    src.files = {byte_tokenizer_json(), ""};
+  } else if (tokenizer_key == "auto") {
+    if (!fs::exists(fs::path(init) / "tokenizer.json"))
+      throw ConfigError(strformat("key 'model.tokenizer': 'auto' expected %s/tokenizer.json, found none; "
+                                  "set model.tokenizer to 'bytes' or a path", init.c_str()));
+    load_tokenizer_files(init, src);
+  } else {
+    if (!fs::exists(tokenizer_key))
+      throw ConfigError(strformat("key 'model.tokenizer': expected 'auto', 'bytes' or an existing path, "
+                                  "found '%s'", tokenizer_key.c_str()));
+    load_tokenizer_files(tokenizer_key, src);
+  }
+  if (src.tokenizer->vocab_size() > src.config.vocab_size)
+    throw ConfigError(strformat("key 'model.tokenizer': expected a tokenizer of at most vocab_size = %lld "
+                                "ids (%s), found one with %d",
+                                (long long)src.config.vocab_size, init.c_str(), src.tokenizer->vocab_size()));
+  return src;
+}
+
+std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl, const Tokenizer& tok,
+                                   bool add_special_tokens) {
+  return encode_prompt(tok, tmpl.render(rec.fields, rec.where), add_special_tokens, rec.where);
+}
+
+SamplingParams rollout_sampling(const TrainConfig& config) {
+  SamplingParams p = config.rollout.sampling();
+  if (config.rollout.seed == 0) p.seed = rng_stream_key(config.run.seed, "rollout");
+  return p;
+}
+
+double max_expert_imbalance(const std::vector<std::vector<int64_t>>& loads) {
+  double worst = 0.0;
+  for (const auto& l : loads) {
+    int64_t total = 0, mx = 0;
+    for (int64_t x : l) {
+      total += x;
+      mx = std::max(mx, x);
+    }
+    if (total > 0) worst = std::max(worst, double(mx) * double(l.size()) / double(total));
+  }
+  return worst;
+}
+
+}  // namespace grpo_detail
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_config_as<TrainConfig>(path, overrides);
+}
+
+std::string dump_train_config_yaml(const TrainConfig& config) {
+  return "# Resolved zeroth train configuration: every key, defaults included.\n" + dump_config_as(config);
+}
+
+std::string latest_grpo_checkpoint(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return "";
+  long long best = -1;
+  std::string best_dir;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
+    const std::string digits = n.substr(5);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "grpo_state.json")) continue;
+    const long long s = std::stoll(digits);
+    if (s > best) {
+      best = s;
+      best_dir = e.path().string();
+    }
+  }
+  return best_dir;
+}
+
+MetricMap EvalResult::metrics() const {
+  MetricMap m;
+  m["eval_prompts"] = double(prompts);
+  if (greedy) {
+    m["eval_accuracy"] = accuracy;
+    m["eval_format_rate"] = format_rate;
+    m["eval_response_len_mean"] = response_len_mean;
+  }
+  if (k > 0) {
+    m["eval_pass_at_k"] = pass_at_k;
+    m["eval_k"] = double(k);
+    m["eval_sampled_accuracy"] = sampled_accuracy;
+  }
+  return m;
+}
+
+EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
+                          const PromptDataset& prompts, Communicator& comm) {
+  const RolloutConfig& rc = config.rollout;
+  const EvalSection& ec = config.eval;
+  int64_t n = prompts.size();
+  if (ec.max_prompts > 0) n = std::min(n, ec.max_prompts);
+  EvalResult res;
+  res.prompts = n;
+  res.k = ec.pass_k;
+  res.greedy = ec.greedy;
+  if (n == 0) return res;
+  const PromptShard shard = prompt_shard(n, comm.rank(), comm.size());
+  const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
+  std::vector<std::vector<int32_t>> ids;
+  for (int64_t i = shard.begin; i < shard.begin + shard.count; ++i)
+    ids.push_back(grpo_detail::encode_record(prompts.records[size_t(i)], tmpl, tokenizer, rc.add_special_tokens));
+  const KvCachePlan plan = plan_kv_cache(model.config(), rc);
+  const StopParams stop = rc.stop_params(tokenizer);
+  RewardComposer composer(config.rewards);
+  // sums: greedy correct, greedy format ok, greedy tokens, prompts with a correct sample,
+  // correct samples
+  double sums[5] = {0, 0, 0, 0, 0};
+  if (ec.pass_k > plan.num_slots)
+    throw ConfigError(strformat("key 'eval.pass_k': expected at most the %lld KV cache slots "
+                                "(rollout.num_slots / kv_cache_mb), found %lld",
+                                (long long)plan.num_slots, (long long)ec.pass_k));
+  if (!ids.empty()) {
+    ModelInference engine(model, plan.num_slots, plan.max_len);
+    auto score = [&](const std::vector<Completion>& out) {
+      std::vector<RewardSample> samples;
+      for (const Completion& c : out) {
+        const PromptRecord& rec = prompts.records[size_t(shard.begin + c.prompt_index)];
+        RewardSample s;
+        s.kind = rec.kind;
+        s.completion = c.text;
+        s.gold = rec.gold;
+        s.problem = rec.problem;
+        samples.push_back(std::move(s));
+      }
+      return composer.score_batch(samples);
+    };
+    if (ec.greedy) {
+      SamplingParams sp = rc.sampling();
+      sp.temperature = 0.0f;
+      const std::vector<Completion> out = generate(engine, &tokenizer, ids, 1, sp, stop, 0);
+      const std::vector<RewardResult> r = score(out);
+      for (size_t i = 0; i < out.size(); ++i) {
+        sums[0] += r[i].correct;
+        sums[1] += r[i].format_ok;
+        sums[2] += double(out[i].ids.size());
+      }
+    }
+    if (ec.pass_k > 0) {
+      SamplingParams sp = rc.sampling();
+      sp.temperature = float(ec.temperature);
+      sp.seed = ec.seed != 0 ? ec.seed : rng_stream_key(config.run.seed, "eval");
+      const std::vector<Completion> out =
+          generate(engine, &tokenizer, ids, ec.pass_k, sp, stop, uint64_t(shard.begin * ec.pass_k));
+      const std::vector<RewardResult> r = score(out);
+      for (size_t p = 0; p < ids.size(); ++p) {
+        bool any = false;
+        for (int64_t j = 0; j < ec.pass_k; ++j) {
+          const bool ok = r[p * size_t(ec.pass_k) + size_t(j)].correct;
+          any = any || ok;
+          sums[4] += ok;
+        }
+        sums[3] += any;
+      }
+    }
+  }
+  comm.all_reduce_host(sums, 5, ReduceOp::Sum);
+  if (ec.greedy) {
+    res.accuracy = sums[0] / double(n);
+    res.format_rate = sums[1] / double(n);
+    res.response_len_mean = sums[2] / double(n);
+  }
+  if (ec.pass_k > 0) {
+    res.pass_at_k = sums[3] / double(n);
+    res.sampled_accuracy = sums[4] / double(n * ec.pass_k);
+  }
+  return res;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,45 @@
+// Internal helpers shared by the GRPO trainer files (grpo_trainer*.cpp): the model source
+// of a run (weights, tokenizer and the files copied into every saved model directory),
+// rendering + encoding prompts, and the rollout's sampling/stop parameters.
+// Must not: be included outside src/train (the public API is include/zeroth/grpo_trainer.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zeroth/grpo_trainer.h"
+#include "zeroth/model_config.h"
+#include "zeroth/prompt.h"
+#include "zeroth/rollout.h"
+#include "zeroth/tokenizer.h"
+#include "zeroth/train.h"
+
+namespace zeroth {
+namespace grpo_detail {
+
+// Where a model comes from. Mirrors the (file-local) model resolution of
+// pretrain_loop.cpp: model.init is a config.json (random init) or an HF directory;
+// model.tokenizer 'auto' | 'bytes' | a path.
+struct ModelSource {
+  ModelConfig config;
+  std::string weights_dir;  // "" = random init
+  std::unique_ptr<Tokenizer> tokenizer;
+  TokenizerFiles files;
+};
+ModelSource resolve_model_source(const std::string& init, const std::string& tokenizer_key,
+                                 const std::string& command);
+
+// The prompt of a record as token ids (rendered with `tmpl`, encoded per rollout).
+std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl,
+                                   const Tokenizer& tok, bool add_special_tokens);
+
+// The rollout's sampling parameters; rollout.seed 0 derives the seed from run.seed
+// (stream "rollout").
+SamplingParams rollout_sampling(const TrainConfig& config);
+
+// max over MoE layers of max load / mean load (1 = even; 0 without MoE layers).
+double max_expert_imbalance(const std::vector<std::vector<int64_t>>& loads);
+
+}  // namespace grpo_detail
+}  // namespace zeroth

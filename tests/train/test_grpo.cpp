@@ -1,0 +1,570 @@
+// Tests of grpo.h: the `grpo:` section (defaults, constraints, cross-field and rollout
+// checks), the advantage estimators (hand-computed values, all-equal groups, RLOO and
+// Dr. GRPO formulas, G = 1 refused), the DAPO overlong rules, the policy loss and its
+// gradient against the PyTorch reference (tests/golden/grpo/, written by
+// scripts/reference/grpo_ref.py) for every aggregation x clip setting x advantage x KL
+// estimator, on the whole batch and split into two micro-batches with global counts (the
+// data-parallel contract), and the properties: ratio exactly 1 and no clipping with
+// old == current (mu = 1), KL and its gradient exactly 0 when policy == reference.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zeroth/config_node.h"
+#include "zeroth/error.h"
+#include "zeroth/grpo.h"
+
+using namespace zeroth;
+using nlohmann::json;
+
+namespace {
+
+struct GrpoOnly {  // a whole config holding only `grpo:`
+  GrpoConfig grpo;
+  template <class V>
+  void visit(V& v) {
+    v.field("grpo", grpo, "GRPO");
+  }
+};
+
+GrpoConfig parse(const std::string& yaml) {
+  GrpoOnly out;
+  read_config_tree(parse_config_yaml(yaml, "test.yaml"), out);
+  return out.grpo;
+}
+
+std::string config_error(const std::string& yaml) {
+  try {
+    parse(yaml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool close_rel(double got, double want, double rel) {
+  return std::fabs(got - want) <= rel * std::fabs(want) + 1e-300;
+}
+
+// Host arrays behind a GrpoTokens view.
+struct TokenData {
+  std::vector<float> logprob, old_logprob, ref_logprob, entropy, mask;
+  std::vector<int32_t> seq_index;
+  std::vector<double> advantage;
+
+  GrpoTokens view(int64_t begin, int64_t end) const {
+    GrpoTokens t;
+    t.n_tokens = end - begin;
+    t.n_seqs = int64_t(advantage.size());
+    t.logprob = logprob.data() + begin;
+    t.old_logprob = old_logprob.data() + begin;
+    t.ref_logprob = ref_logprob.data() + begin;
+    t.entropy = entropy.data() + begin;
+    t.mask = mask.data() + begin;
+    t.seq_index = seq_index.data() + begin;
+    t.advantage = advantage.data();
+    return t;
+  }
+  GrpoTokens view() const { return view(0, int64_t(mask.size())); }
+};
+
+std::vector<float> floats(const json& j) {
+  std::vector<float> v;
+  for (const auto& x : j) v.push_back(float(x.get<double>()));  // exact: written from float32
+  return v;
+}
+
+json read_golden(const std::string& name) {
+  std::string path = std::string(ZEROTH_TEST_DATA_DIR) + "/golden/grpo/" + name + ".json";
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return json::parse(in);
+}
+
+// A small batch: 2 groups of 4 sequences of 3..6 completion tokens after 2 prompt tokens.
+TokenData small_batch(uint32_t seed) {
+  TokenData d;
+  uint32_t x = seed;
+  auto next = [&x]() {  // deterministic LCG in [0, 1)
+    x = x * 1664525u + 1013904223u;
+    return double(x >> 8) / double(1u << 24);
+  };
+  const std::vector<double> rewards = {1, 0, 0, 1, 0.1, 1.1, 0.1, 0};
+  GrpoConfig c;
+  d.advantage = compute_advantages(rewards, 4, c).values;
+  for (int s = 0; s < 8; ++s) {
+    int len = 3 + s % 4;
+    for (int t = 0; t < 2 + len; ++t) {
+      float lp = float(-0.05 - 3.0 * next());
+      d.logprob.push_back(lp);
+      d.old_logprob.push_back(float(lp - 0.4 * (next() - 0.5)));
+      d.ref_logprob.push_back(float(lp + 0.6 * (next() - 0.5)));
+      d.entropy.push_back(float(0.1 + 2 * next()));
+      d.mask.push_back(t < 2 ? 0.0f : 1.0f);
+      d.seq_index.push_back(s);
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+
+TEST_CASE("grpo config: defaults (R1-Zero / GRPO paper) and YAML keys") {
+  GrpoConfig c = parse("grpo: {}\n");
+  CHECK(c.advantage == "grpo");
+  CHECK(c.kl_coef == 0.001);
+  CHECK(c.kl_estimator == "k3");
+  CHECK(c.loss_agg == "seq_mean_token_mean");
+  CHECK(c.clip_low == 0.2);
+  CHECK(c.clip_high == 0.2);
+  CHECK(c.dual_clip == 0.0);
+  CHECK(c.ref_reset_every == 400);
+  CHECK(c.ppo_epochs == 1);
+  CHECK(c.overlong == "none");
+
+  c = parse(
+      "grpo:\n  advantage: rloo\n  clip_high: 0.28\n  dual_clip: 3\n  kl_estimator: k2\n"
+      "  loss_agg: seq_mean_token_sum_norm\n  loss_norm_len: 512\n  entropy_coef: 0.01\n"
+      "  overlong: soft_penalty\n  overlong_buffer: 64\n  dynamic_sampling: true\n");
+  CHECK(c.advantage == "rloo");
+  CHECK(c.clip_high == 0.28);
+  CHECK(c.dual_clip == 3.0);
+  CHECK(c.resolved_loss_norm_len(1024) == 512);
+  CHECK(c.resolved_overlong_max_len(1024) == 1024);
+  CHECK(c.dynamic_sampling);
+  // the dump reads back to the same values
+  GrpoOnly wrapped;
+  wrapped.grpo = c;
+  GrpoOnly back;
+  read_config_tree(parse_config_yaml(dump_config_as(wrapped), "dump.yaml"), back);
+  CHECK(back.grpo.loss_norm_len == 512);
+  CHECK(back.grpo.overlong_buffer == 64);
+  // the docs reference lists every key
+  const std::string docs = config_docs_markdown_as<GrpoOnly>();
+  for (const char* key : {"kl_coef", "kl_estimator", "loss_agg", "dual_clip", "ref_reset_every", "overlong_buffer"})
+    CHECK_THAT(docs, Catch::Contains(key));
+}
+
+TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the key") {
+  CHECK_THAT(config_error("grpo: {kl_coeff: 0.1}\n"), Catch::Contains("did you mean 'kl_coef'"));
+  CHECK_THAT(config_error("grpo: {advantage: ppo}\n"), Catch::Contains("grpo.advantage"));
+  CHECK_THAT(config_error("grpo: {kl_estimator: k4}\n"), Catch::Contains("grpo.kl_estimator"));
+  CHECK_THAT(config_error("grpo: {loss_agg: sum}\n"), Catch::Contains("grpo.loss_agg"));
+  CHECK_THAT(config_error("grpo: {kl_coef: -1}\n"), Catch::Contains("grpo.kl_coef"));
+  CHECK_THAT(config_error("grpo: {ppo_epochs: 0}\n"), Catch::Contains("grpo.ppo_epochs"));
+  CHECK_THAT(config_error("grpo: {clip_low: 1.0}\n"), Catch::Contains("key 'grpo.clip_low'"));
+  CHECK_THAT(config_error("grpo: {dual_clip: 0.5}\n"), Catch::Contains("key 'grpo.dual_clip'"));
+  CHECK_THAT(config_error("grpo: {loss_norm_len: 100}\n"), Catch::Contains("key 'grpo.loss_norm_len'"));
+  CHECK_THAT(config_error("grpo: {overlong: soft_penalty}\n"), Catch::Contains("key 'grpo.overlong_buffer'"));
+  CHECK_THAT(config_error("grpo: {overlong: soft_penalty, overlong_buffer: 100, overlong_max_len: 100}\n"),
+             Catch::Contains("key 'grpo.overlong_buffer'"));
+  CHECK_THAT(config_error("grpo: {dual_clip: 0.5}\n"), Catch::Contains("test.yaml:"));  // positioned
+
+  GrpoConfig c;
+  CHECK_NOTHROW(c.validate_with_rollout(2, 1024));
+  CHECK_THROWS_WITH(c.validate_with_rollout(1, 1024), Catch::Contains("key 'rollout.group_size'"));
+  c.advantage = "dr_grpo";
+  CHECK_THROWS_AS(c.validate_group_size(1), ConfigError);
+  c.overlong = "soft_penalty";
+  c.overlong_buffer = 256;
+  CHECK_THROWS_WITH(c.validate_with_rollout(8, 256), Catch::Contains("key 'grpo.overlong_buffer'"));
+  c.overlong_max_len = 2048;
+  CHECK_THROWS_WITH(c.validate_with_rollout(8, 1024), Catch::Contains("key 'grpo.overlong_max_len'"));
+  c.overlong_max_len = 0;
+  CHECK_NOTHROW(c.validate_with_rollout(8, 1024));
+}
+
+TEST_CASE("grpo config: reference reset schedule") {
+  GrpoConfig c;  // every 400 steps (R1-Zero)
+  CHECK_FALSE(c.reference_reset_due(0));
+  CHECK_FALSE(c.reference_reset_due(399));
+  CHECK(c.reference_reset_due(400));
+  CHECK(c.reference_reset_due(800));
+  c.ref_reset_every = 0;
+  CHECK_FALSE(c.reference_reset_due(400));
+  c.ref_reset_every = 10;
+  c.kl_coef = 0.0;  // no reference model at all
+  CHECK_FALSE(c.reference_reset_due(10));
+}
+
+// ---------------------------------------------------------------- advantages
+
+TEST_CASE("grpo advantages: hand-computed values per estimator") {
+  const std::vector<double> r = {1, 0, 0, 0, 0.5, 0.5, 0.5, 0.5};
+  GrpoConfig c;
+  c.adv_eps = 0.0;
+  // mean 0.25; sample std sqrt((0.75^2 + 3 * 0.25^2) / 3) = 0.5
+  Advantages a = compute_advantages(r, 4, c);
+  CHECK(a.values[0] == 1.5);
+  CHECK(a.values[1] == -0.5);
+  CHECK(a.zero_groups == 1);
+  CHECK(a.zero_group == std::vector<uint8_t>{0, 1});
+  c.adv_eps = 1e-6;
+  a = compute_advantages(r, 4, c);
+  CHECK(close_rel(a.values[0], 0.75 / (0.5 + 1e-6), 1e-15));
+
+  c.advantage = "dr_grpo";  // r - mean
+  a = compute_advantages(r, 4, c);
+  CHECK(a.values == std::vector<double>{0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0});
+
+  c.advantage = "rloo";  // r_i - mean of the others = G / (G - 1) * (r_i - mean)
+  a = compute_advantages(r, 4, c);
+  CHECK(close_rel(a.values[0], 1.0, 1e-15));
+  CHECK(close_rel(a.values[1], -1.0 / 3.0, 1e-15));
+  const std::vector<double> r2 = {0.3, 1.7, -0.4, 2.2, 0.9};
+  a = compute_advantages(r2, 5, c);
+  double mean = (0.3 + 1.7 - 0.4 + 2.2 + 0.9) / 5;
+  for (size_t i = 0; i < r2.size(); ++i) CHECK(close_rel(a.values[i], 5.0 / 4.0 * (r2[i] - mean), 1e-12));
+
+  // G = 2, grpo: +-1 / sqrt(2) * (1 / (1 + eps/std)) (sample std of {0, 1} = 1/sqrt(2))
+  c.advantage = "grpo";
+  c.adv_eps = 0.0;
+  a = compute_advantages({0, 1}, 2, c);
+  CHECK(close_rel(a.values[1], std::sqrt(0.5), 1e-15));
+  CHECK(a.values[0] == -a.values[1]);
+}
+
+TEST_CASE("grpo advantages: all-equal groups are exactly 0 for every estimator") {
+  // 0.1 * 3 != 0.3 in binary: the mean of an equal group need not equal its members
+  const std::vector<double> r = {0.1, 0.1, 0.1, 1.1, 1.1, 1.1, 0.7, 0.7, 0.7, 0.0, 1.0, 0.0};
+  for (const char* est : {"grpo", "dr_grpo", "rloo"}) {
+    GrpoConfig c;
+    c.advantage = est;
+    Advantages a = compute_advantages(r, 3, c);
+    INFO(est);
+    for (size_t i = 0; i < 9; ++i) CHECK(a.values[i] == 0.0);
+    CHECK(a.values[10] > 0.0);
+    CHECK(a.zero_groups == 3);
+    CHECK(a.zero_group == std::vector<uint8_t>{1, 1, 1, 0});
+  }
+}
+
+TEST_CASE("grpo advantages: G = 1 is refused with a ConfigError naming rollout.group_size") {
+  for (const char* est : {"grpo", "dr_grpo", "rloo"}) {
+    GrpoConfig c;
+    c.advantage = est;
+    CHECK_THROWS_WITH(compute_advantages({1.0, 0.0}, 1, c), Catch::Contains("key 'rollout.group_size'"));
+  }
+}
+
+// ---------------------------------------------------------------- overlong
+
+TEST_CASE("grpo overlong: DAPO soft penalty and the truncated mask") {
+  // L_max 20, buffer 5: 0 up to 15, then -(len - 15) / 5, -1 beyond 20
+  CHECK(overlong_soft_penalty(1, 20, 5) == 0.0);
+  CHECK(overlong_soft_penalty(15, 20, 5) == 0.0);
+  CHECK(overlong_soft_penalty(16, 20, 5) == -0.2);
+  CHECK(overlong_soft_penalty(18, 20, 5) == -0.6);
+  CHECK(overlong_soft_penalty(20, 20, 5) == -1.0);
+  CHECK(overlong_soft_penalty(25, 20, 5) == -1.0);
+
+  const std::vector<int64_t> lengths = {10, 16, 20, 20};
+  const std::vector<uint8_t> truncated = {0, 0, 0, 1};
+  GrpoConfig c;
+  std::vector<double> rewards = {1, 1, 0, 1};
+  std::vector<uint8_t> in_loss;
+  apply_overlong(c, 20, lengths, truncated, rewards, in_loss);  // none
+  CHECK(rewards == std::vector<double>{1, 1, 0, 1});
+  CHECK(in_loss == std::vector<uint8_t>{1, 1, 1, 1});
+
+  c.overlong = "mask_truncated";
+  apply_overlong(c, 20, lengths, truncated, rewards, in_loss);
+  CHECK(rewards == std::vector<double>{1, 1, 0, 1});
+  CHECK(in_loss == std::vector<uint8_t>{1, 1, 1, 0});
+
+  c.overlong = "soft_penalty";
+  c.overlong_buffer = 5;
+  c.overlong_penalty = 0.5;
+  apply_overlong(c, 20, lengths, truncated, rewards, in_loss);  // L_max = max_new_tokens = 20
+  CHECK(rewards[0] == 1.0);
+  CHECK(close_rel(rewards[1], 1.0 - 0.5 * 0.2, 1e-15));
+  CHECK(rewards[2] == -0.5);
+  CHECK(rewards[3] == 0.5);
+  CHECK(in_loss == std::vector<uint8_t>{1, 1, 1, 1});
+}
+
+// ---------------------------------------------------------------- loss vs PyTorch
+
+namespace {
+
+void check_golden_file(const std::string& name) {
+  const json g = read_golden(name);
+  const json& in = g["inputs"];
+  const json& cfg = g["config"];
+  const int64_t group = g["group_size"].get<int64_t>();
+
+  TokenData d;
+  d.logprob = floats(in["logprob"]);
+  d.old_logprob = floats(in["old_logprob"]);
+  d.ref_logprob = floats(in["ref_logprob"]);
+  d.entropy = floats(in["entropy"]);
+  d.mask = floats(in["mask"]);
+  for (const auto& s : in["seq_index"]) d.seq_index.push_back(s.get<int32_t>());
+  std::vector<double> rewards = in["rewards"].get<std::vector<double>>();
+  const int64_t n = int64_t(d.mask.size());
+  const int64_t split = in["split"].get<int64_t>();
+  REQUIRE(n > split);
+
+  for (const json& cs : g["cases"]) {
+    GrpoConfig c;
+    c.loss_agg = cfg["loss_agg"].get<std::string>();
+    c.adv_eps = cfg["adv_eps"].get<double>();
+    c.loss_norm_len = cfg["loss_norm_len"].get<int64_t>();
+    c.clip_low = cfg["clip_low"].get<double>();
+    c.clip_high = cfg["clip_high"].get<double>();
+    c.dual_clip = cfg["dual_clip"].get<double>();
+    c.entropy_coef = cfg["entropy_coef"].get<double>();
+    c.advantage = cs["advantage"].get<std::string>();
+    c.kl_estimator = cs["kl_estimator"].get<std::string>();
+    c.kl_coef = cs["kl_coef"].get<double>();
+    REQUIRE_NOTHROW(c.validate());
+    INFO(name << ": advantage " << c.advantage << ", kl " << c.kl_estimator << " x " << c.kl_coef);
+
+    Advantages adv = compute_advantages(rewards, group, c);
+    std::vector<double> want_adv = cs["advantages"].get<std::vector<double>>();
+    REQUIRE(adv.values.size() == want_adv.size());
+    for (size_t i = 0; i < want_adv.size(); ++i) CHECK(close_rel(adv.values[i], want_adv[i], 1e-12));
+    d.advantage = adv.values;
+
+    const double want_loss = cs["loss"].get<double>();
+    const std::vector<double> want_dlp = cs["dlogprob"].get<std::vector<double>>();
+    const std::vector<double> want_dent = cs["dentropy"].get<std::vector<double>>();
+    const json& ws = cs["stats"];
+
+    // Whole batch, then two micro-batches (e.g. two ranks) with the summed counts.
+    GrpoCounts counts = count_grpo_tokens(d.view());
+    counts.norm_len = double(c.resolved_loss_norm_len(g["norm_len"].get<int64_t>()));
+    CHECK(counts.tokens == ws["tokens"].get<double>());
+    GrpoCounts c1 = count_grpo_tokens(d.view(0, split)), c2 = count_grpo_tokens(d.view(split, n));
+    GrpoCounts summed{c1.tokens + c2.tokens, c1.sequences + c2.sequences, counts.norm_len};
+    CHECK(summed.tokens == counts.tokens);
+    CHECK(summed.sequences == counts.sequences);
+
+    GrpoLossResult whole = grpo_policy_loss(c, d.view(), counts);
+    GrpoLossResult p1 = grpo_policy_loss(c, d.view(0, split), summed);
+    GrpoLossResult p2 = grpo_policy_loss(c, d.view(split, n), summed);
+    CHECK(close_rel(whole.loss, want_loss, 1e-6));
+    CHECK(close_rel(p1.loss + p2.loss, want_loss, 1e-6));
+
+    REQUIRE(whole.dlogprob.size() == size_t(n));
+    int bad = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const double want = want_dlp[size_t(t)];
+      const double part = t < split ? p1.dlogprob[size_t(t)] : p2.dlogprob[size_t(t - split)];
+      if (!close_rel(whole.dlogprob[size_t(t)], want, 1e-6) || !close_rel(part, want, 1e-6)) {
+        if (++bad <= 3) FAIL_CHECK("dlogprob[" << t << "] = " << whole.dlogprob[size_t(t)] << ", want " << want);
+      }
+    }
+    CHECK(bad == 0);
+    if (c.entropy_coef > 0) {
+      REQUIRE(whole.dentropy.size() == size_t(n));
+      for (int64_t t = 0; t < n; ++t) CHECK(close_rel(whole.dentropy[size_t(t)], want_dent[size_t(t)], 1e-6));
+    } else {
+      CHECK(whole.dentropy.empty());
+    }
+
+    GrpoLossStats st = p1.stats;
+    st.add(p2.stats);
+    for (const GrpoLossStats* s : {&whole.stats, &st}) {
+      CHECK(s->tokens == ws["tokens"].get<double>());
+      CHECK(s->clip_low == ws["clip_low"].get<double>());
+      CHECK(s->clip_high == ws["clip_high"].get<double>());
+      CHECK(s->clip_dual == ws["clip_dual"].get<double>());
+      CHECK(close_rel(s->mean_ratio(), ws["mean_ratio"].get<double>(), 1e-12));
+      CHECK(close_rel(s->kl_mean(), ws["kl_mean"].get<double>(), 1e-12));
+      CHECK(close_rel(s->entropy_mean(), ws["entropy_mean"].get<double>(), 1e-12));
+      CHECK(close_rel(s->pg_loss_mean(), ws["pg_loss_mean"].get<double>(), 1e-9));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+    check_golden_file(std::string("token_mean__") + clip);
+}
+
+TEST_CASE("grpo loss vs PyTorch: seq_mean_token_mean (GRPO paper)") {
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+    check_golden_file(std::string("seq_mean_token_mean__") + clip);
+}
+
+TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+    check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
+}
+
+// ---------------------------------------------------------------- properties
+
+TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipping") {
+  TokenData d = small_batch(7);
+  d.old_logprob = d.logprob;
+  for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"}) {
+    GrpoConfig c;
+    c.loss_agg = agg;
+    c.kl_coef = 0.0;
+    c.clip_low = 0.0;  // even a zero-width clip range leaves rho = 1 unclipped
+    c.clip_high = 0.0;
+    c.dual_clip = 1.5;
+    GrpoCounts counts = count_grpo_tokens(d.view());
+    counts.norm_len = 6;
+    GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+    INFO(agg);
+    CHECK(r.stats.mean_ratio() == 1.0);
+    CHECK(r.stats.ratio_sum == r.stats.tokens);
+    CHECK(r.stats.clip_frac() == 0.0);
+    CHECK(r.stats.clip_dual == 0.0);
+    // the surrogate's gradient is then -A * w per loss token: the policy gradient
+    for (size_t t = 0; t < d.mask.size(); ++t) {
+      if (d.mask[t] == 0.0f) {
+        CHECK(r.dlogprob[t] == 0.0f);
+        continue;
+      }
+      const double a = d.advantage[size_t(d.seq_index[t])];
+      double w = 1.0 / counts.tokens;
+      if (c.loss_agg == "seq_mean_token_mean") {
+        double len = 0;
+        for (size_t u = 0; u < d.mask.size(); ++u) len += d.seq_index[u] == d.seq_index[t] ? d.mask[u] : 0.0f;
+        w = 1.0 / (len * counts.sequences);
+      } else if (c.loss_agg == "seq_mean_token_sum_norm") {
+        w = 1.0 / (6.0 * counts.sequences);
+      }
+      CHECK(r.dlogprob[t] == float(-a * w));
+    }
+  }
+}
+
+TEST_CASE("grpo loss: KL is exactly 0 when policy == reference, and its gradient for k2, k3") {
+  TokenData d = small_batch(11);
+  d.ref_logprob = d.logprob;
+  for (const char* est : {"k1", "k2", "k3"}) {
+    GrpoConfig with_kl, without;
+    with_kl.kl_estimator = est;
+    with_kl.kl_coef = 0.5;
+    without.kl_coef = 0.0;
+    GrpoCounts counts = count_grpo_tokens(d.view());
+    GrpoLossResult a = grpo_policy_loss(with_kl, d.view(), counts);
+    GrpoLossResult b = grpo_policy_loss(without, d.view(), counts);
+    INFO(est);
+    CHECK(a.stats.kl_sum == 0.0);
+    CHECK(a.loss == b.loss);
+    if (std::string(est) != "k1") {
+      CHECK(a.dlogprob == b.dlogprob);
+    } else {
+      // k1 = log pi - log pi_ref has derivative 1 everywhere, also at pi == pi_ref (its
+      // expectation under pi is 0; docs/training.md): each loss token gains kl_coef * w
+      with_kl.loss_agg = without.loss_agg = "token_mean";
+      a = grpo_policy_loss(with_kl, d.view(), counts);
+      b = grpo_policy_loss(without, d.view(), counts);
+      for (size_t t = 0; t < d.mask.size(); ++t) {
+        const double want = d.mask[t] == 0.0f ? 0.0 : 0.5 / counts.tokens;
+        CHECK(std::fabs(double(a.dlogprob[t]) - double(b.dlogprob[t]) - want) <= 1e-8);
+      }
+    }
+  }
+  // and the KL term is positive (k2, k3) with the right sign of its gradient otherwise
+  d = small_batch(11);
+  GrpoConfig k3;
+  k3.kl_coef = 1.0;
+  GrpoConfig no_kl;
+  no_kl.kl_coef = 0.0;
+  GrpoCounts counts = count_grpo_tokens(d.view());
+  GrpoLossResult a = grpo_policy_loss(k3, d.view(), counts);
+  GrpoLossResult b = grpo_policy_loss(no_kl, d.view(), counts);
+  CHECK(a.stats.kl_sum > 0.0);
+  for (size_t t = 0; t < d.mask.size(); ++t) {
+    if (d.mask[t] == 0.0f) continue;
+    // d k3 / d logp = 1 - pi_ref / pi: pushes log pi towards log pi_ref
+    const double diff = double(a.dlogprob[t]) - double(b.dlogprob[t]);
+    if (d.ref_logprob[t] > d.logprob[t]) CHECK(diff < 0.0);
+    if (d.ref_logprob[t] < d.logprob[t]) CHECK(diff > 0.0);
+  }
+}
+
+TEST_CASE("grpo loss: gradient matches central finite differences of the loss") {
+  // An independent check of the float64 derivative, away from the clip kinks.
+  TokenData d = small_batch(3);
+  GrpoConfig c;
+  c.kl_coef = 0.3;
+  c.clip_high = 0.28;
+  c.dual_clip = 3.0;
+  c.entropy_coef = 0.05;
+  c.loss_agg = "token_mean";
+  GrpoCounts counts = count_grpo_tokens(d.view());
+  GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+  const float h = 1e-3f;
+  int checked = 0;
+  for (size_t t = 0; t < d.mask.size(); ++t) {
+    if (d.mask[t] == 0.0f) continue;
+    const double rho = std::exp(double(d.logprob[t]) - d.old_logprob[t]);
+    if (std::fabs(rho - 0.8) < 0.01 || std::fabs(rho - 1.28) < 0.01) continue;  // near a kink
+    TokenData p = d, m = d;
+    p.logprob[t] += h;
+    m.logprob[t] -= h;
+    const double step = double(p.logprob[t]) - double(m.logprob[t]);  // the float step taken
+    const double fd = (grpo_policy_loss(c, p.view(), counts).loss - grpo_policy_loss(c, m.view(), counts).loss) / step;
+    CHECK(std::fabs(fd - r.dlogprob[t]) <= 1e-4 * std::fabs(r.dlogprob[t]) + 1e-7);
+    TokenData pe = d, me = d;
+    pe.entropy[t] += h;
+    me.entropy[t] -= h;
+    const double estep = double(pe.entropy[t]) - double(me.entropy[t]);
+    const double fde =
+        (grpo_policy_loss(c, pe.view(), counts).loss - grpo_policy_loss(c, me.view(), counts).loss) / estep;
+    CHECK(std::fabs(fde - r.dentropy[t]) <= 1e-6 * std::fabs(r.dentropy[t]) + 1e-9);
+    ++checked;
+  }
+  CHECK(checked > 20);
+}
+
+TEST_CASE("grpo loss: masked tokens and empty batches contribute nothing") {
+  TokenData d = small_batch(5);
+  GrpoConfig c;
+  GrpoCounts counts = count_grpo_tokens(d.view());
+  CHECK(counts.sequences == 8);
+  GrpoLossResult base = grpo_policy_loss(c, d.view(), counts);
+  // garbage on masked tokens (and seq_index -1) changes nothing
+  for (size_t t = 0; t < d.mask.size(); ++t)
+    if (d.mask[t] == 0.0f) {
+      d.logprob[t] = -80.0f;
+      d.old_logprob[t] = 40.0f;
+      d.ref_logprob[t] = 60.0f;
+      d.seq_index[t] = -1;
+    }
+  GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+  CHECK(r.loss == base.loss);
+  CHECK(r.dlogprob == base.dlogprob);
+  // a micro-batch with no tokens
+  GrpoLossResult e = grpo_policy_loss(c, d.view(0, 0), counts);
+  CHECK(e.loss == 0.0);
+  CHECK(e.dlogprob.empty());
+  CHECK(e.stats.tokens == 0.0);
+  CHECK(e.stats.mean_ratio() == 0.0);
+}
+
+TEST_CASE("grpo loss stats: vector round trip for the all-reduce") {
+  GrpoLossStats s;
+  s.tokens = 10;
+  s.ratio_sum = 11;
+  s.clip_low = 1;
+  s.clip_high = 2;
+  s.clip_dual = 3;
+  s.kl_sum = 0.5;
+  s.entropy_sum = 7;
+  s.pg_loss_sum = -1;
+  std::vector<double> v = s.to_vector();
+  REQUIRE(v.size() == size_t(GrpoLossStats::kFields));
+  GrpoLossStats b = GrpoLossStats::from_vector(v);
+  b.add(s);
+  CHECK(b.to_vector() == std::vector<double>{20, 22, 2, 4, 6, 1, 14, -2});
+  CHECK(b.mean_ratio() == 1.1);
+  CHECK(b.clip_frac() == 0.3);
+  CHECK(b.clip_frac_dual() == 0.3);
+}

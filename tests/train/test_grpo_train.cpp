@@ -1,0 +1,157 @@
+// Tests of the GRPO trainer loop (grpo_trainer.h) on the tiny model, CPU, one process:
+// a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
+// checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
+// more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
+// and config errors.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.h"
+#include "zeroth/backend.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/grpo_trainer.h"
+#include "zeroth/model.h"
+#include "zeroth/model_config.h"
+#include "zeroth/model_params.h"
+#include "zeroth/safetensors.h"
+
+namespace zeroth {
+namespace cli {
+int cmd_train(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+}  // namespace cli
+}  // namespace zeroth
+
+using namespace zeroth;
+namespace fs = std::filesystem;
+
+static const std::string kSrc = ZEROTH_SOURCE_DIR;
+
+static std::string temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("zeroth_test_grpo_train_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+// Single-digit sums "a+b" (answer < 10); a cold-start set teaching the answer format.
+static std::string write_data(const std::string& dir) {
+  std::ofstream train(dir + "/train.jsonl"), eval(dir + "/eval.jsonl"), sft(dir + "/sft.jsonl");
+  int n = 0;
+  for (int a = 0; a < 10; ++a)
+    for (int b = 0; a + b < 10; ++b, ++n) {
+      const std::string q = std::to_string(a) + "+" + std::to_string(b);
+      const std::string ans = std::to_string(a + b);
+      (n % 5 == 0 ? eval : train) << "{\"prompt\": \"" << q << "\", \"answer\": \"" << ans << "\"}\n";
+      sft << "{\"prompt\": \"" << q << "\", \"response\": \"<think>" << q << "</think> <answer>" << ans
+          << "</answer>\"}\n";
+    }
+  const std::string cfg = dir + "/grpo.yaml";
+  std::ofstream(cfg) << "run:\n  threads: 1\n  seed: 7\n"
+                        "model:\n  init: " << kSrc << "/configs/models/tiny.json\n"
+                        "optim:\n  lr: 0.003\n  weight_decay: 0.0\n"
+                        "train:\n  steps: 4\n  save_every: 2\n  log_every: 1\n"
+                        "rollout:\n  group_size: 4\n  num_slots: 16\n  max_len: 64\n  max_new_tokens: 48\n"
+                        "  prompt_template: '{prompt}='\n"
+                        "grpo:\n  kl_coef: 0.05\n  ref_reset_every: 3\n"
+                        "rl:\n  prompts_per_step: 4\n  micro_batch: 6\n  eval_at_start: false\n  eval_at_end: false\n  eval_every: 4\n"
+                        "prompts:\n  sources:\n    - path: " << dir << "/train.jsonl\n"
+                        "  eval_sources:\n    - path: " << dir << "/eval.jsonl\n"
+                        "rewards:\n  functions:\n    - {name: accuracy, weight: 1.0}\n"
+                        "    - {name: format, weight: 0.5, variant: lenient}\n"
+                        "eval:\n  max_prompts: 6\n  pass_k: 2\n"
+                        "cold_start:\n  path: " << dir << "/sft.jsonl\n  steps: 300\n  batch_size: 8\n"
+                        "  seq_len: 48\n  lr: 0.01\n";
+  return cfg;
+}
+
+static std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> out;
+  for (std::string l; std::getline(in, l);) out.push_back(nlohmann::json::parse(l));
+  return out;
+}
+
+static std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Wall-clock metrics differ between runs; everything else must not.
+static bool timing_key(const std::string& k) {
+  return k == "tokens_per_s" || (k.size() > 2 && k.compare(k.size() - 2, 2, "_s") == 0);
+}
+
+TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bit") {
+  const std::string dir = temp_dir("resume");
+  const std::string cfg = write_data(dir);
+  const std::string a = dir + "/a", b = dir + "/b";
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", a}) == 0);
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", b, "--set", "train.steps=2"}) == 0);
+  REQUIRE(fs::exists(b + "/checkpoints/step_2/grpo_state.json"));
+  REQUIRE(fs::exists(b + "/checkpoints/step_2/reference/model.safetensors"));
+  REQUIRE(cli::cmd_train({"--resume", b, "--set", "train.steps=4"}) == 0);
+
+  const auto ma = read_jsonl(a + "/metrics.jsonl"), mb = read_jsonl(b + "/metrics.jsonl");
+  REQUIRE(ma.size() == mb.size());
+  int64_t eval_rows = 0;
+  for (size_t i = 0; i < ma.size(); ++i) {
+    INFO("line " << i);
+    REQUIRE(ma[i].size() == mb[i].size());
+    for (auto it = ma[i].begin(); it != ma[i].end(); ++it) {
+      INFO("key " << it.key());
+      REQUIRE(mb[i].contains(it.key()));
+      if (!timing_key(it.key())) CHECK(it.value().dump() == mb[i][it.key()].dump());
+    }
+    eval_rows += ma[i].contains("eval_accuracy");
+  }
+  CHECK(eval_rows == 1);  // eval_every 4
+  CHECK(file_bytes(a + "/final/model.safetensors") == file_bytes(b + "/final/model.safetensors"));
+  CHECK(file_bytes(a + "/checkpoints/step_4/optimizer.safetensors") ==
+        file_bytes(b + "/checkpoints/step_4/optimizer.safetensors"));
+  CHECK(file_bytes(a + "/checkpoints/step_4/reference/model.safetensors") ==
+        file_bytes(b + "/checkpoints/step_4/reference/model.safetensors"));
+  // The cold start ran once per run directory, and not again on resume.
+  CHECK(fs::exists(b + "/cold_start/final/config.json"));
+
+  // The rewards vary after the cold start (so advantages are non-zero) and training moved
+  // the policy away from the reference.
+  double adv = 0, kl = 0;
+  for (const auto& row : ma)
+    if (row.contains("adv_abs_mean")) {
+      adv += row["adv_abs_mean"].get<double>();
+      kl += row["kl"].get<double>();
+      for (const char* k : {"reward_mean", "reward_std", "reward_accuracy", "reward_format", "accuracy",
+                            "format_rate", "response_len_mean", "response_len_max", "truncation_rate",
+                            "zero_adv_group_frac", "clip_frac", "entropy", "grad_norm", "lr",
+                            "expert_imbalance", "tokens_per_s", "rollout_s", "reward_s", "train_s"})
+        CHECK(row.contains(k));
+    }
+  CHECK(adv > 0);
+  CHECK(kl > 0);
+
+  // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
+  REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
+}
+
+TEST_CASE("zeroth train: config errors name the key") {
+  const std::string dir = temp_dir("errors");
+  const std::string cfg = write_data(dir);
+  try {
+    load_train_config(cfg, {"rollout.group_size=1", "rollout.num_slots=4"});
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("rollout.group_size"));
+  }
+  CHECK_THROWS_AS(load_train_config(cfg, {"rl.prompts_per_stpe=3"}), ConfigError);
+  // --resume of a directory without checkpoints.
+  CHECK_THROWS_AS(cli::cmd_train({"--resume", dir, "--config", cfg}), CheckpointError);
+}
