@@ -102,8 +102,11 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
                                   const ParamSet& params, const TokenizerFiles& tokenizer,
                                   const AdamW& optimizer, const TrainerState& state);
 
-// The newest complete checkpoints/step_N of run_dir, or "" when there is none.
-std::string latest_checkpoint(const std::string& run_dir);
+// The newest complete checkpoints/step_N of run_dir, or "" when there is none. A
+// checkpoint is complete when it holds `marker` (the file its writer publishes last:
+// trainer_state.json for pretrain/sft, grpo_state.json for GRPO).
+std::string latest_checkpoint(const std::string& run_dir,
+                              const std::string& marker = "trainer_state.json");
 
 // Reads trainer_state.json of a checkpoint directory. CheckpointError naming the file
 // and key for a missing or malformed file.

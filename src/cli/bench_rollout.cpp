@@ -72,19 +72,6 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-int64_t int_flag(const std::string& name, const std::string& v, int64_t min) {
-  size_t pos = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(v, &pos);
-  } catch (const std::exception&) {
-    pos = 0;
-  }
-  if (v.empty() || pos != v.size() || x < min)
-    throw UsageError(strformat("--%s: expected an integer >= %lld, found '%s'", name.c_str(),
-                               (long long)min, v.c_str()));
-  return x;
-}
 
 struct RolloutRow {
   int64_t batch = 0;
@@ -195,14 +182,14 @@ int bench_rollout(const std::vector<std::string>& argv) {
   std::vector<int64_t> batches;
   {
     std::stringstream ss(args.get("batch", "1,16,64"));
-    for (std::string item; std::getline(ss, item, ',');) batches.push_back(int_flag("batch", item, 1));
+    for (std::string item; std::getline(ss, item, ',');) batches.push_back(parse_int_flag("batch", item, 1));
     if (batches.empty()) throw UsageError("--batch: expected a comma-separated list, found ''");
   }
-  const int64_t prompt = int_flag("prompt", args.get("prompt", "128"), 1);
-  const int64_t new_tokens = int_flag("new-tokens", args.get("new-tokens", "512"), 2);
-  const int threads = int(int_flag("threads", args.get("threads", "0"), 0));
-  const uint64_t seed = uint64_t(int_flag("seed", args.get("seed", "0"), 0));
-  const int64_t gemm_n = int_flag("gemm-n", args.get("gemm-n", "2048"), 0);
+  const int64_t prompt = parse_int_flag("prompt", args.get("prompt", "128"), 1);
+  const int64_t new_tokens = parse_int_flag("new-tokens", args.get("new-tokens", "512"), 2);
+  const int threads = int(parse_int_flag("threads", args.get("threads", "0"), 0));
+  const uint64_t seed = uint64_t(parse_int_flag("seed", args.get("seed", "0"), 0));
+  const int64_t gemm_n = parse_int_flag("gemm-n", args.get("gemm-n", "2048"), 0);
 
   const ModelConfig cfg = read_model_config(source);
   if (prompt + new_tokens > cfg.max_position_embeddings)

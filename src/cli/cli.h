@@ -5,6 +5,7 @@
 // Exit codes: 0 ok, 2 usage or config error, 1 runtime failure.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@ struct Command {
 
 // Parsed flags of a subcommand: --key value, --key=value, bare --flag (value "").
 // Repeatable flags (--set) keep every value in order.
+// An integer flag value: the whole string must be an integer >= min, else UsageError
+// "--name: expected an integer >= min, found 'v'".
+int64_t parse_int_flag(const std::string& name, const std::string& v, int64_t min);
+
 class Args {
  public:
   // `known` lists accepted flags without dashes; `repeatable` those that may repeat;

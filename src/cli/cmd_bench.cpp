@@ -76,19 +76,6 @@ static const char kBenchGemmUsage[] =
 
 namespace {
 
-int64_t parse_int_flag(const std::string& name, const std::string& v, int64_t min) {
-  size_t pos = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(v, &pos);
-  } catch (const std::exception&) {
-    pos = 0;
-  }
-  if (v.empty() || pos != v.size() || x < min)
-    throw UsageError(strformat("--%s: expected an integer >= %lld, found '%s'", name.c_str(),
-                               (long long)min, v.c_str()));
-  return x;
-}
 
 void emit_json(const nlohmann::ordered_json& j, const Args& args) {
   if (!args.has("json")) {

@@ -29,18 +29,7 @@ static const char kDemoDataUsage[] =
     "  --corpus-bytes B   size of pretrain.txt, about (default 3000000)\n";
 
 static int64_t parse_count(const Args& args, const char* key, int64_t fallback, int64_t lo) {
-  if (!args.has(key)) return fallback;
-  const std::string s = args.get(key);
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != s.size() || s.empty() || v < lo)
-    throw UsageError(strformat("--%s: expected an integer >= %lld, found '%s'", key, (long long)lo, s.c_str()));
-  return v;
+  return args.has(key) ? parse_int_flag(key, args.get(key), lo) : fallback;
 }
 
 int cmd_demo_data(const std::vector<std::string>& argv) {

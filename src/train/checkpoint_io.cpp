@@ -98,7 +98,7 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
   return dir;
 }
 
-std::string latest_checkpoint(const std::string& run_dir) {
+std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return "";
@@ -109,7 +109,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
     if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
     const std::string digits = n.substr(5);
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (!fs::exists(e.path() / "trainer_state.json")) continue;
+    if (!fs::exists(e.path() / marker)) continue;
     const long long s = std::stoll(digits);
     if (s > best) {
       best = s;

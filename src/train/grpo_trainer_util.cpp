@@ -111,24 +111,7 @@ std::string dump_train_config_yaml(const TrainConfig& config) {
 }
 
 std::string latest_grpo_checkpoint(const std::string& run_dir) {
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) return "";
-  long long best = -1;
-  std::string best_dir;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
-    const std::string digits = n.substr(5);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (!fs::exists(e.path() / "grpo_state.json")) continue;
-    const long long s = std::stoll(digits);
-    if (s > best) {
-      best = s;
-      best_dir = e.path().string();
-    }
-  }
-  return best_dir;
+  return latest_checkpoint(run_dir, "grpo_state.json");
 }
 
 MetricMap EvalResult::metrics() const {
