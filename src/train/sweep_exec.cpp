@@ -105,7 +105,7 @@ std::string option_name(const std::string& opt) {
   return s.substr(0, s.find_first_of("= "));
 }
 
-SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const std::vector<size_t>& todo,
+SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const std::vector<size_t>& pending,
                          const std::string& bin) {
   SweepRunResult r;
   const std::string launch = o.launch_dir.empty() ? find_checkout_file("launch", bin) : o.launch_dir;
@@ -119,7 +119,7 @@ SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const 
   for (std::string line; std::getline(in, line);)
     if (line.compare(0, 8, "#SBATCH ") == 0) options.push_back(line.substr(8));
   std::vector<std::string> extra = {"--job-name=zeroth-sweep", "--output=" + plan.out_dir + "/slurm-%A_%a.out"};
-  std::string array = strformat("--array=0-%zu", todo.size() - 1);
+  std::string array = strformat("--array=0-%zu", pending.size() - 1);
   if (o.parallel > 0) array += strformat("%%%d", o.parallel);
   extra.push_back(array);
   for (const auto& s : o.sbatch_options) extra.push_back(s);
@@ -139,7 +139,7 @@ SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const 
   s << "set -uo pipefail\n"
     << "out=" << shell_quote(plan.out_dir) << "\n"
     << "trials=(";
-  for (size_t i : todo) s << "\n  " << shell_quote(plan.trials[i].name);
+  for (size_t i : pending) s << "\n  " << shell_quote(plan.trials[i].name);
   s << "\n)\n"
     << "trial=\"${trials[${SLURM_ARRAY_TASK_ID:?not a Slurm array task}]}\"\n"
     << "dir=\"$out/$trial\"\n"
@@ -165,7 +165,7 @@ SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const 
     std::printf("# dry run: would submit: %s\n", r.commands[0].c_str());
     return r;
   }
-  std::printf("zeroth sweep: submitting %zu trial(s): %s\n", todo.size(), r.commands[0].c_str());
+  std::printf("zeroth sweep: submitting %zu trial(s): %s\n", pending.size(), r.commands[0].c_str());
   std::fflush(stdout);
   const pid_t pid = ::fork();
   if (pid < 0) throw RuntimeError(strformat("fork: %s", std::strerror(errno)));
@@ -180,7 +180,7 @@ SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const 
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw RuntimeError(strformat("'%s' failed (%s)", r.commands[0].c_str(), status_text(status).c_str()));
-  r.started = static_cast<int>(todo.size());
+  r.started = static_cast<int>(pending.size());
   return r;
 }
 
@@ -205,7 +205,7 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
   if (o.np < 1) throw UsageError("--np: expected an integer >= 1");
   const std::string bin = o.zeroth_bin.empty() ? self_exe() : o.zeroth_bin;
   SweepRunResult r;
-  std::vector<size_t> todo;
+  std::vector<size_t> pending;
   std::vector<bool> resume(plan.trials.size(), false);
   for (size_t i = 0; i < plan.trials.size(); ++i) {
     const auto& t = plan.trials[i];
@@ -218,14 +218,14 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
       continue;
     }
     resume[i] = st.has_checkpoint;
-    todo.push_back(i);
+    pending.push_back(i);
   }
-  if (todo.empty()) {
+  if (pending.empty()) {
     std::printf("zeroth sweep: nothing to run (%d done, %d running elsewhere)\n", r.done, r.skipped - r.done);
     return r;
   }
   if (o.executor == "slurm") {
-    SweepRunResult s = run_slurm(plan, o, todo, bin);
+    SweepRunResult s = run_slurm(plan, o, pending, bin);
     s.done = r.done;
     s.skipped = r.skipped;
     return s;
@@ -243,7 +243,7 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
       throw RuntimeError(strformat("cannot find launch/zeroth-local.sh (looked from '%s' and the working "
                                    "directory; set ZEROTH_ROOT to the checkout)", bin.c_str()));
   }
-  for (size_t i : todo) {
+  for (size_t i : pending) {
     const std::string dir = plan.out_dir + "/" + plan.trials[i].name;
     Job j;
     j.trial = i;
