@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroth/sampler.h"
 #include "zeroth/tensor.h"
 
 namespace zeroth {
@@ -217,6 +218,37 @@ class Backend {
   virtual void grouped_gemm_wgrad(const Tensor& dout, const Tensor& x,
                                   const std::vector<int64_t>& group_rows, Tensor& dw,
                                   bool accumulate) = 0;
+
+  // ---- inference (the KV-cached decode and the sampler of the rollout) ----
+
+  // dst[rows[n], :] = src[n, :] for n < N (converting float dtypes). src (N, D) and
+  // dst (M, D) float, rows may be strided (last dim contiguous); rows I32 (N), distinct
+  // values in [0, M) (a repeated row is a caller bug with an unspecified winner).
+  // Writes the new tokens' latents into the KV cache in one call.
+  virtual void scatter_rows(const Tensor& src, const Tensor& rows, Tensor& dst) = 0;
+
+  // Absorbed-MLA decode attention over a latent cache (model_infer.h): for each row n
+  // (the new token of the sequence in cache slot slots[n], whose first lengths[n]
+  // positions are valid, the token itself included) and head h:
+  //   s_t = scale * dot(q[n, h, :], cache[slots[n], t, :])      for t < lengths[n]
+  //   out[n, h, :] = sum_t softmax(s)_t * cache[slots[n], t, :Rv]
+  // q F32 (N, H, R), cache F32 (S, Tmax, R), slots and lengths I32 (N) (lengths in
+  // [1, Tmax]), out F32 (N, H, Rv) with Rv <= R; all contiguous. Computed in fp32;
+  // each row's arithmetic does not depend on N or on the other rows.
+  virtual void mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
+                                    const Tensor& lengths, float scale, Tensor& out) = 0;
+
+  // One token per row of logits F32 (B, V), contiguous, drawn by the rules of sampler.h
+  // (temperature, top-k, top-p, min-p, greedy) with the uniform
+  // sampling_uniform(params.seed, sequence_ids[b], steps[b]); sequence_ids and steps are
+  // host vectors of B. ids I32 (B). A row that cannot be sampled (every logit NaN, or,
+  // when temperature > 0, a largest logit that is not finite) gets id -1: the caller
+  // reports it. The CPU backend calls sample_token() per row; other backends draw the
+  // same token (the filters and the draw are exact up to the order of fp64 sums, so a
+  // token can differ only where u falls within ~1e-15 of a boundary).
+  virtual void sample_tokens(const Tensor& logits, const SamplingParams& params,
+                             const std::vector<uint64_t>& sequence_ids,
+                             const std::vector<uint64_t>& steps, Tensor& ids) = 0;
 
   // ---- optimizer ----
   struct AdamWArgs {

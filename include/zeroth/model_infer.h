@@ -18,20 +18,19 @@
 //      q_lat_h  = q_nope_h @ W_UK_h                       (Rkv)
 //      scores_h = scale * (q_lat_h . c_kv[s] + q_rope_h . k_rope[s])   for s <= t
 //      out_h    = (softmax(scores_h) @ c_kv) @ W_UV_h^T   (Dv), then o_proj.
-//    Keys and values are never materialised. The attention over the cache runs in slot
-//    order: for the range of slots lo..hi a step touches, one batched GEMM (one item per
-//    slot) gives the scores over the first Pmax cached positions (Pmax = the longest
-//    sequence), an additive mask (-inf past each sequence's length) and softmax_last,
-//    and one more batched GEMM o_lat; rows move between batch and slot order with
-//    embedding_forward (a row gather). Idle slots inside the range are computed and
-//    ignored (the cache starts zeroed so they stay finite).
+//    Keys and values are never materialised. The new tokens' latents and k_rope go
+//    into the cache with one Backend::scatter_rows each; the per-head products with
+//    W_UK / W_UV are one head-batched GEMM each; the attention over each sequence's
+//    cached prefix is one Backend::mla_decode_attention (a fused kernel on CUDA), whose
+//    per-row arithmetic does not depend on the batch.
 //
 // Cache bytes per token = L * (Rkv + Dr) * dtype size (bytes_per_token()). DeepSeek-V3
 // (L 61, Rkv 512, Dr 64) in bf16: 70,272 bytes (68.6 KiB) per token; this
 // implementation stores F32 (the model computes in F32), twice that.
 //
 // Host synchronisation: each MoE layer copies its expert counts to the host (as in
-// Model::forward); nothing else waits on the device. Slot lengths are host state.
+// Model::forward); a decode step uploads its ids, positions, slots, lengths and cache
+// rows (5 x B int32). Slot lengths are host state.
 //
 // Shapes: S slots, Tmax max_len, B sequences in a call, L layers, C hidden, V vocab,
 // H heads, Dn/Dr/Dv head dims, Rkv kv_lora_rank.

@@ -85,6 +85,10 @@ class Tensor {
   Tensor narrow(int d, int64_t start, int64_t length) const;
   // Index i of dimension d, which is removed; shares memory.
   Tensor select(int d, int64_t i) const;
+  // Dimensions d0 and d1 swapped (shape and strides); shares memory. The result is not
+  // contiguous unless one of them has size 1; ops that take strided operands (gemm's
+  // batch and row strides, copy) accept it.
+  Tensor transpose(int d0, int d1) const;
 
   // "f32[2, 3] cpu" — for messages.
   std::string str() const;

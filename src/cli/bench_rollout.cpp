@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "train/bench_timing_backend.h"
 #include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
 #include "zeroth/bench.h"
 #include "zeroth/error.h"
 #include "zeroth/model.h"
@@ -40,7 +41,7 @@ static const char kBenchRolloutUsage[] =
     "usage: zeroth bench rollout [--model-config FILE | --model DIR] [--batch 1,16,64]\n"
     "                            [--prompt 128] [--new-tokens 512] [--threads N] [--seed S]\n"
     "                            [--gemm-n 2048] [--ref] [--ref-python P] [--ref-script F]\n"
-    "                            [--breakdown] [--json FILE]\n"
+    "                            [--breakdown] [--device cpu|cuda[:i]] [--json FILE]\n"
     "\n"
     "  --model-config FILE  HF config.json, weights initialised at random\n"
     "                       (default configs/models/bench-small.json)\n"
@@ -59,6 +60,13 @@ static const char kBenchRolloutUsage[] =
     "  --breakdown          one more run at the largest batch with every backend op of\n"
     "                       the decode steps timed (CPU); the rest is host work (sampling,\n"
     "                       log-probs, copies of the logits)\n"
+    "  --device D           cpu (default) or cuda / cuda:<i>. On CUDA the sgemm peak is\n"
+    "                       replaced by the device-to-device copy bandwidth measured in\n"
+    "                       the same process, and batch 1 reports the HBM bandwidth its\n"
+    "                       decode achieves: (fp32 weights a token reads + its KV-cache\n"
+    "                       reads) per step / step time, against that copy bandwidth\n"
+    "  --save-model DIR     also write the model it times (config.json + safetensors) to\n"
+    "                       DIR, for scripts/reference/bench_rollout_hf.py\n"
     "  --json FILE          write the JSON there instead of after the table\n"
     "\n"
     "Decode FLOPs per token = 2 x the weights a token multiplies by (the absorbed MLA\n"
@@ -131,6 +139,33 @@ RolloutRow run_one(Model& model, int64_t B, int64_t prompt, int64_t new_tokens, 
   return r;
 }
 
+// Device-to-device copy bandwidth (GB/s, read + write bytes): best of 5 timed rounds of
+// 10 copies of a 512 MiB buffer, between synchronizations.
+double copy_bandwidth_gbs(Backend& be) {
+  const int64_t n = int64_t(128) << 20;  // floats
+  Tensor a = Tensor::empty(be, {n}, DType::F32), b = Tensor::empty(be, {n}, DType::F32);
+  be.fill(a, 1.0);
+  be.copy(a, b);
+  be.synchronize();
+  double best = 0.0;
+  for (int round = 0; round < 5; ++round) {
+    const double t0 = now_s();
+    for (int i = 0; i < 10; ++i) be.copy(i % 2 ? b : a, i % 2 ? a : b);
+    be.synchronize();
+    best = std::max(best, 10.0 * 2.0 * double(n) * 4.0 / (now_s() - t0) / 1e9);
+  }
+  return best;
+}
+
+// Bytes one batch-1 decode step reads: every fp32 weight the token multiplies by (the
+// k routed experts it picks, not all of them) and the latent cache of its context
+// (mean context over the run's steps).
+double batch1_step_bytes(const ModelConfig& c, int64_t prompt, int64_t steps) {
+  const double weights = 4.0 * double(train_step_flops(c, 1, 1).matmul_params);
+  const double ctx = double(prompt) + double(steps + 1) / 2.0;
+  return weights + ctx * double(MlaKvCache::bytes_per_token(c, DType::F32));
+}
+
 // Runs the reference script; returns its JSON (one object on its last stdout line).
 nlohmann::json run_reference(const std::string& python, const std::string& script,
                              const std::string& config_json, const std::string& weights,
@@ -167,7 +202,7 @@ nlohmann::json run_reference(const std::string& python, const std::string& scrip
 int bench_rollout(const std::vector<std::string>& argv) {
   Args args("bench rollout", argv,
             {"model-config", "model", "batch", "prompt", "new-tokens", "threads", "seed",
-             "gemm-n", "ref", "ref-python", "ref-script", "breakdown", "json"},
+             "gemm-n", "ref", "ref-python", "ref-script", "breakdown", "json", "device", "save-model"},
             {"ref", "breakdown"});
   if (args.help()) {
     std::printf("%s", kBenchRolloutUsage);
@@ -196,22 +231,36 @@ int bench_rollout(const std::vector<std::string>& argv) {
     throw UsageError(strformat("--prompt + --new-tokens = %lld exceeds max_position_embeddings %lld of %s",
                                (long long)(prompt + new_tokens), (long long)cfg.max_position_embeddings,
                                source.c_str()));
-  auto be = make_cpu_backend(threads);
+  auto be = make_backend(args.get("device", "cpu"), threads, 0, "--device");
+  const bool gpu = !be->device().is_cpu();
+  if (gpu && args.has("ref"))
+    throw UsageError("bench rollout: --ref times the CPU PyTorch reference; on a GPU use "
+                     "scripts/reference/bench_rollout_hf.py (docs/gpu.md)");
   Model model(cfg, *be);
   if (args.has("model"))
     load_hf_weights(source, cfg, model.params());
   else
     init_params(cfg, model.params(), seed);
 
+  if (args.has("save-model")) {
+    save_hf_weights(args.get("save-model"), cfg, model.params());
+    std::fprintf(stderr, "bench rollout: model written to %s\n", args.get("save-model").c_str());
+  }
   GemmBenchResult peak;
-  if (gemm_n > 0) peak = bench_sgemm(*be, gemm_n, 5);
+  double copy_gbs = 0.0;
+  if (gpu)
+    copy_gbs = copy_bandwidth_gbs(*be);
+  else if (gemm_n > 0)
+    peak = bench_sgemm(*be, gemm_n, 5);
   std::vector<RolloutRow> rows;
   for (int64_t B : batches) {
     rows.push_back(run_one(model, B, prompt, new_tokens, seed));
     std::fprintf(stderr, "bench rollout: batch %lld: decode %.1f tok/s\n", (long long)B,
                  rows.back().decode_tok_s);
   }
-  if (gemm_n > 0) {
+  if (gpu) {
+    copy_gbs = std::max(copy_gbs, copy_bandwidth_gbs(*be));
+  } else if (gemm_n > 0) {
     const GemmBenchResult after = bench_sgemm(*be, gemm_n, 5);
     if (after.gflops > peak.gflops) peak = after;
   }
@@ -276,14 +325,23 @@ int bench_rollout(const std::vector<std::string>& argv) {
   std::printf("bench rollout: %s on %s, prompt %lld + %lld new tokens, sampling T=1\n",
               source.c_str(), be->name().c_str(), (long long)prompt, (long long)new_tokens);
   std::printf("  %5s %12s %12s %10s %10s %8s", "batch", "prefill t/s", "decode t/s", "step ms",
-              "dec GF/s", "% peak");
+              "dec GF/s", gpu ? "HBM GB/s" : "% peak");
   if (!ref.is_null()) std::printf(" %12s %8s", "torch dec/s", "speedup");
   std::printf("\n");
   nlohmann::ordered_json jrows = nlohmann::ordered_json::array();
   for (const RolloutRow& r : rows) {
     const double pct = peak.gflops > 0 ? 100.0 * r.decode_gflops / peak.gflops : 0.0;
-    std::printf("  %5lld %12.1f %12.1f %10.2f %10.1f %7.1f%%", (long long)r.batch, r.prefill_tok_s,
-                r.decode_tok_s, r.step_ms, r.decode_gflops, pct);
+    std::printf("  %5lld %12.1f %12.1f %10.2f %10.1f", (long long)r.batch, r.prefill_tok_s,
+                r.decode_tok_s, r.step_ms, r.decode_gflops);
+    double hbm = 0.0;
+    if (gpu && r.batch == 1 && r.decode_steps > 0) {
+      hbm = batch1_step_bytes(cfg, prompt, r.decode_steps) / (r.step_ms / 1e3) / 1e9;
+      std::printf(" %8.1f", hbm);
+    } else if (gpu) {
+      std::printf(" %8s", "-");
+    } else {
+      std::printf(" %7.1f%%", pct);
+    }
     nlohmann::ordered_json j = {{"batch", r.batch},
                                 {"prefill_s", r.prefill_s},
                                 {"prefill_tokens_per_s", r.prefill_tok_s},
@@ -294,6 +352,10 @@ int bench_rollout(const std::vector<std::string>& argv) {
                                 {"decode_step_ms", r.step_ms},
                                 {"decode_gflops", r.decode_gflops}};
     if (peak.gflops > 0) j["decode_fraction_of_sgemm_peak"] = pct / 100.0;
+    if (hbm > 0) {
+      j["decode_hbm_gbs"] = hbm;
+      j["decode_hbm_fraction_of_copy"] = hbm / copy_gbs;
+    }
     if (const nlohmann::json* rr = ref_row(r.batch)) {
       const double tdec = (*rr)["decode_tokens_per_s"].get<double>();
       const double tpre = (*rr)["prefill_tokens_per_s"].get<double>();
@@ -306,7 +368,11 @@ int bench_rollout(const std::vector<std::string>& argv) {
     std::printf("\n");
     jrows.push_back(j);
   }
-  if (gemm_n > 0) std::printf("  sgemm peak (n=%lld, same process): %.1f GFLOP/s\n", (long long)peak.n, peak.gflops);
+  if (peak.gflops > 0) std::printf("  sgemm peak (n=%lld, same process): %.1f GFLOP/s\n", (long long)peak.n, peak.gflops);
+  if (gpu)
+    std::printf("  device-to-device copy (same process): %.1f GB/s; batch 1 reads %.1f MB per "
+                "step (fp32 weights of one token + its KV cache)\n",
+                copy_gbs, batch1_step_bytes(cfg, prompt, new_tokens - 1) / 1e6);
   if (!ref.is_null())
     std::printf("  reference: PyTorch %s, %s\n", ref.value("torch_version", "?").c_str(),
                 ref.value("impl", "?").c_str());
@@ -322,7 +388,8 @@ int bench_rollout(const std::vector<std::string>& argv) {
   j["new_tokens"] = new_tokens;
   j["matmul_params_per_token"] = train_step_flops(cfg, 1, 1).matmul_params;
   j["kv_bytes_per_token"] = MlaKvCache::bytes_per_token(cfg, DType::F32);
-  if (gemm_n > 0) {
+  if (gpu) j["copy_bandwidth_gbs"] = copy_gbs;
+  if (peak.gflops > 0) {
     j["sgemm_n"] = peak.n;
     j["sgemm_peak_gflops"] = peak.gflops;
   }

@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "zeroth/backend.h"
+#include "zeroth/backend_factory.h"
 #include "zeroth/config_reflect.h"
 #include "zeroth/error.h"
 #include "zeroth/log.h"
@@ -44,7 +45,7 @@ static const char kGenerateUsage[] =
     "usage: zeroth generate --model DIR --prompts FILE.jsonl --output OUT.jsonl\n"
     "                       [--config C.yaml] [--set rollout.KEY=VALUE ...]\n"
     "                       [--group-size G] [--temperature T] [--max-new-tokens N] [--seed S]\n"
-    "                       [--tokenizer PATH] [--threads N]\n"
+    "                       [--tokenizer PATH] [--threads N] [--device cpu|cuda[:i]]\n"
     "\n"
     "  --model DIR          Hugging Face model directory (config.json + safetensors)\n"
     "  --prompts FILE       JSONL: {\"prompt\": \"...\"} (rendered with rollout.prompt_template;\n"
@@ -58,6 +59,8 @@ static const char kGenerateUsage[] =
     "                       shortcuts for the rollout keys of the same name (applied last)\n"
     "  --tokenizer PATH     tokenizer.json or a directory holding one (default: --model's)\n"
     "  --threads N          CPU threads (default: all cores)\n"
+    "  --device D           cpu (default) or cuda / cuda:<i>: the model, KV cache and\n"
+    "                       sampler run there (fp32; only ids and log-probs come back)\n"
     "\n"
     "Without a tokenizer only {\"ids\"} lines work, stop strings must be off\n"
     "(--set 'rollout.stop=[]') and completions have no text. The KV cache holds\n"
@@ -193,7 +196,7 @@ int parse_threads(const Args& args) {
 int cmd_generate(const std::vector<std::string>& argv) {
   Args args("generate", argv,
             {"model", "prompts", "output", "config", "set", "group-size", "temperature",
-             "max-new-tokens", "seed", "tokenizer", "threads"},
+             "max-new-tokens", "seed", "tokenizer", "threads", "device"},
             {}, {"set"});
   if (args.help()) {
     std::printf("%s", kGenerateUsage);
@@ -239,7 +242,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
       stop.stop_token_ids.push_back(int32_t(*mcfg.eos_token_id));
   }
 
-  auto backend = make_cpu_backend(threads);
+  auto backend = make_backend(args.get("device", "cpu"), threads, 0, "--device");
   Model model(mcfg, *backend);
   load_hf_weights(model_dir, mcfg, model.params());
   ModelInference engine(model, plan.num_slots, plan.max_len);

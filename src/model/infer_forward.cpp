@@ -8,6 +8,7 @@
 // MLPs and MoE layers (MoE routing is per token, so packing changes nothing) and runs
 // model::attention_forward per sequence. Decode packs one token per sequence.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -36,25 +37,14 @@ struct InferBuffers {
   Tensor q_cat;                      // (N, H, Rkv + Dr): q_lat_h = q_nope_h W_UK_h | q_rope_h
   Tensor o_lat;                      // (N, H, Rkv): softmax @ c_kv, gathered back to batch order
   Tensor attn_out;                   // (N, H*Dv)
+  Tensor slots, lengths, cache_rows; // I32 (N): slot, tokens cached after this step, and
+                                     // the new token's row slot * Tmax + pos in the cache
   // prefill attention: one set per sequence, (1, T_b)
   std::vector<model::AttentionActs> seq_attn;
   // logits of the last token of each sequence
   Tensor last, final_normed;  // (B, C)
   Tensor final_rstd;          // (B)
   Tensor logits;              // F32 (B, V)
-};
-
-// Decode attention in slot order, shared by every batch size: the sequences of a step
-// occupy slots lo..lo+Sr-1 (with idle slots in between), and attention over the cache
-// runs as two batched GEMMs over those Sr slots (one item per slot), masked past each
-// sequence's length.
-struct SlotBuffers {
-  Tensor q_cat;      // (S, H, Rkv + Dr) q_cat rows gathered into slot order
-  Tensor o_lat;      // (S, H, Rkv)
-  Tensor scores;     // F32 (S * H * Tmax), viewed as (Sr, H, Pmax)
-  Tensor mask;       // F32 like scores: 0 where a slot's token may be attended, -inf after
-  Tensor slot_rows;  // I32 (S): batch row of each slot of the range (0 for idle slots)
-  Tensor batch_rows; // I32 (S): slot - lo of each batch row
 };
 
 struct InferState {
@@ -64,8 +54,6 @@ struct InferState {
   // a batch that shrinks as sequences finish reallocates nothing).
   std::map<int64_t, std::unique_ptr<InferBuffers>> decode;
   std::unique_ptr<InferBuffers> prefill;
-  SlotBuffers slots;
-  std::vector<float> mask_host;    // (Sr, H, Pmax) of the current step
   const InferBuffers* last = nullptr;
 };
 
@@ -101,6 +89,7 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
     w->q_cat = Tensor::empty(be, {N, H, Rkv + Dr}, DType::F32);
     w->o_lat = Tensor::empty(be, {N, H, Rkv}, DType::F32);
     w->attn_out = Tensor::empty(be, {N, H * Dv}, DType::F32);
+    for (Tensor* t : {&w->slots, &w->lengths, &w->cache_rows}) *t = Tensor::empty(be, {N}, DType::I32);
   }
   w->last = Tensor::empty(be, {B, C}, DType::F32);
   w->final_normed = Tensor::empty(be, {B, C}, DType::F32);
@@ -151,15 +140,11 @@ void check_distinct(const std::vector<int64_t>& slots, int64_t num_slots, const 
 }
 
 // Absorbed MLA attention of one new token per sequence (see model_infer.h):
-// w.in_normed (B, C) -> w.branch (B, C); writes the tokens' latent and k_rope to the
-// cache at (slots[b], pos[b]). Attention over the cache runs in slot order over the
-// range lo .. lo + Sr - 1 (sb.slot_rows / sb.batch_rows / sb.mask prepared by
-// decode_step for this step): scores = scale * q_cat . [c_kv | k_rope] and
-// o_lat = softmax(scores + mask) @ c_kv, each one batched GEMM with one item per slot.
+// w.in_normed (B, C) -> w.branch (B, C). Writes the tokens' latent and k_rope to the
+// cache rows w.cache_rows (one scatter_rows each), then attends over each sequence's
+// cached prefix with Backend::mla_decode_attention (w.slots, w.lengths).
 void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& p,
-                      const model::RopeTables& rope, Tensor& cache_layer, InferBuffers& w,
-                      SlotBuffers& sb, const std::vector<int64_t>& slots,
-                      const std::vector<int64_t>& pos, int64_t lo, int64_t Sr, int64_t Pmax) {
+                      const model::RopeTables& rope, Tensor& cache_layer, InferBuffers& w) {
   const int64_t N = w.N, H = c.num_attention_heads, Dqk = c.qk_head_dim();
   const int64_t Dn = c.qk_nope_head_dim, Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
   const int64_t Rkv = c.kv_lora_rank, R = Rkv + Dr;
@@ -182,48 +167,29 @@ void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& 
                      w.kv_rstd);
   Tensor k_rope = w.ckv.view({N, 1, Rkv + Dr}).narrow(2, Rkv, Dr);  // (N, 1, Dr)
   be.rope(k_rope, w.positions, rope.cos, rope.sin, il, false);
-  for (int64_t b = 0; b < N; ++b) {
-    Tensor row = cache_layer.select(0, slots[size_t(b)]).narrow(0, pos[size_t(b)], 1);
-    Tensor lat_dst = row.narrow(1, 0, Rkv), rope_dst = row.narrow(1, Rkv, Dr);
-    be.copy(w.kv_normed.narrow(0, b, 1), lat_dst);
-    be.copy(w.ckv.narrow(0, b, 1).narrow(1, Rkv, Dr), rope_dst);
+  {
+    Tensor rows = cache_layer.view({cache_layer.size(0) * cache_layer.size(1), R});
+    Tensor lat_dst = rows.narrow(1, 0, Rkv), rope_dst = rows.narrow(1, Rkv, Dr);
+    be.scatter_rows(w.kv_normed, w.cache_rows, lat_dst);
+    be.scatter_rows(w.ckv.narrow(1, Rkv, Dr), w.cache_rows, rope_dst);
   }
 
-  // q_cat[:, h] = q_nope[:, h] @ W_UK_h (N, Dn) @ (Dn, Rkv) | q_rope[:, h].
+  // q_cat[:, h] = q_nope[:, h] @ W_UK_h (N, Dn) @ (Dn, Rkv) | q_rope[:, h]: one GEMM
+  // batched over heads (h-major views of the token-major tensors).
   Tensor wkv = p.kv_b_proj.view({H, Dn + Dv, Rkv});
-  for (int64_t h = 0; h < H; ++h) {
-    Tensor ql = w.q_cat.select(1, h).narrow(1, 0, Rkv);  // (N, Rkv), row stride H*R
-    be.gemm(q3.select(1, h).narrow(1, 0, Dn), false, wkv.select(0, h).narrow(0, 0, Dn), false, ql);
+  {
+    Tensor ql = w.q_cat.narrow(2, 0, Rkv).transpose(0, 1);  // (H, N, Rkv)
+    be.gemm(q3.narrow(2, 0, Dn).transpose(0, 1), false, wkv.narrow(1, 0, Dn), false, ql);
   }
   Tensor qr_dst = w.q_cat.narrow(2, Rkv, Dr);
   be.copy(q_rope, qr_dst);
 
-  // Slot order: q rows gathered, scores over Pmax cached positions of every slot of the
-  // range, masked, softmax, o_lat; back to batch order.
-  Tensor q_slots = sb.q_cat.narrow(0, 0, Sr);  // (Sr, H, R)
-  {
-    Tensor dst = q_slots.view({Sr, H * R});
-    be.embedding_forward(sb.slot_rows.narrow(0, 0, Sr), w.q_cat.view({N, H * R}), dst);
-  }
-  Tensor kv = cache_layer.narrow(0, lo, Sr).narrow(1, 0, Pmax);  // (Sr, Pmax, R)
-  Tensor s = sb.scores.narrow(0, 0, Sr * H * Pmax).view({Sr, H, Pmax});
-  be.gemm(q_slots, false, kv, true, s, scale, 0.0f);
-  Tensor m = sb.mask.narrow(0, 0, Sr * H * Pmax).view({Sr, H, Pmax});
-  be.add(s, m, s);
-  Tensor s2 = s.view({Sr * H, Pmax});
-  be.softmax_last(s2, s2);
-  Tensor ol = sb.o_lat.narrow(0, 0, Sr);  // (Sr, H, Rkv)
-  be.gemm(s, false, kv.narrow(2, 0, Rkv), false, ol);
-  {
-    Tensor dst = w.o_lat.view({N, H * Rkv});
-    be.embedding_forward(sb.batch_rows.narrow(0, 0, N), ol.view({Sr, H * Rkv}), dst);
-  }
+  be.mla_decode_attention(w.q_cat, cache_layer, w.slots, w.lengths, scale, w.o_lat);
 
-  // out[:, h] = o_lat[:, h] @ W_UV_h^T: (N, Rkv) @ (Rkv, Dv); then o_proj.
-  Tensor o3 = w.attn_out.view({N, H, Dv});
-  for (int64_t h = 0; h < H; ++h) {
-    Tensor oh = o3.select(1, h);
-    be.gemm(w.o_lat.select(1, h), false, wkv.select(0, h).narrow(0, Dn, Dv), true, oh);
+  // out[:, h] = o_lat[:, h] @ W_UV_h^T: (N, Rkv) @ (Rkv, Dv), batched over heads; o_proj.
+  {
+    Tensor o = w.attn_out.view({N, H, Dv}).transpose(0, 1);  // (H, N, Dv)
+    be.gemm(w.o_lat.transpose(0, 1), false, wkv.narrow(1, Dn, Dv), true, o);
   }
   model::linear_forward(be, w.attn_out, p.o_proj, w.branch);
 }
@@ -234,21 +200,17 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
     : model_(model),
       cache_(model.config(), model.backend(), num_slots, max_len),
       st_(std::make_unique<InferState>()) {
+  ZT_THROW_IF_NOT(num_slots * max_len < int64_t(INT32_MAX), ConfigError,
+                  "rollout: %lld cache slots x max_len %lld = %lld cached tokens, expected fewer "
+                  "than 2^31 (lower rollout.num_slots or rollout.max_len)",
+                  (long long)num_slots, (long long)max_len, (long long)(num_slots * max_len));
   Backend& be = model_.backend();
   model::build_rope_tables(be, model_.config(), 1, max_len, st_->rope);
   st_->attn_s.ones = Tensor::empty(be, {model_.config().num_attention_heads, 1}, DType::F32);
   be.fill(st_->attn_s.ones, 1.0);
   const ModelConfig& c = model_.config();
-  const int64_t H = c.num_attention_heads, Rkv = c.kv_lora_rank, R = Rkv + c.qk_rope_head_dim;
-  SlotBuffers& sb = st_->slots;
-  sb.q_cat = Tensor::empty(be, {num_slots, H, R}, DType::F32);
-  sb.o_lat = Tensor::empty(be, {num_slots, H, Rkv}, DType::F32);
-  sb.scores = Tensor::empty(be, {num_slots * H * max_len}, DType::F32);
-  sb.mask = Tensor::empty(be, {num_slots * H * max_len}, DType::F32);
-  sb.slot_rows = Tensor::empty(be, {num_slots}, DType::I32);
-  sb.batch_rows = Tensor::empty(be, {num_slots}, DType::I32);
-  // Idle slots inside a step's slot range are computed and ignored: zeros keep them
-  // finite (never-written memory could hold NaN patterns).
+  // Positions past a slot's length are never read; zeros keep a fresh cache's bytes
+  // defined (copy_slot and checkpoints of it see no garbage).
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) be.fill(cache_.layer(l), 0.0);
 }
 
@@ -341,34 +303,22 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
   w.ids.copy_from_host(next_ids.data(), next_ids.size() * sizeof(int32_t));
   w.positions.copy_from_host(pos32.data(), pos32.size() * sizeof(int32_t));
 
-  // The step's slot range, the batch row of each slot and back, and the mask: a slot's
-  // token may attend to positions 0..pos (itself included), nothing after.
-  const int64_t lo = *std::min_element(slots.begin(), slots.end());
-  const int64_t Sr = *std::max_element(slots.begin(), slots.end()) - lo + 1;
-  const int64_t Pmax = *std::max_element(pos.begin(), pos.end()) + 1;
-  const int64_t H = c.num_attention_heads;
-  std::vector<int32_t> slot_rows(size_t(Sr), 0);
-  std::vector<int32_t> batch_rows(static_cast<size_t>(B));
-  std::vector<float>& mask = st_->mask_host;
-  mask.assign(size_t(Sr * H * Pmax), 0.0f);
+  std::vector<int32_t> slots32(static_cast<size_t>(B)), len32(static_cast<size_t>(B)),
+      rows32(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t r = slots[size_t(b)] - lo;
-    slot_rows[size_t(r)] = int32_t(b);
-    batch_rows[size_t(b)] = int32_t(r);
-    for (int64_t h = 0; h < H; ++h)
-      std::fill(mask.begin() + (r * H + h) * Pmax + pos[size_t(b)] + 1,
-                mask.begin() + (r * H + h + 1) * Pmax, -INFINITY);
+    slots32[size_t(b)] = int32_t(slots[size_t(b)]);
+    len32[size_t(b)] = int32_t(pos[size_t(b)] + 1);
+    rows32[size_t(b)] = int32_t(slots[size_t(b)] * cache_.max_len() + pos[size_t(b)]);
   }
-  SlotBuffers& sb = st_->slots;
-  sb.slot_rows.narrow(0, 0, Sr).copy_from_host(slot_rows.data(), slot_rows.size() * sizeof(int32_t));
-  sb.batch_rows.narrow(0, 0, B).copy_from_host(batch_rows.data(), batch_rows.size() * sizeof(int32_t));
-  sb.mask.narrow(0, 0, Sr * H * Pmax).copy_from_host(mask.data(), mask.size() * sizeof(float));
+  w.slots.copy_from_host(slots32.data(), slots32.size() * sizeof(int32_t));
+  w.lengths.copy_from_host(len32.data(), len32.size() * sizeof(int32_t));
+  w.cache_rows.copy_from_host(rows32.data(), rows32.size() * sizeof(int32_t));
 
   be.embedding_forward(w.ids, p.embed, w.resid);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParams& lp = p.layers[size_t(l)];
     be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
-    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w, sb, slots, pos, lo, Sr, Pmax);
+    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w);
     ffn_block(be, c, lp, w);
   }
   final_logits(be, c, p, w, {});

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "zeroth/backend.h"
 #include "zeroth/error.h"
 
 namespace zeroth {
@@ -32,13 +33,60 @@ struct Running {
   int32_t last = -1;  // last sampled token, to feed to the next decode step
 };
 
-// Samples the next token of r from its logits row, records it; true when finished
-// (a stop rule, max_new_tokens, or its slot is full so it cannot be extended).
-bool sample_into(Completion& c, Running& r, const float* row, int64_t vocab,
-                 const SamplingParams& sp, const MlaKvCache& cache, GenerateStats& st) {
-  const int32_t tok = sample_token(row, vocab, sp, c.sequence_id, uint64_t(c.ids.size()));
+// Draws the next token of rows of `logits` (F32 (n, V) on the engine's backend) with
+// Backend::sample_tokens and their log-probabilities with the trainer's op,
+// Backend::logprob_forward (the convention in rollout.h); only the n ids and n
+// log-probs come back to the host. Row i belongs to completion outs[i].
+class DeviceSampler {
+ public:
+  DeviceSampler(Backend& be, int64_t max_rows, const SamplingParams& sp)
+      : be_(be), sp_(sp),
+        ids_(Tensor::empty(be, {max_rows}, DType::I32)),
+        lp_(Tensor::empty(be, {max_rows}, DType::F32)),
+        lse_(Tensor::empty(be, {max_rows}, DType::F32)) {}
+
+  void draw(const Tensor& logits, const std::vector<const Completion*>& outs) {
+    const int64_t n = int64_t(outs.size());
+    ZT_ASSERT(logits.size(0) == n && n <= ids_.size(0), "DeviceSampler: %lld rows for %lld",
+              (long long)logits.size(0), (long long)n);
+    seq_.resize(size_t(n));
+    step_.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      seq_[size_t(i)] = outs[size_t(i)]->sequence_id;
+      step_[size_t(i)] = uint64_t(outs[size_t(i)]->ids.size());
+    }
+    Tensor ids = ids_.narrow(0, 0, n), lp = lp_.narrow(0, 0, n), lse = lse_.narrow(0, 0, n);
+    be_.sample_tokens(logits, sp_, seq_, step_, ids);
+    be_.logprob_forward(logits, ids, sp_.temperature > 0.0f ? sp_.temperature : 1.0f, lp, lse,
+                        none_);
+    host_ids.resize(size_t(n));
+    host_lp.resize(size_t(n));
+    ids.copy_to_host(host_ids.data(), size_t(n) * sizeof(int32_t));
+    lp.copy_to_host(host_lp.data(), size_t(n) * sizeof(float));
+    for (int64_t i = 0; i < n; ++i)
+      if (host_ids[size_t(i)] < 0)
+        throw RuntimeError(strformat(
+            "rollout: the logits of sequence %llu at token %llu are not finite (NaN or inf): "
+            "the policy has diverged (lower the learning rate, or resume from an earlier "
+            "checkpoint)",
+            (unsigned long long)seq_[size_t(i)], (unsigned long long)step_[size_t(i)]));
+  }
+  std::vector<int32_t> host_ids;
+  std::vector<float> host_lp;
+
+ private:
+  Backend& be_;
+  SamplingParams sp_;
+  Tensor ids_, lp_, lse_, none_;
+  std::vector<uint64_t> seq_, step_;
+};
+
+// Records token `tok` (log-prob lp) for r; true when finished (a stop rule,
+// max_new_tokens, or its slot is full so it cannot be extended).
+bool record(Completion& c, Running& r, int32_t tok, float lp, const MlaKvCache& cache,
+            GenerateStats& st) {
   c.ids.push_back(tok);
-  c.logprobs.push_back(token_logprob(row, vocab, sp.temperature, tok));
+  c.logprobs.push_back(lp);
   r.last = tok;
   ++st.generated_tokens;
   if (r.stop.push(tok)) return true;
@@ -99,7 +147,11 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
   std::vector<char> busy(size_t(S), 0), used(size_t(S), 0);
   int64_t n_free = S, next = 0, done = 0;
   std::vector<Running> run;
-  std::vector<float> logits;
+  Backend& be = engine.backend();
+  DeviceSampler sampler(be, S, sampling);
+  Tensor rows_t = Tensor::empty(be, {S}, DType::I32);      // prefill row of each sample
+  Tensor expanded;  // F32 (>= n*G, V): the prefill logits row of each sample, grown on demand
+  std::vector<const Completion*> outs;
   GenerateProgress prog;
   prog.prompts_total = P;
   prog.completions_total = P * G;
@@ -143,16 +195,29 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
     if (!groups.empty()) {
       engine.prefill(pslots, pids);
       ++st.prefill_calls;
-      logits = engine.logits().to_float_vector();  // (prompts admitted, V)
-      const int64_t p0 = next - int64_t(groups.size());
+      // The G samples of prompt i draw from its logits row i: rows expanded to (n*G, V).
+      const int64_t p0 = next - int64_t(groups.size()), n = int64_t(groups.size()) * G;
+      std::vector<int32_t> rows(static_cast<size_t>(n));
+      outs.clear();
+      for (int64_t i = 0; i < int64_t(groups.size()); ++i)
+        for (int64_t g = 0; g < G; ++g) {
+          rows[size_t(i * G + g)] = int32_t(i);
+          outs.push_back(&out[size_t((p0 + i) * G + g)]);
+        }
+      if (!expanded.defined() || expanded.size(0) < n)
+        expanded = Tensor::empty(be, {n, V}, DType::F32);
+      Tensor rt = rows_t.narrow(0, 0, n), ex = expanded.narrow(0, 0, n);
+      rt.copy_from_host(rows.data(), rows.size() * sizeof(int32_t));
+      be.embedding_forward(rt, engine.logits(), ex);
+      sampler.draw(ex, outs);
       for (size_t i = 0; i < groups.size(); ++i) {
         const std::vector<int64_t>& group = groups[i];
         for (int64_t g = 1; g < G; ++g) cache.copy_slot(group[0], group[size_t(g)]);
         for (int64_t g = 0; g < G; ++g) {
-          const size_t o = size_t((p0 + int64_t(i)) * G + g);
+          const size_t o = size_t((p0 + int64_t(i)) * G + g), k = i * size_t(G) + size_t(g);
           run.push_back({o, group[size_t(g)], StopChecker(stop, tokenizer), -1});
           Running& r = run.back();
-          if (sample_into(out[o], r, logits.data() + int64_t(i) * V, V, sampling, cache, st)) {
+          if (record(out[o], r, sampler.host_ids[k], sampler.host_lp[k], cache, st)) {
             release(r);
             run.pop_back();
           }
@@ -175,11 +240,13 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
     ++st.decode_steps;
     st.decode_tokens += int64_t(run.size());
     st.max_batch = std::max(st.max_batch, int64_t(run.size()));
-    logits = engine.logits().to_float_vector();  // (run.size(), V)
+    outs.clear();
+    for (const Running& r : run) outs.push_back(&out[r.out]);
+    sampler.draw(engine.logits(), outs);
     size_t kept = 0;
     for (size_t b = 0; b < run.size(); ++b) {
       Running& r = run[b];
-      if (sample_into(out[r.out], r, logits.data() + int64_t(b) * V, V, sampling, cache, st))
+      if (record(out[r.out], r, sampler.host_ids[b], sampler.host_lp[b], cache, st))
         release(r);
       else if (kept != b)
         run[kept++] = std::move(r);

@@ -398,3 +398,69 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
 }
 
 }  // namespace zeroth
+
+namespace zeroth {
+
+// Absorbed-MLA decode attention (backend.h): one work item per row n, all heads at once:
+// S (H, len) = scale * q[n] (H, R) @ K^T with K = cache[slots[n], :len, :] (len, R),
+// softmax per head row, out[n] (H, Rv) = P @ K[:, :Rv] / rowsum. Two sgemm calls per row,
+// single-threaded OpenBLAS inside the OpenMP region (as the training attention), so a
+// row's arithmetic is the same whatever N, the other rows and the thread count.
+void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
+                                      const Tensor& lengths, float scale, Tensor& out) {
+  const char* op = "mla_decode_attention";
+  for (const Tensor* t : {&q, &cache, &slots, &lengths, const_cast<const Tensor*>(&out)}) {
+    cpu::check_cpu(*t, op, "argument");
+    cpu::check_contiguous(*t, op, "argument");
+  }
+  ZT_ASSERT(q.dtype() == DType::F32 && q.dim() == 3, "%s: q is %s, expected F32 (N, H, R)", op,
+            q.str().c_str());
+  const int64_t n = q.size(0), h = q.size(1), r = q.size(2);
+  ZT_ASSERT(cache.dtype() == DType::F32 && cache.dim() == 3 && cache.size(2) == r,
+            "%s: cache is %s, expected F32 (S, Tmax, %lld)", op, cache.str().c_str(), (long long)r);
+  ZT_ASSERT(out.dtype() == DType::F32 && out.dim() == 3 && out.size(0) == n && out.size(1) == h &&
+                out.size(2) <= r,
+            "%s: out is %s, expected F32 (%lld, %lld, Rv <= %lld)", op, out.str().c_str(),
+            (long long)n, (long long)h, (long long)r);
+  for (const Tensor* t : {&slots, &lengths})
+    ZT_ASSERT(t->dtype() == DType::I32 && t->dim() == 1 && t->size(0) == n,
+              "%s: slots/lengths is %s, expected I32 (%lld)", op, t->str().c_str(), (long long)n);
+  const int64_t num_slots = cache.size(0), tmax = cache.size(1), rv = out.size(2);
+  const int32_t* ps = slots.data<int32_t>();
+  const int32_t* pl = lengths.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i)
+    ZT_ASSERT(ps[i] >= 0 && ps[i] < num_slots && pl[i] >= 1 && pl[i] <= tmax,
+              "%s: row %lld: slot %d of %lld, length %d of max %lld", op, (long long)i, ps[i],
+              (long long)num_slots, pl[i], (long long)tmax);
+  if (n == 0 || h == 0) return;
+  const float* pq = q.data<float>();
+  const float* pc = cache.data<float>();
+  float* po = out.data<float>();
+  const int nthreads = int(std::min<int64_t>(threads_, n));
+  BlasThreads blas(1);
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<float> s;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n; ++i) {
+      const int len = pl[i];
+      const float* k = pc + int64_t(ps[i]) * tmax * r;
+      s.resize(size_t(h * len));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(h), len, int(r), 1.0f,
+                  pq + i * h * r, int(r), k, int(r), 0.0f, s.data(), len);
+      std::vector<float> inv(static_cast<size_t>(h));
+      for (int64_t hh = 0; hh < h; ++hh) {
+        float m;
+        const float sum = softmax_row_unnormalised(s.data() + hh * len, len, len, scale, &m);
+        inv[size_t(hh)] = 1.0f / sum;
+      }
+      float* o = po + i * h * rv;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(h), int(rv), len, 1.0f, s.data(),
+                  len, k, int(r), 0.0f, o, int(rv));
+      for (int64_t hh = 0; hh < h; ++hh)
+        for (int64_t j = 0; j < rv; ++j) o[hh * rv + j] *= inv[size_t(hh)];
+    }
+  }
+}
+
+}  // namespace zeroth

@@ -67,6 +67,12 @@ class CpuBackend : public Backend {
   void moe_combine_backward(const Tensor& dout, const Tensor& expert_out, const Tensor& slot_to_sorted, const Tensor& weight, Tensor& dexpert_out, Tensor& dweight) override;
   void grouped_gemm(const Tensor& x, const Tensor& w, bool trans_w, const std::vector<int64_t>& group_rows, Tensor& out, float alpha = 1.0f, float beta = 0.0f) override;
   void grouped_gemm_wgrad(const Tensor& dout, const Tensor& x, const std::vector<int64_t>& group_rows, Tensor& dw, bool accumulate) override;
+  void scatter_rows(const Tensor& src, const Tensor& rows, Tensor& dst) override;
+  void mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
+                            const Tensor& lengths, float scale, Tensor& out) override;
+  void sample_tokens(const Tensor& logits, const SamplingParams& params,
+                     const std::vector<uint64_t>& sequence_ids, const std::vector<uint64_t>& steps,
+                     Tensor& ids) override;
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWArgs& args, Tensor& param_copy) override;
 
  private:

@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <utility>
 
 #include "zeroth/backend.h"
 #include "zeroth/error.h"
@@ -201,6 +202,15 @@ Tensor Tensor::select(int d, int64_t i) const {
   t.offset_ += size_t(i * strides_[size_t(nd)]) * dtype_size(dtype_);
   t.shape_.erase(t.shape_.begin() + nd);
   t.strides_.erase(t.strides_.begin() + nd);
+  return t;
+}
+
+Tensor Tensor::transpose(int d0, int d1) const {
+  ZT_ASSERT(defined(), "transpose() of an undefined tensor");
+  const int a = normalise_dim(d0, dim(), "transpose"), b = normalise_dim(d1, dim(), "transpose");
+  Tensor t = *this;
+  std::swap(t.shape_[size_t(a)], t.shape_[size_t(b)]);
+  std::swap(t.strides_[size_t(a)], t.strides_[size_t(b)]);
   return t;
 }
 

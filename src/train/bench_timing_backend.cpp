@@ -12,7 +12,8 @@ const char* op_kind_name(int kind) {
   static const char* const kNames[kNumOpKinds] = {
       "gemm",    "gemm_lm_head", "grouped_gemm", "attention",    "logprob",
       "embedding", "rmsnorm",    "rope",         "swiglu",       "moe_router",
-      "moe_dispatch", "elementwise", "reduce",   "memory",       "adamw"};
+      "moe_dispatch", "elementwise", "reduce",   "memory",       "adamw",
+      "sample"};
   ZT_ASSERT(kind >= 0 && kind < kNumOpKinds, "op kind %d out of range", kind);
   return kNames[kind];
 }
@@ -228,6 +229,24 @@ void TimingBackend::adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Ten
                                const AdamWArgs& args, Tensor& param_copy) {
   OpTimer t(*this, kAdamw);
   inner_.adamw_step(param, grad, m, v, args, param_copy);
+}
+
+void TimingBackend::scatter_rows(const Tensor& src, const Tensor& rows, Tensor& dst) {
+  OpTimer t(*this, kMemory);
+  inner_.scatter_rows(src, rows, dst);
+}
+
+void TimingBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
+                                         const Tensor& lengths, float scale, Tensor& out) {
+  OpTimer t(*this, kAttention);
+  inner_.mla_decode_attention(q, cache, slots, lengths, scale, out);
+}
+
+void TimingBackend::sample_tokens(const Tensor& logits, const SamplingParams& params,
+                                  const std::vector<uint64_t>& sequence_ids,
+                                  const std::vector<uint64_t>& steps, Tensor& ids) {
+  OpTimer t(*this, kSample);
+  inner_.sample_tokens(logits, params, sequence_ids, steps, ids);
 }
 
 }  // namespace bench

@@ -22,7 +22,7 @@ namespace bench {
 
 enum OpKind : int {
   kGemm, kGemmLmHead, kGroupedGemm, kAttention, kLogprob, kEmbedding, kRmsnorm, kRope,
-  kSwiglu, kMoeRouter, kMoeDispatch, kElementwise, kReduce, kMemory, kAdamw, kNumOpKinds
+  kSwiglu, kMoeRouter, kMoeDispatch, kElementwise, kReduce, kMemory, kAdamw, kSample, kNumOpKinds
 };
 const char* op_kind_name(int kind);
 
@@ -119,6 +119,12 @@ class TimingBackend : public Backend {
   void grouped_gemm_wgrad(const Tensor& dout, const Tensor& x,
                           const std::vector<int64_t>& group_rows, Tensor& dw,
                           bool accumulate) override;
+  void scatter_rows(const Tensor& src, const Tensor& rows, Tensor& dst) override;
+  void mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
+                            const Tensor& lengths, float scale, Tensor& out) override;
+  void sample_tokens(const Tensor& logits, const SamplingParams& params,
+                     const std::vector<uint64_t>& sequence_ids, const std::vector<uint64_t>& steps,
+                     Tensor& ids) override;
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWArgs& args,
                   Tensor& param_copy) override;
 

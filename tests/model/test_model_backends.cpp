@@ -22,6 +22,7 @@
 #include "zeroth/model_config.h"
 #include "zeroth/model_infer.h"
 #include "zeroth/model_params.h"
+#include "zeroth/rollout.h"
 
 using namespace zeroth;
 
@@ -302,6 +303,59 @@ TEST_CASE("CUDA rollout log-probs equal the trainer's (KV cache vs full forward)
                   worst);
       std::fflush(stdout);
       CHECK(worst <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("CUDA generate() draws the CPU's tokens with the trainer's log-probs",
+          "[cuda][model]") {
+  auto cpu = make_cpu_backend(0);
+  auto gpu = make_backend("cuda");
+  for (const char* name : kModels) {
+    SECTION(name) {
+      const std::string dir = golden_dir(name);
+      const ModelConfig cfg = read_model_config(dir);
+      const int64_t V = cfg.vocab_size, G = 3;
+      std::vector<std::vector<int32_t>> prompts = {make_ids(5, V, 7), make_ids(9, V, 8),
+                                                   make_ids(3, V, 9)};
+      struct Filter {
+        float t, top_p, min_p;
+        int64_t top_k;
+      };
+      for (const Filter& f : {Filter{0.8f, 1.0f, 0.0f, 0}, Filter{1.0f, 0.9f, 0.0f, 0},
+                              Filter{0.7f, 1.0f, 0.05f, 8}, Filter{0.0f, 1.0f, 0.0f, 0}}) {
+        SamplingParams sp;
+        sp.temperature = f.t;
+        sp.top_p = f.top_p;
+        sp.min_p = f.min_p;
+        sp.top_k = f.top_k;
+        sp.seed = 5;
+        StopParams stop;
+        stop.max_new_tokens = 14;
+        std::vector<Completion> out[2];
+        Backend* bes[2] = {cpu.get(), gpu.get()};
+        for (int k = 0; k < 2; ++k) {
+          Model m(cfg, *bes[k]);
+          load_hf_weights(dir, cfg, m.params());
+          ModelInference inf(m, 2 * G, 32);  // fewer slots than samples: slots are refilled
+          out[k] = generate(inf, nullptr, prompts, G, sp, stop);
+        }
+        REQUIRE(out[0].size() == out[1].size());
+        double worst = 0.0;
+        for (size_t c = 0; c < out[0].size(); ++c) {
+          INFO(name << " completion " << c << " T " << f.t << " top_p " << f.top_p);
+          CHECK(out[1][c].ids == out[0][c].ids);
+          if (out[1][c].ids != out[0][c].ids) continue;
+          for (size_t t = 0; t < out[0][c].ids.size(); ++t)
+            worst = std::max(worst, std::fabs(double(out[1][c].logprobs[t]) -
+                                              double(out[0][c].logprobs[t])));
+        }
+        std::printf("[backends] cuda generate %s T=%.1f top_p=%.2f min_p=%.2f top_k=%lld: "
+                    "identical tokens, max |logprob(cuda) - logprob(cpu)| = %.3g\n",
+                    name, double(f.t), double(f.top_p), double(f.min_p), (long long)f.top_k, worst);
+        std::fflush(stdout);
+        CHECK(worst <= 1e-5);
+      }
     }
   }
 }

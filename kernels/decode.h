@@ -1,0 +1,26 @@
+// Launchers for kernels/decode.cu: the KV-cache row scatter and the absorbed-MLA decode
+// attention over a latent cache (Backend::scatter_rows / mla_decode_attention).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "zeroth/dtype.h"
+
+namespace zeroth {
+
+// dst[rows[i] * dst_stride + j] = src[i * src_stride + j] for i < n, j < d (any float
+// dtypes, converted through fp32).
+void launch_scatter_rows(const void* src, DType src_dtype, int64_t src_stride,
+                         const int32_t* rows, void* dst, DType dst_dtype, int64_t dst_stride,
+                         int64_t n, int64_t d, cudaStream_t stream);
+
+// out[i, h, :rv] = softmax_t(scale * q[i, h, :] . cache[slots[i], t, :]) @ cache[slots[i], t, :rv]
+// over t < lengths[i]. q (n, heads, r), cache (num_slots, tmax, r), out (n, heads, rv), F32.
+void launch_mla_decode_attention(const float* q, const float* cache, const int32_t* slots,
+                                 const int32_t* lengths, float scale, float* out, int64_t n,
+                                 int64_t heads, int64_t r, int64_t rv, int64_t tmax,
+                                 cudaStream_t stream);
+
+}  // namespace zeroth
