@@ -1,14 +1,16 @@
 // Decode-time kernels over the MLA latent cache.
 //
-// Owns: scatter_rows_kernel (one thread per element) and mla_decode_kernel: one warp
-// per (row, head), eight heads per block so the warps of a block read the same cached
-// rows (L1 hits); each warp walks its sequence's positions in order with an online
-// softmax (running max m, sum l, output accumulator o), lanes splitting the R latent
-// columns (q and o live in registers: R <= 32 * kMaxPerLane). Four positions per
-// iteration give the warp four independent dot-product reductions in flight. The order
-// of operations is fixed: results are deterministic and do not depend on the batch.
+// Owns: scatter_rows_kernel (one thread per element); mla_decode_kernel: one block per
+// (row, head), its kDecodeWarps warps splitting the sequence's positions (flash-decoding
+// within a block), each with an online softmax (running max m, sum l, output
+// accumulator o), lanes splitting the R latent columns (q and o in registers: R <= 32 *
+// kMaxPerLane), four positions per iteration for four independent reductions in flight,
+// the warps' states merged in a fixed order; expert_rows_gemm_kernel (below). The order of
+// operations is fixed: results are deterministic and do not depend on the batch.
 // Must not: read cache positions at or past a row's length.
 #include "decode.h"
+
+#include <algorithm>
 
 #include "cuda/cuda_check.h"
 #include "kernel_common.cuh"
@@ -18,8 +20,8 @@ namespace zeroth {
 
 namespace {
 
-constexpr int kHeadsPerBlock = 8;
-constexpr int kMaxPerLane = 24;  // R <= 768 (DeepSeek-V3: 576)
+constexpr int kDecodeWarps = 4;
+constexpr int kMaxPerLane = 20;  // R <= 640 (DeepSeek-V3: 576)
 constexpr int kUnroll = 4;
 
 __global__ void scatter_rows_kernel(const void* src, DType src_dtype, int64_t src_stride,
@@ -34,16 +36,19 @@ __global__ void scatter_rows_kernel(const void* src, DType src_dtype, int64_t sr
   }
 }
 
-// Grid: (n, ceil(heads / kHeadsPerBlock)); block: 32 * kHeadsPerBlock.
-__global__ void __launch_bounds__(32 * kHeadsPerBlock)
+// Grid: (n, heads); block: 32 * kDecodeWarps. Warp w walks positions
+// w*kUnroll .. in strides of kDecodeWarps*kUnroll with its own online softmax (running
+// max m, sum l, accumulator o); the warps' states merge in warp order at the end.
+__global__ void __launch_bounds__(32 * kDecodeWarps)
     mla_decode_kernel(const float* __restrict__ q, const float* __restrict__ cache,
                       const int32_t* __restrict__ slots, const int32_t* __restrict__ lengths,
                       float scale, float* __restrict__ out, int heads, int r, int rv,
                       int64_t tmax) {
-  const int lane = threadIdx.x % 32;
-  const int h = blockIdx.y * kHeadsPerBlock + threadIdx.x / 32;
+  __shared__ float sm_m[kDecodeWarps], sm_l[kDecodeWarps];
+  __shared__ float sm_o[kDecodeWarps][32 * kMaxPerLane];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t i = blockIdx.x;
-  if (h >= heads) return;
+  const int h = blockIdx.y;
   const float* qrow = q + (i * heads + h) * int64_t(r);
   const float* kv = cache + int64_t(slots[i]) * tmax * r;
   const int len = lengths[i];
@@ -55,7 +60,7 @@ __global__ void __launch_bounds__(32 * kHeadsPerBlock)
     o[c] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int t0 = 0; t0 < len; t0 += kUnroll) {
+  for (int t0 = warp * kUnroll; t0 < len; t0 += kDecodeWarps * kUnroll) {
     float s[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -89,16 +94,116 @@ __global__ void __launch_bounds__(32 * kHeadsPerBlock)
       m = m_new;
     }
   }
-  const float inv = 1.0f / l;
-  float* orow = out + (i * heads + h) * int64_t(rv);
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
 #pragma unroll
   for (int c = 0; c < kMaxPerLane; ++c) {
     const int col = lane + 32 * c;
-    if (col < rv) orow[col] = o[c] * inv;
+    if (col < rv) sm_o[warp][col] = o[c];
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, sm_m[w]);
+  float lsum = 0.0f;
+  for (int w = 0; w < kDecodeWarps; ++w)
+    if (sm_l[w] > 0.0f) lsum += sm_l[w] * expf(sm_m[w] - mx);
+  const float inv = 1.0f / lsum;
+  float* orow = out + (i * heads + h) * int64_t(rv);
+  for (int col = threadIdx.x; col < rv; col += blockDim.x) {
+    float acc = 0.0f;
+    for (int w = 0; w < kDecodeWarps; ++w)
+      if (sm_l[w] > 0.0f) acc += sm_o[w][col] * expf(sm_m[w] - mx);
+    orow[col] = acc * inv;
+  }
+}
+
+constexpr int kRowsGemmWarps = 8;
+constexpr int kRowsGemmOutPerWarp = 8;  // a block computes 64 outputs of its rows
+constexpr int kRowsPerPassMax = 4;       // rows sharing one load of the weights
+constexpr int kRowsGemmSmemFloats = 12288;  // 48 KiB: the default dynamic shared limit
+
+// Grid: (ceil(n / 64), E); block: 32 * kRowsGemmWarps; dynamic shared: rows_per_pass * k
+// floats. Block (tile, e) computes outputs tile*64 .. +63 of every row routed to expert e,
+// rows_per_pass rows at a time in row order: each weight element is loaded once per pass
+// and used for all the pass's rows, and an expert no row chose costs one scan of
+// `experts`. Each warp computes kRowsGemmOutPerWarp outputs, lanes striding over k
+// (coalesced weight reads), one warp reduction per (output, row) in a fixed order, so a
+// row's result is the same whichever rows share its pass.
+__global__ void __launch_bounds__(32 * kRowsGemmWarps)
+    expert_rows_gemm_kernel(const void* __restrict__ x, DType x_dtype, const void* __restrict__ w,
+                            DType w_dtype, const int32_t* __restrict__ experts, int x_div,
+                            void* __restrict__ out, DType out_dtype, int64_t m, int64_t n,
+                            int64_t k, int rows_per_pass) {
+  extern __shared__ float xs[];
+  const int e = blockIdx.y;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t wbase = int64_t(e) * n * k;
+  const int64_t j0 = int64_t(blockIdx.x) * (kRowsGemmWarps * kRowsGemmOutPerWarp) +
+                     warp * kRowsGemmOutPerWarp;
+  int64_t next = 0;
+  while (true) {
+    int64_t rows[kRowsPerPassMax];
+    int cnt = 0;
+    for (; next < m && cnt < rows_per_pass; ++next)
+      if (experts[next] == e) rows[cnt++] = next;  // uniform across the block
+    if (cnt == 0) break;
+    __syncthreads();  // the previous pass's readers are done with xs
+    for (int qq = 0; qq < cnt; ++qq) {
+      const int64_t xi = rows[qq] / x_div;
+      for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
+        xs[qq * k + c] = load_as_float(x, x_dtype, xi * k + c);
+    }
+    __syncthreads();
+    float acc[kRowsGemmOutPerWarp][kRowsPerPassMax];
+#pragma unroll
+    for (int o = 0; o < kRowsGemmOutPerWarp; ++o)
+#pragma unroll
+      for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = 0.0f;
+    for (int64_t c = lane; c < k; c += 32) {
+      float xv[kRowsPerPassMax];
+#pragma unroll
+      for (int qq = 0; qq < kRowsPerPassMax; ++qq) xv[qq] = qq < cnt ? xs[qq * k + c] : 0.0f;
+#pragma unroll
+      for (int o = 0; o < kRowsGemmOutPerWarp; ++o) {
+        if (j0 + o >= n) continue;
+        const float wv = w_dtype == DType::F32
+                             ? static_cast<const float*>(w)[wbase + (j0 + o) * k + c]
+                             : load_as_float(w, w_dtype, wbase + (j0 + o) * k + c);
+#pragma unroll
+        for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = fmaf(wv, xv[qq], acc[o][qq]);
+      }
+    }
+#pragma unroll
+    for (int o = 0; o < kRowsGemmOutPerWarp; ++o)
+#pragma unroll
+      for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
+        const float v = warp_reduce_sum(acc[o][qq]);
+        if (lane == 0 && qq < cnt && j0 + o < n)
+          store_from_float(out, out_dtype, rows[qq] * n + j0 + o, v);
+      }
   }
 }
 
 }  // namespace
+
+void launch_expert_rows_gemm(const void* x, DType x_dtype, const void* w, DType w_dtype,
+                             const int32_t* experts, int x_div, void* out, DType out_dtype,
+                             int64_t m, int64_t n, int64_t k, int64_t num_experts,
+                             cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  ZT_ASSERT(num_experts <= 65535 && k <= 12288,
+            "expert_rows_gemm: %lld experts (max 65535), k %lld (max 12288)",
+            (long long)num_experts, (long long)k);
+  const int64_t per_block = kRowsGemmWarps * kRowsGemmOutPerWarp;
+  const int rows_per_pass = int(std::min<int64_t>(kRowsPerPassMax, kRowsGemmSmemFloats / k));
+  const dim3 grid(unsigned((n + per_block - 1) / per_block), unsigned(num_experts));
+  expert_rows_gemm_kernel<<<grid, 32 * kRowsGemmWarps,
+                            size_t(rows_per_pass) * size_t(k) * sizeof(float), stream>>>(
+      x, x_dtype, w, w_dtype, experts, x_div, out, out_dtype, m, n, k, rows_per_pass);
+  ZT_CUDA_CHECK_LAUNCH();
+}
 
 void launch_scatter_rows(const void* src, DType src_dtype, int64_t src_stride,
                          const int32_t* rows, void* dst, DType dst_dtype, int64_t dst_stride,
@@ -118,8 +223,9 @@ void launch_mla_decode_attention(const float* q, const float* cache, const int32
             (long long)r, 32 * kMaxPerLane);
   ZT_ASSERT(n <= INT32_MAX && heads <= INT32_MAX, "mla_decode_attention: n %lld heads %lld",
             (long long)n, (long long)heads);
-  const dim3 grid(unsigned(n), unsigned((heads + kHeadsPerBlock - 1) / kHeadsPerBlock));
-  mla_decode_kernel<<<grid, 32 * kHeadsPerBlock, 0, stream>>>(q, cache, slots, lengths, scale,
+  ZT_ASSERT(heads <= 65535, "mla_decode_attention: %lld heads (max 65535)", (long long)heads);
+  const dim3 grid{unsigned(n), unsigned(heads)};
+  mla_decode_kernel<<<grid, 32 * kDecodeWarps, 0, stream>>>(q, cache, slots, lengths, scale,
                                                               out, int(heads), int(r), int(rv),
                                                               tmax);
   ZT_CUDA_CHECK_LAUNCH();

@@ -23,4 +23,10 @@ void launch_mla_decode_attention(const float* q, const float* cache, const int32
                                  int64_t heads, int64_t r, int64_t rv, int64_t tmax,
                                  cudaStream_t stream);
 
+// out[r, :] = x[r / x_div, :] @ w[experts[r]]^T, w (E, n, k) float, fp32 accumulation.
+void launch_expert_rows_gemm(const void* x, DType x_dtype, const void* w, DType w_dtype,
+                             const int32_t* experts, int x_div, void* out, DType out_dtype,
+                             int64_t m, int64_t n, int64_t k, int64_t num_experts,
+                             cudaStream_t stream);
+
 }  // namespace zeroth

@@ -20,10 +20,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "zeroth/error.h"
 #include "zeroth/sampler.h"
 #include "zeroth/tensor.h"
 
@@ -46,6 +48,30 @@ class Backend {
   virtual void copy_on_device(void* dst_dev, const void* src_dev, size_t bytes) = 0;
   // Waits until every queued op has finished (no-op on CPU).
   virtual void synchronize() = 0;
+
+  // ---- recorded op sequences (CUDA graphs) ----
+
+  // A recording of the ops a function enqueued, replayed with the same arguments (the
+  // tensors' contents are read at replay time, so uploads made before a replay are seen).
+  class OpGraph {
+   public:
+    virtual ~OpGraph() = default;
+  };
+  // Records the ops fn enqueues without running them. fn must not synchronise with the
+  // host (no copy_to_host / copy_from_host / synchronize) and must enqueue the same ops
+  // on every replay: shapes and pointers are frozen. Returns nullptr when the backend
+  // does not record (the CPU: its ops run as they are called) or when recording failed
+  // (the CUDA backend logs why); the caller then runs fn directly. A recording is valid
+  // while every tensor it touches stays allocated.
+  virtual std::unique_ptr<OpGraph> capture(const std::function<void()>& fn) {
+    (void)fn;
+    return nullptr;
+  }
+  // Enqueues a recording made by capture() on this backend.
+  virtual void replay(OpGraph& graph) {
+    (void)graph;
+    ZT_ASSERT(false, "replay: this backend makes no recordings");
+  }
 
   // ---- ops ----
 
@@ -237,6 +263,17 @@ class Backend {
   // each row's arithmetic does not depend on N or on the other rows.
   virtual void mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
                                     const Tensor& lengths, float scale, Tensor& out) = 0;
+
+  // Per-row expert products that need no host-side group sizes (the decode-time MoE,
+  // which must not synchronise, e.g. inside a captured graph):
+  //   out[r, :] = x[r / x_div, :] @ w[experts[r]]^T        for r < M
+  // x (M / x_div, K), w (E, N, K) (the nn.Linear layout), out (M, N): float dtypes,
+  // contiguous; experts I32 (M) in [0, E). fp32 accumulation; a row's result does not
+  // depend on the other rows. For decode-sized M (the CUDA kernel reads each chosen
+  // expert's weights once from memory but computes row by row); grouped_gemm is the op
+  // for prefill and training.
+  virtual void expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
+                                int x_div, Tensor& out) = 0;
 
   // One token per row of logits F32 (B, V), contiguous, drawn by the rules of sampler.h
   // (temperature, top-k, top-p, min-p, greedy) with the uniform

@@ -28,8 +28,9 @@
 // (L 61, Rkv 512, Dr 64) in bf16: 70,272 bytes (68.6 KiB) per token; this
 // implementation stores F32 (the model computes in F32), twice that.
 //
-// Host synchronisation: each MoE layer copies its expert counts to the host (as in
-// Model::forward); a decode step uploads its ids, positions, slots, lengths and cache
+// Host synchronisation: each MoE layer of a prefill and of an eager decode step copies
+// its expert counts to the host (as in Model::forward); a recorded decode step (CUDA
+// graphs, set_graphs) has none; a decode step uploads its ids, positions, slots, lengths and cache
 // rows (5 x B int32). Slot lengths are host state.
 //
 // Shapes: S slots, Tmax max_len, B sequences in a call, L layers, C hidden, V vocab,
@@ -108,10 +109,21 @@ class ModelInference {
   // F32 (B, V) of the last prefill / decode_step.
   const Tensor& logits() const;
 
+  // Recorded decode steps (default on): on a backend that records (CUDA graphs), the
+  // first decode step of each batch size is recorded with the sync-free MoE
+  // (model::moe_forward_rows) and every later step of that size replays it: one launch
+  // instead of ~30 per layer and no host synchronisation. Off: every op is issued
+  // eagerly (the grouped-GEMM MoE with its host sync per layer). Batch sizes where the
+  // per-row expert products cost more than the sync saves (many rows per expert, large
+  // experts: graph_pays in infer_forward.cpp) stay eager. The CPU ignores it.
+  // Set it before the first decode step.
+  void set_graphs(bool on);
+
  private:
   Model& model_;
   MlaKvCache cache_;
   std::unique_ptr<InferState> st_;
+  bool graphs_ = true;
 };
 
 }  // namespace zeroth

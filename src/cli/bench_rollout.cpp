@@ -41,7 +41,8 @@ static const char kBenchRolloutUsage[] =
     "usage: zeroth bench rollout [--model-config FILE | --model DIR] [--batch 1,16,64]\n"
     "                            [--prompt 128] [--new-tokens 512] [--threads N] [--seed S]\n"
     "                            [--gemm-n 2048] [--ref] [--ref-python P] [--ref-script F]\n"
-    "                            [--breakdown] [--device cpu|cuda[:i]] [--json FILE]\n"
+    "                            [--breakdown] [--device cpu|cuda[:i]] [--no-graphs]\n"
+    "                            [--save-model DIR] [--json FILE]\n"
     "\n"
     "  --model-config FILE  HF config.json, weights initialised at random\n"
     "                       (default configs/models/bench-small.json)\n"
@@ -65,6 +66,8 @@ static const char kBenchRolloutUsage[] =
     "                       the same process, and batch 1 reports the HBM bandwidth its\n"
     "                       decode achieves: (fp32 weights a token reads + its KV-cache\n"
     "                       reads) per step / step time, against that copy bandwidth\n"
+    "  --no-graphs          CUDA: issue every decode op eagerly instead of replaying one\n"
+    "                       recorded graph per step (ModelInference::set_graphs)\n"
     "  --save-model DIR     also write the model it times (config.json + safetensors) to\n"
     "                       DIR, for scripts/reference/bench_rollout_hf.py\n"
     "  --json FILE          write the JSON there instead of after the table\n"
@@ -101,9 +104,10 @@ double decode_flops(const ModelConfig& c, int64_t B, int64_t prompt, int64_t ste
 }
 
 RolloutRow run_one(Model& model, int64_t B, int64_t prompt, int64_t new_tokens, uint64_t seed,
-                   bench::TimingBackend* timing = nullptr) {
+                   bool graphs, bench::TimingBackend* timing = nullptr) {
   const ModelConfig& c = model.config();
   ModelInference engine(model, B, prompt + new_tokens);
+  engine.set_graphs(graphs);
   std::mt19937_64 rng(seed + uint64_t(B));
   std::vector<std::vector<int32_t>> prompts{size_t(B)};
   for (auto& p : prompts)
@@ -202,8 +206,8 @@ nlohmann::json run_reference(const std::string& python, const std::string& scrip
 int bench_rollout(const std::vector<std::string>& argv) {
   Args args("bench rollout", argv,
             {"model-config", "model", "batch", "prompt", "new-tokens", "threads", "seed",
-             "gemm-n", "ref", "ref-python", "ref-script", "breakdown", "json", "device", "save-model"},
-            {"ref", "breakdown"});
+             "gemm-n", "ref", "ref-python", "ref-script", "breakdown", "json", "device", "save-model", "no-graphs"},
+            {"ref", "breakdown", "no-graphs"});
   if (args.help()) {
     std::printf("%s", kBenchRolloutUsage);
     return 0;
@@ -225,6 +229,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
   const int threads = int(parse_int_flag("threads", args.get("threads", "0"), 0));
   const uint64_t seed = uint64_t(parse_int_flag("seed", args.get("seed", "0"), 0));
   const int64_t gemm_n = parse_int_flag("gemm-n", args.get("gemm-n", "2048"), 0);
+  const bool graphs = !args.has("no-graphs");
 
   const ModelConfig cfg = read_model_config(source);
   if (prompt + new_tokens > cfg.max_position_embeddings)
@@ -254,7 +259,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
     peak = bench_sgemm(*be, gemm_n, 5);
   std::vector<RolloutRow> rows;
   for (int64_t B : batches) {
-    rows.push_back(run_one(model, B, prompt, new_tokens, seed));
+    rows.push_back(run_one(model, B, prompt, new_tokens, seed, graphs));
     std::fprintf(stderr, "bench rollout: batch %lld: decode %.1f tok/s\n", (long long)B,
                  rows.back().decode_tok_s);
   }
@@ -272,7 +277,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
     bench::TimingBackend tb(*be, cfg.vocab_size);
     Model timed(cfg, tb);
     be->copy(model.params().flat, timed.params().flat);
-    const RolloutRow r = run_one(timed, B, prompt, new_tokens, seed, &tb);
+    const RolloutRow r = run_one(timed, B, prompt, new_tokens, seed, false, &tb);
     double ops = 0.0;
     std::vector<std::pair<double, int>> kinds;
     for (int k = 0; k < bench::kNumOpKinds; ++k) {
@@ -386,6 +391,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
   j["threads"] = threads;
   j["prompt"] = prompt;
   j["new_tokens"] = new_tokens;
+  if (gpu) j["graphs"] = graphs;
   j["matmul_params_per_token"] = train_step_flops(cfg, 1, 1).matmul_params;
   j["kv_bytes_per_token"] = MlaKvCache::bytes_per_token(cfg, DType::F32);
   if (gpu) j["copy_bandwidth_gbs"] = copy_gbs;

@@ -80,6 +80,10 @@ class CudaBackend final : public Backend {
   void sample_tokens(const Tensor& logits, const SamplingParams& params,
                      const std::vector<uint64_t>& sequence_ids, const std::vector<uint64_t>& steps,
                      Tensor& ids) override;
+  void expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts, int x_div,
+                        Tensor& out) override;
+  std::unique_ptr<OpGraph> capture(const std::function<void()>& fn) override;
+  void replay(OpGraph& graph) override;
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWArgs& args, Tensor& param_copy) override;
 
   cudaStream_t stream() const { return stream_; }

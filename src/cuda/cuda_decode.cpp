@@ -6,12 +6,15 @@
 // asynchronous copy from pageable memory, which returns once the host buffer is
 // staged). Must not: synchronise or do math on the host.
 #include <cstdint>
+#include <exception>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/cuda_check.h"
 #include "decode.h"
 #include "sample.h"
+#include "zeroth/log.h"
 
 namespace zeroth {
 
@@ -92,6 +95,97 @@ void CudaBackend::sample_tokens(const Tensor& logits, const SamplingParams& para
   launch_sample_tokens(logits.data<float>(), b, v, params.temperature, params.top_k,
                        params.top_p, params.min_p, params.seed,
                        static_cast<const uint64_t*>(dev.data_ptr()), ids.data<int32_t>(), stream_);
+}
+
+}  // namespace zeroth
+
+namespace zeroth {
+
+void CudaBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
+                                   int x_div, Tensor& out) {
+  const char* op = "expert_rows_gemm";
+  const std::pair<const Tensor*, const char*> args[] = {
+      {&x, "x"}, {&w, "w"}, {&experts, "experts"}, {&out, "out"}};
+  for (const auto& a : args) {
+    require_here(*a.first, op, a.second);
+    ZT_ASSERT(a.first->is_contiguous(), "%s: %s %s must be contiguous", op, a.second,
+              a.first->str().c_str());
+  }
+  ZT_ASSERT(dtype_is_float(x.dtype()) && dtype_is_float(w.dtype()) && dtype_is_float(out.dtype()),
+            "%s: x, w and out must be float", op);
+  ZT_ASSERT(x_div >= 1 && w.dim() == 3 && x.dim() == 2 && out.dim() == 2 &&
+                x.size(1) == w.size(2) && out.size(1) == w.size(1) &&
+                out.size(0) == x.size(0) * x_div,
+            "%s: x %s, w %s, out %s, x_div %d do not fit", op, x.str().c_str(), w.str().c_str(),
+            out.str().c_str(), x_div);
+  ZT_ASSERT(experts.dtype() == DType::I32 && experts.dim() == 1 && experts.size(0) == out.size(0),
+            "%s: experts is %s, expected I32 (%lld)", op, experts.str().c_str(),
+            (long long)out.size(0));
+  activate();
+  launch_expert_rows_gemm(x.data_ptr(), x.dtype(), w.data_ptr(), w.dtype(),
+                          experts.data<int32_t>(), x_div, out.data_ptr(), out.dtype(), out.size(0),
+                          w.size(1), w.size(2), w.size(0), stream_);
+}
+
+}  // namespace zeroth
+
+namespace zeroth {
+
+namespace {
+
+// An instantiated CUDA graph (the recording of capture()).
+class CudaGraph final : public Backend::OpGraph {
+ public:
+  CudaGraph(cudaGraph_t g, cudaGraphExec_t e) : graph_(g), exec_(e) {}
+  ~CudaGraph() override {
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+  }
+  cudaGraphExec_t exec() const { return exec_; }
+
+ private:
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+};
+
+}  // namespace
+
+// Stream capture of fn's ops (thread-local mode: other threads' CUDA calls are not
+// affected). A failure (an op that synchronises, an uncapturable call) ends the capture,
+// clears the error and returns nullptr with a warning, so the caller runs fn eagerly.
+std::unique_ptr<Backend::OpGraph> CudaBackend::capture(const std::function<void()>& fn) {
+  activate();
+  ZT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  std::string failure;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+  if (failure.empty() && end != cudaSuccess)
+    failure = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
+  cudaGraphExec_t exec = nullptr;
+  if (failure.empty()) {
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    if (inst != cudaSuccess) failure = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst);
+  }
+  if (!failure.empty()) {
+    if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    ZT_LOG_WARN("cuda: recording a graph failed (%s); running the ops one by one instead",
+             failure.c_str());
+    return nullptr;
+  }
+  return std::make_unique<CudaGraph>(graph, exec);
+}
+
+void CudaBackend::replay(OpGraph& graph) {
+  activate();
+  auto* g = dynamic_cast<CudaGraph*>(&graph);
+  ZT_ASSERT(g != nullptr, "replay: not a recording of this backend");
+  ZT_CUDA_CHECK(cudaGraphLaunch(g->exec(), stream_));
 }
 
 }  // namespace zeroth

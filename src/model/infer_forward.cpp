@@ -45,6 +45,9 @@ struct InferBuffers {
   Tensor last, final_normed;  // (B, C)
   Tensor final_rstd;          // (B)
   Tensor logits;              // F32 (B, V)
+  // decode with a recorded graph (Backend::capture): the step after the uploads
+  std::unique_ptr<Backend::OpGraph> graph;
+  bool graph_tried = false;
 };
 
 struct InferState {
@@ -100,11 +103,15 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
 
 // The MLP / MoE half of a layer: resid += ffn(norm(resid + branch)), with branch the
 // attention output (same order of adds as Model::forward).
-void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBuffers& w) {
+// rows: the sync-free MoE (model::moe_forward_rows), for recorded decode steps.
+void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBuffers& w,
+               bool rows = false) {
   be.add(w.resid, w.branch, w.x_mid);
   be.rmsnorm_forward(w.x_mid, lp.post_attn_norm, float(c.rms_norm_eps), w.post_normed,
                      w.post_rstd);
-  if (lp.is_moe)
+  if (lp.is_moe && rows)
+    model::moe_forward_rows(be, c, w.N, lp.moe, w.post_normed, w.moe, w.branch);
+  else if (lp.is_moe)
     model::moe_forward(be, c, 1, w.N, lp.moe, w.post_normed, w.moe, 0.0f, w.branch);
   else
     model::mlp_forward(be, lp.mlp, w.post_normed, w.mlp, w.branch);
@@ -194,6 +201,19 @@ void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& 
   model::linear_forward(be, w.attn_out, p.o_proj, w.branch);
 }
 
+// Whether a recorded step (sync-free MoE: expert_rows_gemm, SIMT) beats the eager step
+// (grouped tensor-core GEMMs after a host sync per layer) at decode batch B: while the
+// expert work per chosen expert, rows x K x N_out, stays small. Measured on an H100
+// (docs/gpu.md, 2026-11-24): bench-small (K 512, N 256) wins at 16 rows per expert
+// (2.1M) and loses at 64 (8.4M); r1zero-1b (K 1024, N 512) wins at 0.2 and loses at 12
+// (6.3M). The crossover is taken at 4M.
+bool graph_pays(const ModelConfig& c, int64_t B) {
+  if (c.n_routed_experts <= 0) return true;
+  const double rows_per_expert =
+      double(B * c.num_experts_per_tok) / double(c.n_routed_experts);
+  return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 4.0e6;
+}
+
 }  // namespace
 
 ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
@@ -215,6 +235,11 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
 }
 
 ModelInference::~ModelInference() = default;
+
+void ModelInference::set_graphs(bool on) {
+  ZT_ASSERT(st_->decode.empty(), "set_graphs after a decode step");
+  graphs_ = on;
+}
 
 const Tensor& ModelInference::logits() const {
   ZT_ASSERT(st_->last != nullptr, "logits() before prefill() or decode_step()");
@@ -314,14 +339,35 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
   w.lengths.copy_from_host(len32.data(), len32.size() * sizeof(int32_t));
   w.cache_rows.copy_from_host(rows32.data(), rows32.size() * sizeof(int32_t));
 
-  be.embedding_forward(w.ids, p.embed, w.resid);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerParams& lp = p.layers[size_t(l)];
-    be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
-    decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w);
-    ffn_block(be, c, lp, w);
+  // Everything after the uploads: eager, or recorded once per batch size and replayed
+  // (no host synchronisation inside: the MoE runs per row, model::moe_forward_rows).
+  auto step = [&](bool rows) {
+    be.embedding_forward(w.ids, p.embed, w.resid);
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      const LayerParams& lp = p.layers[size_t(l)];
+      be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
+      decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w);
+      ffn_block(be, c, lp, w, rows);
+    }
+    final_logits(be, c, p, w, {});
+  };
+  if (graphs_ && !be.device().is_cpu() && graph_pays(c, B)) {
+    if (!w.graph_tried) {
+      w.graph_tried = true;
+      if (w.moe.slot_to_sorted.defined()) {  // moe_forward_rows combines in slot order
+        std::vector<int32_t> iota(size_t(w.moe.slot_to_sorted.numel()));
+        for (size_t i = 0; i < iota.size(); ++i) iota[i] = int32_t(i);
+        w.moe.slot_to_sorted.copy_from_host(iota.data(), iota.size() * sizeof(int32_t));
+      }
+      w.graph = be.capture([&]() { step(true); });
+    }
+    if (w.graph)
+      be.replay(*w.graph);
+    else
+      step(false);
+  } else {
+    step(false);
   }
-  final_logits(be, c, p, w, {});
   for (int64_t b = 0; b < B; ++b) cache_.set_length(slots[size_t(b)], pos[size_t(b)] + 1);
   st_->last = &w;
 }

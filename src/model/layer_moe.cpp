@@ -2,7 +2,7 @@
 // top-k, dispatch (sort by expert, gather), grouped SwiGLU experts, weighted combine,
 // shared experts; forward and backward; the sequence-wise balance loss (host).
 // Owns: the order of MoE ops and the one host sync per layer (expert counts, which
-// size the grouped GEMMs). Must not: communicate (expert parallelism lives above
+// size the grouped GEMMs); the sync-free inference variant (moe_forward_rows). Must not: communicate (expert parallelism lives above
 // this), allocate per call (except the balance loss's host vectors), or call BLAS.
 #include <vector>
 
@@ -127,6 +127,26 @@ void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, cons
     a.scores.copy_to_host(scores.data(), scores.size() * sizeof(float));
     a.topk_idx.copy_to_host(idx.data(), idx.size() * sizeof(int32_t));
     a.aux_loss = balance_loss_host(scores, idx, B, T, E, k, aux_alpha, a.aux_dlogits);
+  }
+}
+
+void moe_forward_rows(Backend& be, const ModelConfig& cfg, int64_t N, const MoeParams& p,
+                      const Tensor& x, MoeActs& a, Tensor& y) {
+  const int64_t k = cfg.num_experts_per_tok;
+  linear_forward(be, x, p.router, a.logits);
+  be.moe_router_forward(a.logits, p.router_bias, int(cfg.n_group), int(cfg.topk_group), int(k),
+                        cfg.norm_topk_prob, float(cfg.routed_scaling_factor), a.scores,
+                        a.topk_idx, a.topk_weight);
+  const Tensor experts = a.topk_idx.view({N * k});
+  be.expert_rows_gemm(x, p.experts_gate, experts, int(k), a.gate);
+  be.expert_rows_gemm(x, p.experts_up, experts, int(k), a.up);
+  be.swiglu_forward(a.gate, a.up, a.h);
+  be.expert_rows_gemm(a.h, p.experts_down, experts, 1, a.eo);
+  if (cfg.n_shared_experts > 0) {
+    mlp_forward(be, p.shared, x, a.shared, y);
+    be.moe_combine(a.eo, a.slot_to_sorted, a.topk_weight, y, true);
+  } else {
+    be.moe_combine(a.eo, a.slot_to_sorted, a.topk_weight, y, false);
   }
 }
 

@@ -134,6 +134,12 @@ void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratc
 // sequences of T tokens) into a.aux_loss / a.aux_dlogits.
 void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
                  const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y);
+// Inference forward without a host synchronisation (decode; a captured graph): the
+// routed experts run per (token, choice) row with Backend::expert_rows_gemm in slot
+// order, so no sort and no expert counts on the host. a.slot_to_sorted must hold the
+// identity 0..N*k-1 (the caller fills it once); a.load is not updated.
+void moe_forward_rows(Backend& be, const ModelConfig& cfg, int64_t N, const MoeParams& p,
+                      const Tensor& x, MoeActs& a, Tensor& y);
 // dy (N, C) -> dx (N, C) (overwritten). with_aux adds the balance loss's gradient.
 void moe_backward(Backend& be, const ModelConfig& cfg, const MoeParams& p, MoeParams& g,
                   const Tensor& x, const MoeActs& a, MoeScratch& s, MlpScratch& ms,

@@ -1,5 +1,6 @@
 // CpuBackend's inference ops other than attention: scatter_rows (writing new tokens'
-// latents into the KV cache) and sample_tokens (one draw per row by sampler.h).
+// latents into the KV cache), expert_rows_gemm (the decode-time MoE without host group
+// sizes) and sample_tokens (one draw per row by sampler.h).
 //
 // Owns: argument checks and the per-row loops. Must not: implement the sampling rules
 // (sampler.cpp is the reference every backend matches) or depend on the thread count:
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+
+#include <cblas.h>
 
 #include "tensor/cpu_backend.h"
 #include "zeroth/error.h"
@@ -88,6 +91,63 @@ void CpuBackend::sample_tokens(const Tensor& logits, const SamplingParams& param
         continue;
       }
       out[i] = sample_token(row, v, params, sequence_ids[size_t(i)], steps[size_t(i)]);
+    }
+  });
+}
+
+}  // namespace zeroth
+
+namespace zeroth {
+
+// One sgemv per row (fp32; other dtypes are converted row by row / expert by expert),
+// rows spread over the threads in fixed blocks: a row's result never depends on the
+// thread count.
+void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
+                                  int x_div, Tensor& out) {
+  const char* op = "expert_rows_gemm";
+  for (const Tensor* t : {&x, &w, &experts, const_cast<const Tensor*>(&out)}) {
+    cpu::check_cpu(*t, op, "argument");
+    cpu::check_contiguous(*t, op, "argument");
+  }
+  cpu::check_float(x, op, "x");
+  cpu::check_float(w, op, "w");
+  cpu::check_float(out, op, "out");
+  ZT_ASSERT(x_div >= 1 && w.dim() == 3 && x.dim() == 2 && out.dim() == 2 &&
+                x.size(1) == w.size(2) && out.size(1) == w.size(1) &&
+                out.size(0) == x.size(0) * x_div,
+            "%s: x %s, w %s, out %s, x_div %d do not fit", op, x.str().c_str(), w.str().c_str(),
+            out.str().c_str(), x_div);
+  const int64_t m = out.size(0), n = w.size(1), k = w.size(2), e_count = w.size(0);
+  ZT_ASSERT(experts.dtype() == DType::I32 && experts.dim() == 1 && experts.size(0) == m,
+            "%s: experts is %s, expected I32 (%lld)", op, experts.str().c_str(), (long long)m);
+  const int32_t* ex = experts.data<int32_t>();
+  for (int64_t r = 0; r < m; ++r)
+    ZT_ASSERT(ex[r] >= 0 && ex[r] < e_count, "%s: experts[%lld] = %d is outside [0, %lld)", op,
+              (long long)r, ex[r], (long long)e_count);
+  const bool f32 = x.dtype() == DType::F32 && w.dtype() == DType::F32 && out.dtype() == DType::F32;
+  const char* px = static_cast<const char*>(x.data_ptr());
+  const char* pw = static_cast<const char*>(w.data_ptr());
+  char* po = static_cast<char*>(out.data_ptr());
+  cpu::parallel_blocks(threads_, m, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> xr, wr, orow;
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t xi = r / x_div;
+      if (f32) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n), int(k), 1.0f,
+                    reinterpret_cast<const float*>(pw) + int64_t(ex[r]) * n * k, int(k),
+                    reinterpret_cast<const float*>(px) + xi * k, 1, 0.0f,
+                    reinterpret_cast<float*>(po) + r * n, 1);
+        continue;
+      }
+      xr.resize(size_t(k));
+      wr.resize(size_t(n * k));
+      orow.resize(size_t(n));
+      cpu::to_f32(px + size_t(xi * k) * x.element_size(), x.dtype(), k, xr.data());
+      cpu::to_f32(pw + size_t(int64_t(ex[r]) * n * k) * w.element_size(), w.dtype(), n * k,
+                  wr.data());
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n), int(k), 1.0f, wr.data(), int(k), xr.data(),
+                  1, 0.0f, orow.data(), 1);
+      cpu::from_f32(orow.data(), out.dtype(), n, po + size_t(r * n) * out.element_size());
     }
   });
 }

@@ -242,6 +242,12 @@ void TimingBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, c
   inner_.mla_decode_attention(q, cache, slots, lengths, scale, out);
 }
 
+void TimingBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
+                                     int x_div, Tensor& out) {
+  OpTimer t(*this, kGroupedGemm);
+  inner_.expert_rows_gemm(x, w, experts, x_div, out);
+}
+
 void TimingBackend::sample_tokens(const Tensor& logits, const SamplingParams& params,
                                   const std::vector<uint64_t>& sequence_ids,
                                   const std::vector<uint64_t>& steps, Tensor& ids) {

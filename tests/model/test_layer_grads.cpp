@@ -280,6 +280,43 @@ TEST_CASE("MoE backward (router, experts, shared, balance loss) by finite differ
            route);
 }
 
+TEST_CASE("sync-free MoE forward (per-row experts) equals the grouped forward", "[model][moe]") {
+  auto be = make_cpu_backend(2);
+  for (bool shared : {true, false}) {
+    ModelConfig c = tiny_config(true, false);
+    if (!shared) c.n_shared_experts = 0;
+    ParamSet params = make_param_set(c, *be);
+    init_params(c, params, 17);
+    MoeParams& p = params.params.layers[1].moe;
+    std::mt19937 rng(9);
+    fill_random(p.router_bias, rng, 0.05f);
+    const int64_t N = 9, C = c.hidden_size, k = c.num_experts_per_tok;
+    Tensor x = Tensor::empty(*be, {N, C}, DType::F32);
+    fill_random(x, rng, 1.0f);
+    Tensor y0 = Tensor::empty(*be, {N, C}, DType::F32), y1 = Tensor::empty(*be, {N, C}, DType::F32);
+    model::MoeActs a0, a1;
+    model::alloc_moe(*be, c, N, a0);
+    model::alloc_moe(*be, c, N, a1);
+    std::vector<int32_t> iota(size_t(N * k));
+    for (size_t i = 0; i < iota.size(); ++i) iota[i] = int32_t(i);
+    a1.slot_to_sorted.copy_from_host(iota.data(), iota.size() * sizeof(int32_t));
+    model::moe_forward(*be, c, 1, N, p, x, a0, 0.0f, y0);
+    model::moe_forward_rows(*be, c, N, p, x, a1, y1);
+    const std::vector<float> r0 = y0.to_float_vector(), r1 = y1.to_float_vector();
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < r0.size(); ++i) {
+      worst = std::max(worst, std::fabs(double(r0[i]) - double(r1[i])));
+      scale = std::max(scale, std::fabs(double(r0[i])));
+    }
+    INFO("shared experts " << shared << ": max |diff| " << worst << " of max |y| " << scale);
+    CHECK(worst <= 1e-5 * std::max(scale, 1.0));
+    std::vector<int32_t> i0(size_t(N * k)), i1(size_t(N * k));
+    a0.topk_idx.copy_to_host(i0.data(), i0.size() * sizeof(int32_t));
+    a1.topk_idx.copy_to_host(i1.data(), i1.size() * sizeof(int32_t));
+    CHECK(i0 == i1);
+  }
+}
+
 TEST_CASE("whole-model backward (embedding, norms, lm_head) by finite differences",
           "[model][grad]") {
   auto be = make_cpu_backend(1);

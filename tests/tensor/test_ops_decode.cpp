@@ -1,7 +1,7 @@
 // Op harness cases for the inference ops (backend.h, "inference"): scatter_rows,
-// mla_decode_attention and sample_tokens, on every backend (scheme: test_ops.cpp).
+// mla_decode_attention, expert_rows_gemm and sample_tokens, on every backend (scheme: test_ops.cpp).
 //
-// References: scatter_rows and mla_decode_attention in float64 here; sample_tokens
+// References: scatter_rows, mla_decode_attention and expert_rows_gemm in float64 here; sample_tokens
 // against the host sampler (sampler.h's sample_token, the rules' reference), token for
 // token, over greedy, unfiltered and every filter, with ties, NaN and -inf logits.
 // Must not: share code with the implementations.
@@ -116,6 +116,36 @@ void test_mla_decode_attention(Backend& be) {
   }
 }
 
+void test_expert_rows_gemm(Backend& be) {
+  Rng rng(4104);
+  struct Case {
+    int64_t rows_x, div, e, n, k;
+  };
+  const Case cases[] = {{1, 1, 1, 1, 1}, {3, 4, 16, 256, 512}, {5, 1, 7, 70, 33}, {2, 2, 4, 130, 1000}};
+  for (const Case& c : cases)
+    for (DType dt : {F32, BF16}) {
+      const int64_t m = c.rows_x * c.div;
+      std::vector<double> xv = random_values(rng, c.rows_x * c.k, dt, -1.0, 1.0);
+      std::vector<double> wv = random_values(rng, c.e * c.n * c.k, dt, -1.0, 1.0);
+      std::vector<double> ev = random_values(rng, m, DType::I32, 0.0, double(c.e));
+      std::vector<double> ref(size_t(m * c.n));
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < c.n; ++j) {
+          double acc = 0.0;
+          for (int64_t q = 0; q < c.k; ++q)
+            acc += xv[size_t((r / c.div) * c.k + q)] *
+                   wv[size_t((int64_t(ev[size_t(r)]) * c.n + j) * c.k + q)];
+          ref[size_t(r * c.n + j)] = round_to(dt, acc);
+        }
+      Tensor out = upload(be, std::vector<double>(ref.size(), kNaN), {m, c.n}, dt);
+      be.expert_rows_gemm(upload(be, xv, {c.rows_x, c.k}, dt), upload(be, wv, {c.e, c.n, c.k}, dt),
+                          upload(be, ev, {m}, DType::I32), int(c.div), out);
+      expect_close(download(out), ref, tolerance(dt),
+                   strformat("expert_rows_gemm %s m %lld n %lld k %lld on %s", dt_str(dt).c_str(),
+                             (long long)m, (long long)c.n, (long long)c.k, be.name().c_str()));
+    }
+}
+
 // Rows of logits that exercise the sampler: wide and narrow distributions, ties, NaN,
 // -inf, and rows that cannot be sampled.
 std::vector<std::vector<float>> sample_rows(Rng& rng, int64_t v) {
@@ -207,3 +237,4 @@ void test_sample_tokens(Backend& be) {
 OP_TEST("scatter_rows", test_scatter_rows)
 OP_TEST("mla_decode_attention", test_mla_decode_attention)
 OP_TEST("sample_tokens", test_sample_tokens)
+OP_TEST("expert_rows_gemm", test_expert_rows_gemm)
