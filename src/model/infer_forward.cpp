@@ -48,6 +48,7 @@ struct InferBuffers {
   // decode with a recorded graph (Backend::capture): the step after the uploads
   std::unique_ptr<Backend::OpGraph> graph;
   bool graph_tried = false;
+  bool rows_ready = false;  // moe.slot_to_sorted holds the identity (moe_forward_rows)
 };
 
 struct InferState {
@@ -214,6 +215,13 @@ bool graph_pays(const ModelConfig& c, int64_t B) {
   return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 4.0e6;
 }
 
+// CPU: the per-row MoE (expert_rows_gemm streams each chosen expert's weights once per 8
+// of its rows) beats the grouped GEMM (OpenBLAS packs the transposed weights of every
+// expert with rows, slowly at a few rows) while an expert gets at most one pass of rows.
+bool cpu_rows_pay(const ModelConfig& c, int64_t B) {
+  return c.n_routed_experts > 0 && B * c.num_experts_per_tok <= 8 * c.n_routed_experts;
+}
+
 }  // namespace
 
 ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
@@ -351,14 +359,21 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
     }
     final_logits(be, c, p, w, {});
   };
-  if (graphs_ && !be.device().is_cpu() && graph_pays(c, B)) {
+  auto slot_order = [&]() {  // moe_forward_rows combines in slot order
+    if (w.rows_ready || !w.moe.slot_to_sorted.defined()) return;
+    std::vector<int32_t> iota(size_t(w.moe.slot_to_sorted.numel()));
+    for (size_t i = 0; i < iota.size(); ++i) iota[i] = int32_t(i);
+    w.moe.slot_to_sorted.copy_from_host(iota.data(), iota.size() * sizeof(int32_t));
+    w.rows_ready = true;
+  };
+  if (be.device().is_cpu()) {
+    const bool rows = cpu_rows_pay(c, B);
+    if (rows) slot_order();
+    step(rows);
+  } else if (graphs_ && graph_pays(c, B)) {
     if (!w.graph_tried) {
       w.graph_tried = true;
-      if (w.moe.slot_to_sorted.defined()) {  // moe_forward_rows combines in slot order
-        std::vector<int32_t> iota(size_t(w.moe.slot_to_sorted.numel()));
-        for (size_t i = 0; i < iota.size(); ++i) iota[i] = int32_t(i);
-        w.moe.slot_to_sorted.copy_from_host(iota.data(), iota.size() * sizeof(int32_t));
-      }
+      slot_order();
       w.graph = be.capture([&]() { step(true); });
     }
     if (w.graph)

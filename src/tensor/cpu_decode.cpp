@@ -10,8 +10,6 @@
 #include <cstring>
 #include <vector>
 
-#include <cblas.h>
-
 #include "tensor/cpu_backend.h"
 #include "zeroth/error.h"
 #include "zeroth/sampler.h"
@@ -99,9 +97,13 @@ void CpuBackend::sample_tokens(const Tensor& logits, const SamplingParams& param
 
 namespace zeroth {
 
-// One sgemv per row (fp32; other dtypes are converted row by row / expert by expert),
-// rows spread over the threads in fixed blocks: a row's result never depends on the
-// thread count.
+// Rows grouped by expert; work items (expert, block of 64 outputs) spread over the
+// threads. An item streams each weight row of its block once per pass of up to 8 of the
+// expert's rows and forms one vectorised dot product per (row, output): weights are read
+// from memory once per pass instead of being packed (OpenBLAS's small-M sgemm packs a
+// transposed B at a few GB/s, docs/perf.md). Each (row, output) is one dot product in a
+// fixed order, so a row's result does not depend on the other rows or the threads.
+// Non-f32 operands are converted to f32 first.
 void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
                                   int x_div, Tensor& out) {
   const char* op = "expert_rows_gemm";
@@ -121,35 +123,67 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
   ZT_ASSERT(experts.dtype() == DType::I32 && experts.dim() == 1 && experts.size(0) == m,
             "%s: experts is %s, expected I32 (%lld)", op, experts.str().c_str(), (long long)m);
   const int32_t* ex = experts.data<int32_t>();
-  for (int64_t r = 0; r < m; ++r)
+  std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(e_count));
+  for (int64_t r = 0; r < m; ++r) {
     ZT_ASSERT(ex[r] >= 0 && ex[r] < e_count, "%s: experts[%lld] = %d is outside [0, %lld)", op,
               (long long)r, ex[r], (long long)e_count);
-  const bool f32 = x.dtype() == DType::F32 && w.dtype() == DType::F32 && out.dtype() == DType::F32;
-  const char* px = static_cast<const char*>(x.data_ptr());
-  const char* pw = static_cast<const char*>(w.data_ptr());
-  char* po = static_cast<char*>(out.data_ptr());
-  cpu::parallel_blocks(threads_, m, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> xr, wr, orow;
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t xi = r / x_div;
-      if (f32) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n), int(k), 1.0f,
-                    reinterpret_cast<const float*>(pw) + int64_t(ex[r]) * n * k, int(k),
-                    reinterpret_cast<const float*>(px) + xi * k, 1, 0.0f,
-                    reinterpret_cast<float*>(po) + r * n, 1);
-        continue;
+    rows_of[size_t(ex[r])].push_back(r);
+  }
+  if (m == 0 || n == 0) return;
+  // f32 views (converted copies for other dtypes).
+  std::vector<float> xc, wc, oc;
+  const float* px = nullptr;
+  const float* pw = nullptr;
+  float* po = nullptr;
+  if (x.dtype() == DType::F32) {
+    px = x.data<float>();
+  } else {
+    xc.resize(size_t(x.numel()));
+    cpu::to_f32(x.data_ptr(), x.dtype(), x.numel(), xc.data());
+    px = xc.data();
+  }
+  if (w.dtype() == DType::F32) {
+    pw = w.data<float>();
+  } else {
+    wc.resize(size_t(w.numel()));
+    cpu::to_f32(w.data_ptr(), w.dtype(), w.numel(), wc.data());
+    pw = wc.data();
+  }
+  if (out.dtype() == DType::F32) {
+    po = out.data<float>();
+  } else {
+    oc.resize(size_t(out.numel()));
+    po = oc.data();
+  }
+  constexpr int64_t kOut = 64, kPass = 8;
+  const int64_t blocks = (n + kOut - 1) / kOut;
+  std::vector<std::pair<int64_t, int64_t>> items;  // (expert, output block)
+  for (int64_t e = 0; e < e_count; ++e)
+    if (!rows_of[size_t(e)].empty())
+      for (int64_t b = 0; b < blocks; ++b) items.push_back({e, b});
+  const int nthreads = int(std::max<int64_t>(1, std::min<int64_t>(threads_, int64_t(items.size()))));
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (size_t it = 0; it < items.size(); ++it) {
+    const int64_t e = items[it].first, j0 = items[it].second * kOut;
+    const int64_t j1 = std::min(n, j0 + kOut);
+    const std::vector<int64_t>& rs = rows_of[size_t(e)];
+    const float* we = pw + e * n * k;
+    for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
+      const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
+      for (int64_t j = j0; j < j1; ++j) {
+        const float* wr = we + j * k;
+        for (size_t q = 0; q < cnt; ++q) {
+          const int64_t r = rs[p0 + q];
+          const float* xr = px + (r / x_div) * k;
+          float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t c = 0; c < k; ++c) acc += xr[c] * wr[c];
+          po[r * n + j] = acc;
+        }
       }
-      xr.resize(size_t(k));
-      wr.resize(size_t(n * k));
-      orow.resize(size_t(n));
-      cpu::to_f32(px + size_t(xi * k) * x.element_size(), x.dtype(), k, xr.data());
-      cpu::to_f32(pw + size_t(int64_t(ex[r]) * n * k) * w.element_size(), w.dtype(), n * k,
-                  wr.data());
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n), int(k), 1.0f, wr.data(), int(k), xr.data(),
-                  1, 0.0f, orow.data(), 1);
-      cpu::from_f32(orow.data(), out.dtype(), n, po + size_t(r * n) * out.element_size());
     }
-  });
+  }
+  if (out.dtype() != DType::F32) cpu::from_f32(oc.data(), out.dtype(), out.numel(), out.data_ptr());
 }
 
 }  // namespace zeroth
