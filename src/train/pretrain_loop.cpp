@@ -10,14 +10,13 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/grad_sync.h"
 #include "zeroth/log.h"
+#include "zeroth/metrics.h"
 #include "zeroth/model.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
@@ -151,19 +150,18 @@ double max_imbalance(const std::vector<std::vector<int64_t>>& loads) {
   return worst;
 }
 
-std::string metrics_json(const StepMetrics& m) {
-  nlohmann::ordered_json j = {{"step", m.step},
-                              {"loss", m.loss},
-                              {"aux_loss", m.aux_loss},
-                              {"lr", m.lr},
-                              {"grad_norm", m.grad_norm},
-                              {"trained_tokens", m.trained_tokens},
-                              {"tokens", m.tokens},
-                              {"tokens_per_s", m.tokens_per_s},
-                              {"expert_imbalance", m.expert_imbalance},
-                              {"data_epoch", m.cursor.epoch},
-                              {"data_position", m.cursor.position}};
-  return j.dump();
+// The metrics.jsonl / TensorBoard row of a step.
+MetricMap metrics_row(const StepMetrics& m) {
+  return {{"loss", m.loss},
+          {"aux_loss", m.aux_loss},
+          {"lr", m.lr},
+          {"grad_norm", m.grad_norm},
+          {"trained_tokens", double(m.trained_tokens)},
+          {"tokens", double(m.tokens)},
+          {"tokens_per_s", m.tokens_per_s},
+          {"expert_imbalance", m.expert_imbalance},
+          {"data_epoch", double(m.cursor.epoch)},
+          {"data_position", double(m.cursor.position)}};
 }
 
 }  // namespace
@@ -226,13 +224,12 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   GradSync grad_sync(comm, model.grads());
   BatchSampler sampler(data.count, config.run.seed, config.data.shuffle, start.cursor);
 
-  const std::string metrics_path = run_dir + "/metrics.jsonl";
-  std::ofstream metrics;
-  if (rank == 0) {
-    write_resolved_config(config, run_dir);
-    metrics.open(metrics_path, resume_ckpt.empty() ? std::ios::trunc : std::ios::app);
-    if (!metrics) throw RuntimeError(strformat("%s: cannot open for writing", metrics_path.c_str()));
-  }
+  if (rank == 0) write_resolved_config(config, run_dir);
+  // A resumed run's metrics.jsonl keeps the rows up to its checkpoint's step and drops
+  // any written after it (an interrupted run may have logged steps it never saved).
+  MetricsWriterOptions mo;
+  mo.resume_step = resume_ckpt.empty() ? -1 : start.step;
+  MetricsWriter metrics(run_dir, rank, mo);
   ZT_LOG_INFO("%s: %lld sequences of %lld tokens from %s (%lld %s%s); model %s, %.3f M parameters; "
               "%d rank(s), %lld sequences per step, micro-batch %lld",
               name, (long long)data.count, (long long)T, config.data.path.c_str(), (long long)data.documents,
@@ -325,10 +322,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     m.expert_imbalance = max_imbalance(loads);
     m.cursor = sampler.cursor();
     result.steps.push_back(m);
-    if (rank == 0) {
-      metrics << metrics_json(m) << '\n';
-      metrics.flush();
-    }
+    metrics.log(step, metrics_row(m));
     if (options.show_progress) progress.update(step, strformat("loss %.4f", m.loss));
     if (step % tc.log_every == 0 || step == tc.steps)
       ZT_LOG_INFO("%s step %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | expert imbalance %.2f",
