@@ -21,11 +21,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "zeroth/config.h"
 #include "zeroth/data.h"
+#include "zeroth/model_config.h"
+#include "zeroth/tokenizer.h"
 
 namespace zeroth {
 
@@ -82,6 +85,28 @@ struct TokenizerFiles {
 // The byte tokenizer of `zeroth ckpt init --tokenizer bytes` (ids 256-258 = <|bos|>,
 // <|eos|>, <|pad|>; BOS added on encode) as tokenizer.json text.
 std::string byte_tokenizer_json();
+
+// ---- model source (src/train/model_source.cpp) ----
+
+// Where a run's model comes from: model.init is a model config.json (random init) or a
+// Hugging Face model directory (its weights); model.tokenizer is 'auto' (the directory's
+// tokenizer.json; the byte tokenizer for a config.json), 'bytes', or a tokenizer.json /
+// directory path.
+struct ModelSource {
+  ModelConfig config;
+  std::string weights_dir;  // "" = random init
+  std::unique_ptr<Tokenizer> tokenizer;
+  TokenizerFiles files;     // copied into every model directory the run writes
+};
+// ConfigError naming the key for a missing init, a missing tokenizer or a tokenizer with
+// more ids than the model's vocab_size. `command` names the subcommand in messages.
+ModelSource resolve_model_source(const std::string& init, const std::string& tokenizer_key,
+                                 const std::string& command);
+// Replaces src's tokenizer and files with those at `path` (a tokenizer.json or a
+// directory holding one, plus tokenizer_config.json when present).
+void load_source_tokenizer(const std::string& path, ModelSource& src);
+// ConfigError unless src's tokenizer fits its model's vocabulary (`init` named).
+void check_tokenizer_fits(const ModelSource& src, const std::string& init);
 
 // Where the trainer stands after `step` steps.
 struct TrainerState {

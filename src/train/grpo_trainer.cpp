@@ -33,7 +33,6 @@
 namespace zeroth {
 
 namespace fs = std::filesystem;
-using grpo_detail::ModelSource;
 
 namespace {
 
@@ -142,7 +141,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     init = run_cold_start(cfg, comm, backend, options.show_progress);
     tokenizer_key = "auto";
   }
-  ModelSource src = grpo_detail::resolve_model_source(init, tokenizer_key, "train");
+  ModelSource src = resolve_model_source(init, tokenizer_key, "train");
   const Tokenizer& tok = *src.tokenizer;
   if (src.config.max_position_embeddings < rc.max_len)
     throw ConfigError(strformat("key 'rollout.max_len': expected at most the model's max_position_embeddings "

@@ -19,63 +19,6 @@ namespace fs = std::filesystem;
 
 namespace grpo_detail {
 
-static std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(strformat("%s: cannot read", path.c_str()));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-static void load_tokenizer_files(const std::string& path, ModelSource& src) {
-  const bool is_dir = fs::is_directory(path);
-  const std::string file = is_dir ? path + "/tokenizer.json" : path;
-  fs::path dir = is_dir ? fs::path(path) : fs::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  src.tokenizer = load_tokenizer(path);
-  src.files.tokenizer_json = read_text(file);
-  src.files.tokenizer_config_json.clear();
-  if (fs::is_regular_file(dir / "tokenizer_config.json"))
-    src.files.tokenizer_config_json = read_text((dir / "tokenizer_config.json").string());
-}
-
-ModelSource resolve_model_source(const std::string& init, const std::string& tokenizer_key,
-                                 const std::string& command) {
-  if (init.empty())
-    throw ConfigError(strformat("key 'model.init': required by zeroth %s (a model config.json or a "
-                                "Hugging Face model directory), found nothing", command.c_str()));
-  if (!fs::exists(init))
-    throw ConfigError(strformat("key 'model.init': expected a model config.json or model directory, "
-                                "found '%s', which does not exist", init.c_str()));
-  ModelSource src;
-  const bool is_dir = fs::is_directory(init);
-  src.config = read_model_config(init);
-  if (is_dir) src.weights_dir = init;
-  if (tokenizer_key == "bytes" || (tokenizer_key == "auto" && !is_dir)) {
-    ByteTokenizerConfig bc;
-    bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
-    bc.bos_token = "<|bos|>";
-    bc.eos_token = "<|eos|>";
-    bc.pad_token = "<|pad|>";
-    bc.add_bos = true;
-    src.tokenizer = make_byte_tokenizer(bc);
-    src.files = {byte_tokenizer_json(), ""};
-  } else if (tokenizer_key == "auto") {
-    if (!fs::exists(fs::path(init) / "tokenizer.json"))
-      throw ConfigError(strformat("key 'model.tokenizer': 'auto' expected %s/tokenizer.json, found none; "
-                                  "set model.tokenizer to 'bytes' or a path", init.c_str()));
-    load_tokenizer_files(init, src);
-  } else {
-    if (!fs::exists(tokenizer_key))
-      throw ConfigError(strformat("key 'model.tokenizer': expected 'auto', 'bytes' or an existing path, "
-                                  "found '%s'", tokenizer_key.c_str()));
-    load_tokenizer_files(tokenizer_key, src);
-  }
-  if (src.tokenizer->vocab_size() > src.config.vocab_size)
-    throw ConfigError(strformat("key 'model.tokenizer': expected a tokenizer of at most vocab_size = %lld "
-                                "ids (%s), found one with %d",
-                                (long long)src.config.vocab_size, init.c_str(), src.tokenizer->vocab_size()));
-  return src;
-}
-
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl, const Tokenizer& tok,
                                    bool add_special_tokens) {
   return encode_prompt(tok, tmpl.render(rec.fields, rec.where), add_special_tokens, rec.where);

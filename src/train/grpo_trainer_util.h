@@ -18,18 +18,6 @@
 namespace zeroth {
 namespace grpo_detail {
 
-// Where a model comes from. Mirrors the (file-local) model resolution of
-// pretrain_loop.cpp: model.init is a config.json (random init) or an HF directory;
-// model.tokenizer 'auto' | 'bytes' | a path.
-struct ModelSource {
-  ModelConfig config;
-  std::string weights_dir;  // "" = random init
-  std::unique_ptr<Tokenizer> tokenizer;
-  TokenizerFiles files;
-};
-ModelSource resolve_model_source(const std::string& init, const std::string& tokenizer_key,
-                                 const std::string& command);
-
 // The prompt of a record as token ids (rendered with `tmpl`, encoded per rollout).
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl,
                                    const Tokenizer& tok, bool add_special_tokens);

@@ -32,88 +32,6 @@ const char* lm_stage_name(LmStage stage) { return stage == LmStage::Pretrain ? "
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(strformat("%s: cannot read", path.c_str()));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct LoadedTokenizer {
-  std::unique_ptr<Tokenizer> tokenizer;
-  TokenizerFiles files;
-};
-
-LoadedTokenizer byte_tokenizer() {
-  ByteTokenizerConfig bc;
-  bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
-  bc.bos_token = "<|bos|>";
-  bc.eos_token = "<|eos|>";
-  bc.pad_token = "<|pad|>";
-  bc.add_bos = true;
-  return {make_byte_tokenizer(bc), {byte_tokenizer_json(), ""}};
-}
-
-// A tokenizer.json file or a directory holding one (+ tokenizer_config.json).
-LoadedTokenizer tokenizer_from_path(const std::string& path) {
-  const bool is_dir = fs::is_directory(path);
-  const std::string file = is_dir ? path + "/tokenizer.json" : path;
-  fs::path dir = is_dir ? fs::path(path) : fs::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  LoadedTokenizer t;
-  t.tokenizer = load_tokenizer(path);
-  t.files.tokenizer_json = read_text(file);
-  if (fs::is_regular_file(dir / "tokenizer_config.json"))
-    t.files.tokenizer_config_json = read_text((dir / "tokenizer_config.json").string());
-  return t;
-}
-
-// The model's starting point: its architecture, where its weights come from and the
-// tokenizer.
-struct ModelSource {
-  ModelConfig config;
-  std::string weights_dir;  // "" = random init
-  LoadedTokenizer tok;
-};
-
-ModelSource resolve_model(const ModelSection& m, const std::string& command) {
-  if (m.init.empty())
-    throw ConfigError(strformat("key 'model.init': required by zeroth %s (a model config.json or a "
-                                "Hugging Face model directory), found nothing", command.c_str()));
-  if (!fs::exists(m.init))
-    throw ConfigError(strformat("key 'model.init': expected a model config.json or model directory, "
-                                "found '%s', which does not exist", m.init.c_str()));
-  ModelSource src;
-  const bool is_dir = fs::is_directory(m.init);
-  src.config = read_model_config(m.init);
-  if (is_dir) src.weights_dir = m.init;
-  if (m.tokenizer == "bytes") {
-    src.tok = byte_tokenizer();
-  } else if (m.tokenizer == "auto") {
-    if (!is_dir) {
-      src.tok = byte_tokenizer();
-    } else if (fs::exists(fs::path(m.init) / "tokenizer.json")) {
-      src.tok = tokenizer_from_path(m.init);
-    } else {
-      throw ConfigError(strformat("key 'model.tokenizer': 'auto' expected %s/tokenizer.json, found none; "
-                                  "set model.tokenizer to 'bytes' or a path", m.init.c_str()));
-    }
-  } else {
-    if (!fs::exists(m.tokenizer))
-      throw ConfigError(strformat("key 'model.tokenizer': expected 'auto', 'bytes' or an existing path, "
-                                  "found '%s'", m.tokenizer.c_str()));
-    src.tok = tokenizer_from_path(m.tokenizer);
-  }
-  return src;
-}
-
-// ConfigError unless the tokenizer's ids fit the model's vocabulary.
-void check_tokenizer_fits(const Tokenizer& tok, const ModelConfig& config, const std::string& init) {
-  if (tok.vocab_size() > config.vocab_size)
-    throw ConfigError(strformat("key 'model.tokenizer': expected a tokenizer of at most vocab_size = %lld "
-                                "ids (%s), found one with %d",
-                                (long long)config.vocab_size, init.c_str(), tok.vocab_size()));
-}
-
 SequenceDataset load_stage_data(const Config& config, LmStage stage, const Tokenizer& tok,
                                 const ModelConfig& mc, int32_t* eos_out) {
   const DataSection& d = config.data;
@@ -186,7 +104,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   const int64_t T = tc.seq_len;
 
   // Model, tokenizer and data. On resume the newest checkpoint replaces model.init.
-  ModelSource src = resolve_model(config.model, name);
+  ModelSource src = resolve_model_source(config.model.init, config.model.tokenizer, name);
   std::string resume_ckpt;
   TrainerState start;
   start.stage = name;
@@ -201,14 +119,14 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
                                       resume_ckpt.c_str(), name, start.stage.c_str()));
     src.config = read_model_config(resume_ckpt);
     src.weights_dir = resume_ckpt;
-    src.tok = tokenizer_from_path(resume_ckpt);
+    load_source_tokenizer(resume_ckpt, src);
   }
   if (src.config.max_position_embeddings < T)
     throw ConfigError(strformat("key 'train.seq_len': expected at most the model's max_position_embeddings "
                                 "(%lld), found %lld", (long long)src.config.max_position_embeddings, (long long)T));
-  check_tokenizer_fits(*src.tok.tokenizer, src.config, config.model.init);
+  check_tokenizer_fits(src, config.model.init);
   int32_t eos = -1;
-  const SequenceDataset data = load_stage_data(config, stage, *src.tok.tokenizer, src.config, &eos);
+  const SequenceDataset data = load_stage_data(config, stage, *src.tokenizer, src.config, &eos);
 
   Model model(src.config, backend,
               compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
@@ -333,7 +251,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     state.cursor = m.cursor;
     if ((tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps) {
       if (rank == 0) {
-        const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.tok.files,
+        const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files,
                                                       optimizer, state);
         ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
       }
@@ -343,7 +261,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   if (options.show_progress)
     progress.finish(result.steps.empty() ? "" : strformat("loss %.4f", result.steps.back().loss));
   if (rank == 0) {
-    save_model_dir(result.final_dir, src.config, model.params(), src.tok.files);
+    save_model_dir(result.final_dir, src.config, model.params(), src.files);
     ZT_LOG_INFO("%s: final model in %s", name, result.final_dir.c_str());
   }
   comm.barrier();
