@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/run_context.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
@@ -49,20 +50,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const std::string model_dir = args.required("model");
   const TrainConfig config = load_train_config(args.required("config"), args.all("set"));
 
-  std::unique_ptr<MpiRuntime> mpi;
-  std::unique_ptr<Communicator> world = make_world_communicator(nullptr, nullptr, &mpi);
-  LogOptions lo;
-  parse_log_level(config.run.log_level, &lo.level);
-  lo.rank = world->rank();
-  lo.world_size = world->size();
-  log_configure(lo);
-  std::unique_ptr<Backend> backend;
-  if (config.run.device == "cpu")
-    backend = make_backend("cpu", config.run.threads);
-  else
-    backend = make_backend(config.run.device, config.run.threads, node_local_rank(*world),
-                           "key 'run.device'");
-
+  RunContext ctx = start_run(config.run, false);
+  Backend* const backend = ctx.backend.get();
+  Communicator* const world = ctx.world.get();
   const ModelConfig mc = read_model_config(model_dir);
   std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
   const RolloutConfig& rc = config.rollout;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/run_context.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
@@ -68,40 +69,11 @@ int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const Config config = load_config(config_path, overrides);
 
-  std::unique_ptr<MpiRuntime> mpi;
-  std::unique_ptr<Communicator> world = make_world_communicator(nullptr, nullptr, &mpi);
-  LogOptions lo;
-  parse_log_level(config.run.log_level, &lo.level);
-  lo.all_ranks = config.run.log_all_ranks;
-  lo.rank = world->rank();
-  lo.world_size = world->size();
-  log_configure(lo);
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Communicator> device_comm;  // gradients on the GPU: NCCL (or local)
-  Communicator* comm = world.get();
-  if (config.run.device == "cpu") {
-    backend = make_backend("cpu", config.run.threads);
-  } else {
-    backend = make_backend(config.run.device, config.run.threads, node_local_rank(*world),
-                           "key 'run.device'");
-    device_comm = world->size() > 1 ? make_nccl_communicator(*world, *backend)
-                                    : make_local_communicator(backend.get());
-    comm = device_comm.get();
-  }
-  try {
-    LmTrainResult r = run_lm_training(config, stage, *comm, *backend, options);
-    if (world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
-  } catch (const Error& e) {
-    // Every rank sees the same config and data, so they fail together; a failure on one
-    // rank alone would leave the others waiting in a collective.
-    if (mpi && world->size() > 1) {
-      std::fprintf(stderr, "zeroth %s: rank %d: error: %s\n", name, world->rank(), e.what());
-      std::fflush(stderr);
-      world.reset();
-      MpiRuntime::abort(e.exit_code());
-    }
-    throw;
-  }
+  RunContext ctx = start_run(config.run);
+  run_collectively(ctx, name, [&]() {
+    LmTrainResult r = run_lm_training(config, stage, *ctx.comm, *ctx.backend, options);
+    if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
+  });
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/run_context.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"
@@ -39,28 +40,6 @@ static const char kTrainUsage[] =
     "every train.save_every steps and at the end, RUN_DIR/final/ (HF model + tokenizer),\n"
     "and RUN_DIR/cold_start/ when cold_start.path is set.\n";
 
-// The backend of run.device and the communicator its tensors reduce over (as
-// run_lm_command in cmd_pretrain.cpp).
-struct Placement {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Communicator> device_comm;
-  Communicator* comm = nullptr;
-};
-
-static Placement place(const RunConfig& run, Communicator& world) {
-  Placement p;
-  p.comm = &world;
-  if (run.device == "cpu") {
-    p.backend = make_backend("cpu", run.threads);
-  } else {
-    p.backend = make_backend(run.device, run.threads, node_local_rank(world), "key 'run.device'");
-    p.device_comm = world.size() > 1 ? make_nccl_communicator(world, *p.backend)
-                                     : make_local_communicator(p.backend.get());
-    p.comm = p.device_comm.get();
-  }
-  return p;
-}
-
 int cmd_train(const std::vector<std::string>& argv) {
   Args args("train", argv, {"config", "set", "run-dir", "resume"}, {}, {"set"});
   if (args.help()) {
@@ -81,29 +60,11 @@ int cmd_train(const std::vector<std::string>& argv) {
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const TrainConfig config = load_train_config(config_path, overrides);
 
-  std::unique_ptr<MpiRuntime> mpi;
-  std::unique_ptr<Communicator> world = make_world_communicator(nullptr, nullptr, &mpi);
-  LogOptions lo;
-  parse_log_level(config.run.log_level, &lo.level);
-  lo.all_ranks = config.run.log_all_ranks;
-  lo.rank = world->rank();
-  lo.world_size = world->size();
-  log_configure(lo);
-  Placement p = place(config.run, *world);
-  try {
-    GrpoTrainResult r = run_grpo_training(config, *p.comm, *p.backend, options);
-    if (world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
-  } catch (const Error& e) {
-    // Every rank sees the same config and data, so they fail together; a failure on one
-    // rank alone would leave the others waiting in a collective.
-    if (mpi && world->size() > 1) {
-      std::fprintf(stderr, "zeroth train: rank %d: error: %s\n", world->rank(), e.what());
-      std::fflush(stderr);
-      world.reset();
-      MpiRuntime::abort(e.exit_code());
-    }
-    throw;
-  }
+  RunContext ctx = start_run(config.run);
+  run_collectively(ctx, "train", [&]() {
+    GrpoTrainResult r = run_grpo_training(config, *ctx.comm, *ctx.backend, options);
+    if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
+  });
   return 0;
 }
 

@@ -1,0 +1,38 @@
+// RunContext: what `zeroth pretrain`, `sft`, `train` and `eval` set up before their work:
+// the world communicator (MPI under mpirun, else local), rank-aware logging from run.*,
+// the backend of run.device (one GPU per rank from the node-local rank) and the
+// communicator its gradients reduce over (NCCL for GPUs across ranks); and running the
+// work so that an error on every rank ends the job instead of leaving ranks waiting.
+// Must not: know what the command does.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "zeroth/backend.h"
+#include "zeroth/comm.h"
+#include "zeroth/config.h"
+
+namespace zeroth {
+namespace cli {
+
+struct RunContext {
+  std::unique_ptr<MpiRuntime> mpi;          // null without mpirun
+  std::unique_ptr<Communicator> world;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Communicator> device_comm;  // GPU: NCCL across ranks, local on one
+  Communicator* comm = nullptr;               // what the work reduces over
+};
+
+// device_collectives: also build the device communicator (training commands); without
+// it `comm` is the world communicator.
+RunContext start_run(const RunConfig& run, bool device_collectives = true);
+
+// Runs fn; on an Error with several MPI ranks, prints it with the rank and aborts the job
+// with the error's exit code (every rank sees the same config and data, so they fail
+// together; one rank failing alone would leave the others in a collective). Otherwise
+// rethrows.
+void run_collectively(RunContext& ctx, const char* command, const std::function<void()>& fn);
+
+}  // namespace cli
+}  // namespace zeroth
