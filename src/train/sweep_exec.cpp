@@ -3,6 +3,7 @@
 // array script built on launch/slurm/zeroth-train.sbatch.
 // Must not: decide trial settings (the plan did) or read metrics (sweep_report.cpp).
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,6 +59,38 @@ std::string self_exe() {
   fs::path p = fs::read_symlink("/proc/self/exe", ec);
   return ec ? std::string("zeroth") : p.string();
 }
+
+// An exclusive flock on OUT/.sweep.lock for the life of the object (released by the
+// kernel when the process ends, however it ends). RuntimeError when another process
+// holds it.
+class SweepLock {
+ public:
+  explicit SweepLock(const std::string& out_dir) {
+    const std::string path = out_dir + "/.sweep.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw RuntimeError(strformat("cannot open '%s': %s", path.c_str(), std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      std::string holder;
+      char buf[64] = {0};
+      if (::pread(fd_, buf, sizeof buf - 1, 0) > 0) holder = buf;
+      ::close(fd_);
+      throw RuntimeError(strformat(
+          "%s: another `zeroth sweep` is running this sweep's trials%s; wait for it, or stop it "
+          "(its trials resume from their checkpoints on the next run)",
+          out_dir.c_str(), holder.empty() ? "" : (" (" + holder + ")").c_str()));
+    }
+    const std::string me = strformat("pid %d on %s", int(::getpid()), hostname().c_str());
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+      // informational only
+    }
+  }
+  ~SweepLock() { ::close(fd_); }
+  SweepLock(const SweepLock&) = delete;
+  SweepLock& operator=(const SweepLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 struct Job {
   size_t trial = 0;
@@ -272,9 +305,13 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
     return r;
   }
 
+  // One sweep process per directory: a second one would start the same pending trials.
+  SweepLock lock(plan.out_dir);
   std::vector<std::pair<std::string, std::string>> env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
-  if (parallel * o.np * threads > cores || parallel > 1)
-    if (!std::getenv("OMP_WAIT_POLICY")) env.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
+  // Passive OpenMP waiting unless the user chose: trials share the machine with each
+  // other and with the sweep itself; libgomp's spinning workers starve OpenBLAS and the
+  // other trials (docs/perf.md, "libgomp's active waiting").
+  if (!std::getenv("OMP_WAIT_POLICY")) env.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
   const std::string host = hostname();
   std::map<pid_t, size_t> running;  // pid -> index into jobs
   size_t next = 0;

@@ -4,6 +4,8 @@
 // and the resume logic (DONE skipped, checkpoint -> --resume, others fresh, failures
 // recorded) with a fake trainer (a shell script given by ZEROTH_SWEEP_TRAIN_CMD),
 // status/report tables on fixture run directories, and the Slurm array script (dry run).
+#include <sys/file.h>
+#include <fcntl.h>
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -377,6 +379,18 @@ TEST_CASE("sweep run: local executor, failures recorded, DONE skipped, interrupt
   CHECK(d.commands[1].find("train --config") != std::string::npos);
   CHECK(d.skipped == 1);
 
+  {
+    // A second sweep on the same directory is refused while another holds its lock (a
+    // flock on another open file description conflicts even within one process).
+    const int fd = ::open((out + "/.sweep.lock").c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    SweepRunOptions o2;
+    o2.train_shell = fake;
+    CHECK_THROWS_WITH(run_sweep(read_sweep_plan(out), o2),
+                      Catch::Contains("another `zeroth sweep` is running"));
+    ::close(fd);  // releases it
+  }
   rc = cli::cmd_sweep({"--config", dir + "/sweep.yaml", "--out", out});
   CHECK(rc == 0);
   const std::string calls = read(out + "/kl_coef=0.001/calls.log");

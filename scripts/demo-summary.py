@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The summary that scripts/demo.sh prints at the end (docs/demo.md); standard library only.
+
+  python3 scripts/demo-summary.py runs/demo
+
+Reads DEMO_DIR/eval-before.log and eval-after.log (the JSON line `zeroth eval` prints
+last), DEMO_DIR/grpo/metrics.jsonl and DEMO_DIR/times.txt ("stage seconds" lines), and
+prints held-out pass@1 and format rate before and after GRPO, the reward curve as an
+ASCII chart, the training accuracy / format rate as sparklines, the evals made during
+training, and the wall time of every stage. Exit status: 0, or 1 when a file is missing
+or unreadable.
+"""
+import json
+import os
+import sys
+
+SPARK = "_.:-=+*#%@"  # 10 levels, ASCII
+
+
+def last_json(path):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError as e:
+        sys.exit(f"demo-summary: {path}: {e.strerror}")
+    for line in reversed(lines):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.exit(f"demo-summary: {path}: no JSON line (did `zeroth eval` finish?)")
+
+
+def read_metrics(path):
+    train, evals = [], []
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"demo-summary: {path}: {e.strerror}")
+    with f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                (evals if "eval_accuracy" in row else train).append(row)
+    return train, evals
+
+
+def buckets(values, width):
+    """Means of `values` over at most `width` equal consecutive buckets."""
+    if len(values) <= width:
+        return list(values)
+    out = []
+    for b in range(width):
+        lo, hi = b * len(values) // width, (b + 1) * len(values) // width
+        chunk = [v for v in values[lo:hi] if v is not None]
+        out.append(sum(chunk) / len(chunk) if chunk else None)
+    return out
+
+
+def chart(values, lo, hi, height=8, width=60):
+    """Rows of an ASCII chart of `values` (one column per step or bucket), y from lo to hi."""
+    cols = buckets(values, width)
+    rows = []
+    for r in range(height, -1, -1):
+        y = lo + (hi - lo) * r / height
+        line = "".join(
+            "*" if v is not None and round((v - lo) / (hi - lo) * height) == r else " " for v in cols)
+        rows.append(f"  {y:6.3f} |{line}")
+    rows.append("         +" + "-" * len(cols))
+    return rows
+
+
+def spark(values, lo, hi, width=60):
+    out = ""
+    for v in buckets(values, width):
+        if v is None:
+            out += " "
+        else:
+            out += SPARK[max(0, min(len(SPARK) - 1, int((v - lo) / (hi - lo) * (len(SPARK) - 1) + 0.5)))]
+    return out
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: demo-summary.py DEMO_DIR")
+    d = sys.argv[1]
+    before = last_json(os.path.join(d, "eval-before.log"))
+    after = last_json(os.path.join(d, "eval-after.log"))
+    train, evals = read_metrics(os.path.join(d, "grpo", "metrics.jsonl"))
+    times = []
+    if os.path.exists(os.path.join(d, "times.txt")):
+        for line in open(os.path.join(d, "times.txt")):
+            parts = line.split()
+            if len(parts) == 2:
+                times.append((parts[0], float(parts[1])))
+
+    print(f"== R1-Zero demo summary ({d})")
+    n = int(after.get("eval_prompts", 0))
+    print(f"held-out problems: {n}, greedy decoding        before    after")
+    a0, a1 = before["eval_accuracy"], after["eval_accuracy"]
+    f0, f1 = before["eval_format_rate"], after["eval_format_rate"]
+    ratio = f"x{a1 / a0:.1f}" if a0 > 0 else ("from 0" if a1 > 0 else "")
+    c0, c1 = round(a0 * n), round(a1 * n)
+    print(f"  pass@1 (accuracy reward)                   {a0:6.3f}   {a1:6.3f}   {ratio} ({c0} -> {c1} of {n})")
+    print(f"  format rate (strict <think>/<answer>)      {f0:6.3f}   {f1:6.3f}")
+    print(f"  response length (tokens)                   {before['eval_response_len_mean']:6.1f}   "
+          f"{after['eval_response_len_mean']:6.1f}")
+    doubled = "yes" if a1 >= 2 * a0 and a1 > 0 else "no"
+    if doubled == "yes" and c1 < 10:
+        doubled += f" (but {c1} right answers are too few to tell)"
+    print(f"  target: pass@1 at least doubled: {doubled}; format rate above 0.9: {'yes' if f1 > 0.9 else 'no'}")
+
+    if train:
+        rewards = [r.get("reward_mean") for r in train]
+        top = max([v for v in rewards if v is not None] or [0.0])
+        hi = next(h for h in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, float("inf")) if h >= top)
+        hi = top if hi == float("inf") else hi
+        print()
+        print(f"reward curve: mean reward of the sampled completions per step (accuracy + format, "
+              f"at most 2; y axis to {hi:g}), steps 1-{train[-1]['step']}")
+        for row in chart(rewards, 0.0, hi):
+            print(row)
+        print(f"  accuracy  |{spark([r.get('accuracy') for r in train], 0, 1)}|  "
+              f"{train[0].get('accuracy', 0):.2f} -> {train[-1].get('accuracy', 0):.2f}")
+        print(f"  format    |{spark([r.get('format_rate') for r in train], 0, 1)}|  "
+              f"{train[0].get('format_rate', 0):.2f} -> {train[-1].get('format_rate', 0):.2f}")
+        print(f"  (sparklines from 0 '{SPARK[0]}' to 1 '{SPARK[-1]}')")
+    if evals:
+        print("evals during training (step: pass@1 / format rate): " + ", ".join(
+            f"{int(e['step'])}: {e['eval_accuracy']:.2f}/{e['eval_format_rate']:.2f}" for e in evals))
+
+    if times:
+        print()
+        total = sum(t for name, t in times if name != "build")
+        print("wall time: " + ", ".join(f"{name} {t:.1f} s" for name, t in times) +
+              f"; total without the build {total / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
