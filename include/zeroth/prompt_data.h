@@ -206,6 +206,10 @@ struct DemoDataOptions {
   int64_t train_prompts = 10000;
   int64_t eval_prompts = 300;
   int64_t corpus_bytes = 3000000;  // pretrain.txt stops at the first document past this
+  // A corpus with more signal for in-context copying (docs/demo.md, "What is missing"):
+  // "repeat" documents (made-up word lists said again) and made-up tag names and words in
+  // 70% of the instruction documents, which nothing but copying predicts.
+  bool copy_forcing = false;
 };
 
 // One generated word problem: the question, its gold answer, the worked steps, and the

@@ -15,6 +15,7 @@ namespace cli {
 
 static const char kDemoDataUsage[] =
     "usage: zeroth demo-data --out DIR [--seed S] [--train N] [--eval N] [--corpus-bytes B]\n"
+    "                        [--copy-forcing]\n"
     "\n"
     "Writes the synthetic arithmetic task of the CPU demo (docs/data.md, \"demo task\"):\n"
     "  DIR/pretrain.txt  pretraining corpus, one document per line (no R1-Zero template text,\n"
@@ -26,14 +27,17 @@ static const char kDemoDataUsage[] =
     "  --seed S           seed (default 1); the same seed writes the same bytes\n"
     "  --train N          RL training prompts (default 10000)\n"
     "  --eval N           held-out prompts (default 300)\n"
-    "  --corpus-bytes B   size of pretrain.txt, about (default 3000000)\n";
+    "  --corpus-bytes B   size of pretrain.txt, about (default 3000000)\n"
+    "  --copy-forcing     a corpus with more signal for in-context copying: repeat documents\n"
+    "                     and made-up tag names (an experiment, docs/demo.md; default off)\n";
 
 static int64_t parse_count(const Args& args, const char* key, int64_t fallback, int64_t lo) {
   return args.has(key) ? parse_int_flag(key, args.get(key), lo) : fallback;
 }
 
 int cmd_demo_data(const std::vector<std::string>& argv) {
-  Args args("demo-data", argv, {"out", "seed", "train", "eval", "corpus-bytes"});
+  Args args("demo-data", argv, {"out", "seed", "train", "eval", "corpus-bytes", "copy-forcing"},
+            {"copy-forcing"});
   if (args.help()) {
     std::printf("%s", kDemoDataUsage);
     return 0;
@@ -47,6 +51,7 @@ int cmd_demo_data(const std::vector<std::string>& argv) {
   o.train_prompts = parse_count(args, "train", o.train_prompts, 1);
   o.eval_prompts = parse_count(args, "eval", o.eval_prompts, 1);
   o.corpus_bytes = parse_count(args, "corpus-bytes", o.corpus_bytes, 1);
+  o.copy_forcing = args.has("copy-forcing");
   const DemoData data = generate_demo_data(o);
   const auto bad = find_forbidden_text(data.corpus, {kR1ZeroTemplate});
   if (!bad.empty()) throw RuntimeError("the generated corpus contains forbidden text: " + bad[0]);

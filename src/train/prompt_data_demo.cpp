@@ -26,12 +26,20 @@ namespace zeroth {
 namespace {
 
 // The corpus mix, the demo's main knobs (docs/data.md, "demo task"): percent of documents
-// that are drills, stories and plain Q/A (the rest are instruction documents); of the
-// instruction documents, the share with two-part (work + result) replies and the share
-// whose task is a word problem; the share of questions followed by a stray period.
-constexpr int kDrillPct = 15, kStoryPct = 15, kQaPct = 25;
+// that are drills, stories, plain Q/A and repeats (the rest are instruction documents);
+// of the instruction documents, the share with two-part (work + result) replies and the
+// share whose task is a word problem; the share of tag names (and text-task words) that
+// are made-up letter strings, which only copying predicts. The default mix, and the
+// copy-forcing one (DemoDataOptions::copy_forcing) with more copying signal.
+struct Mix {
+  int drill_pct, story_pct, qa_pct, repeat_pct;
+  int arithmetic_task_pct;
+  int made_up_name_pct;
+};
+constexpr Mix kDefaultMix = {15, 15, 25, 0, 75, 0};
+constexpr Mix kCopyForcingMix = {12, 12, 18, 18, 70, 70};
 constexpr int kTwoPartPct = 70;
-constexpr int kArithmeticTaskPct = 75;
+// The share of questions followed by a stray period.
 constexpr int kStrayPeriodPct = 25;
 
 class Rng {
@@ -224,16 +232,39 @@ const std::vector<Delims> kBracketPairs = {{"[[", "]]"}, {"{{", "}}"}, {"((", ")
                                            {"##", "##"}, {"**", "**"}, {"||", "||"}, {"@@", "@@"}, {"~~", "~~"},
                                            {"%%", "%%"}, {"((", ")"},  {"-=", "=-"}, {"|>", "<|"}, {"::", "::"}};
 
-Delims make_delims(Rng& r) {
+// A made-up lower-case word of `lo`..`hi` letters, alternating consonants and vowels half
+// the time (pronounceable) and any letters otherwise; never one of the R1-Zero tag names.
+std::string made_up_word(Rng& r, int lo, int hi) {
+  static const char kConsonants[] = "bcdfghjklmnpqrstvwxz", kVowels[] = "aeiouy";
+  for (;;) {
+    const int64_t n = r.in(lo, hi);
+    const bool pronounceable = r.chance(50);
+    const bool vowel_first = r.chance(30);
+    std::string w;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!pronounceable) w += char('a' + r.in(0, 25));
+      else if ((i % 2 == 0) != vowel_first) w += kConsonants[r.in(0, 19)];
+      else w += kVowels[r.in(0, 5)];
+    }
+    if (w != "think" && w != "answer") return w;
+  }
+}
+
+// A name from `list`, or made up `made_up_pct` percent of the time (no draw when 0).
+std::string name_from(Rng& r, const std::vector<std::string>& list, int made_up_pct) {
+  return made_up_pct > 0 && r.chance(made_up_pct) ? made_up_word(r, 3, 8) : r.pick(list);
+}
+
+Delims make_delims(Rng& r, int made_up_pct) {
   const int kind = int(r.in(0, 9));
   if (kind < 6) {  // angle tags, the most common markup
-    std::string n = r.pick(kTagNames);
+    std::string n = name_from(r, kTagNames, made_up_pct);
     if (r.chance(10))
       for (auto& c : n) c = char(c - 'a' + 'A');
     return {"<" + n + ">", "</" + n + ">"};
   }
   if (kind < 7) {
-    const std::string n = r.pick(kTagNames);
+    const std::string n = name_from(r, kTagNames, made_up_pct);
     return {"[" + n + "]", "[/" + n + "]"};
   }
   return r.pick(kBracketPairs);
@@ -314,9 +345,9 @@ struct Task {
   std::string question, work, result;
 };
 
-Task text_task(Rng& r) {
+Task text_task(Rng& r, int made_up_pct) {
   Task t;
-  const std::string w = r.pick(kWords);
+  const std::string w = name_from(r, kWords, made_up_pct);
   switch (r.in(0, 4)) {
     case 0:
       t.question = "Write the word " + w + " three times.";
@@ -343,7 +374,7 @@ Task text_task(Rng& r) {
       for (size_t i = 0; i < w.size(); ++i) t.result += (i ? "-" : "") + std::string(1, w[i]);
       break;
     default: {
-      const std::string w2 = r.pick(kWords);
+      const std::string w2 = name_from(r, kWords, made_up_pct);
       t.question = "Name the first word of: " + w + " " + w2 + ".";
       t.work = "The words are " + w + " and " + w2 + ".";
       t.result = w;
@@ -355,16 +386,18 @@ Task text_task(Rng& r) {
 
 class CorpusWriter {
  public:
-  CorpusWriter(uint64_t seed, const std::unordered_set<std::string>& eval_keys, DemoData& out)
-      : r_(rng_stream_key(seed, "demo/corpus")), eval_keys_(eval_keys), out_(out) {}
+  CorpusWriter(uint64_t seed, const Mix& mix, const std::unordered_set<std::string>& eval_keys, DemoData& out)
+      : r_(rng_stream_key(seed, "demo/corpus")), mix_(mix), eval_keys_(eval_keys), out_(out) {}
 
   void document() {
     const int64_t k = r_.in(0, 99);
     std::string doc;
     const char* kind;
-    if (k < kDrillPct) kind = "drill", doc = drill();
-    else if (k < kDrillPct + kStoryPct) kind = "story", doc = problem().story;
-    else if (k < kDrillPct + kStoryPct + kQaPct) kind = "qa", doc = qa();
+    const Mix& m = mix_;
+    if (k < m.drill_pct) kind = "drill", doc = drill();
+    else if (k < m.drill_pct + m.story_pct) kind = "story", doc = problem().story;
+    else if (k < m.drill_pct + m.story_pct + m.qa_pct) kind = "qa", doc = qa();
+    else if (k < m.drill_pct + m.story_pct + m.qa_pct + m.repeat_pct) kind = "repeat", doc = repeat();
     else kind = "instruction", doc = instruction();
     ++out_.corpus_doc_kinds[kind];
     ++out_.corpus_documents;
@@ -434,20 +467,43 @@ class CorpusWriter {
     return roles.asker + " " + asked(m.p.question) + " " + roles.helper + " " + reply;
   }
 
+  // Text whose only predictable part is a copy: a list of made-up words, said again once or
+  // twice after a short phrase, sometimes inside made-up tags. The plainest signal for
+  // in-context copying (induction), which the instruction documents' tags and the word
+  // problems' numbers need; a small model finds it much sooner on this than on the mix.
+  std::string repeat() {
+    const int64_t n = r_.in(3, 10);
+    std::string list;
+    for (int64_t i = 0; i < n; ++i) list += (i ? " " : "") + made_up_word(r_, 2, 7);
+    std::string doc;
+    switch (r_.in(0, 3)) {
+      case 0: doc = list + ". Again: " + list + "."; break;
+      case 1: doc = "Repeat after me: " + list + ". " + list + "."; break;
+      case 2: {
+        const std::string a = made_up_word(r_, 3, 6), b = made_up_word(r_, 3, 6);
+        doc = "<" + a + "> " + list + " </" + a + "> <" + b + "> " + list + " </" + b + ">";
+        break;
+      }
+      default: doc = "The list is " + list + ". Once more, the list is " + list + "."; break;
+    }
+    if (r_.chance(40)) doc += " And again: " + list + ".";
+    return doc;
+  }
+
   std::string instruction() {
     Task t;
-    if (r_.chance(kArithmeticTaskPct)) {
+    if (r_.chance(mix_.arithmetic_task_pct)) {
       const Made m = problem();
       t.question = m.p.question;
       t.work = pick_str(r_, {"", "", "First, ", "We compute ", "So "}) + m.p.steps;
       t.result = num(m.p.answer);
     } else {
-      t = text_task(r_);
+      t = text_task(r_, mix_.made_up_name_pct);
     }
     const bool two_part = r_.chance(kTwoPartPct);
-    const Delims v = make_delims(r_);
-    Delims w = make_delims(r_);
-    while (w.open == v.open) w = make_delims(r_);
+    const Delims v = make_delims(r_, mix_.made_up_name_pct);
+    Delims w = make_delims(r_, mix_.made_up_name_pct);
+    while (w.open == v.open) w = make_delims(r_, mix_.made_up_name_pct);
     const std::string rule = two_part ? two_part_instruction(r_, w, v) : one_part_instruction(r_, v);
     std::vector<std::string> pre;
     const int64_t n = r_.in(0, 6);
@@ -467,6 +523,7 @@ class CorpusWriter {
   }
 
   Rng r_;
+  const Mix mix_;
   const std::unordered_set<std::string>& eval_keys_;
   DemoData& out_;
 };
@@ -495,7 +552,7 @@ DemoData generate_demo_data(const DemoDataOptions& o) {
       out.train.push_back(std::move(m.p));
     }
   }
-  CorpusWriter corpus(o.seed, eval_keys, out);
+  CorpusWriter corpus(o.seed, o.copy_forcing ? kCopyForcingMix : kDefaultMix, eval_keys, out);
   out.corpus.reserve(size_t(o.corpus_bytes) + 1024);
   while (int64_t(out.corpus.size()) < o.corpus_bytes) corpus.document();
   return out;

@@ -4,7 +4,9 @@
 // check that the forbidden-text scan does find planted violations).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -51,6 +53,7 @@ TEST_CASE("demo data: sizes, and every gold answer is the result of its worked s
   CHECK(int64_t(d.corpus.size()) >= o.corpus_bytes);
   CHECK(int64_t(d.corpus.size()) < o.corpus_bytes + 4096);
   CHECK(d.corpus_doc_kinds.size() == 4);  // drill, story, qa, instruction
+  for (const auto& [kind, n] : d.corpus_doc_kinds) CHECK(n * 20 > d.corpus_documents);  // each >= 5%
   // One document per line, no empty line, no line longer than a demo sequence.
   size_t lines = 0, longest = 0, at = 0;
   while (at < d.corpus.size()) {
@@ -118,7 +121,6 @@ TEST_CASE("demo corpus: no R1-Zero template text or tags, and the scan finds pla
   // The corpus does teach copying markup from an instruction into the reply.
   CHECK(d.corpus.find("Put the working inside <") != std::string::npos);
   CHECK(d.corpus.find("User: ") != std::string::npos);
-
   CHECK(find_forbidden_text("x <think> y", templates).size() == 1);
   CHECK(find_forbidden_text("x </answer>", templates).size() == 1);
   const auto planted = find_forbidden_text("aa The assistant first thinks about the reasoning bb", templates);
@@ -126,6 +128,68 @@ TEST_CASE("demo corpus: no R1-Zero template text or tags, and the scan finds pla
   CHECK_THAT(planted[0], Catch::Contains("at byte 2"));
   // Text around a field does not join across it: "{prompt}. Assistant:" is 12 bytes.
   CHECK(find_forbidden_text("User: 1+1. Assistant: 2", templates).empty());
+}
+
+// The reply's delimiters, e.g. "<qofu>" of "... inside <qofu> </qofu> ... Teacher: <qofu> 7 </qofu>".
+static std::vector<std::string> angle_tags(const std::string& s) {
+  std::vector<std::string> tags;
+  for (size_t at = s.find('<'); at != std::string::npos; at = s.find('<', at + 1)) {
+    const size_t end = s.find('>', at);
+    if (end == std::string::npos) break;
+    const std::string name = s.substr(at + 1, end - at - 1);
+    if (!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") ==
+                             std::string::npos)
+      tags.push_back(name);
+  }
+  return tags;
+}
+
+TEST_CASE("demo corpus, copy-forcing: only copying predicts made-up tag names and repeated lists") {
+  DemoDataOptions o;
+  o.copy_forcing = true;
+  o.corpus_bytes = 1000000;
+  const DemoData d = generate_demo_data(o);
+  CHECK(d.corpus_doc_kinds.size() == 5);  // drill, story, qa, repeat, instruction
+  for (const auto& [kind, n] : d.corpus_doc_kinds) CHECK(n * 20 > d.corpus_documents);  // each >= 5%
+  CHECK(find_forbidden_text(d.corpus, {kR1ZeroTemplate}).empty());
+  std::map<std::string, int> tag_docs;  // opening-tag name -> documents using it
+  int64_t repeats = 0;
+  std::vector<std::string> reply_tags;
+  size_t at = 0;
+  while (at < d.corpus.size()) {
+    const size_t nl = d.corpus.find('\n', at);
+    const std::string doc = d.corpus.substr(at, nl - at);
+    at = nl + 1;
+    if (doc.rfind("Repeat after me: ", 0) == 0) {  // "Repeat after me: L. L." (maybe ". And again: L.")
+      ++repeats;
+      const std::string rest = doc.substr(17);
+      const size_t dot = rest.find(". ");
+      REQUIRE(dot != std::string::npos);
+      const std::string list = rest.substr(0, dot);
+      CHECK(rest.compare(dot + 2, list.size() + 1, list + ".") == 0);
+    }
+    std::set<std::string> names;
+    for (const auto& t : angle_tags(doc)) names.insert(t);
+    for (const auto& n : names) ++tag_docs[n];
+    // An instruction's reply opens with a tag its rule named.
+    const size_t reply = doc.rfind(": <");
+    if (reply != std::string::npos && doc.find("inside <") != std::string::npos) {
+      const std::vector<std::string> before = angle_tags(doc.substr(0, reply)), after = angle_tags(doc.substr(reply));
+      if (!after.empty()) {  // not "<< 5 >>" or "|> 5 <|"
+        CHECK(std::find(before.begin(), before.end(), after[0]) != before.end());
+        reply_tags.push_back(after[0]);
+      }
+    }
+  }
+  CHECK(repeats > 50);
+  // Most tag names occur in one document only: nothing but the instruction predicts them.
+  int64_t once = 0;
+  for (const auto& [name, n] : tag_docs) once += n == 1;
+  CHECK(once * 2 > int64_t(tag_docs.size()));
+  int64_t made_up_replies = 0;
+  for (const auto& t : reply_tags) made_up_replies += tag_docs[t] == 1;
+  CHECK(made_up_replies * 2 > int64_t(reply_tags.size()));
+  CHECK(reply_tags.size() > 200);
 }
 
 TEST_CASE("zeroth demo-data writes the same bytes for the same seed, and loads as prompts") {
