@@ -87,6 +87,12 @@ class Backend {
   // previous contents are ignored (NaNs included).
   virtual void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
                     float alpha = 1.0f, float beta = 0.0f) = 0;
+  // While on, gemm of a plain A against a transposed B (a linear layer, A @ W^T) computes
+  // every row of C the same whatever the other rows are, and is fastest at a few rows:
+  // set by the decode step (ModelInference), so that a sequence's tokens do not depend
+  // on which others share its batch. The CPU switches to cpu::rows_gemm_nt (no packing
+  // of W); other backends may ignore it. Off by default (training, prefill).
+  virtual void set_row_invariant_gemm(bool on) { (void)on; }
 
   // Every element of x = value (converted to x's dtype). Any dtype.
   virtual void fill(Tensor& x, double value) = 0;

@@ -215,12 +215,6 @@ bool graph_pays(const ModelConfig& c, int64_t B) {
   return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 4.0e6;
 }
 
-// CPU: the per-row MoE (expert_rows_gemm streams each chosen expert's weights once per 8
-// of its rows) beats the grouped GEMM (OpenBLAS packs the transposed weights of every
-// expert with rows, slowly at a few rows) while an expert gets at most one pass of rows.
-bool cpu_rows_pay(const ModelConfig& c, int64_t B) {
-  return c.n_routed_experts > 0 && B * c.num_experts_per_tok <= 8 * c.n_routed_experts;
-}
 
 }  // namespace
 
@@ -367,9 +361,20 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
     w.rows_ready = true;
   };
   if (be.device().is_cpu()) {
-    const bool rows = cpu_rows_pay(c, B);
-    if (rows) slot_order();
-    step(rows);
+    // Row by row, whatever the batch: each linear layer through the row-invariant gemm
+    // and the MoE per row (expert_rows_gemm), so a sequence's logits do not depend on the
+    // other sequences of the step. Both are also the fastest CPU paths at decode batch
+    // sizes (docs/perf.md, "CPU rollout": 1.5x at B = 64, 1.2x at B = 256 over OpenBLAS
+    // and the grouped GEMM).
+    slot_order();
+    be.set_row_invariant_gemm(true);
+    try {
+      step(true);
+    } catch (...) {
+      be.set_row_invariant_gemm(false);
+      throw;
+    }
+    be.set_row_invariant_gemm(false);
   } else if (graphs_ && graph_pays(c, B)) {
     if (!w.graph_tried) {
       w.graph_tried = true;

@@ -3,10 +3,9 @@
 // Owns: the class declaration and the small helpers its op files share (argument
 // checks, bulk dtype conversion, a deterministic parallel-for over fixed blocks).
 // Ops are split by kind: cpu_backend.cpp (memory, fill, threads), cpu_gemm.cpp
-// (OpenBLAS), cpu_copy.cpp (strided copies), cpu_elementwise.cpp, cpu_reduce.cpp.
+// (OpenBLAS), cpu_rows_gemm.cpp (few-row products), cpu_copy.cpp (strided copies), cpu_elementwise.cpp, cpu_reduce.cpp.
 // Must not: hold global state beyond the thread counts make_cpu_backend sets for
-// OpenMP and OpenBLAS; results must not depend on the number of threads except
-// through OpenBLAS's own GEMM blocking.
+// OpenMP and OpenBLAS; results must not depend on the number of threads.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +33,7 @@ class CpuBackend : public Backend {
 
   void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
             float alpha = 1.0f, float beta = 0.0f) override;
+  void set_row_invariant_gemm(bool on) override { row_invariant_ = on; }
   void fill(Tensor& x, double value) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void axpby(float a, const Tensor& x, float b, Tensor& y) override;
@@ -79,6 +79,7 @@ class CpuBackend : public Backend {
 
  private:
   int threads_;
+  bool row_invariant_ = false;  // set_row_invariant_gemm
 };
 
 namespace cpu {
@@ -103,6 +104,17 @@ void check_contiguous(const Tensor& t, const char* op, const char* arg);
 void check_same_shape(const Tensor& x, const Tensor& y, const char* op);
 // x (..., D) and out (...) for the row ops that reduce the last dimension.
 void check_reduced_shape(const Tensor& x, const Tensor& out, const char* op);
+
+// The few-rows product of decoding (cpu_rows_gemm.cpp): C[i, j] (+)= alpha * sum_k
+// A[i, k] * W[j, k] for i < m, j < n; W (n, k) row-major with row stride ldw, as a linear
+// layer stores it. `accumulate` adds to C, else C is overwritten. Each C element is one
+// fixed-order reduction, whatever `threads` is.
+void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* w, int64_t ldw, float* c, int64_t ldc, bool accumulate);
+// The same on the calling thread for `rows` gathered rows (x[r], out[r]) and the
+// outputs j0 .. j1-1.
+void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
+                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate);
 
 }  // namespace cpu
 }  // namespace zeroth

@@ -155,7 +155,7 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
     oc.resize(size_t(out.numel()));
     po = oc.data();
   }
-  constexpr int64_t kOut = 64, kPass = 8;
+  constexpr int64_t kOut = 48, kPass = 8;  // 16 micro-kernel columns; rows in passes of 8
   const int64_t blocks = (n + kOut - 1) / kOut;
   std::vector<std::pair<int64_t, int64_t>> items;  // (expert, output block)
   for (int64_t e = 0; e < e_count; ++e)
@@ -170,17 +170,14 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
     const float* we = pw + e * n * k;
     for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
       const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
-      for (int64_t j = j0; j < j1; ++j) {
-        const float* wr = we + j * k;
-        for (size_t q = 0; q < cnt; ++q) {
-          const int64_t r = rs[p0 + q];
-          const float* xr = px + (r / x_div) * k;
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t c = 0; c < k; ++c) acc += xr[c] * wr[c];
-          po[r * n + j] = acc;
-        }
+      const float* xr[kPass];
+      float* orow[kPass];
+      for (size_t q = 0; q < cnt; ++q) {
+        const int64_t r = rs[p0 + q];
+        xr[q] = px + (r / x_div) * k;
+        orow[q] = po + r * n;
       }
+      cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false);
     }
   }
   if (out.dtype() != DType::F32) cpu::from_f32(oc.data(), out.dtype(), out.numel(), out.data_ptr());

@@ -1,9 +1,12 @@
-// CpuBackend::gemm: C = alpha * op(A) @ op(B) + beta * C through OpenBLAS cblas_sgemm.
+// CpuBackend::gemm: C = alpha * op(A) @ op(B) + beta * C through OpenBLAS cblas_sgemm,
+// or, under set_row_invariant_gemm (a decode step's linear layers: a few rows against a
+// transposed B), through cpu::rows_gemm_nt (cpu_rows_gemm.cpp), which does not pack B and
+// computes each row alone.
 //
 // Owns: operand description (batch, row stride, batch stride), BF16 <-> f32 scratch
 // conversion, the batch loop and the fold of a row-contiguous 3-D A into one GEMM,
 // and how a product is spread over threads.
-// Must not: implement a matrix product itself; all arithmetic is OpenBLAS's.
+// Must not: implement a matrix product itself (OpenBLAS, or cpu_rows_gemm.cpp).
 //
 // Threads: OpenBLAS runs single-threaded (make_cpu_backend sets it to one thread);
 // this file splits each product into one block of C per OpenMP thread (rows when M
@@ -203,7 +206,9 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
     bool fold = batch > 1 && oa.batched && !trans_a && !ob.batched &&
                 oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
                 batch * m <= INT_MAX;
-    if (fold) {
+    if (row_invariant_ && (batch == 1 || fold) && !trans_a && trans_b) {
+      cpu::rows_gemm_nt(threads_, batch * m, n, k, alpha, pa, oa.ld, pb, ob.ld, pc, c32.ld, true);
+    } else if (fold) {
       sgemm_split(threads_, ta, tb, int(batch * m), int(n), int(k), alpha, pa, int(oa.ld), pb,
                   int(ob.ld), pc, int(c32.ld));
     } else if (batch >= threads_ && threads_ > 1) {

@@ -125,6 +125,25 @@ void test_gemm(Backend& be) {
       for (auto& d : all_dtypes)
         run_gemm(be, rng, {1, s[0], s[1], s[2], false, false, false, (t & 1) != 0, (t & 2) != 0, d.first,
                            d.second, 1.0f, 0.0f, {}, {}, {}});
+  // The decode step's row-invariant products (set_row_invariant_gemm; the CPU's
+  // rows_gemm_nt): every row count of its 4-row blocks, outputs not a multiple of its 3, K
+  // with and without an 8-lane tail, sizes split over threads, views, alpha and beta, and
+  // the folded 3-D A. Only A @ B^T changes path; the rest must be unaffected.
+  const int64_t few_rows[][3] = {{2, 50, 37}, {4, 96, 64}, {13, 7, 200}, {16, 50, 515}, {1, 301, 517}, {70, 9, 8}};
+  be.set_row_invariant_gemm(true);
+  for (auto& s : few_rows)
+    for (int t = 0; t < 4; ++t)
+      for (auto& d : all_dtypes)
+        for (float beta : {0.0f, 1.5f})
+          run_gemm(be, rng, {1, s[0], s[1], s[2], false, false, false, (t & 1) != 0, (t & 2) != 0, d.first,
+                             d.second, 0.5f, beta, {}, {}, {}});
+  for (auto& d : all_dtypes) {
+    run_gemm(be, rng, {1, 7, 33, 19, false, false, false, false, true, d.first, d.second, 1.0f, 0.5f, {2, 3},
+                       {1, 2}, {3, 1}});
+    run_gemm(be, rng, {3, 5, 7, 6, true, false, true, false, true, d.first, d.second, 1.0f, 0.0f, {0, 0, 3}, {},
+                       {0, 0, 2}});
+  }
+  be.set_row_invariant_gemm(false);
   // Narrowed views (row stride > cols, offset start) for every operand; alpha and beta.
   for (int si = 1; si < 3; ++si)
     for (int t = 0; t < 4; ++t)

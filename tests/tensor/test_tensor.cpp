@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -308,6 +309,40 @@ TEST_CASE("cpu copy converts exactly as dtype.h does", "[dtype][cpu]") {
       float want = dt == DType::BF16 ? bf16_to_float(got[i]) : f16_to_float(got[i]);
       if (float_to_bits(w[i]) != float_to_bits(want) && !(std::isnan(w[i]) && std::isnan(want)))
         FAIL(dtype_name(dt) << " widening element " << i);
+    }
+  }
+}
+
+TEST_CASE("cpu row-invariant gemm (decode): a row's result depends on neither the other rows nor the threads",
+          "[cpu][determinism]") {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t n = 301, k = 517, rows = 40;
+  std::vector<float> w(size_t(n * k)), x(size_t(rows * k));
+  for (float& v : w) v = dist(rng);
+  for (float& v : x) v = dist(rng);
+  std::vector<uint32_t> first_row;  // row 0 of every product: the same bits each time
+  for (int threads = 1; threads <= 3; ++threads) {
+    auto be = make_cpu_backend(threads);
+    be->set_row_invariant_gemm(true);
+    Tensor W = Tensor::empty(*be, {n, k}, DType::F32);
+    W.copy_from_host(w.data(), w.size() * 4);
+    for (int64_t m : {1, 6, 16, 40}) {
+      Tensor X = Tensor::empty(*be, {m, k}, DType::F32);
+      X.copy_from_host(x.data(), size_t(m * k) * 4);
+      Tensor Y = Tensor::empty(*be, {m, n}, DType::F32);
+      be->gemm(X, false, W, true, Y);
+      std::vector<uint32_t> bits;
+      for (int64_t j = 0; j < n; ++j) bits.push_back(float_to_bits(Y.data<float>()[j]));
+      if (first_row.empty()) first_row = bits;
+      CHECK(bits == first_row);
+      double err = 0.0;  // and it is the product
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0.0;
+        for (int64_t kk = 0; kk < k; ++kk) ref += double(x[size_t(kk)]) * double(w[size_t(j * k + kk)]);
+        err = std::max(err, std::abs(ref - double(Y.data<float>()[j])));
+      }
+      CHECK(err < 1e-3);
     }
   }
 }

@@ -1,0 +1,124 @@
+// cpu::rows_gemm_nt: out[r] (+)= alpha * W @ x[r] for a few rows r, W (N, K) row-major as
+// a linear layer stores it: the decode-time product (a handful of token rows against a
+// weight matrix read from memory once). OpenBLAS packs W for every call, which at a few
+// rows costs more than the product (docs/perf.md, "CPU rollout").
+//
+// Owns: the register-blocked micro-kernel (AVX2 + FMA where compiled for it, 4 rows x 3
+// outputs of 8-lane accumulators; a plain loop otherwise) and the split of the outputs
+// over threads. Must not: depend on the thread count: every output element is one
+// reduction in a fixed order (8 lane partial sums over k, then lanes 0..7, then the
+// k tail), whichever thread computes it.
+#include <algorithm>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ZEROTH_ROWS_GEMM_AVX2 1
+#endif
+
+#include "tensor/cpu_backend.h"
+
+namespace zeroth {
+namespace cpu {
+namespace {
+
+#ifdef ZEROTH_ROWS_GEMM_AVX2
+inline float hsum(__m256 v) {
+  // Lanes 0..7 added in a fixed tree: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two.
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// R rows x C outputs (j .. j+C-1): W rows are loaded once per 8 k, each x row once per
+// 8 k and reused across the C outputs.
+template <int R, int C>
+inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j, int64_t k, float alpha,
+                  float* const* out, bool accumulate) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  const float* wr[C];
+  for (int c = 0; c < C; ++c) wr[c] = w + (j + c) * ldw;
+  const int64_t k8 = k & ~int64_t(7);
+  for (int64_t kk = 0; kk < k8; kk += 8) {
+    __m256 wv[C];
+    for (int c = 0; c < C; ++c) wv[c] = _mm256_loadu_ps(wr[c] + kk);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_loadu_ps(x[r] + kk);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float s = hsum(acc[r][c]);
+      for (int64_t kk = k8; kk < k; ++kk) s += x[r][kk] * wr[c][kk];
+      float* o = out[r] + j + c;
+      *o = accumulate ? *o + alpha * s : alpha * s;
+    }
+}
+#else
+template <int R, int C>
+inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j, int64_t k, float alpha,
+                  float* const* out, bool accumulate) {
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      const float* wr = w + (j + c) * ldw;
+      float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const int64_t k8 = k & ~int64_t(7);
+      for (int64_t kk = 0; kk < k8; kk += 8)
+        for (int l = 0; l < 8; ++l) lane[l] += x[r][kk + l] * wr[kk + l];
+      float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+      for (int64_t kk = k8; kk < k; ++kk) s += x[r][kk] * wr[kk];
+      float* o = out[r] + j + c;
+      *o = accumulate ? *o + alpha * s : alpha * s;
+    }
+}
+#endif
+
+template <int R>
+void rows_block(const float* const* x, const float* w, int64_t ldw, int64_t j0, int64_t j1, int64_t k,
+                float alpha, float* const* out, bool accumulate) {
+  int64_t j = j0;
+  for (; j + 3 <= j1; j += 3) micro<R, 3>(x, w, ldw, j, k, alpha, out, accumulate);
+  for (; j < j1; ++j) micro<R, 1>(x, w, ldw, j, k, alpha, out, accumulate);
+}
+
+}  // namespace
+
+void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
+                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) rows_block<4>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate);
+  switch (rows - r) {
+    case 3: rows_block<3>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate); break;
+    case 2: rows_block<2>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate); break;
+    case 1: rows_block<1>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate); break;
+    default: break;
+  }
+}
+
+void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* w, int64_t ldw, float* c, int64_t ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  std::vector<const float*> xr(static_cast<size_t>(m));
+  std::vector<float*> outr(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) xr[size_t(i)] = a + i * lda, outr[size_t(i)] = c + i * ldc;
+  // Output blocks of 48 (16 micro-kernel columns) keep each block's W rows (48 x K floats)
+  // streaming from memory once while its x rows stay in L1/L2.
+  constexpr int64_t kBlock = 48;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int parts = int(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
+  if (parts == 1 || double(m) * double(n) * double(k) < 64.0 * 64.0 * 64.0) {
+    rows_gemm_nt_serial(m, xr.data(), w, ldw, 0, n, k, alpha, outr.data(), accumulate);
+    return;
+  }
+#pragma omp parallel for num_threads(parts) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b)
+    rows_gemm_nt_serial(m, xr.data(), w, ldw, b * kBlock, std::min(n, (b + 1) * kBlock), k, alpha, outr.data(),
+                        accumulate);
+}
+
+}  // namespace cpu
+}  // namespace zeroth
