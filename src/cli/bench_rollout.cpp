@@ -55,7 +55,8 @@ static const char kBenchRolloutUsage[] =
     "  --gemm-n N           square sgemm measured as the peak, before and after, best kept\n"
     "                       (default 2048; 0 skips it)\n"
     "  --ref                also time the PyTorch reference (same weights, written to a\n"
-    "                       temporary directory; same threads, batch and lengths)\n"
+    "                       temporary directory; same threads, batch and lengths; with\n"
+    "                       OMP_WAIT_POLICY=PASSIVE, its fastest, unless the variable is set)\n"
     "  --ref-python P       Python with torch (default /usr/bin/python3)\n"
     "  --ref-script F       default scripts/reference/bench_rollout_ref.py\n"
     "  --breakdown          one more run at the largest batch with every backend op of\n"
@@ -177,10 +178,13 @@ nlohmann::json run_reference(const std::string& python, const std::string& scrip
                              int64_t new_tokens, int threads, uint64_t seed) {
   std::string list;
   for (int64_t b : batches) list += (list.empty() ? "" : ",") + std::to_string(b);
+  // PyTorch's OpenMP workers spin between ops while its Python thread runs: on 2 cores
+  // that halves its decode (measured, docs/perf.md), so it runs with passive waiting,
+  // its fastest, unless the caller chose a policy.
   const std::string cmd = strformat(
-      "'%s' '%s' --config '%s' --weights '%s' --batch %s --prompt %lld --new-tokens %lld "
+      "%s'%s' '%s' --config '%s' --weights '%s' --batch %s --prompt %lld --new-tokens %lld "
       "--threads %d --seed %llu",
-      python.c_str(), script.c_str(), config_json.c_str(), weights.c_str(), list.c_str(),
+      std::getenv("OMP_WAIT_POLICY") ? "" : "OMP_WAIT_POLICY=PASSIVE ", python.c_str(), script.c_str(), config_json.c_str(), weights.c_str(), list.c_str(),
       (long long)prompt, (long long)new_tokens, threads, (unsigned long long)seed);
   std::fprintf(stderr, "bench rollout: running the reference: %s\n", cmd.c_str());
   FILE* p = popen(cmd.c_str(), "r");
@@ -378,9 +382,11 @@ int bench_rollout(const std::vector<std::string>& argv) {
     std::printf("  device-to-device copy (same process): %.1f GB/s; batch 1 reads %.1f MB per "
                 "step (fp32 weights of one token + its KV cache)\n",
                 copy_gbs, batch1_step_bytes(cfg, prompt, new_tokens - 1) / 1e6);
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("  OpenMP wait policy: %s\n", policy ? policy : "libgomp default (spin, then sleep)");
   if (!ref.is_null())
-    std::printf("  reference: PyTorch %s, %s\n", ref.value("torch_version", "?").c_str(),
-                ref.value("impl", "?").c_str());
+    std::printf("  reference: PyTorch %s, %s, OMP_WAIT_POLICY=%s\n", ref.value("torch_version", "?").c_str(),
+                ref.value("impl", "?").c_str(), policy ? policy : "PASSIVE");
   std::fflush(stdout);
 
   nlohmann::ordered_json j;
@@ -389,6 +395,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
   j["config"] = source;
   j["backend"] = be->name();
   j["threads"] = threads;
+  j["omp_wait_policy"] = policy ? policy : "default";
   j["prompt"] = prompt;
   j["new_tokens"] = new_tokens;
   if (gpu) j["graphs"] = graphs;
