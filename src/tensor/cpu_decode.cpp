@@ -97,12 +97,13 @@ void CpuBackend::sample_tokens(const Tensor& logits, const SamplingParams& param
 
 namespace zeroth {
 
-// Rows grouped by expert; work items (expert, block of 64 outputs) spread over the
-// threads. An item streams each weight row of its block once per pass of up to 8 of the
-// expert's rows and forms one vectorised dot product per (row, output): weights are read
-// from memory once per pass instead of being packed (OpenBLAS's small-M sgemm packs a
-// transposed B at a few GB/s, docs/perf.md). Each (row, output) is one dot product in a
-// fixed order, so a row's result does not depend on the other rows or the threads.
+// Rows grouped by expert; work items (expert, block of 48 outputs) spread over the
+// threads. An item runs the register-blocked few-row kernel (cpu::rows_gemm_nt_serial,
+// cpu_rows_gemm.cpp) on each pass of up to 8 of the expert's rows: the block's weights
+// come from memory once and from cache for further passes, instead of being packed
+// (OpenBLAS's small-M sgemm packs a transposed B at a few GB/s, docs/perf.md). Each (row,
+// output) is one reduction in a fixed order, so a row's result does not depend on the
+// other rows or the threads.
 // Non-f32 operands are converted to f32 first.
 void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor& experts,
                                   int x_div, Tensor& out) {
