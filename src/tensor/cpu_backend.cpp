@@ -100,10 +100,10 @@ std::unique_ptr<Backend> make_cpu_backend(int threads) {
 namespace cpu {
 
 void parallel_blocks(int threads, int64_t n, int64_t block,
-                     const std::function<void(int64_t, int64_t)>& fn) {
+                     const std::function<void(int64_t, int64_t)>& fn, int64_t serial_up_to) {
   if (n <= 0) return;
   int64_t nb = (n + block - 1) / block;
-  if (nb == 1 || threads == 1) {
+  if (nb == 1 || threads == 1 || n <= serial_up_to) {
     for (int64_t b = 0; b < nb; ++b) fn(b * block, std::min(n, (b + 1) * block));
     return;
   }

@@ -89,9 +89,16 @@ namespace cpu {
 constexpr int64_t kBlock = 4096;
 
 // Calls fn(begin, end) for [0, n) cut into blocks of `block` elements, spread over
-// `threads` OpenMP threads. fn must only touch its own block's outputs.
+// `threads` OpenMP threads. fn must only touch its own block's outputs. When n <=
+// serial_up_to the blocks run on the calling thread: too little work to pay for waking
+// the others (~70 us a region under OMP_WAIT_POLICY=PASSIVE, docs/perf.md). The blocks
+// are the same either way, so the results are too.
 void parallel_blocks(int threads, int64_t n, int64_t block,
-                     const std::function<void(int64_t begin, int64_t end)>& fn);
+                     const std::function<void(int64_t begin, int64_t end)>& fn, int64_t serial_up_to = 0);
+
+// serial_up_to for element-wise ops over kBlock-element blocks: 16 blocks (64 K floats,
+// e.g. a decode step's 64 x 1024 activations).
+constexpr int64_t kSerialElements = 16 * kBlock;
 
 // Bulk conversions between a float dtype and f32 (n elements, contiguous).
 void to_f32(const void* src, DType dtype, int64_t n, float* dst);

@@ -68,7 +68,7 @@ void binary_op(int threads, Binary kind, const Tensor& x, const Tensor& y, Tenso
       if (++j == inner) j = 0;
     }
     store_block(out, b, e - b, os);
-  });
+  }, cpu::kSerialElements);
 }
 
 }  // namespace
@@ -89,7 +89,7 @@ void CpuBackend::axpby(float a, const Tensor& x, float b, Tensor& y) {
       for (int64_t i = 0; i < n; ++i) ys[i] = a * xs[i] + b * yin[i];
     }
     store_block(y, begin, n, ys);
-  });
+  }, cpu::kSerialElements);
 }
 
 void CpuBackend::scale(Tensor& x, float a) {
@@ -101,7 +101,7 @@ void CpuBackend::scale(Tensor& x, float a) {
     float* os = out_block(x, begin, buf);
     for (int64_t i = 0; i < n; ++i) os[i] = xs[i] * a;
     store_block(x, begin, n, os);
-  });
+  }, cpu::kSerialElements);
 }
 
 void CpuBackend::add(const Tensor& x, const Tensor& y, Tensor& out) {

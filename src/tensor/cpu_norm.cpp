@@ -94,7 +94,7 @@ void CpuBackend::rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Te
       if (out.dtype() != DType::F32)
         cpu::from_f32(o, out.dtype(), c, ob + size_t(r * c) * out.element_size());
     }
-  });
+  }, 16 * rows_per_block(c));
 }
 
 void CpuBackend::rmsnorm_backward(const Tensor& dout, const Tensor& x, const Tensor& w,

@@ -46,7 +46,7 @@ void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& ou
     load(up, b, m, u);
     for (int64_t i = 0; i < m; ++i) g[i] = g[i] * sigmoid(g[i]) * u[i];
     store(out, b, m, g);
-  });
+  }, cpu::kSerialElements);
 }
 
 void CpuBackend::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
@@ -73,7 +73,7 @@ void CpuBackend::swiglu_backward(const Tensor& dout, const Tensor& gate, const T
     }
     store(dgate, b, m, g);
     store(dup, b, m, u);
-  });
+  }, cpu::kSerialElements);
 }
 
 }  // namespace zeroth
