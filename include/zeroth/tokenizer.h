@@ -94,6 +94,9 @@ struct ByteTokenizerConfig {
   bool add_eos = false;  // ... and appends EOS
 };
 std::unique_ptr<Tokenizer> make_byte_tokenizer(const ByteTokenizerConfig& config);
+// zeroth's byte tokenizer for tiny models (`model.tokenizer: bytes`): <|bos|> 256,
+// <|eos|> 257, <|pad|> 258, BOS prepended (byte_tokenizer_json writes it for a model dir).
+ByteTokenizerConfig zeroth_byte_tokenizer_config();
 
 // Loads a tokenizer from a tokenizer.json file or a directory holding one (with an
 // optional tokenizer_config.json beside it, which names bos/eos/pad and add_bos_token /

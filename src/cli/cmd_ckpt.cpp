@@ -42,8 +42,6 @@ static const char kCkptUsage[] =
     "  info  print DIR's architecture, parameter counts (total, active per token) and\n"
     "        the bytes and dtypes of its tensors\n";
 
-static const std::vector<std::string> kByteSpecials = {"<|bos|>", "<|eos|>", "<|pad|>"};
-
 static void write_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -113,13 +111,7 @@ static int ckpt_init(const Args& args) {
   const std::string tok_arg = args.get("tokenizer");
   std::string tok_json, tok_config_json;
   if (tok_arg == "bytes") {
-    ByteTokenizerConfig bc;
-    bc.special_tokens = kByteSpecials;
-    bc.bos_token = "<|bos|>";
-    bc.eos_token = "<|eos|>";
-    bc.pad_token = "<|pad|>";
-    bc.add_bos = true;
-    check_tokenizer_fits(*make_byte_tokenizer(bc), config, config_path, "bytes");
+    check_tokenizer_fits(*make_byte_tokenizer(zeroth_byte_tokenizer_config()), config, config_path, "bytes");
     tok_json = byte_tokenizer_json();
   } else if (!tok_arg.empty()) {
     const bool is_dir = fs::is_directory(tok_arg);

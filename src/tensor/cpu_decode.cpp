@@ -133,23 +133,15 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
   if (m == 0 || n == 0) return;
   // f32 views (converted copies for other dtypes).
   std::vector<float> xc, wc, oc;
-  const float* px = nullptr;
-  const float* pw = nullptr;
+  auto f32_view = [](const Tensor& t, std::vector<float>& copy) -> const float* {
+    if (t.dtype() == DType::F32) return t.data<float>();
+    copy.resize(size_t(t.numel()));
+    cpu::to_f32(t.data_ptr(), t.dtype(), t.numel(), copy.data());
+    return copy.data();
+  };
+  const float* px = f32_view(x, xc);
+  const float* pw = f32_view(w, wc);
   float* po = nullptr;
-  if (x.dtype() == DType::F32) {
-    px = x.data<float>();
-  } else {
-    xc.resize(size_t(x.numel()));
-    cpu::to_f32(x.data_ptr(), x.dtype(), x.numel(), xc.data());
-    px = xc.data();
-  }
-  if (w.dtype() == DType::F32) {
-    pw = w.data<float>();
-  } else {
-    wc.resize(size_t(w.numel()));
-    cpu::to_f32(w.data_ptr(), w.dtype(), w.numel(), wc.data());
-    pw = wc.data();
-  }
   if (out.dtype() == DType::F32) {
     po = out.data<float>();
   } else {

@@ -202,6 +202,16 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer_from_json(const nlohmann::json& m
 
 }  // namespace
 
+ByteTokenizerConfig zeroth_byte_tokenizer_config() {
+  ByteTokenizerConfig c;
+  c.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
+  c.bos_token = "<|bos|>";
+  c.eos_token = "<|eos|>";
+  c.pad_token = "<|pad|>";
+  c.add_bos = true;
+  return c;
+}
+
 std::unique_ptr<Tokenizer> make_byte_tokenizer(const ByteTokenizerConfig& config) {
   return std::make_unique<ByteTokenizer>(config);
 }

@@ -23,11 +23,11 @@ namespace fs = std::filesystem;
 static constexpr int kTrainerStateVersion = 1;
 
 std::string byte_tokenizer_json() {
-  const std::vector<std::string> specials = {"<|bos|>", "<|eos|>", "<|pad|>"};
-  nlohmann::json model = {{"type", "ZerothBytes"}, {"special_tokens", specials},
-                          {"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"},
-                          {"pad_token", "<|pad|>"}, {"add_bos", true},
-                          {"add_eos", false}};
+  const ByteTokenizerConfig c = zeroth_byte_tokenizer_config();
+  nlohmann::json model = {{"type", "ZerothBytes"}, {"special_tokens", c.special_tokens},
+                          {"bos_token", c.bos_token}, {"eos_token", c.eos_token},
+                          {"pad_token", c.pad_token}, {"add_bos", c.add_bos},
+                          {"add_eos", c.add_eos}};
   return nlohmann::json({{"version", "1.0"}, {"model", model}}).dump(2) + "\n";
 }
 

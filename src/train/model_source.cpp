@@ -51,13 +51,7 @@ ModelSource resolve_model_source(const std::string& init, const std::string& tok
   src.config = read_model_config(init);
   if (is_dir) src.weights_dir = init;
   if (tokenizer_key == "bytes" || (tokenizer_key == "auto" && !is_dir)) {
-    ByteTokenizerConfig bc;
-    bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
-    bc.bos_token = "<|bos|>";
-    bc.eos_token = "<|eos|>";
-    bc.pad_token = "<|pad|>";
-    bc.add_bos = true;
-    src.tokenizer = make_byte_tokenizer(bc);
+    src.tokenizer = make_byte_tokenizer(zeroth_byte_tokenizer_config());
     src.files = {byte_tokenizer_json(), ""};
   } else if (tokenizer_key == "auto") {
     if (!fs::exists(fs::path(init) / "tokenizer.json"))

@@ -36,15 +36,7 @@ namespace fs = std::filesystem;
 
 static const std::string kSrc = ZEROTH_SOURCE_DIR;
 
-static std::unique_ptr<Tokenizer> bytes_tok() {
-  ByteTokenizerConfig bc;
-  bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
-  bc.bos_token = "<|bos|>";
-  bc.eos_token = "<|eos|>";
-  bc.pad_token = "<|pad|>";
-  bc.add_bos = true;
-  return make_byte_tokenizer(bc);
-}
+static std::unique_ptr<Tokenizer> bytes_tok() { return make_byte_tokenizer(zeroth_byte_tokenizer_config()); }
 
 static std::string temp_dir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("zeroth_test_pretrain_" + name);

@@ -260,13 +260,7 @@ TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long")
   c.sources[0].path = write_file(dir, "p.jsonl",
                                  "{\"prompt\": \"short\", \"answer\": \"1\"}\n"
                                  "{\"prompt\": \"a much longer problem text\", \"answer\": \"2\"}\n");
-  ByteTokenizerConfig bc;
-  bc.special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};
-  bc.bos_token = "<|bos|>";
-  bc.eos_token = "<|eos|>";
-  bc.pad_token = "<|pad|>";
-  bc.add_bos = true;
-  const auto tok = make_byte_tokenizer(bc);
+  const auto tok = make_byte_tokenizer(zeroth_byte_tokenizer_config());
   const PromptTemplate tmpl("Q: {prompt} A:");
   c.max_prompt_tokens = 18;  // BOS + "Q: short A:" = 12 tokens fit; the other takes 33
   const PromptData d = load_prompt_data(c, tok.get(), &tmpl, true);
