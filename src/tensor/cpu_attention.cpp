@@ -33,10 +33,14 @@
 #include <vector>
 
 #include "tensor/cpu_backend.h"
+#include "tensor/cpu_math.h"
 #include "zeroth/error.h"
 
 namespace zeroth {
 namespace {
+
+using cpu::exp_args;
+using cpu::exp_f32_clamped;
 
 // Query rows per tile: the score tile is (kQueryTile, T) floats per thread.
 constexpr int64_t kQueryTile = 64;
@@ -152,44 +156,6 @@ class BlasThreads {
  private:
   int saved_;
 };
-
-// exp(x) in fp32 for x in [-87, 88], written so that loops over it vectorise (no
-// libm call, no branch): Cody-Waite reduction x = n ln2 + r with n = round(x / ln2)
-// taken from the bits of x / ln2 + 1.5 * 2^23, a degree-6 polynomial for exp(r)
-// (Cephes expf, about 1 ulp), and 2^n built in the exponent bits. Callers clamp x
-// first, in a separate loop: with the clamp inside, GCC (without
-// -fno-trapping-math) does not if-convert it and the loop stays scalar. At x = -87
-// this returns about 1.6e-38 instead of smaller values; attention only takes exp of
-// x - max <= 0, so that is far below the fp32 resolution of the row sum (>= 1).
-inline float exp_f32_clamped(float x) {
-  union {
-    float f;
-    int32_t i;
-  } t;  // GCC defines union type punning; memcpy here blocks vectorisation
-  t.f = std::fma(x, 1.44269504088896341f, 12582912.0f);
-  const float n = t.f - 12582912.0f;
-  float r = std::fma(n, -0.693359375f, x);
-  r = std::fma(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = std::fma(p, r, 1.3981999507e-3f);
-  p = std::fma(p, r, 8.3334519073e-3f);
-  p = std::fma(p, r, 4.1665795894e-2f);
-  p = std::fma(p, r, 1.6666665459e-1f);
-  p = std::fma(p, r, 5.0000001201e-1f);
-  p = std::fma(p * r, r, r) + 1.0f;
-  union {
-    int32_t i;
-    float f;
-  } pow2;
-  pow2.i = (t.i - 0x4B400000 + 127) << 23;  // n + 127 in the exponent field
-  return p * pow2.f;
-}
-
-// x[j] = clamp(scale * x[j] - shift, -87, 88) for j < n: exp_f32_clamped's argument.
-void exp_args(float* x, int64_t n, float scale, float shift) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) x[j] = std::min(std::max(scale * x[j] - shift, -87.0f), 88.0f);
-}
 
 // Forward softmax of one score row in place: x[j] = exp(scale*x[j] - m) for
 // j < valid (m = the row's max of scale*x), 0 for valid <= j < n. Returns the sum of
@@ -436,29 +402,38 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
   const float* pq = q.data<float>();
   const float* pc = cache.data<float>();
   float* po = out.data<float>();
+  // Per row (sequence): scores S (H, len) = q K^T and O (H, Rv) = softmax(S) K[:, :Rv]
+  // with the register-blocked few-row kernels of cpu_rows_gemm.cpp (OpenBLAS packs the
+  // cached keys on every call, which at H = 8 query rows costs more than the product).
+  // Each element is one fixed-order reduction: a row's result depends neither on the
+  // other rows nor on the thread count.
   const int nthreads = int(std::min<int64_t>(threads_, n));
-  BlasThreads blas(1);
 #pragma omp parallel num_threads(nthreads)
   {
     std::vector<float> s;
+    std::vector<const float*> qr(static_cast<size_t>(h)), pr(static_cast<size_t>(h));
+    std::vector<float*> sr(static_cast<size_t>(h)), orow(static_cast<size_t>(h));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n; ++i) {
-      const int len = pl[i];
+      const int64_t len = pl[i];
       const float* k = pc + int64_t(ps[i]) * tmax * r;
       s.resize(size_t(h * len));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(h), len, int(r), 1.0f,
-                  pq + i * h * r, int(r), k, int(r), 0.0f, s.data(), len);
-      std::vector<float> inv(static_cast<size_t>(h));
+      float* o = po + i * h * rv;
+      for (int64_t hh = 0; hh < h; ++hh) {
+        qr[size_t(hh)] = pq + (i * h + hh) * r;
+        sr[size_t(hh)] = s.data() + hh * len;
+        pr[size_t(hh)] = sr[size_t(hh)];
+        orow[size_t(hh)] = o + hh * rv;
+      }
+      cpu::rows_gemm_nt_serial(h, qr.data(), k, r, 0, len, r, 1.0f, sr.data(), false);
       for (int64_t hh = 0; hh < h; ++hh) {
         float m;
-        const float sum = softmax_row_unnormalised(s.data() + hh * len, len, len, scale, &m);
-        inv[size_t(hh)] = 1.0f / sum;
+        const float inv = 1.0f / softmax_row_unnormalised(sr[size_t(hh)], len, len, scale, &m);
+        float* sp = sr[size_t(hh)];
+        // Normalised before the product: O = P K, P summing to 1.
+        for (int64_t j = 0; j < len; ++j) sp[j] *= inv;
       }
-      float* o = po + i * h * rv;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(h), int(rv), len, 1.0f, s.data(),
-                  len, k, int(r), 0.0f, o, int(rv));
-      for (int64_t hh = 0; hh < h; ++hh)
-        for (int64_t j = 0; j < rv; ++j) o[hh * rv + j] *= inv[size_t(hh)];
+      cpu::rows_gemm_nn_serial(h, pr.data(), len, k, r, rv, orow.data());
     }
   }
 }

@@ -122,6 +122,11 @@ void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, con
 // outputs j0 .. j1-1.
 void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
                          int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate);
+// out[r][c] = sum_j p[r][j] * v[j * ldv + c] for r < rows, c < n, j < len (P @ V with V
+// row-major, e.g. attention probabilities against cached values), on the calling
+// thread; each element one chain over j in order, whatever `rows` is.
+void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
+                         int64_t n, float* const* out);
 
 }  // namespace cpu
 }  // namespace zeroth

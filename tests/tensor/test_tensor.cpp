@@ -347,6 +347,39 @@ TEST_CASE("cpu row-invariant gemm (decode): a row's result depends on neither th
   }
 }
 
+TEST_CASE("cpu decode attention: a sequence's output depends on neither the other rows nor the threads",
+          "[cpu][determinism]") {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t h = 8, r = 144, rv = 128, slots = 9, tmax = 70;
+  std::vector<float> q(size_t(slots * h * r)), cache(size_t(slots * tmax * r));
+  for (float& v : q) v = dist(rng);
+  for (float& v : cache) v = dist(rng);
+  std::vector<uint32_t> first;  // sequence 0 (slot 4, 61 tokens): the same bits each time
+  for (int threads = 1; threads <= 3; ++threads) {
+    auto be = make_cpu_backend(threads);
+    Tensor C = Tensor::empty(*be, {slots, tmax, r}, DType::F32);
+    C.copy_from_host(cache.data(), cache.size() * 4);
+    for (int64_t n : {1, 2, 5, 9}) {
+      std::vector<int32_t> sl(static_cast<size_t>(n)), len(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        sl[size_t(i)] = int32_t((4 + i) % slots);
+        len[size_t(i)] = int32_t(i == 0 ? 61 : 1 + (i * 13) % tmax);
+      }
+      Tensor Q = Tensor::empty(*be, {n, h, r}, DType::F32), S = Tensor::empty(*be, {n}, DType::I32);
+      Tensor L = Tensor::empty(*be, {n}, DType::I32), O = Tensor::empty(*be, {n, h, rv}, DType::F32);
+      Q.copy_from_host(q.data(), size_t(n * h * r) * 4);
+      S.copy_from_host(sl.data(), sl.size() * 4);
+      L.copy_from_host(len.data(), len.size() * 4);
+      be->mla_decode_attention(Q, C, S, L, 0.1f, O);
+      std::vector<uint32_t> bits;
+      for (int64_t j = 0; j < h * rv; ++j) bits.push_back(float_to_bits(O.data<float>()[j]));
+      if (first.empty()) first = bits;
+      CHECK(bits == first);
+    }
+  }
+}
+
 TEST_CASE("cpu reductions are bit-identical for 1, 2 and 3 threads", "[cpu][determinism]") {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 3.0f);
