@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct OptimConfig {
   int64_t warmup_steps = 0;
   int64_t total_steps = 0;
   double min_lr_ratio = 0.1;
+  std::vector<std::string> frozen;  // regexes over HF tensor names: not updated
 
   template <class V>
   void visit(V& v) {
@@ -62,11 +64,25 @@ struct OptimConfig {
         .min(0);
     v.field("min_lr_ratio", min_lr_ratio, "Floor of linear/cosine decay, as a fraction of lr")
         .min(0).max(1);
+    v.field("frozen", frozen,
+            "Parameters the optimizer leaves as they are: regular expressions (ECMAScript, "
+            "matched anywhere in the name) over the HF tensor names, e.g. 'mlp\\.' freezes "
+            "every MLP, expert and router, 'embed_tokens' the embedding. Frozen parameters get "
+            "no update, no weight decay and no share of the gradient norm; a pattern that "
+            "matches no parameter is an error");
   }
   // warmup_steps < total_steps when total_steps > 0 and the schedule decays.
   // A decaying schedule needs total_steps > warmup_steps (inline: the config module
   // parses this section without linking zeroth_train).
   void validate() const {
+    for (const std::string& f : frozen) {
+      try {
+        std::regex re(f);
+      } catch (const std::regex_error& e) {
+        throw ConfigError(strformat("key 'optim.frozen': expected regular expressions, found '%s' (%s)",
+                                    f.c_str(), e.what()));
+      }
+    }
     if (schedule != "constant" && total_steps > 0 && total_steps <= warmup_steps)
       throw ConfigError(strformat(
           "key 'optim.total_steps': expected more than optim.warmup_steps (%lld) for the '%s' "
@@ -127,6 +143,8 @@ class AdamW {
   float step(ParamSet& params, const ParamSet& grads, double lr, ParamSet* bf16_copy = nullptr);
 
   int64_t step_count() const { return step_; }
+  // HF tensors that optim.frozen leaves as they are.
+  int64_t frozen_tensors() const { return frozen_tensors_; }
   const OptimConfig& config() const { return config_; }
   const ParamSet& m() const { return m_; }
   const ParamSet& v() const { return v_; }
@@ -152,6 +170,7 @@ class AdamW {
   ParamSet m_, v_;
   Tensor norm_sq_;  // F32 (1) on the backend
   int64_t step_ = 0;
+  int64_t frozen_tensors_ = 0;
 };
 
 }  // namespace zeroth

@@ -6,6 +6,7 @@
 // Must not: communicate, or read the device except the one squared-norm read per step.
 #include <algorithm>
 #include <cmath>
+#include <regex>
 
 #include "zeroth/error.h"
 #include "zeroth/optim.h"
@@ -45,8 +46,25 @@ AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backe
     bool decay;
   };
   std::vector<Item> items;
-  for (const ParamEntry& e : m_.entries)
-    if (e.trainable) items.push_back({entry_offset(m_, e), e.view.numel(), e.weight_decay});
+  std::vector<std::regex> frozen;
+  for (const std::string& f : config_.frozen) frozen.emplace_back(f);
+  std::vector<int64_t> hits(frozen.size(), 0);
+  for (const ParamEntry& e : m_.entries) {
+    bool freeze = false;
+    for (size_t i = 0; i < frozen.size(); ++i)
+      if (std::regex_search(e.name, frozen[i])) {
+        freeze = true;
+        ++hits[i];
+      }
+    if (freeze) ++frozen_tensors_;
+    if (e.trainable && !freeze) items.push_back({entry_offset(m_, e), e.view.numel(), e.weight_decay});
+  }
+  for (size_t i = 0; i < frozen.size(); ++i)
+    ZT_THROW_IF_NOT(hits[i] > 0, ConfigError,
+                    "key 'optim.frozen': pattern '%s' matches no parameter of the model (HF tensor "
+                    "names, e.g. %s)",
+                    config_.frozen[i].c_str(),
+                    m_.entries.empty() ? "none" : m_.entries.back().name.c_str());
   std::sort(items.begin(), items.end(),
             [](const Item& a, const Item& b) { return a.offset < b.offset; });
   for (const Item& it : items) {

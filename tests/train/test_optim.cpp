@@ -270,6 +270,52 @@ TEST_CASE("adamw: no decay on norms, decay elsewhere, router bias never moves") 
   CHECK(kept > 0);
 }
 
+TEST_CASE("adamw: optim.frozen leaves the matching tensors as they are and out of the norm") {
+  const ModelConfig cfg = tiny_config();
+  OptimConfig oc;
+  oc.lr = 0.1;
+  oc.weight_decay = 0.1;
+  oc.frozen = {"mlp\\.", "embed_tokens"};
+  ParamSet params = make_param_set(cfg, cpu());
+  ParamSet grads = make_param_set(cfg, cpu());
+  std::mt19937_64 rng(7);
+  fill_random(params, rng, 1.0);
+  fill_random(grads, rng, 1.0);
+  const std::vector<float> before = params.flat.to_float_vector();
+  const std::vector<float> g = grads.flat.to_float_vector();
+  AdamW opt(oc, cfg, cpu());
+  const float norm = opt.step(params, grads, oc.lr);
+  const std::vector<float> after = params.flat.to_float_vector();
+  double norm_sq = 0.0;  // the trainable, unfrozen gradients only
+  int64_t frozen = 0, moved = 0;
+  for (const ParamEntry& e : params.entries) {
+    const bool is_frozen = e.name.find("mlp.") != std::string::npos ||
+                           e.name.find("embed_tokens") != std::string::npos;
+    const int64_t off = offset_of(params, e);
+    bool same = true;
+    for (int64_t i = 0; i < e.view.numel(); ++i) same = same && after[size_t(off + i)] == before[size_t(off + i)];
+    INFO(e.name);
+    if (is_frozen) {
+      CHECK(same);
+      ++frozen;
+    } else if (e.trainable) {
+      CHECK_FALSE(same);
+      ++moved;
+      for (int64_t i = 0; i < e.view.numel(); ++i) norm_sq += double(g[size_t(off + i)]) * g[size_t(off + i)];
+    }
+  }
+  CHECK(frozen == opt.frozen_tensors());
+  CHECK(frozen > 0);
+  CHECK(moved > 0);
+  CHECK(norm == Approx(std::sqrt(norm_sq)).epsilon(1e-5));
+
+  // A pattern that matches nothing (a typo) and one that is no regex are errors.
+  oc.frozen = {"mlp\\.", "embed_token_s"};
+  CHECK_THROWS_WITH(AdamW(oc, cfg, cpu()), Catch::Contains("optim.frozen") && Catch::Contains("embed_token_s"));
+  CHECK_THROWS_WITH(parse("optim:\n  frozen: ['mlp(']\n"), Catch::Contains("optim.frozen"));
+  CHECK(parse("optim:\n  frozen: ['layers\\.0\\.']\n").optim.frozen.size() == 1);
+}
+
 TEST_CASE("adamw: a non-finite gradient norm skips the update") {
   const ModelConfig cfg = tiny_config();
   OptimConfig oc;
