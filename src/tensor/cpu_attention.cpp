@@ -1,6 +1,9 @@
 // CpuBackend::attention_forward / attention_backward: causal scaled-dot-product
 // attention per (batch, head), blocked over tiles of kQueryTile query rows, with
 // every matrix product in cblas_sgemm and the softmax in vectorised fp32 loops.
+// CpuBackend::mla_decode_attention (the decode step over the latent cache, at the end):
+// one work item per sequence, its products in the few-row kernels of
+// cpu_rows_gemm.cpp instead of cblas_sgemm.
 //
 // Owns: the attention math on the CPU (scores, causal mask, softmax with its saved
 // log-sum-exp, the flash-attention style backward that recomputes probabilities

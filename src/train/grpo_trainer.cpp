@@ -170,9 +170,6 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
   const int64_t opt_per_step = gc.ppo_epochs * gc.mini_batches;
   AdamW optimizer(c.optim, src.config, backend);
-  if (optimizer.frozen_tensors() > 0)
-    ZT_LOG_INFO("optim.frozen: %lld of %zu parameter tensors frozen", (long long)optimizer.frozen_tensors(),
-                model.params().entries.size());
   if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
   GradSync grad_sync(comm, model.grads());

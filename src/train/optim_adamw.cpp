@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/optim.h"
 
 namespace zeroth {
@@ -65,6 +66,9 @@ AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backe
                     "names, e.g. %s)",
                     config_.frozen[i].c_str(),
                     m_.entries.empty() ? "none" : m_.entries.back().name.c_str());
+  if (frozen_tensors_ > 0)
+    ZT_LOG_INFO("optim.frozen: %lld of %zu parameter tensors frozen", (long long)frozen_tensors_,
+                m_.entries.size());
   std::sort(items.begin(), items.end(),
             [](const Item& a, const Item& b) { return a.offset < b.offset; });
   for (const Item& it : items) {

@@ -137,9 +137,6 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     load_hf_weights(src.weights_dir, src.config, model.params());
   model.set_aux_loss_alpha(float(config.model.aux_loss_alpha));
   AdamW optimizer(config.optim, src.config, backend);
-  if (optimizer.frozen_tensors() > 0)
-    ZT_LOG_INFO("optim.frozen: %lld of %zu parameter tensors frozen", (long long)optimizer.frozen_tensors(),
-                model.params().entries.size());
   if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
   const LrSchedule schedule = LrSchedule::from_config(config.optim, tc.steps);
   GradSync grad_sync(comm, model.grads());
