@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -33,10 +34,20 @@ std::string CpuBackend::name() const {
 
 void* CpuBackend::allocate(size_t bytes) {
   constexpr size_t kAlign = 64;  // a cache line; enough for AVX-512 loads
-  size_t rounded = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
+  // Large buffers (the weights of a linear layer or an expert stack, KV caches) start on a
+  // 2 MiB boundary and ask for transparent huge pages: a decode step streams every weight
+  // once, and with 4 KiB pages each page costs a TLB miss (docs/perf.md, "Huge pages").
+  // Where THP is off, or `never`, madvise changes nothing; the result is the same bits.
+  constexpr size_t kHuge = size_t(2) << 20, kHugeFrom = size_t(4) << 20;
+  const bool huge = bytes >= kHugeFrom;
+  const size_t align = huge ? kHuge : kAlign;
+  size_t rounded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, rounded);
   if (p == nullptr)
     throw RuntimeError(strformat("cpu backend: out of host memory allocating %zu bytes", bytes));
+#ifdef MADV_HUGEPAGE
+  if (huge) (void)madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);  // advice only
+#endif
   return p;
 }
 

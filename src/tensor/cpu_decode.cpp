@@ -97,9 +97,10 @@ void CpuBackend::sample_tokens(const Tensor& logits, const SamplingParams& param
 
 namespace zeroth {
 
-// Rows grouped by expert; work items (expert, block of 48 outputs) spread over the
-// threads. An item runs the register-blocked few-row kernel (cpu::rows_gemm_nt_serial,
-// cpu_rows_gemm.cpp) on each pass of up to 8 of the expert's rows: the block's weights
+// Rows grouped by expert; each thread takes the same contiguous share of every used
+// expert's outputs and walks it in blocks of 48. A block runs the register-blocked
+// few-row kernel (cpu::rows_gemm_nt_serial, cpu_rows_gemm.cpp) on each pass of up to 8
+// of the expert's rows: the block's weights
 // come from memory once and from cache for further passes, instead of being packed
 // (OpenBLAS's small-M sgemm packs a transposed B at a few GB/s, docs/perf.md). Each (row,
 // output) is one reduction in a fixed order, so a row's result does not depend on the
@@ -149,28 +150,36 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
     po = oc.data();
   }
   constexpr int64_t kOut = 48, kPass = 8;  // 16 micro-kernel columns; rows in passes of 8
-  const int64_t blocks = (n + kOut - 1) / kOut;
-  std::vector<std::pair<int64_t, int64_t>> items;  // (expert, output block)
+  std::vector<int64_t> used;  // experts with rows, in id order
   for (int64_t e = 0; e < e_count; ++e)
-    if (!rows_of[size_t(e)].empty())
-      for (int64_t b = 0; b < blocks; ++b) items.push_back({e, b});
-  const int nthreads = int(std::max<int64_t>(1, std::min<int64_t>(threads_, int64_t(items.size()))));
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-  for (size_t it = 0; it < items.size(); ++it) {
-    const int64_t e = items[it].first, j0 = items[it].second * kOut;
-    const int64_t j1 = std::min(n, j0 + kOut);
-    const std::vector<int64_t>& rs = rows_of[size_t(e)];
-    const float* we = pw + e * n * k;
-    for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
-      const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
-      const float* xr[kPass];
-      float* orow[kPass];
-      for (size_t q = 0; q < cnt; ++q) {
-        const int64_t r = rs[p0 + q];
-        xr[q] = px + (r / x_div) * k;
-        orow[q] = po + r * n;
+    if (!rows_of[size_t(e)].empty()) used.push_back(e);
+  // Every thread takes the same contiguous share of each used expert's outputs (whole
+  // 3-output groups, the micro-kernel's width) and walks it in blocks of kOut: equal work
+  // whatever the experts' row counts, and the kernel's prefetch runs on into the thread's
+  // own next block instead of into a block another thread streams.
+  const int64_t groups = n / 3;  // the last share also takes the n % 3 single outputs
+  const int nthreads = int(std::max<int64_t>(1, std::min<int64_t>(threads_, groups)));
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+  for (int t = 0; t < nthreads; ++t) {
+    const int64_t lo = 3 * (groups * t / nthreads);
+    const int64_t hi = t + 1 == nthreads ? n : 3 * (groups * (t + 1) / nthreads);
+    for (int64_t e : used) {
+      const std::vector<int64_t>& rs = rows_of[size_t(e)];
+      const float* we = pw + e * n * k;
+      for (int64_t j0 = lo; j0 < hi; j0 += kOut) {
+        const int64_t j1 = std::min(hi, j0 + kOut);
+        for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
+          const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
+          const float* xr[kPass];
+          float* orow[kPass];
+          for (size_t q = 0; q < cnt; ++q) {
+            const int64_t r = rs[p0 + q];
+            xr[q] = px + (r / x_div) * k;
+            orow[q] = po + r * n;
+          }
+          cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false);
+        }
       }
-      cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false);
     }
   }
   if (out.dtype() != DType::F32) cpu::from_f32(oc.data(), out.dtype(), out.numel(), out.data_ptr());

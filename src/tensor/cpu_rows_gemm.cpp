@@ -177,7 +177,9 @@ void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, con
   std::vector<float*> outr(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) xr[size_t(i)] = a + i * lda, outr[size_t(i)] = c + i * ldc;
   // Output blocks of 48 (16 micro-kernel columns) keep each block's W rows (48 x K floats)
-  // streaming from memory once while its x rows stay in L1/L2.
+  // streaming from memory once while its x rows stay in L1/L2. Each thread takes one
+  // contiguous range of whole 3-output groups (the micro-kernel's width), equal to within
+  // one group, and walks it block by block: 144 outputs are 72 + 72, not blocks 2 + 1.
   constexpr int64_t kBlock = 48;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int parts = int(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
@@ -185,10 +187,15 @@ void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, con
     rows_gemm_nt_serial(m, xr.data(), w, ldw, 0, n, k, alpha, outr.data(), accumulate);
     return;
   }
-#pragma omp parallel for num_threads(parts) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b)
-    rows_gemm_nt_serial(m, xr.data(), w, ldw, b * kBlock, std::min(n, (b + 1) * kBlock), k, alpha, outr.data(),
-                        accumulate);
+  const int64_t groups = n / 3;  // the last part also takes the n % 3 single outputs
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int p = 0; p < parts; ++p) {
+    const int64_t lo = 3 * (groups * p / parts);
+    const int64_t hi = p + 1 == parts ? n : 3 * (groups * (p + 1) / parts);
+    for (int64_t j = lo; j < hi; j += kBlock)
+      rows_gemm_nt_serial(m, xr.data(), w, ldw, j, std::min(hi, j + kBlock), k, alpha, outr.data(),
+                          accumulate);
+  }
 }
 
 }  // namespace cpu
