@@ -106,4 +106,36 @@ ByteTokenizerConfig zeroth_byte_tokenizer_config();
 // "add_eos": bool}}. Malformed or unsupported files throw DataError naming the file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
+// Pre-tokenizer regex of train_bpe_tokenizer by default: English contractions, runs of
+// letters (no leading space, so a word is the same token after a space, a '<' or a
+// newline), single digits (as DeepSeek-V3 and Qwen split numbers, so that arithmetic sees
+// digits), runs of other symbols with an optional leading space, and whitespace.
+inline constexpr const char* kBpeTrainDefaultPattern =
+    "'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+struct BpeTrainOptions {
+  int32_t vocab_size = 1024;  // the whole vocabulary: 256 bytes + merges + special tokens
+  std::string pattern = kBpeTrainDefaultPattern;  // a Split regex (PCRE2, Unicode classes)
+  std::vector<std::string> special_tokens = {"<|bos|>", "<|eos|>", "<|pad|>"};  // the last ids
+  std::string bos_token = "<|bos|>", eos_token = "<|eos|>", pad_token = "<|pad|>";  // or ""
+  bool add_bos = true;        // tokenizer_config.json add_bos_token
+  int64_t min_frequency = 2;  // a pair seen fewer times is never merged
+};
+
+struct BpeTrainResult {
+  int32_t vocab_size = 0;           // may be below the option when pairs ran out
+  int64_t merges = 0;
+  int64_t distinct_pretokens = 0;
+  int64_t pretokens = 0;
+};
+
+// Trains a byte-level BPE tokenizer on `documents` (valid UTF-8; special tokens written in
+// them are left out of the counts) and writes `out_dir`/tokenizer.json (Hugging Face
+// format: Split + ByteLevel pre-tokenizer, BPE model with every byte as a base token, the
+// special tokens as added tokens after the merges) and `out_dir`/tokenizer_config.json.
+// The output depends on the documents and options only. ConfigError for bad options,
+// DataError for invalid text or unwritable files.
+BpeTrainResult train_bpe_tokenizer(const std::vector<std::string>& documents,
+                                   const BpeTrainOptions& options, const std::string& out_dir);
+
 }  // namespace zeroth

@@ -50,6 +50,7 @@ class Args {
 int cmd_version(const std::vector<std::string>& args);
 int cmd_score(const std::vector<std::string>& args);
 int cmd_tokenize(const std::vector<std::string>& args);
+int cmd_train_tokenizer(const std::vector<std::string>& args);
 int cmd_pretrain(const std::vector<std::string>& args);
 int cmd_sft(const std::vector<std::string>& args);
 int cmd_reward(const std::vector<std::string>& args);

@@ -20,6 +20,7 @@ static const Command kCommands[] = {
     {"sft", "supervised fine-tuning (cold start): loss on response tokens of prompt/response JSONL", cmd_sft},
     {"score", "per-token log-probabilities of token sequences (JSONL ids -> logprobs)", cmd_score},
     {"tokenize", "text <-> token ids for JSONL files (a tokenizer.json or model directory)", cmd_tokenize},
+    {"train-tokenizer", "learn a byte-level BPE tokenizer.json from a corpus (the demo's vocabulary)", cmd_train_tokenizer},
     {"reward", "score completions with the configured rewards (math, format, sandboxed code)", cmd_reward},
     {"train", "GRPO reinforcement learning (R1-Zero): rollout, rule-based rewards, policy update", cmd_train},
     {"eval", "held-out accuracy of a model directory (greedy pass@1, pass@k) on a train config's eval set", cmd_eval},
