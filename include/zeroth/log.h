@@ -51,13 +51,16 @@ class Progress {
 
   // Sets the count done so far and an optional short status ("loss 2.31").
   void update(int64_t done, const std::string& status = "");
+  // A resumed loop: `done` were finished before this process started; the rate and ETA
+  // count only what this process does.
+  void resume_from(int64_t done);
   // Prints the final line (always, on logging ranks).
   void finish(const std::string& status = "");
 
  private:
   void print(bool final_line);
   std::string label_, unit_, status_;
-  int64_t total_, done_ = 0;
+  int64_t total_, done_ = 0, base_ = 0;
   double plain_interval_s_;
   bool tty_, enabled_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_print_;

@@ -127,6 +127,8 @@ void Progress::update(int64_t done, const std::string& status) {
   if (since >= (tty_ ? 0.1 : plain_interval_s_)) print(false);
 }
 
+void Progress::resume_from(int64_t done) { done_ = base_ = done; }
+
 void Progress::finish(const std::string& status) {
   if (!status.empty()) status_ = status;
   if (enabled_ && !finished_) print(true);
@@ -137,7 +139,7 @@ void Progress::print(bool final_line) {
   auto now = std::chrono::steady_clock::now();
   last_print_ = now;
   double el = std::chrono::duration<double>(now - start_).count();
-  double rate = el > 0 ? double(done_) / el : 0.0;
+  double rate = el > 0 ? double(done_ - base_) / el : 0.0;
   std::string body = label_ + " ";
   if (total_ > 0) {
     double frac = double(done_) / double(total_);

@@ -239,6 +239,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
   const float gamma = float(c.model.bias_update_speed);
   Progress progress("train", steps, "step");
+  progress.resume_from(start.step);
   const int64_t rounds_per_step = 1 + (gc.dynamic_sampling ? gc.dynamic_max_extra_batches : 0);
   for (int64_t step = start.step + 1; step <= steps; ++step) {
     const auto t_step = Clock::now();

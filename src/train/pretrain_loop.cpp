@@ -173,6 +173,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   result.final_dir = run_dir + "/final";
   const float gamma = float(config.model.bias_update_speed);
   Progress progress(name, tc.steps, "step");
+  progress.resume_from(start.step);
   TrainerState state = start;
   for (int64_t step = start.step + 1; step <= tc.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
