@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/model_config.h"
 #include "zeroth/tokenizer.h"
 #include "zeroth/train.h"
@@ -74,6 +76,19 @@ void check_tokenizer_fits(const ModelSource& src, const std::string& init) {
                                 "ids (%s), found one with %d",
                                 (long long)src.config.vocab_size, init.c_str(),
                                 src.tokenizer->vocab_size()));
+  // Pretraining appends the tokenizer's EOS, generation stops on config.json's: when the two
+  // disagree, a model never learns the EOS that ends its completions.
+  const SpecialTokenIds& sp = src.tokenizer->special_ids();
+  const struct {
+    const char* name;
+    int32_t tok;
+    const std::optional<int64_t>& cfg;
+  } roles[] = {{"bos", sp.bos, src.config.bos_token_id}, {"eos", sp.eos, src.config.eos_token_id}};
+  for (const auto& r : roles)
+    if (r.tok >= 0 && r.cfg && *r.cfg != r.tok)
+      ZT_LOG_WARN("model %s: config.json %s_token_id is %lld but the tokenizer's %s is id %d; "
+                  "set %s_token_id to %d (pretraining uses the tokenizer's, generation config.json's)",
+                  init.c_str(), r.name, (long long)*r.cfg, r.name, r.tok, r.name, r.tok);
 }
 
 }  // namespace zeroth

@@ -120,11 +120,11 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     src.config = read_model_config(resume_ckpt);
     src.weights_dir = resume_ckpt;
     load_source_tokenizer(resume_ckpt, src);
+    check_tokenizer_fits(src, resume_ckpt);  // resolve_model_source checked the init's
   }
   if (src.config.max_position_embeddings < T)
     throw ConfigError(strformat("key 'train.seq_len': expected at most the model's max_position_embeddings "
                                 "(%lld), found %lld", (long long)src.config.max_position_embeddings, (long long)T));
-  check_tokenizer_fits(src, config.model.init);
   int32_t eos = -1;
   const SequenceDataset data = load_stage_data(config, stage, *src.tokenizer, src.config, &eos);
 
