@@ -119,9 +119,12 @@ void check_reduced_shape(const Tensor& x, const Tensor& out, const char* op);
 void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* w, int64_t ldw, float* c, int64_t ldc, bool accumulate);
 // The same on the calling thread for `rows` gathered rows (x[r], out[r]) and the
-// outputs j0 .. j1-1.
+// outputs j0 .. j1-1. `next` (next_floats contiguous floats, or null): weights the caller
+// reads after this call, prefetched into L2 while this call computes (no effect on the
+// result).
 void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
-                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate);
+                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
+                         const float* next = nullptr, int64_t next_floats = 0);
 // out[r][c] = sum_j p[r][j] * v[j * ldv + c] for r < rows, c < n, j < len (P @ V with V
 // row-major, e.g. attention probabilities against cached values), on the calling
 // thread; each element one chain over j in order, whatever `rows` is.

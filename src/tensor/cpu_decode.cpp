@@ -163,13 +163,27 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
   for (int t = 0; t < nthreads; ++t) {
     const int64_t lo = 3 * (groups * t / nthreads);
     const int64_t hi = t + 1 == nthreads ? n : 3 * (groups * (t + 1) / nthreads);
-    for (int64_t e : used) {
+    for (size_t ui = 0; ui < used.size(); ++ui) {
+      const int64_t e = used[ui];
       const std::vector<int64_t>& rs = rows_of[size_t(e)];
       const float* we = pw + e * n * k;
       for (int64_t j0 = lo; j0 < hi; j0 += kOut) {
         const int64_t j1 = std::min(hi, j0 + kOut);
+        // The block this thread streams next (this expert's next block, else the next
+        // used expert's first), prefetched into L2 over this block's passes: a share
+        // of it per pass.
+        const float* next = nullptr;
+        int64_t next_n = 0;
+        if (j1 < hi) {
+          next = we + j1 * k, next_n = (std::min(hi, j1 + kOut) - j1) * k;
+        } else if (ui + 1 < used.size()) {
+          next = pw + used[ui + 1] * n * k + lo * k, next_n = (std::min(hi, lo + kOut) - lo) * k;
+        }
+        const int64_t passes = int64_t((rs.size() + size_t(kPass) - 1) / size_t(kPass));
         for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
           const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
+          const int64_t pi = int64_t(p0 / size_t(kPass));
+          const int64_t f0 = next_n * pi / passes, f1 = next_n * (pi + 1) / passes;
           const float* xr[kPass];
           float* orow[kPass];
           for (size_t q = 0; q < cnt; ++q) {
@@ -177,7 +191,8 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
             xr[q] = px + (r / x_div) * k;
             orow[q] = po + r * n;
           }
-          cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false);
+          cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false,
+                                   next == nullptr ? nullptr : next + f0, f1 - f0);
         }
       }
     }

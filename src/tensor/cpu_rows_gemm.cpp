@@ -10,6 +10,7 @@
 // k tail), whichever thread computes it.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -22,6 +23,13 @@
 namespace zeroth {
 namespace cpu {
 namespace {
+
+// Cache lines a micro-kernel call prefetches into L2 on the side: `count` lines from
+// `first`, a share of the W block the caller streams next (see rows_gemm_nt_serial).
+struct NextLines {
+  const char* first = nullptr;
+  int64_t count = 0;
+};
 
 #ifdef ZEROTH_ROWS_GEMM_AVX2
 inline float hsum(__m256 v) {
@@ -42,7 +50,7 @@ inline float hsum(__m256 v) {
 // result.
 template <int R, int C>
 inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j, int64_t k, float alpha,
-                  float* const* out, bool accumulate, int64_t pf) {
+                  float* const* out, bool accumulate, int64_t pf, const NextLines& nl) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -50,8 +58,16 @@ inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j,
   for (int c = 0; c < C; ++c) wr[c] = w + (j + c) * ldw;
   const int64_t k8 = k & ~int64_t(7);
   const int64_t pf_off = pf * ldw;
+  // The next block's lines (nl) spread evenly over this call's k steps.
+  const int64_t steps = k8 / 8;
+  int64_t q = 0, next_at = 0;
   for (int64_t kk = 0; kk < k8; kk += 8) {
     __m256 wv[C];
+    if (q < nl.count && kk / 8 >= next_at) {
+      _mm_prefetch(nl.first + 64 * q, _MM_HINT_T1);
+      ++q;
+      next_at = q * steps / nl.count;
+    }
     if (pf != 0 && (kk & 15) == 0)
       for (int c = 0; c < C; ++c)
         _mm_prefetch(reinterpret_cast<const char*>(wr[c] + kk + pf_off), _MM_HINT_T0);
@@ -72,7 +88,7 @@ inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j,
 #else
 template <int R, int C>
 inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j, int64_t k, float alpha,
-                  float* const* out, bool accumulate, int64_t /*pf*/) {
+                  float* const* out, bool accumulate, int64_t /*pf*/, const NextLines& /*nl*/) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       const float* wr = w + (j + c) * ldw;
@@ -88,31 +104,67 @@ inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j,
 }
 #endif
 
+// Hands the lines of the next block out over the micro-kernel calls of this block, in
+// order: call i of `calls` gets lines [i L / calls, (i + 1) L / calls).
+struct NextShare {
+  const char* base = nullptr;
+  int64_t lines = 0, calls = 1, call = 0;
+  NextLines take() {
+    NextLines nl;
+    if (lines == 0) return nl;
+    const int64_t lo = call * lines / calls, hi = (call + 1) * lines / calls;
+    ++call;
+    nl.first = base + 64 * lo;
+    nl.count = hi - lo;
+    return nl;
+  }
+};
+
 template <int R>
 void rows_block(const float* const* x, const float* w, int64_t ldw, int64_t j0, int64_t j1, int64_t k,
-                float alpha, float* const* out, bool accumulate, int64_t pf) {
+                float alpha, float* const* out, bool accumulate, int64_t pf, NextShare& ns) {
   int64_t j = j0;
-  for (; j + 3 <= j1; j += 3) micro<R, 3>(x, w, ldw, j, k, alpha, out, accumulate, pf);
-  for (; j < j1; ++j) micro<R, 1>(x, w, ldw, j, k, alpha, out, accumulate, pf);
+  for (; j + 3 <= j1; j += 3) micro<R, 3>(x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take());
+  for (; j < j1; ++j) micro<R, 1>(x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take());
 }
 
 }  // namespace
 
 void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
-                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate) {
+                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
+                         const float* next, int64_t next_floats) {
   // Prefetch distance: the first pass over the block streams W from memory (the later
   // passes find it in L2). Best in a standalone loop (one thread, 4 and 16 rows): 6 W
   // rows ahead (the micro-kernel after next) when one pass covers all rows, 3 when more
   // passes follow.
   const int64_t pf = rows <= 4 ? 6 : 3;
+  // `next` (next_floats contiguous floats): the W rows the caller streams after this
+  // block. Their lines are prefetched into L2 a share per micro-kernel call, over every
+  // pass: with more than 4 rows the later passes run from L2 and left the memory idle,
+  // and the next block's first pass then waited for it.
+  // Only over the last 4 passes: with many passes (64 rows are 16) the lines fetched
+  // early sat in the caches through the whole block and the step got slower.
+  const int64_t passes = (rows + 3) / 4, first_pf_pass = std::max<int64_t>(0, passes - 4);
+  NextShare ns;
+  if (next != nullptr && next_floats > 0) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(next) & ~uintptr_t(63);
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(next + next_floats);
+    ns.base = reinterpret_cast<const char*>(lo);
+    ns.lines = int64_t((hi - lo + 63) / 64);
+    const int64_t per_pass = (j1 - j0) / 3 + (j1 - j0) % 3;
+    ns.calls = std::max<int64_t>(1, (passes - first_pf_pass) * per_pass);
+  }
+  NextShare none;
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4)
-    rows_block<4>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, r == 0 ? pf : 0);
+    rows_block<4>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, r == 0 ? pf : 0,
+                  r / 4 >= first_pf_pass ? ns : none);
   const int64_t pr = r == 0 ? pf : 0;
+  NextShare& nr = r / 4 >= first_pf_pass ? ns : none;
   switch (rows - r) {
-    case 3: rows_block<3>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr); break;
-    case 2: rows_block<2>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr); break;
-    case 1: rows_block<1>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr); break;
+    case 3: rows_block<3>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr, nr); break;
+    case 2: rows_block<2>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr, nr); break;
+    case 1: rows_block<1>(x + r, w, ldw, j0, j1, k, alpha, out + r, accumulate, pr, nr); break;
     default: break;
   }
 }
@@ -183,19 +235,22 @@ void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, con
   constexpr int64_t kBlock = 48;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int parts = int(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
+  const int64_t groups = n / 3;  // the last part also takes the n % 3 single outputs
+  auto part = [&](int p, int nparts) {
+    const int64_t lo = 3 * (groups * p / nparts);
+    const int64_t hi = p + 1 == nparts ? n : 3 * (groups * (p + 1) / nparts);
+    for (int64_t j = lo; j < hi; j += kBlock) {
+      const int64_t jn = std::min(hi, j + kBlock), jn1 = std::min(hi, jn + kBlock);
+      rows_gemm_nt_serial(m, xr.data(), w, ldw, j, jn, k, alpha, outr.data(), accumulate,
+                          jn < jn1 ? w + jn * ldw : nullptr, (jn1 - jn) * ldw);
+    }
+  };
   if (parts == 1 || double(m) * double(n) * double(k) < 64.0 * 64.0 * 64.0) {
-    rows_gemm_nt_serial(m, xr.data(), w, ldw, 0, n, k, alpha, outr.data(), accumulate);
+    part(0, 1);
     return;
   }
-  const int64_t groups = n / 3;  // the last part also takes the n % 3 single outputs
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
-  for (int p = 0; p < parts; ++p) {
-    const int64_t lo = 3 * (groups * p / parts);
-    const int64_t hi = p + 1 == parts ? n : 3 * (groups * (p + 1) / parts);
-    for (int64_t j = lo; j < hi; j += kBlock)
-      rows_gemm_nt_serial(m, xr.data(), w, ldw, j, std::min(hi, j + kBlock), k, alpha, outr.data(),
-                          accumulate);
-  }
+  for (int p = 0; p < parts; ++p) part(p, parts);
 }
 
 }  // namespace cpu
