@@ -121,7 +121,9 @@ void test_expert_rows_gemm(Backend& be) {
   struct Case {
     int64_t rows_x, div, e, n, k;
   };
-  const Case cases[] = {{1, 1, 1, 1, 1}, {3, 4, 16, 256, 512}, {5, 1, 7, 70, 33}, {2, 2, 4, 130, 1000}};
+  // {40, 1, 2, 150, 24}: ~20 rows an expert (passes of 8) over several 48-output blocks.
+  const Case cases[] = {{1, 1, 1, 1, 1}, {3, 4, 16, 256, 512}, {5, 1, 7, 70, 33}, {2, 2, 4, 130, 1000},
+                        {40, 1, 2, 150, 24}};
   for (const Case& c : cases)
     for (DType dt : {F32, BF16}) {
       const int64_t m = c.rows_x * c.div;
