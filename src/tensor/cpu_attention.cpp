@@ -35,6 +35,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "tensor/cpu_backend.h"
 #include "tensor/cpu_math.h"
 #include "zeroth/error.h"
@@ -410,33 +414,60 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
   // cached keys on every call, which at H = 8 query rows costs more than the product).
   // Each element is one fixed-order reduction: a row's result depends neither on the
   // other rows nor on the thread count.
+  // Each thread takes one contiguous range of rows with an equal share of the cached
+  // positions, so that it knows the row it does next: that row's cache (len x R floats)
+  // is prefetched into L2 while this row's scores are computed (it comes from memory
+  // once per step; without the prefetch the thread waited for it).
   const int nthreads = int(std::min<int64_t>(threads_, n));
+  std::vector<int64_t> first(static_cast<size_t>(nthreads) + 1, n);
+  {
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; ++i) total += pl[i];
+    int64_t acc = 0, t = 0;
+    first[0] = 0;
+    for (int64_t i = 0; i < n && t + 1 < nthreads; ++i) {
+      acc += pl[i];
+      // Row i ends thread t's share once the positions so far reach its end.
+      while (t + 1 < nthreads && acc * nthreads >= (t + 1) * total) first[size_t(++t)] = i + 1;
+    }
+  }
 #pragma omp parallel num_threads(nthreads)
   {
     std::vector<float> s;
     std::vector<const float*> qr(static_cast<size_t>(h)), pr(static_cast<size_t>(h));
     std::vector<float*> sr(static_cast<size_t>(h)), orow(static_cast<size_t>(h));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t len = pl[i];
-      const float* k = pc + int64_t(ps[i]) * tmax * r;
-      s.resize(size_t(h * len));
-      float* o = po + i * h * rv;
-      for (int64_t hh = 0; hh < h; ++hh) {
-        qr[size_t(hh)] = pq + (i * h + hh) * r;
-        sr[size_t(hh)] = s.data() + hh * len;
-        pr[size_t(hh)] = sr[size_t(hh)];
-        orow[size_t(hh)] = o + hh * rv;
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+    const int tid = 0, team = 1;
+#endif
+    // (A team smaller than asked for takes the shares in turn.)
+    for (int part = tid; part < nthreads; part += team) {
+      const int64_t i_end = first[size_t(part) + 1];
+      for (int64_t i = first[size_t(part)]; i < i_end; ++i) {
+        const int64_t len = pl[i];
+        const float* k = pc + int64_t(ps[i]) * tmax * r;
+        s.resize(size_t(h * len));
+        float* o = po + i * h * rv;
+        for (int64_t hh = 0; hh < h; ++hh) {
+          qr[size_t(hh)] = pq + (i * h + hh) * r;
+          sr[size_t(hh)] = s.data() + hh * len;
+          pr[size_t(hh)] = sr[size_t(hh)];
+          orow[size_t(hh)] = o + hh * rv;
+        }
+        const bool more = i + 1 < i_end;
+        const float* next = more ? pc + int64_t(ps[i + 1]) * tmax * r : nullptr;
+        cpu::rows_gemm_nt_serial(h, qr.data(), k, r, 0, len, r, 1.0f, sr.data(), false, next,
+                                 more ? int64_t(pl[i + 1]) * r : 0);
+        for (int64_t hh = 0; hh < h; ++hh) {
+          float m;
+          const float inv = 1.0f / softmax_row_unnormalised(sr[size_t(hh)], len, len, scale, &m);
+          float* sp = sr[size_t(hh)];
+          // Normalised before the product: O = P K, P summing to 1.
+          for (int64_t j = 0; j < len; ++j) sp[j] *= inv;
+        }
+        cpu::rows_gemm_nn_serial(h, pr.data(), len, k, r, rv, orow.data());
       }
-      cpu::rows_gemm_nt_serial(h, qr.data(), k, r, 0, len, r, 1.0f, sr.data(), false);
-      for (int64_t hh = 0; hh < h; ++hh) {
-        float m;
-        const float inv = 1.0f / softmax_row_unnormalised(sr[size_t(hh)], len, len, scale, &m);
-        float* sp = sr[size_t(hh)];
-        // Normalised before the product: O = P K, P summing to 1.
-        for (int64_t j = 0; j < len; ++j) sp[j] *= inv;
-      }
-      cpu::rows_gemm_nn_serial(h, pr.data(), len, k, r, rv, orow.data());
     }
   }
 }
