@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The base-model recipe of docs/demo.md ("What is missing", item 7), end to end: a base model
+# that copies tag names it has never seen from an instruction (an induction head), built on a
+# CPU with zeroth's own tools. It is an experiment (the demo does not use it yet): about an
+# hour on 2 cores with the default steps.
+#
+#   bash scripts/demo-induction-recipe.sh [OUT_DIR]       (default runs/induction)
+#
+# Stages (each a plain command; OUT_DIR/<stage>.log keeps its output):
+#   1. zeroth demo-data: the demo corpus and prompts (6 MB corpus)
+#   2. zeroth train-tokenizer: byte-level BPE, 1,024 ids, words with their leading space
+#   3. scripts/copy-task-data.py --words: the token copy warm-up (items said twice)
+#   4. the corpus with every instruction's tag names random (half made up, half corpus
+#      words; never think/answer), a copy line after 70% of its documents
+#   5. zeroth pretrain, warm-up: 2 layers, 8 heads, MLPs frozen, 64 x 64 tokens, lr 3e-3
+#   6. zeroth pretrain, corpus: from stage 5, MLPs frozen, 20 x 320 tokens
+#   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
+#      how many samples open a tag with "<t" and how many write the exact <think>
+#
+# Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
+# CORPUS_STEPS (1200), CORPUS_BYTES (6000000), SMOKE=1 (every stage shrunk to seconds).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${1:-runs/induction}"
+Z="${ZEROTH_BIN:-$ROOT/build/zeroth}"
+THREADS="${THREADS:-2}"
+WARM_STEPS="${WARM_STEPS:-3000}"
+CORPUS_STEPS="${CORPUS_STEPS:-1200}"
+CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
+WARM_LINES=300000
+WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
+if [[ "${SMOKE:-0}" == 1 ]]; then
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS_BYTES=200000 WARM_LINES=2000
+  WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
+fi
+[[ -x "$Z" ]] || { echo "demo-induction-recipe: no zeroth binary at $Z (set ZEROTH_BIN)" >&2; exit 1; }
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+stage() { echo "== $1"; }
+
+stage "1 corpus and prompts"
+"$Z" demo-data --out "$OUT/data" --seed 1 --corpus-bytes "$CORPUS_BYTES" --eval 300 > "$OUT/data.log" 2>&1
+
+stage "2 tokenizer (words keep their leading space)"
+"$Z" train-tokenizer --input "$OUT/data/pretrain.txt" --out "$OUT/tokenizer" --vocab-size 1024 \
+  --pattern "'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+" \
+  > "$OUT/tokenizer.log" 2>&1
+
+stage "3 copy warm-up data"
+python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm.txt" --words "$OUT/tokenizer/tokenizer.json" \
+  --lines "$WARM_LINES" --seed 3
+python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-mix.txt" --words "$OUT/tokenizer/tokenizer.json" \
+  --lines "$WARM_LINES" --seed 5
+
+stage "4 corpus with random tag names, copy lines mixed in"
+python3 - "$OUT/data/pretrain.txt" "$OUT/warm-mix.txt" "$OUT/corpus.txt" <<'PY'
+import random, re, sys
+src, warm_path, dst = sys.argv[1:4]
+r = random.Random(11)
+text = open(src, encoding="utf-8").read()
+words = sorted({w for w in re.findall(r"[A-Za-z]{3,}", text) if w.lower() not in ("think", "answer")})
+def made():
+    return "".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(3, 8)))
+warm = [l for l in open(warm_path, encoding="utf-8").read().split("\n") if l]
+wi = 0
+mix = random.Random(8)
+with open(dst, "w", encoding="utf-8") as f:
+    for line in text.split("\n"):
+        if not line:
+            continue
+        names = list(dict.fromkeys(re.findall(r"</?([A-Za-z]+)>", line)))
+        if names:
+            m = {a: (made() if r.random() < 0.5 else r.choice(words)) for a in names}
+            line = re.sub(r"(</?)([A-Za-z]+)>", lambda mo: mo.group(1) + m[mo.group(2)] + ">", line)
+        f.write(line + "\n")
+        if mix.random() < 0.7 and wi < len(warm):
+            f.write(warm[wi] + "\n")
+            wi += 1
+PY
+
+stage "5 pretrain: copy warm-up (MLPs frozen)"
+python3 - "$ROOT/configs/models/demo-small.json" "$OUT/model.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update(num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=8, vocab_size=1024,
+         bos_token_id=1021, eos_token_id=1022, pad_token_id=1023, max_position_embeddings=512)
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+cat > "$OUT/warm.yaml" <<EOF
+run: {name: induction-warm, seed: 1, threads: $THREADS, run_dir: $OUT/warm}
+model: {init: $OUT/model.json, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
+train: {steps: $WARM_STEPS, batch_size: $WARM_BATCH, seq_len: $WARM_SEQ, log_every: 20, save_every: $SAVE}
+data: {path: $OUT/warm.txt, format: text}
+EOF
+"$Z" pretrain --config "$OUT/warm.yaml" > "$OUT/warm.log" 2>&1
+
+stage "6 pretrain: corpus (MLPs frozen)"
+cat > "$OUT/corpus.yaml" <<EOF
+run: {name: induction-corpus, seed: 1, threads: $THREADS, run_dir: $OUT/corpus}
+model: {init: $OUT/warm/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
+train: {steps: $CORPUS_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
+data: {path: $OUT/corpus.txt, format: text}
+EOF
+"$Z" pretrain --config "$OUT/corpus.yaml" > "$OUT/corpus.log" 2>&1
+
+stage "7 probe: the R1-Zero template's tags"
+head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
+"$Z" generate --model "$OUT/corpus/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
+  --threads "$THREADS" --group-size 8 --max-new-tokens 64 --set rollout.max_len=448 \
+  --set 'rollout.stop=["</answer>"]' > "$OUT/probe.log" 2>&1
+python3 - "$OUT/probe.out.jsonl" <<'PY' | tee "$OUT/probe.txt"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+n = len(rows)
+count = lambda s: sum(s in r["completion"] for r in rows)
+print(f"{n} samples with the R1-Zero template: '<t' {count('<t')}, <think> {count('<think>')}, "
+      f"</think> {count('</think>')}, <answer> {count('<answer>')}, </answer> {count('</answer>')}")
+PY
+echo "base model: $OUT/corpus/final"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CTest induction_recipe_smoke: scripts/demo-induction-recipe.sh (docs/demo.md item 7) with
+# SMOKE=1 on the built binary, so that the recipe's stages and generated configs cannot rot.
+# Checks the outputs of every stage, not the learning result (docs/demo.md has the runs).
+#
+# usage: tests/demo/check-induction-recipe.sh ZEROTH_BINARY OUT_DIR
+set -euo pipefail
+bin="${1:?usage: check-induction-recipe.sh ZEROTH_BINARY OUT_DIR}"
+out="${2:?usage: check-induction-recipe.sh ZEROTH_BINARY OUT_DIR}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+fail() { echo "check-induction-recipe: FAILED: $*" >&2; exit 1; }
+
+rm -rf "$out"
+SMOKE=1 THREADS=2 ZEROTH_BIN="$bin" bash "$here/scripts/demo-induction-recipe.sh" "$out" ||
+  fail "scripts/demo-induction-recipe.sh exited with $?"
+for f in tokenizer/tokenizer.json warm.txt corpus.txt warm/final/model.safetensors \
+         corpus/final/model.safetensors probe.out.jsonl probe.txt; do
+  [[ -s $out/$f ]] || fail "$out/$f is missing or empty"
+done
+# Word tokens carry their leading space (the point of the recipe's tokenizer).
+python3 - "$out/tokenizer/tokenizer.json" <<'PY' || fail "the tokenizer has no leading-space word tokens"
+import json, sys
+vocab = json.load(open(sys.argv[1], encoding="utf-8"))["model"]["vocab"]
+sys.exit(0 if sum(t.startswith("\u0120") and t[1:].isalpha() for t in vocab) >= 20 else 1)
+PY
+# Copy lines: every line is one text said twice.
+python3 - "$out/warm.txt" <<'PY' || fail "warm.txt lines are not a text said twice"
+import sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    s = line.rstrip("\n")
+    h = len(s) // 2
+    if not s or s[:h] != s[h:]:
+        sys.exit(1)
+PY
+# No think/answer tag names in the corpus (the R1-Zero format must not be in pretraining).
+if grep -qiE '</?(think|answer)>' "$out/corpus.txt"; then fail "corpus.txt has a think/answer tag"; fi
+grep -q "^16 samples with the R1-Zero template" "$out/probe.txt" || fail "probe.txt: $(cat "$out/probe.txt")"
+# Two pretraining stages, each with its metric rows.
+for s in warm corpus; do
+  n=$(grep -c '"loss"' "$out/$s/metrics.jsonl" || true)
+  [[ $n -ge 1 ]] || fail "$out/$s/metrics.jsonl has no loss rows"
+done
+echo "check-induction-recipe: ok"
