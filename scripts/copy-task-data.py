@@ -11,6 +11,9 @@ head) predicts the second half.
       half made-up lower-case strings of 3 to 7 letters (several tokens each). Meant for a
       tokenizer whose words carry their leading space (zeroth train-tokenizer --pattern,
       docs/demo.md item 7), so that every item is its own token.
+      --pieces: a third kind of line as well (a third each): items glued from 1-3 of the
+      tokenizer's letter-only pieces without a leading space (`ink`, `ou`, `Th`), so that
+      the rare pieces a tag name like `think` splits into are copied too.
 
 Then, for example (2 layers, 8 heads, MLPs frozen: docs/demo.md):
   zeroth pretrain --config CONFIG.yaml --set data.path=OUT.txt --set train.seq_len=32 \
@@ -29,6 +32,11 @@ def word_tokens(path):
     return sorted(w for w in words if w.lower() not in ("think", "answer"))
 
 
+def letter_pieces(path):
+    vocab = json.load(open(path, encoding="utf-8")).get("model", {}).get("vocab", {})
+    return sorted(t for t in vocab if t.isascii() and t.isalpha())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -37,9 +45,14 @@ def main():
     ap.add_argument("--min-len", type=int, default=None)
     ap.add_argument("--max-len", type=int, default=None)
     ap.add_argument("--words", metavar="TOKENIZER_JSON", default=None)
+    ap.add_argument("--pieces", action="store_true")
     a = ap.parse_args()
     words = None
+    pieces = []
+    if a.pieces and not a.words:
+        ap.error("--pieces needs --words")
     if a.words:
+        pieces = letter_pieces(a.words) if a.pieces else []
         words = word_tokens(a.words)
         if len(words) < 2:
             ap.error(f"{a.words}: fewer than 2 whole-word tokens with a leading space")
@@ -57,11 +70,14 @@ def main():
                 f.write(w + " " + w + "\n")
                 continue
             k = rng.randint(lo, hi)
-            if rng.random() < 0.5:
+            u = rng.random()
+            if u < (1 / 3 if pieces else 0.5):
                 items = [rng.choice(words) for _ in range(k)]
-            else:
+            elif not pieces or u < 2 / 3:
                 items = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 7)))
                          for _ in range(k)]
+            else:
+                items = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 3))) for _ in range(k)]
             s = " " + " ".join(items) + "."
             f.write(s + s + "\n")
 

@@ -10,27 +10,33 @@
 #   1. zeroth demo-data: the demo corpus and prompts (6 MB corpus)
 #   2. zeroth train-tokenizer: byte-level BPE, 1,024 ids, words with their leading space
 #   3. scripts/copy-task-data.py --words: the token copy warm-up (items said twice)
-#   4. the corpus with every instruction's tag names random (half made up, half corpus
-#      words; never think/answer), a copy line after 70% of its documents
+#   4. two corpora with every instruction's tag names random and a copy line after 70% of
+#      the documents (never think/answer): corpus.txt (tag names half made up, half corpus
+#      words) and corpus2.txt (a third each: made up, corpus words, glued tokenizer pieces)
 #   5. zeroth pretrain, warm-up: 2 layers, 8 heads, MLPs frozen, 64 x 64 tokens, lr 3e-3
-#   6. zeroth pretrain, corpus: from stage 5, MLPs frozen, 20 x 320 tokens
+#   6. zeroth pretrain, corpus.txt then corpus2.txt: MLPs frozen, 20 x 320 tokens
 #   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
 #      how many samples open a tag with "<t" and how many write the exact <think>
+#   8. zeroth train: GRPO with configs/demo/grpo.yaml's settings (accuracy + strict format
+#      rewards), 30 steps, evals of 100 held-out problems at steps 0, 10, 20, 30
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
-# CORPUS_STEPS (1200), CORPUS_BYTES (6000000), SMOKE=1 (every stage shrunk to seconds).
+# CORPUS_STEPS (1450), CORPUS2_STEPS (400), GRPO_STEPS (30), CORPUS_BYTES (6000000),
+# SMOKE=1 (every stage shrunk to seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-runs/induction}"
 Z="${ZEROTH_BIN:-$ROOT/build/zeroth}"
 THREADS="${THREADS:-2}"
 WARM_STEPS="${WARM_STEPS:-3000}"
-CORPUS_STEPS="${CORPUS_STEPS:-1200}"
+CORPUS_STEPS="${CORPUS_STEPS:-1450}"
+CORPUS2_STEPS="${CORPUS2_STEPS:-400}"
+GRPO_STEPS="${GRPO_STEPS:-30}"
 CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
 WARM_LINES=300000
 WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
 if [[ "${SMOKE:-0}" == 1 ]]; then
-  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS_BYTES=200000 WARM_LINES=2000
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 GRPO_STEPS=2 CORPUS_BYTES=200000 WARM_LINES=2000
   WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
 fi
 [[ -x "$Z" ]] || { echo "demo-induction-recipe: no zeroth binary at $Z (set ZEROTH_BIN)" >&2; exit 1; }
@@ -51,16 +57,35 @@ python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm.txt" --words "$OUT/tokenize
   --lines "$WARM_LINES" --seed 3
 python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-mix.txt" --words "$OUT/tokenizer/tokenizer.json" \
   --lines "$WARM_LINES" --seed 5
+python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-mix2.txt" --words "$OUT/tokenizer/tokenizer.json" \
+  --lines "$WARM_LINES" --seed 21 --pieces
 
 stage "4 corpus with random tag names, copy lines mixed in"
-python3 - "$OUT/data/pretrain.txt" "$OUT/warm-mix.txt" "$OUT/corpus.txt" <<'PY'
-import random, re, sys
-src, warm_path, dst = sys.argv[1:4]
-r = random.Random(11)
+retag() {  # retag SRC WARM DST SEED [TOKENIZER_JSON: a third of the names glued from its pieces]
+python3 - "$@" <<'PY'
+import json, random, re, sys
+src, warm_path, dst, seed = sys.argv[1:5]
+pieces = []
+if len(sys.argv) > 5:
+    vocab = json.load(open(sys.argv[5], encoding="utf-8"))["model"]["vocab"]
+    pieces = sorted(t for t in vocab if t.isascii() and t.isalpha())
+r = random.Random(int(seed))
 text = open(src, encoding="utf-8").read()
 words = sorted({w for w in re.findall(r"[A-Za-z]{3,}", text) if w.lower() not in ("think", "answer")})
 def made():
     return "".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(3, 8)))
+def name():
+    u = r.random()
+    if not pieces:
+        return made() if u < 0.5 else r.choice(words)
+    if u < 1 / 3:
+        return made()
+    if u < 2 / 3:
+        return r.choice(words)
+    while True:
+        n = "".join(r.choice(pieces) for _ in range(r.randint(1, 3)))
+        if n.lower() not in ("think", "answer"):
+            return n
 warm = [l for l in open(warm_path, encoding="utf-8").read().split("\n") if l]
 wi = 0
 mix = random.Random(8)
@@ -70,13 +95,16 @@ with open(dst, "w", encoding="utf-8") as f:
             continue
         names = list(dict.fromkeys(re.findall(r"</?([A-Za-z]+)>", line)))
         if names:
-            m = {a: (made() if r.random() < 0.5 else r.choice(words)) for a in names}
+            m = {a: name() for a in names}
             line = re.sub(r"(</?)([A-Za-z]+)>", lambda mo: mo.group(1) + m[mo.group(2)] + ">", line)
         f.write(line + "\n")
         if mix.random() < 0.7 and wi < len(warm):
             f.write(warm[wi] + "\n")
             wi += 1
 PY
+}
+retag "$OUT/data/pretrain.txt" "$OUT/warm-mix.txt" "$OUT/corpus.txt" 11
+retag "$OUT/data/pretrain.txt" "$OUT/warm-mix2.txt" "$OUT/corpus2.txt" 21 "$OUT/tokenizer/tokenizer.json"
 
 stage "5 pretrain: copy warm-up (MLPs frozen)"
 python3 - "$ROOT/configs/models/demo-small.json" "$OUT/model.json" <<'PY'
@@ -95,7 +123,7 @@ data: {path: $OUT/warm.txt, format: text}
 EOF
 "$Z" pretrain --config "$OUT/warm.yaml" > "$OUT/warm.log" 2>&1
 
-stage "6 pretrain: corpus (MLPs frozen)"
+stage "6 pretrain: the two corpora (MLPs frozen)"
 cat > "$OUT/corpus.yaml" <<EOF
 run: {name: induction-corpus, seed: 1, threads: $THREADS, run_dir: $OUT/corpus}
 model: {init: $OUT/warm/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
@@ -104,10 +132,18 @@ train: {steps: $CORPUS_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, l
 data: {path: $OUT/corpus.txt, format: text}
 EOF
 "$Z" pretrain --config "$OUT/corpus.yaml" > "$OUT/corpus.log" 2>&1
+cat > "$OUT/corpus2.yaml" <<EOF
+run: {name: induction-corpus2, seed: 1, threads: $THREADS, run_dir: $OUT/corpus2}
+model: {init: $OUT/corpus/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
+train: {steps: $CORPUS2_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
+data: {path: $OUT/corpus2.txt, format: text}
+EOF
+"$Z" pretrain --config "$OUT/corpus2.yaml" > "$OUT/corpus2.log" 2>&1
 
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
-"$Z" generate --model "$OUT/corpus/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
+"$Z" generate --model "$OUT/corpus2/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
   --threads "$THREADS" --group-size 8 --max-new-tokens 64 --set rollout.max_len=448 \
   --set 'rollout.stop=["</answer>"]' > "$OUT/probe.log" 2>&1
 python3 - "$OUT/probe.out.jsonl" <<'PY' | tee "$OUT/probe.txt"
@@ -118,4 +154,19 @@ count = lambda s: sum(s in r["completion"] for r in rows)
 print(f"{n} samples with the R1-Zero template: '<t' {count('<t')}, <think> {count('<think>')}, "
       f"</think> {count('</think>')}, <answer> {count('<answer>')}, </answer> {count('</answer>')}")
 PY
-echo "base model: $OUT/corpus/final"
+
+stage "8 GRPO (accuracy + strict format), evals at 0, 10, 20, 30"
+mkdir -p "$OUT/grpo-config"
+cp "$ROOT/configs/rewards-r1zero.yaml" "$OUT/grpo-config/rewards.yaml"
+sed "s#runs/demo/data/#$OUT/data/#" "$ROOT/configs/data/demo.yaml" > "$OUT/grpo-config/data.yaml"
+sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/corpus2/final#" \
+    -e "s#^\(  run_dir:\).*#\1 $OUT/grpo#" "$ROOT/configs/demo/grpo.yaml" > "$OUT/grpo-config/grpo.yaml"
+GRPO_SET=(--set "run.threads=$THREADS" --set "train.steps=$GRPO_STEPS" --set rollout.max_len=448
+          --set prompts.max_prompt_tokens=300 --set rl.eval_at_start=true)
+if [[ "${SMOKE:-0}" == 1 ]]; then
+  GRPO_SET+=(--set rl.prompts_per_step=2 --set rollout.group_size=2 --set rollout.max_new_tokens=8
+             --set eval.max_prompts=4 --set rl.eval_every=1)
+fi
+"$Z" train --config "$OUT/grpo-config/grpo.yaml" "${GRPO_SET[@]}" > "$OUT/grpo.log" 2>&1
+grep "eval at step" "$OUT/grpo.log" | sed 's/^\[[^]]*\] //' | tee "$OUT/grpo-evals.txt"
+echo "base model: $OUT/corpus2/final; after GRPO: $OUT/grpo/final"

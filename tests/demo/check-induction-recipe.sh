@@ -13,8 +13,9 @@ fail() { echo "check-induction-recipe: FAILED: $*" >&2; exit 1; }
 rm -rf "$out"
 SMOKE=1 THREADS=2 ZEROTH_BIN="$bin" bash "$here/scripts/demo-induction-recipe.sh" "$out" ||
   fail "scripts/demo-induction-recipe.sh exited with $?"
-for f in tokenizer/tokenizer.json warm.txt corpus.txt warm/final/model.safetensors \
-         corpus/final/model.safetensors probe.out.jsonl probe.txt; do
+for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt warm/final/model.safetensors \
+         corpus/final/model.safetensors corpus2/final/model.safetensors probe.out.jsonl probe.txt \
+         grpo/final/model.safetensors grpo/metrics.jsonl grpo-evals.txt; do
   [[ -s $out/$f ]] || fail "$out/$f is missing or empty"
 done
 # Word tokens carry their leading space (the point of the recipe's tokenizer).
@@ -33,11 +34,16 @@ for line in open(sys.argv[1], encoding="utf-8"):
         sys.exit(1)
 PY
 # No think/answer tag names in the corpus (the R1-Zero format must not be in pretraining).
-if grep -qiE '</?(think|answer)>' "$out/corpus.txt"; then fail "corpus.txt has a think/answer tag"; fi
+for c in corpus.txt corpus2.txt; do
+  if grep -qiE '</?(think|answer)>' "$out/$c"; then fail "$c has a think/answer tag"; fi
+done
 grep -q "^16 samples with the R1-Zero template" "$out/probe.txt" || fail "probe.txt: $(cat "$out/probe.txt")"
 # Two pretraining stages, each with its metric rows.
-for s in warm corpus; do
+for s in warm corpus corpus2; do
   n=$(grep -c '"loss"' "$out/$s/metrics.jsonl" || true)
   [[ $n -ge 1 ]] || fail "$out/$s/metrics.jsonl has no loss rows"
 done
+# GRPO: 2 steps, evals at steps 0, 1 and 2.
+[[ $(grep -c '"reward_mean"' "$out/grpo/metrics.jsonl") -eq 2 ]] || fail "grpo/metrics.jsonl: expected 2 step rows"
+[[ $(grep -c "eval at step" "$out/grpo-evals.txt") -eq 3 ]] || fail "grpo-evals.txt: $(cat "$out/grpo-evals.txt")"
 echo "check-induction-recipe: ok"
