@@ -14,14 +14,15 @@
 #      the documents (never think/answer): corpus.txt (tag names half made up, half corpus
 #      words) and corpus2.txt (a third each: made up, corpus words, glued tokenizer pieces)
 #   5. zeroth pretrain, warm-up: 2 layers, 8 heads, MLPs frozen, 64 x 64 tokens, lr 3e-3
-#   6. zeroth pretrain, corpus.txt then corpus2.txt: MLPs frozen, 20 x 320 tokens
+#   6. zeroth pretrain, corpus.txt then corpus2.txt: MLPs frozen, 20 x 320 tokens; then
+#      corpus2.txt again with everything trained (the base model: its format rate near 0)
 #   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
 #      how many samples open a tag with "<t" and how many write the exact <think>
 #   8. zeroth train: GRPO with configs/demo/grpo.yaml's settings (accuracy + strict format
 #      rewards), 30 steps, evals of 100 held-out problems at steps 0, 10, 20, 30
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
-# CORPUS_STEPS (1450), CORPUS2_STEPS (400), GRPO_STEPS (30), CORPUS_BYTES (6000000),
+# CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), GRPO_STEPS (30), CORPUS_BYTES (6000000),
 # SMOKE=1 (every stage shrunk to seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,12 +32,13 @@ THREADS="${THREADS:-2}"
 WARM_STEPS="${WARM_STEPS:-3000}"
 CORPUS_STEPS="${CORPUS_STEPS:-1450}"
 CORPUS2_STEPS="${CORPUS2_STEPS:-400}"
+CORPUS3_STEPS="${CORPUS3_STEPS:-300}"
 GRPO_STEPS="${GRPO_STEPS:-30}"
 CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
 WARM_LINES=300000
 WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
 if [[ "${SMOKE:-0}" == 1 ]]; then
-  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 GRPO_STEPS=2 CORPUS_BYTES=200000 WARM_LINES=2000
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 GRPO_STEPS=2 CORPUS_BYTES=200000 WARM_LINES=2000
   WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
 fi
 [[ -x "$Z" ]] || { echo "demo-induction-recipe: no zeroth binary at $Z (set ZEROTH_BIN)" >&2; exit 1; }
@@ -123,7 +125,7 @@ data: {path: $OUT/warm.txt, format: text}
 EOF
 "$Z" pretrain --config "$OUT/warm.yaml" > "$OUT/warm.log" 2>&1
 
-stage "6 pretrain: the two corpora (MLPs frozen)"
+stage "6 pretrain: the two corpora (MLPs frozen), then everything trained"
 cat > "$OUT/corpus.yaml" <<EOF
 run: {name: induction-corpus, seed: 1, threads: $THREADS, run_dir: $OUT/corpus}
 model: {init: $OUT/warm/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
@@ -140,10 +142,18 @@ train: {steps: $CORPUS2_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, 
 data: {path: $OUT/corpus2.txt, format: text}
 EOF
 "$Z" pretrain --config "$OUT/corpus2.yaml" > "$OUT/corpus2.log" 2>&1
+cat > "$OUT/corpus3.yaml" <<EOF
+run: {name: induction-corpus3, seed: 1, threads: $THREADS, run_dir: $OUT/corpus3}
+model: {init: $OUT/corpus2/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20}
+train: {steps: $CORPUS3_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
+data: {path: $OUT/corpus2.txt, format: text}
+EOF
+"$Z" pretrain --config "$OUT/corpus3.yaml" > "$OUT/corpus3.log" 2>&1
 
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
-"$Z" generate --model "$OUT/corpus2/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
+"$Z" generate --model "$OUT/corpus3/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
   --threads "$THREADS" --group-size 8 --max-new-tokens 64 --set rollout.max_len=448 \
   --set 'rollout.stop=["</answer>"]' > "$OUT/probe.log" 2>&1
 python3 - "$OUT/probe.out.jsonl" <<'PY' | tee "$OUT/probe.txt"
@@ -159,7 +169,7 @@ stage "8 GRPO (accuracy + strict format), evals at 0, 10, 20, 30"
 mkdir -p "$OUT/grpo-config"
 cp "$ROOT/configs/rewards-r1zero.yaml" "$OUT/grpo-config/rewards.yaml"
 sed "s#runs/demo/data/#$OUT/data/#" "$ROOT/configs/data/demo.yaml" > "$OUT/grpo-config/data.yaml"
-sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/corpus2/final#" \
+sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/corpus3/final#" \
     -e "s#^\(  run_dir:\).*#\1 $OUT/grpo#" "$ROOT/configs/demo/grpo.yaml" > "$OUT/grpo-config/grpo.yaml"
 GRPO_SET=(--set "run.threads=$THREADS" --set "train.steps=$GRPO_STEPS" --set rollout.max_len=448
           --set prompts.max_prompt_tokens=300 --set rl.eval_at_start=true)
@@ -169,4 +179,4 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
 fi
 "$Z" train --config "$OUT/grpo-config/grpo.yaml" "${GRPO_SET[@]}" > "$OUT/grpo.log" 2>&1
 grep "eval at step" "$OUT/grpo.log" | sed 's/^\[[^]]*\] //' | tee "$OUT/grpo-evals.txt"
-echo "base model: $OUT/corpus2/final; after GRPO: $OUT/grpo/final"
+echo "base model: $OUT/corpus3/final; after GRPO: $OUT/grpo/final"

@@ -14,7 +14,8 @@ rm -rf "$out"
 SMOKE=1 THREADS=2 ZEROTH_BIN="$bin" bash "$here/scripts/demo-induction-recipe.sh" "$out" ||
   fail "scripts/demo-induction-recipe.sh exited with $?"
 for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt warm/final/model.safetensors \
-         corpus/final/model.safetensors corpus2/final/model.safetensors probe.out.jsonl probe.txt \
+         corpus/final/model.safetensors corpus2/final/model.safetensors corpus3/final/model.safetensors \
+         probe.out.jsonl probe.txt \
          grpo/final/model.safetensors grpo/metrics.jsonl grpo-evals.txt; do
   [[ -s $out/$f ]] || fail "$out/$f is missing or empty"
 done
@@ -39,7 +40,7 @@ for c in corpus.txt corpus2.txt; do
 done
 grep -q "^16 samples with the R1-Zero template" "$out/probe.txt" || fail "probe.txt: $(cat "$out/probe.txt")"
 # Two pretraining stages, each with its metric rows.
-for s in warm corpus corpus2; do
+for s in warm corpus corpus2 corpus3; do
   n=$(grep -c '"loss"' "$out/$s/metrics.jsonl" || true)
   [[ $n -ge 1 ]] || fail "$out/$s/metrics.jsonl has no loss rows"
 done
