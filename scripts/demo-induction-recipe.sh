@@ -45,6 +45,21 @@ fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 stage() { echo "== $1"; }
+# pretrain_stage NAME INIT DATA STEPS BATCH SEQ frozen|all: writes OUT/NAME.yaml and runs
+# zeroth pretrain into OUT/NAME (lr 3e-3 constant, 20 warmup steps, no weight decay; `frozen`
+# keeps the MLPs at their init).
+pretrain_stage() {
+  local name=$1 init=$2 data=$3 steps=$4 batch=$5 seq=$6 frozen=""
+  [[ $7 == frozen ]] && frozen=", frozen: ['mlp\\.']"
+  cat > "$OUT/$name.yaml" <<EOF
+run: {name: induction-$name, seed: 1, threads: $THREADS, run_dir: $OUT/$name}
+model: {init: $init, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20$frozen}
+train: {steps: $steps, batch_size: $batch, seq_len: $seq, log_every: 20, save_every: $SAVE}
+data: {path: $data, format: text}
+EOF
+  "$Z" pretrain --config "$OUT/$name.yaml" > "$OUT/$name.log" 2>&1
+}
 
 stage "1 corpus and prompts"
 "$Z" demo-data --out "$OUT/data" --seed 1 --corpus-bytes "$CORPUS_BYTES" --eval 300 > "$OUT/data.log" 2>&1
@@ -116,40 +131,12 @@ c.update(num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=8, voca
          bos_token_id=1021, eos_token_id=1022, pad_token_id=1023, max_position_embeddings=512)
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
-cat > "$OUT/warm.yaml" <<EOF
-run: {name: induction-warm, seed: 1, threads: $THREADS, run_dir: $OUT/warm}
-model: {init: $OUT/model.json, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
-train: {steps: $WARM_STEPS, batch_size: $WARM_BATCH, seq_len: $WARM_SEQ, log_every: 20, save_every: $SAVE}
-data: {path: $OUT/warm.txt, format: text}
-EOF
-"$Z" pretrain --config "$OUT/warm.yaml" > "$OUT/warm.log" 2>&1
+pretrain_stage warm "$OUT/model.json" "$OUT/warm.txt" "$WARM_STEPS" "$WARM_BATCH" "$WARM_SEQ" frozen
 
 stage "6 pretrain: the two corpora (MLPs frozen), then everything trained"
-cat > "$OUT/corpus.yaml" <<EOF
-run: {name: induction-corpus, seed: 1, threads: $THREADS, run_dir: $OUT/corpus}
-model: {init: $OUT/warm/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
-train: {steps: $CORPUS_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
-data: {path: $OUT/corpus.txt, format: text}
-EOF
-"$Z" pretrain --config "$OUT/corpus.yaml" > "$OUT/corpus.log" 2>&1
-cat > "$OUT/corpus2.yaml" <<EOF
-run: {name: induction-corpus2, seed: 1, threads: $THREADS, run_dir: $OUT/corpus2}
-model: {init: $OUT/corpus/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20, frozen: ['mlp\\.']}
-train: {steps: $CORPUS2_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
-data: {path: $OUT/corpus2.txt, format: text}
-EOF
-"$Z" pretrain --config "$OUT/corpus2.yaml" > "$OUT/corpus2.log" 2>&1
-cat > "$OUT/corpus3.yaml" <<EOF
-run: {name: induction-corpus3, seed: 1, threads: $THREADS, run_dir: $OUT/corpus3}
-model: {init: $OUT/corpus2/final, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20}
-train: {steps: $CORPUS3_STEPS, batch_size: $CORPUS_BATCH, seq_len: $CORPUS_SEQ, log_every: 20, save_every: $SAVE}
-data: {path: $OUT/corpus2.txt, format: text}
-EOF
-"$Z" pretrain --config "$OUT/corpus3.yaml" > "$OUT/corpus3.log" 2>&1
+pretrain_stage corpus "$OUT/warm/final" "$OUT/corpus.txt" "$CORPUS_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" frozen
+pretrain_stage corpus2 "$OUT/corpus/final" "$OUT/corpus2.txt" "$CORPUS2_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" frozen
+pretrain_stage corpus3 "$OUT/corpus2/final" "$OUT/corpus2.txt" "$CORPUS3_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all
 
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
