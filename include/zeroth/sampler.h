@@ -18,7 +18,11 @@
 //   min_p > 0: of those, keep tokens with p >= min_p * max(p).
 //   then draw from the kept tokens in proportion to p: the first token, most probable
 //   first, whose cumulative probability exceeds u. Without any filter (top_k 0, top_p 1,
-//   min_p 0) the walk is over all tokens in id order instead (no sort of V logits).
+//   min_p 0) the walk is over all tokens in id order instead (no sort of V logits), with
+//   the unnormalised p = exp(z - max z) in fp64 and the cumulative sums taken by blocks
+//   of 64 ids (each block's mass one vectorised sum, then the block that passes walked id
+//   by id): the same token as a plain id-order walk except within rounding (~1e-15
+//   relative) of a boundary, as the CUDA sampler's chunked sums.
 #pragma once
 
 #include <cstdint>

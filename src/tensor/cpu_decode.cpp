@@ -78,12 +78,10 @@ void CpuBackend::sample_tokens(const Tensor& logits, const SamplingParams& param
       // Rows sample_token would refuse: all NaN, or (T > 0) a largest logit that is
       // +inf (a NaN-free row whose max is -inf is all -inf: also unsamplable).
       float mx = -INFINITY;
-      bool any = false;
-      for (int64_t j = 0; j < v; ++j)
-        if (!std::isnan(row[j])) {
-          any = true;
-          mx = std::max(mx, row[j]);
-        }
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 0; j < v; ++j) mx = row[j] > mx ? row[j] : mx;  // NaN: false
+      bool any = mx > -INFINITY;
+      for (int64_t j = 0; j < v && !any; ++j) any = !std::isnan(row[j]);  // all -inf or NaN?
       if (!any || (params.temperature > 0.0f && !std::isfinite(mx))) {
         out[i] = -1;
         continue;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "cpu_math.h"
 #include "zeroth/error.h"
 
 namespace zeroth {
@@ -40,6 +41,73 @@ static int32_t argmax(const float* logits, int64_t vocab) {
     if (!std::isnan(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;
   ZT_ASSERT(best >= 0, "sampler: logits are all NaN");
   return int32_t(best);
+}
+
+// The largest non-NaN logit (-inf when there is none), vectorised.
+static float max_logit(const float* logits, int64_t vocab) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < vocab; ++i) m = logits[i] > m ? logits[i] : m;  // NaN: false
+  return m;
+}
+
+// p_i = exp(z_i - zmax) with z_i = logit_i / T, in fp64 (0 for NaN), for n logits.
+static void unfiltered_probs(const float* x, int64_t n, double inv_t, double zmax, double* p) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) p[i] = cpu::exp_f64_nonpos(double(x[i]) * inv_t - zmax);
+}
+
+// The draw without filters: the full distribution in id order (no sort). The ids go in
+// blocks of kSampleBlock; a block's mass is one vectorised sum, the total is the block
+// masses summed in order, and the token is the first one, walking the block where the
+// running sum of block masses passes u * total id by id, whose cumulative mass exceeds
+// u * total. Where rounding leaves that walk short, the block's last token with p > 0;
+// where it leaves every block short, the last such token of the vocabulary.
+constexpr int64_t kSampleBlock = 64;
+static int32_t sample_unfiltered(const float* logits, int64_t vocab, float temperature,
+                                 double u) {
+  float xmax = max_logit(logits, vocab);
+  if (xmax == -INFINITY) xmax = logits[argmax(logits, vocab)];  // asserts: not all NaN
+  const double inv_t = 1.0 / double(temperature);
+  const double zmax = double(xmax) * inv_t;
+  ZT_ASSERT(std::isfinite(zmax), "sampler: the largest logit is not finite (%g)", zmax);
+  const int64_t blocks = (vocab + kSampleBlock - 1) / kSampleBlock;
+  thread_local std::vector<double> mass;
+  mass.resize(size_t(blocks));
+  double p[kSampleBlock];
+  double total = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t j0 = b * kSampleBlock, n = std::min(kSampleBlock, vocab - j0);
+    unfiltered_probs(logits + j0, n, inv_t, zmax, p);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += p[i];
+    mass[size_t(b)] = s;
+    total += s;
+  }
+  const double target = u * total;
+  double before = 0.0;
+  int64_t pick = -1;  // the block the walk goes through
+  bool passes = false;
+  for (int64_t b = 0; b < blocks && !passes; ++b) {
+    const double s = mass[size_t(b)];
+    if (s <= 0.0) continue;
+    pick = b;
+    passes = target < before + s;
+    if (!passes) before += s;
+  }
+  ZT_ASSERT(pick >= 0, "sampler: no token has a positive probability");
+  const int64_t j0 = pick * kSampleBlock, n = std::min(kSampleBlock, vocab - j0);
+  unfiltered_probs(logits + j0, n, inv_t, zmax, p);
+  double cum = before;
+  int32_t last = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (p[i] <= 0.0) continue;
+    cum += p[i];
+    last = int32_t(j0 + i);
+    if (passes && target < cum) break;
+  }
+  return last;
 }
 
 std::vector<Candidate> sampling_candidates(const float* logits, int64_t vocab,
@@ -101,29 +169,8 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
   if (params.temperature == 0.0f) return argmax(logits, vocab);
   const double u = sampling_uniform(params.seed, sequence_id, step);
   if ((params.top_k == 0 || params.top_k >= vocab) && params.top_p >= 1.0f &&
-      params.min_p == 0.0f) {
-    // No filter: walk the full distribution in id order (no sort).
-    const double inv_t = 1.0 / double(params.temperature);
-    const double zmax = double(logits[argmax(logits, vocab)]) * inv_t;
-    ZT_ASSERT(std::isfinite(zmax), "sampler: the largest logit is not finite (%g)", zmax);
-    std::vector<double> p(static_cast<size_t>(vocab));
-    double total = 0.0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      const double z = double(logits[i]) * inv_t;
-      p[size_t(i)] = std::isnan(z) ? 0.0 : std::exp(z - zmax);
-      total += p[size_t(i)];
-    }
-    const double target = u * total;
-    double cum = 0.0;
-    int32_t last = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      if (p[size_t(i)] <= 0.0) continue;
-      cum += p[size_t(i)];
-      last = int32_t(i);
-      if (target < cum) return last;
-    }
-    return last;  // target within rounding of total
-  }
+      params.min_p == 0.0f)
+    return sample_unfiltered(logits, vocab, params.temperature, u);
   const std::vector<Candidate> c = sampling_candidates(logits, vocab, params);
   double cum = 0.0;
   for (const Candidate& x : c) {

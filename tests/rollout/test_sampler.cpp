@@ -3,6 +3,7 @@
 // whatever the batch order), and token_logprob against the backend's logprob op.
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -119,6 +120,61 @@ TEST_CASE("sampler: draws depend only on (seed, sequence id, step)", "[rollout][
   CHECK(same_seed == 0);
   CHECK(same_seq == 0);
   CHECK(same_step == 0);
+}
+
+// The unfiltered draw (blocks of 64 ids, fp64 exp of cpu_math.h) against the plain rule:
+// the first token in id order whose cumulative probability (libm exp, one running sum)
+// exceeds u. They may differ only within ~1e-15 of a boundary, so on random rows they
+// agree; rows with NaN, -inf, a vocabulary that is not a multiple of 64, and very
+// negative logits (p below 1e-308 counts as 0) included.
+TEST_CASE("sampler: the unfiltered draw is the id-order walk of the distribution",
+          "[rollout][sampler]") {
+  std::mt19937_64 g(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  int draws = 0;
+  for (int64_t v : {1, 5, 64, 65, 1000, 8192}) {
+    for (int row = 0; row < 40; ++row) {
+      std::vector<float> l(static_cast<size_t>(v));
+      for (float& x : l) x = nd(g);
+      if (v > 5) {
+        l[size_t(g() % uint64_t(v))] = NAN;
+        l[size_t(g() % uint64_t(v))] = -INFINITY;
+        l[size_t(g() % uint64_t(v))] = -800.0f;  // exp(-800 - max) underflows: never drawn
+      }
+      const float t = row % 2 ? 1.0f : 0.7f;
+      const SamplingParams sp = params(t, 0, 1, 0);
+      float mx = -INFINITY;
+      for (float x : l)
+        if (!std::isnan(x)) mx = std::max(mx, x);
+      for (uint64_t step = 0; step < 25; ++step) {
+        const double u = sampling_uniform(sp.seed, uint64_t(row), step);
+        std::vector<double> p(l.size());
+        double total = 0.0;
+        for (size_t i = 0; i < l.size(); ++i) {
+          const double inv_t = 1.0 / double(t);
+          const double z = double(l[i]) * inv_t - double(mx) * inv_t;
+          p[i] = std::isnan(z) || z < -708.0 ? 0.0 : std::exp(z);
+          total += p[i];
+        }
+        int32_t want = -1;
+        double cum = 0.0;
+        for (size_t i = 0; i < l.size(); ++i) {
+          if (p[i] <= 0.0) continue;
+          cum += p[i];
+          want = int32_t(i);
+          if (u * total < cum) break;
+        }
+        const int32_t got = sample_token(l.data(), v, sp, uint64_t(row), step);
+        CHECK(got == want);
+        CHECK(p[size_t(got)] > 0.0);
+        ++draws;
+      }
+    }
+  }
+  CHECK(draws == 6 * 40 * 25);
+  // Only one token has p > 0: every draw is it.
+  const std::vector<float> one{-INFINITY, 0.0f, NAN, -1000.0f};
+  for (uint64_t s = 0; s < 20; ++s) CHECK(sample_token(one.data(), 4, params(1, 0, 1, 0), s, s) == 1);
 }
 
 TEST_CASE("token_logprob matches the backend's logprob op", "[rollout][sampler]") {

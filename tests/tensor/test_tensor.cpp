@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tensor/cpu_backend.h"
+#include "tensor/cpu_math.h"
 #include "zeroth/backend.h"
 #include "zeroth/tensor.h"
 
@@ -411,4 +412,25 @@ TEST_CASE("cpu reductions are bit-identical for 1, 2 and 3 threads", "[cpu][dete
   double ref = 0.0;
   for (float v : vals) ref += double(v) * double(v);
   CHECK(double(bits_to_float(results[0][0])) == Approx(ref).epsilon(1e-6));
+}
+
+TEST_CASE("cpu fp64 exp of the sampler: within 2 ulp of libm for x <= 0, 0 below -708",
+          "[cpu][math]") {
+  std::mt19937_64 g(3);
+  std::uniform_real_distribution<double> d(-708.0, 0.0);
+  double worst = 0.0;
+  for (int i = 0; i < 200000; ++i) {
+    const double x = i < 100000 ? d(g) : d(g) / 700.0;  // also many near 0
+    const double want = std::exp(x), got = cpu::exp_f64_nonpos(x);
+    worst = std::max(worst, std::fabs(got - want) / want);
+  }
+  CHECK(worst <= 2.5 * std::numeric_limits<double>::epsilon() / 2);
+  CHECK(cpu::exp_f64_nonpos(0.0) == 1.0);
+  CHECK(cpu::exp_f64_nonpos(-0.0) == 1.0);
+  CHECK(cpu::exp_f64_nonpos(std::log(0.5)) == Approx(0.5).epsilon(1e-15));
+  CHECK(cpu::exp_f64_nonpos(-708.0) > 0.0);
+  CHECK(cpu::exp_f64_nonpos(-708.5) == 0.0);
+  CHECK(cpu::exp_f64_nonpos(-1e300) == 0.0);
+  CHECK(cpu::exp_f64_nonpos(-std::numeric_limits<double>::infinity()) == 0.0);
+  CHECK(cpu::exp_f64_nonpos(std::numeric_limits<double>::quiet_NaN()) == 0.0);
 }
