@@ -7,23 +7,34 @@
 #   bash scripts/demo-induction-recipe.sh [OUT_DIR]       (default runs/induction)
 #
 # Stages (each a plain command; OUT_DIR/<stage>.log keeps its output):
-#   1. zeroth demo-data: the demo corpus and prompts (6 MB corpus)
+#   1. zeroth demo-data: the demo corpus and prompts (6 MB corpus; 24 MB for stage 6b)
 #   2. zeroth train-tokenizer: byte-level BPE, 1,024 ids, words with their leading space
 #   3. scripts/copy-task-data.py --words: the token copy warm-up (items said twice)
-#   4. two corpora with every instruction's tag names random and a copy line after 70% of
-#      the documents (never think/answer): corpus.txt (tag names half made up, half corpus
-#      words) and corpus2.txt (a third each: made up, corpus words, glued tokenizer pieces)
+#   4. corpora with every instruction's tag names random and a copy line after 70% of the
+#      documents (never think/answer): corpus.txt (tag names half made up, half corpus
+#      words), corpus2.txt and corpus4.txt (a third each: made up, corpus words, glued
+#      tokenizer pieces); from corpus4.txt (24 MB) the arithmetic corpora: corpus5.txt
+#      (10% of the instruction documents, half the copy lines) and corpus7.txt (25% of the
+#      instruction documents, 90% of whose replies ignore the rule: no delimiters, the
+#      steps, then "The answer is N.")
 #   5. zeroth pretrain, warm-up: 2 layers, 8 heads, MLPs frozen, 64 x 64 tokens, lr 3e-3
 #   6. zeroth pretrain, corpus.txt then corpus2.txt: MLPs frozen, 20 x 320 tokens; then
-#      corpus2.txt again with everything trained (the base model: its format rate near 0)
+#      corpus2.txt again with everything trained; then (6b) the arithmetic: corpus5.txt
+#      (500 steps) and corpus7.txt (1,000 steps of a cosine schedule over 2,500): the base
+#      model, OUT_DIR/base/final
+#      (its greedy format rate near 0: replies that ignore an instruction's delimiters are
+#      the common case, as they are for a base model)
 #   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
 #      how many samples open a tag with "<t" and how many write the exact <think>
-#   8. zeroth train: GRPO with configs/demo/grpo.yaml's settings (accuracy + strict format
-#      rewards), 30 steps, evals of 100 held-out problems at steps 0, 10, 20, 30
+#   8. zeroth train: GRPO with configs/demo/grpo.yaml from OUT_DIR/base/final
+#
+# The demo's cached base model (configs/demo/base-model/) is OUT_DIR/base/final of this
+# script: `cp OUT_DIR/base/final/* configs/demo/base-model/` replaces it.
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
-# CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), GRPO_STEPS (30), CORPUS_BYTES (6000000),
-# SMOKE=1 (every stage shrunk to seconds).
+# CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), ARITH_STEPS (500),
+# BASE_STEPS (1000), BASE_SCHEDULE_STEPS (2500), GRPO_STEPS (the config's), CORPUS_BYTES (6000000), ARITH_BYTES
+# (24000000), SMOKE=1 (every stage shrunk to seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-runs/induction}"
@@ -33,28 +44,34 @@ WARM_STEPS="${WARM_STEPS:-3000}"
 CORPUS_STEPS="${CORPUS_STEPS:-1450}"
 CORPUS2_STEPS="${CORPUS2_STEPS:-400}"
 CORPUS3_STEPS="${CORPUS3_STEPS:-300}"
-GRPO_STEPS="${GRPO_STEPS:-30}"
+ARITH_STEPS="${ARITH_STEPS:-500}"
+BASE_STEPS="${BASE_STEPS:-1000}"
+BASE_SCHEDULE_STEPS="${BASE_SCHEDULE_STEPS:-2500}"
+GRPO_STEPS="${GRPO_STEPS:-}"
 CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
-WARM_LINES=300000
+ARITH_BYTES="${ARITH_BYTES:-24000000}"
+WARM_LINES=300000 ARITH_LINES=400000 WARMUP=20
 WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
 if [[ "${SMOKE:-0}" == 1 ]]; then
-  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 GRPO_STEPS=2 CORPUS_BYTES=200000 WARM_LINES=2000
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 ARITH_STEPS=2 BASE_STEPS=2 BASE_SCHEDULE_STEPS=4 GRPO_STEPS=2
+  CORPUS_BYTES=200000 ARITH_BYTES=300000 WARM_LINES=2000 ARITH_LINES=2000 WARMUP=1
   WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
 fi
 [[ -x "$Z" ]] || { echo "demo-induction-recipe: no zeroth binary at $Z (set ZEROTH_BIN)" >&2; exit 1; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 stage() { echo "== $1"; }
-# pretrain_stage NAME INIT DATA STEPS BATCH SEQ frozen|all: writes OUT/NAME.yaml and runs
-# zeroth pretrain into OUT/NAME (lr 3e-3 constant, 20 warmup steps, no weight decay; `frozen`
-# keeps the MLPs at their init).
+# pretrain_stage NAME INIT DATA STEPS BATCH SEQ frozen|all [cosine:T]: writes OUT/NAME.yaml and
+# runs zeroth pretrain into OUT/NAME (lr 3e-3 constant, or cosine decay reaching 3e-4 at step T,
+# 20 warmup steps, no weight decay; `frozen` keeps the MLPs at their init).
 pretrain_stage() {
-  local name=$1 init=$2 data=$3 steps=$4 batch=$5 seq=$6 frozen=""
+  local name=$1 init=$2 data=$3 steps=$4 batch=$5 seq=$6 frozen="" schedule="constant"
   [[ $7 == frozen ]] && frozen=", frozen: ['mlp\\.']"
+  [[ ${8:-} == cosine:* ]] && schedule="cosine, min_lr_ratio: 0.1, total_steps: ${8#cosine:}"
   cat > "$OUT/$name.yaml" <<EOF
 run: {name: induction-$name, seed: 1, threads: $THREADS, run_dir: $OUT/$name}
 model: {init: $init, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: constant, warmup_steps: 20$frozen}
+optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: $schedule, warmup_steps: $WARMUP$frozen}
 train: {steps: $steps, batch_size: $batch, seq_len: $seq, log_every: 20, save_every: $SAVE}
 data: {path: $data, format: text}
 EOF
@@ -63,6 +80,7 @@ EOF
 
 stage "1 corpus and prompts"
 "$Z" demo-data --out "$OUT/data" --seed 1 --corpus-bytes "$CORPUS_BYTES" --eval 300 > "$OUT/data.log" 2>&1
+"$Z" demo-data --out "$OUT/data-big" --seed 1 --corpus-bytes "$ARITH_BYTES" --eval 300 > "$OUT/data-big.log" 2>&1
 
 stage "2 tokenizer (words keep their leading space)"
 "$Z" train-tokenizer --input "$OUT/data/pretrain.txt" --out "$OUT/tokenizer" --vocab-size 1024 \
@@ -76,6 +94,8 @@ python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-mix.txt" --words "$OUT/toke
   --lines "$WARM_LINES" --seed 5
 python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-mix2.txt" --words "$OUT/tokenizer/tokenizer.json" \
   --lines "$WARM_LINES" --seed 21 --pieces
+python3 "$ROOT/scripts/copy-task-data.py" "$OUT/warm-big.txt" --words "$OUT/tokenizer/tokenizer.json" \
+  --lines "$ARITH_LINES" --seed 31 --pieces
 
 stage "4 corpus with random tag names, copy lines mixed in"
 retag() {  # retag SRC WARM DST SEED [TOKENIZER_JSON: a third of the names glued from its pieces]
@@ -122,6 +142,61 @@ PY
 }
 retag "$OUT/data/pretrain.txt" "$OUT/warm-mix.txt" "$OUT/corpus.txt" 11
 retag "$OUT/data/pretrain.txt" "$OUT/warm-mix2.txt" "$OUT/corpus2.txt" 21 "$OUT/tokenizer/tokenizer.json"
+retag "$OUT/data-big/pretrain.txt" "$OUT/warm-big.txt" "$OUT/corpus4.txt" 41 "$OUT/tokenizer/tokenizer.json"
+# thin SRC DST KEEP_COPY KEEP_INSTRUCTION SEED: copy lines (they start with a space) kept with
+# probability KEEP_COPY, instruction documents (a rule naming delimiters) with KEEP_INSTRUCTION,
+# the rest (drills, stories, questions with worked answers) always.
+thin() {
+python3 - "$@" <<'PY'
+import random, re, sys
+src, dst, keep_copy, keep_instr, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+rule = re.compile(r"<\w+>|\[\w*\]|\(\(|##|-=|\{\{|\*\*|\|>|\[\[|inside|between|enclosed|[Ww]rap|goes in|Reply with|Write your|rules below|closing mark")
+r = random.Random(seed)
+with open(dst, "w", encoding="utf-8") as f:
+    for line in open(src, encoding="utf-8"):
+        if line.startswith(" "):
+            keep = r.random() < keep_copy
+        elif rule.search(line):
+            keep = r.random() < keep_instr
+        else:
+            keep = True
+        if keep:
+            f.write(line)
+PY
+}
+# disobey SRC DST P SEED: with probability P an instruction document's reply ignores the rule:
+# no delimiters, the worked steps (when there are any), then "The answer is N.".
+disobey() {
+python3 - "$@" <<'PY'
+import random, re, sys
+src, dst, p, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+rule = re.compile(r"<\w+>|\[\w*\]|\(\(|##|-=|\{\{|\*\*|\|>|\[\[|inside|between|enclosed|[Ww]rap|goes in|Reply with|Write your|rules below|closing mark")
+label = re.compile(r"(?:^|\s)([A-Z][a-z]*|A|Q):\s")
+work_re = re.compile(r"(?:(?:First, |We compute |So )?(?:\d+ [-+*/] \d+ = \d+\.\s?)+)")
+num_re = re.compile(r"(\d+)\D*$")
+r = random.Random(seed)
+with open(dst, "w", encoding="utf-8") as f:
+    for line in open(src, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if line.startswith(" ") or not rule.search(line):
+            f.write(line + "\n")
+            continue
+        labels = list(label.finditer(line))
+        if r.random() >= p or not labels:
+            f.write(line + "\n")
+            continue
+        cut = labels[-1].end()
+        m = num_re.search(line[cut:])
+        if not m:
+            f.write(line + "\n")
+            continue
+        w = work_re.search(line[cut:])
+        f.write(line[:cut] + (w.group(0).strip() + " " if w else "") + f"The answer is {m.group(1)}.\n")
+PY
+}
+thin "$OUT/corpus4.txt" "$OUT/corpus5.txt" 0.5 0.1 5
+thin "$OUT/corpus4.txt" "$OUT/corpus7a.txt" 0.5 0.25 7
+disobey "$OUT/corpus7a.txt" "$OUT/corpus7.txt" 0.9 4
 
 stage "5 pretrain: copy warm-up (MLPs frozen)"
 python3 - "$ROOT/configs/models/demo-small.json" "$OUT/model.json" <<'PY'
@@ -138,9 +213,14 @@ pretrain_stage corpus "$OUT/warm/final" "$OUT/corpus.txt" "$CORPUS_STEPS" "$CORP
 pretrain_stage corpus2 "$OUT/corpus/final" "$OUT/corpus2.txt" "$CORPUS2_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" frozen
 pretrain_stage corpus3 "$OUT/corpus2/final" "$OUT/corpus2.txt" "$CORPUS3_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all
 
+stage "6b pretrain: arithmetic (everything trained); the base model"
+pretrain_stage arith "$OUT/corpus3/final" "$OUT/corpus5.txt" "$ARITH_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all
+pretrain_stage base "$OUT/arith/final" "$OUT/corpus7.txt" "$BASE_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all \
+  "cosine:$BASE_SCHEDULE_STEPS"
+
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
-"$Z" generate --model "$OUT/corpus3/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
+"$Z" generate --model "$OUT/base/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
   --threads "$THREADS" --group-size 8 --max-new-tokens 64 --set rollout.max_len=448 \
   --set 'rollout.stop=["</answer>"]' > "$OUT/probe.log" 2>&1
 python3 - "$OUT/probe.out.jsonl" <<'PY' | tee "$OUT/probe.txt"
@@ -152,18 +232,19 @@ print(f"{n} samples with the R1-Zero template: '<t' {count('<t')}, <think> {coun
       f"</think> {count('</think>')}, <answer> {count('<answer>')}, </answer> {count('</answer>')}")
 PY
 
-stage "8 GRPO (accuracy + strict format), evals at 0, 10, 20, 30"
+stage "8 GRPO (accuracy + strict format) with configs/demo/grpo.yaml, an eval at step 0"
 mkdir -p "$OUT/grpo-config"
 cp "$ROOT/configs/rewards-r1zero.yaml" "$OUT/grpo-config/rewards.yaml"
 sed "s#runs/demo/data/#$OUT/data/#" "$ROOT/configs/data/demo.yaml" > "$OUT/grpo-config/data.yaml"
-sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/corpus3/final#" \
+sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/base/final#" \
     -e "s#^\(  run_dir:\).*#\1 $OUT/grpo#" "$ROOT/configs/demo/grpo.yaml" > "$OUT/grpo-config/grpo.yaml"
-GRPO_SET=(--set "run.threads=$THREADS" --set "train.steps=$GRPO_STEPS" --set rollout.max_len=448
-          --set prompts.max_prompt_tokens=300 --set rl.eval_at_start=true)
+GRPO_SET=(--set "run.threads=$THREADS" --set rollout.max_len=448 --set prompts.max_prompt_tokens=300
+          --set rl.eval_at_start=true)
+[[ -n $GRPO_STEPS ]] && GRPO_SET+=(--set "train.steps=$GRPO_STEPS")
 if [[ "${SMOKE:-0}" == 1 ]]; then
   GRPO_SET+=(--set rl.prompts_per_step=2 --set rollout.group_size=2 --set rollout.max_new_tokens=8
              --set eval.max_prompts=4 --set rl.eval_every=1)
 fi
 "$Z" train --config "$OUT/grpo-config/grpo.yaml" "${GRPO_SET[@]}" > "$OUT/grpo.log" 2>&1
 grep "eval at step" "$OUT/grpo.log" | sed 's/^\[[^]]*\] //' | tee "$OUT/grpo-evals.txt"
-echo "base model: $OUT/corpus3/final; after GRPO: $OUT/grpo/final"
+echo "base model: $OUT/base/final; after GRPO: $OUT/grpo/final"

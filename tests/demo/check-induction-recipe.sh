@@ -13,8 +13,9 @@ fail() { echo "check-induction-recipe: FAILED: $*" >&2; exit 1; }
 rm -rf "$out"
 SMOKE=1 THREADS=2 ZEROTH_BIN="$bin" bash "$here/scripts/demo-induction-recipe.sh" "$out" ||
   fail "scripts/demo-induction-recipe.sh exited with $?"
-for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt warm/final/model.safetensors \
-         corpus/final/model.safetensors corpus2/final/model.safetensors corpus3/final/model.safetensors \
+for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt corpus4.txt corpus5.txt corpus7.txt \
+         warm/final/model.safetensors corpus/final/model.safetensors corpus2/final/model.safetensors \
+         corpus3/final/model.safetensors arith/final/model.safetensors base/final/model.safetensors \
          probe.out.jsonl probe.txt \
          grpo/final/model.safetensors grpo/metrics.jsonl grpo-evals.txt; do
   [[ -s $out/$f ]] || fail "$out/$f is missing or empty"
@@ -35,12 +36,26 @@ for line in open(sys.argv[1], encoding="utf-8"):
         sys.exit(1)
 PY
 # No think/answer tag names in the corpus (the R1-Zero format must not be in pretraining).
-for c in corpus.txt corpus2.txt; do
+for c in corpus.txt corpus2.txt corpus4.txt corpus5.txt corpus7.txt; do
   if grep -qiE '</?(think|answer)>' "$out/$c"; then fail "$c has a think/answer tag"; fi
 done
 grep -q "^16 samples with the R1-Zero template" "$out/probe.txt" || fail "probe.txt: $(cat "$out/probe.txt")"
-# Two pretraining stages, each with its metric rows.
-for s in warm corpus corpus2 corpus3; do
+# The arithmetic corpora: corpus5 keeps fewer instruction documents than corpus4; in corpus7
+# most replies to an instruction ignore its delimiters and end "The answer is N.", and no line
+# is lost or added by that.
+python3 - "$out" <<'PY' || fail "the arithmetic corpora are not what the recipe says (above)"
+import sys
+d = sys.argv[1]
+lines = lambda f: [l for l in open(f"{d}/{f}", encoding="utf-8")]
+c4, c5, c7a, c7 = lines("corpus4.txt"), lines("corpus5.txt"), lines("corpus7a.txt"), lines("corpus7.txt")
+if not (0 < len(c5) < len(c4) and 0 < len(c7a) < len(c4)): sys.exit(f"sizes {len(c4)} {len(c5)} {len(c7a)}")
+if len(c7) != len(c7a): sys.exit("disobey changed the line count")
+changed = [b for a, b in zip(c7a, c7) if a != b]
+if not changed or not all(b.rstrip().endswith(".") and "The answer is " in b for b in changed):
+    sys.exit(f"{len(changed)} replies changed; not all end with 'The answer is N.'")
+PY
+# The pretraining stages, each with its metric rows.
+for s in warm corpus corpus2 corpus3 arith base; do
   n=$(grep -c '"loss"' "$out/$s/metrics.jsonl" || true)
   [[ $n -ge 1 ]] || fail "$out/$s/metrics.jsonl has no loss rows"
 done
