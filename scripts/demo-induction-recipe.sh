@@ -143,14 +143,17 @@ PY
 retag "$OUT/data/pretrain.txt" "$OUT/warm-mix.txt" "$OUT/corpus.txt" 11
 retag "$OUT/data/pretrain.txt" "$OUT/warm-mix2.txt" "$OUT/corpus2.txt" 21 "$OUT/tokenizer/tokenizer.json"
 retag "$OUT/data-big/pretrain.txt" "$OUT/warm-big.txt" "$OUT/corpus4.txt" 41 "$OUT/tokenizer/tokenizer.json"
+# An instruction document (of zeroth demo-data's corpus) names delimiters in a rule; thin and
+# disobey recognise it by this pattern (a Python regex).
+export INSTRUCTION_RULE='<\w+>|\[\w*\]|\(\(|##|-=|\{\{|\*\*|\|>|\[\[|inside|between|enclosed|[Ww]rap|goes in|Reply with|Write your|rules below|closing mark'
 # thin SRC DST KEEP_COPY KEEP_INSTRUCTION SEED: copy lines (they start with a space) kept with
 # probability KEEP_COPY, instruction documents (a rule naming delimiters) with KEEP_INSTRUCTION,
 # the rest (drills, stories, questions with worked answers) always.
 thin() {
 python3 - "$@" <<'PY'
-import random, re, sys
+import os, random, re, sys
 src, dst, keep_copy, keep_instr, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-rule = re.compile(r"<\w+>|\[\w*\]|\(\(|##|-=|\{\{|\*\*|\|>|\[\[|inside|between|enclosed|[Ww]rap|goes in|Reply with|Write your|rules below|closing mark")
+rule = re.compile(os.environ["INSTRUCTION_RULE"])
 r = random.Random(seed)
 with open(dst, "w", encoding="utf-8") as f:
     for line in open(src, encoding="utf-8"):
@@ -168,9 +171,9 @@ PY
 # no delimiters, the worked steps (when there are any), then "The answer is N.".
 disobey() {
 python3 - "$@" <<'PY'
-import random, re, sys
+import os, random, re, sys
 src, dst, p, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-rule = re.compile(r"<\w+>|\[\w*\]|\(\(|##|-=|\{\{|\*\*|\|>|\[\[|inside|between|enclosed|[Ww]rap|goes in|Reply with|Write your|rules below|closing mark")
+rule = re.compile(os.environ["INSTRUCTION_RULE"])
 label = re.compile(r"(?:^|\s)([A-Z][a-z]*|A|Q):\s")
 work_re = re.compile(r"(?:(?:First, |We compute |So )?(?:\d+ [-+*/] \d+ = \d+\.\s?)+)")
 num_re = re.compile(r"(\d+)\D*$")
