@@ -11,6 +11,7 @@
 #include "decode.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "cuda/cuda_check.h"
 #include "kernel_common.cuh"
@@ -120,88 +121,158 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
 }
 
 constexpr int kRowsGemmWarps = 8;
-constexpr int kRowsGemmOutPerWarp = 8;  // a block computes 64 outputs of its rows
-constexpr int kRowsPerPassMax = 4;       // rows sharing one load of the weights
+constexpr int kRowsPerPassMax = 8;       // rows sharing one load of the weights
 constexpr int kRowsGemmSmemFloats = 12288;  // 48 KiB: the default dynamic shared limit
 
-// Grid: (ceil(n / 64), E); block: 32 * kRowsGemmWarps; dynamic shared: rows_per_pass * k
-// floats. Block (tile, e) computes outputs tile*64 .. +63 of every row routed to expert e,
-// rows_per_pass rows at a time in row order: each weight element is loaded once per pass
-// and used for all the pass's rows, and an expert no row chose costs one scan of
-// `experts`. Each warp computes kRowsGemmOutPerWarp outputs, lanes striding over k
-// (coalesced weight reads), one warp reduction per (output, row) in a fixed order, so a
-// row's result is the same whichever rows share its pass.
+// Grid: (ceil(n / (8 * kOutPerWarp)), E); block: 32 * kRowsGemmWarps; dynamic shared:
+// rows_per_pass * k floats. Block (tile, e) computes outputs tile*8*kOutPerWarp .. of every
+// row routed to expert e
+// (every row when experts is null), rows_per_pass rows at a time in row order: each
+// weight element is loaded once per pass and used for all the pass's rows, and an expert
+// no row chose costs one scan of `experts`. Each warp computes kOutPerWarp outputs (1
+// for a few rows: more blocks streaming weights at once; 2 otherwise); with kVec (F32 weights, k and the row strides multiples of 4, 16-byte aligned
+// pointers) lane l reads float4 number l, l + 32, ... of a weight row, kLoads of
+// them in flight before their FMAs (a few outputs per block and many loads in flight per
+// warp: at decode batch sizes this kernel streams weights; a K = 1024 row is one round
+// trip to memory).
+// Without kVec, lanes stride over single elements. Either way each (output, row) is one
+// sequence of FMAs in a fixed order and one warp reduction, so a row's result is the same
+// whichever rows share its pass.
+template <bool kVec, int kOutPerWarp, int kLoads>
 __global__ void __launch_bounds__(32 * kRowsGemmWarps)
-    expert_rows_gemm_kernel(const void* __restrict__ x, DType x_dtype, const void* __restrict__ w,
-                            DType w_dtype, const int32_t* __restrict__ experts, int x_div,
-                            void* __restrict__ out, DType out_dtype, int64_t m, int64_t n,
-                            int64_t k, int rows_per_pass) {
-  extern __shared__ float xs[];
+    expert_rows_gemm_kernel(const void* __restrict__ x, DType x_dtype, int64_t ld_x,
+                            const void* __restrict__ w, DType w_dtype, int64_t ld_w,
+                            const int32_t* __restrict__ experts, int x_div, void* __restrict__ out,
+                            DType out_dtype, int64_t ld_out, int64_t m, int64_t n, int64_t k,
+                            int rows_per_pass) {
+  extern __shared__ float4 xs4[];
+  float* xs = reinterpret_cast<float*>(xs4);
   const int e = blockIdx.y;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t wbase = int64_t(e) * n * k;
-  const int64_t j0 = int64_t(blockIdx.x) * (kRowsGemmWarps * kRowsGemmOutPerWarp) +
-                     warp * kRowsGemmOutPerWarp;
+  const int64_t wbase = int64_t(e) * n * ld_w;
+  const int64_t j0 = int64_t(blockIdx.x) * (kRowsGemmWarps * kOutPerWarp) + warp * kOutPerWarp;
+  const int64_t k4 = k / 4;
   int64_t next = 0;
   while (true) {
     int64_t rows[kRowsPerPassMax];
     int cnt = 0;
     for (; next < m && cnt < rows_per_pass; ++next)
-      if (experts[next] == e) rows[cnt++] = next;  // uniform across the block
+      if (experts == nullptr || experts[next] == e) rows[cnt++] = next;  // uniform in the block
     if (cnt == 0) break;
     __syncthreads();  // the previous pass's readers are done with xs
     for (int qq = 0; qq < cnt; ++qq) {
-      const int64_t xi = rows[qq] / x_div;
-      for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
-        xs[qq * k + c] = load_as_float(x, x_dtype, xi * k + c);
+      const int64_t xrow = (rows[qq] / x_div) * ld_x;
+      if (kVec && x_dtype == DType::F32) {
+        const float4* x4 = reinterpret_cast<const float4*>(static_cast<const float*>(x) + xrow);
+        for (int64_t c = threadIdx.x; c < k4; c += blockDim.x) xs4[qq * k4 + c] = x4[c];
+      } else {
+        for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
+          xs[qq * k + c] = load_as_float(x, x_dtype, xrow + c);
+      }
     }
     __syncthreads();
-    float acc[kRowsGemmOutPerWarp][kRowsPerPassMax];
+    float acc[kOutPerWarp][kRowsPerPassMax];
 #pragma unroll
-    for (int o = 0; o < kRowsGemmOutPerWarp; ++o)
+    for (int o = 0; o < kOutPerWarp; ++o)
 #pragma unroll
       for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = 0.0f;
-    for (int64_t c = lane; c < k; c += 32) {
-      float xv[kRowsPerPassMax];
+    if (kVec) {
+      const float4* wrow[kOutPerWarp];
 #pragma unroll
-      for (int qq = 0; qq < kRowsPerPassMax; ++qq) xv[qq] = qq < cnt ? xs[qq * k + c] : 0.0f;
+      for (int o = 0; o < kOutPerWarp; ++o)
+        wrow[o] = reinterpret_cast<const float4*>(static_cast<const float*>(w) + wbase +
+                                                  (j0 + o < n ? j0 + o : 0) * ld_w);
+      for (int64_t c0 = lane; c0 < k4; c0 += 32 * kLoads) {
+        float4 wv[kLoads][kOutPerWarp];
 #pragma unroll
-      for (int o = 0; o < kRowsGemmOutPerWarp; ++o) {
-        if (j0 + o >= n) continue;
-        const float wv = w_dtype == DType::F32
-                             ? static_cast<const float*>(w)[wbase + (j0 + o) * k + c]
-                             : load_as_float(w, w_dtype, wbase + (j0 + o) * k + c);
+        for (int u = 0; u < kLoads; ++u)
 #pragma unroll
-        for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = fmaf(wv, xv[qq], acc[o][qq]);
+          for (int o = 0; o < kOutPerWarp; ++o) {
+            const int64_t c = c0 + u * 32;
+            wv[u][o] = (c < k4 && j0 + o < n) ? __ldg(wrow[o] + c) : make_float4(0, 0, 0, 0);
+          }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int64_t c = c0 + u * 32;
+          if (c >= k4) break;
+#pragma unroll
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
+            if (qq >= cnt) break;
+            const float4 xv = xs4[qq * k4 + c];
+#pragma unroll
+            for (int o = 0; o < kOutPerWarp; ++o) {
+              float a = acc[o][qq];
+              a = fmaf(wv[u][o].x, xv.x, a);
+              a = fmaf(wv[u][o].y, xv.y, a);
+              a = fmaf(wv[u][o].z, xv.z, a);
+              acc[o][qq] = fmaf(wv[u][o].w, xv.w, a);
+            }
+          }
+        }
+      }
+    } else {
+      for (int64_t c = lane; c < k; c += 32) {
+        float xv[kRowsPerPassMax];
+#pragma unroll
+        for (int qq = 0; qq < kRowsPerPassMax; ++qq) xv[qq] = qq < cnt ? xs[qq * k + c] : 0.0f;
+#pragma unroll
+        for (int o = 0; o < kOutPerWarp; ++o) {
+          if (j0 + o >= n) continue;
+          const float wv = load_as_float(w, w_dtype, wbase + (j0 + o) * ld_w + c);
+#pragma unroll
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = fmaf(wv, xv[qq], acc[o][qq]);
+        }
       }
     }
 #pragma unroll
-    for (int o = 0; o < kRowsGemmOutPerWarp; ++o)
+    for (int o = 0; o < kOutPerWarp; ++o)
 #pragma unroll
       for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
         const float v = warp_reduce_sum(acc[o][qq]);
         if (lane == 0 && qq < cnt && j0 + o < n)
-          store_from_float(out, out_dtype, rows[qq] * n + j0 + o, v);
+          store_from_float(out, out_dtype, rows[qq] * ld_out + j0 + o, v);
       }
   }
 }
 
 }  // namespace
 
-void launch_expert_rows_gemm(const void* x, DType x_dtype, const void* w, DType w_dtype,
-                             const int32_t* experts, int x_div, void* out, DType out_dtype,
-                             int64_t m, int64_t n, int64_t k, int64_t num_experts,
-                             cudaStream_t stream) {
+void launch_expert_rows_gemm(const void* x, DType x_dtype, int64_t ld_x, const void* w,
+                             DType w_dtype, int64_t ld_w, const int32_t* experts, int x_div,
+                             void* out, DType out_dtype, int64_t ld_out, int64_t m, int64_t n,
+                             int64_t k, int64_t num_experts, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
   ZT_ASSERT(num_experts <= 65535 && k <= 12288,
             "expert_rows_gemm: %lld experts (max 65535), k %lld (max 12288)",
             (long long)num_experts, (long long)k);
-  const int64_t per_block = kRowsGemmWarps * kRowsGemmOutPerWarp;
+  ZT_ASSERT(experts != nullptr || num_experts == 1,
+            "expert_rows_gemm: no expert ids for %lld experts", (long long)num_experts);
   const int rows_per_pass = int(std::min<int64_t>(kRowsPerPassMax, kRowsGemmSmemFloats / k));
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vec = w_dtype == DType::F32 && k % 4 == 0 && ld_w % 4 == 0 && aligned(w) &&
+                   (x_dtype != DType::F32 || (ld_x % 4 == 0 && aligned(x)));
+  const size_t smem = size_t(rows_per_pass) * size_t(k) * sizeof(float);
+  // A few rows: one output a warp (twice the blocks streaming weights) and 8 float4 loads
+  // in flight per lane; more rows: two outputs a warp (each x load from shared memory
+  // feeds two FMAs) and 4 loads in flight (fewer registers: at 12 rows an expert of
+  // r1zero-1b, 14.7 ms a decode step against 16.0 with 8).
+  const bool few = m <= kRowsPerPassMax;
+  const int64_t per_block = kRowsGemmWarps * (few ? 1 : 2);
   const dim3 grid(unsigned((n + per_block - 1) / per_block), unsigned(num_experts));
-  expert_rows_gemm_kernel<<<grid, 32 * kRowsGemmWarps,
-                            size_t(rows_per_pass) * size_t(k) * sizeof(float), stream>>>(
-      x, x_dtype, w, w_dtype, experts, x_div, out, out_dtype, m, n, k, rows_per_pass);
+  const dim3 block(32 * kRowsGemmWarps);
+#define ZT_ROWS_GEMM(VEC, OUT)                                                                   \
+  expert_rows_gemm_kernel<VEC, OUT, OUT == 1 ? 8 : 4><<<grid, block, smem, stream>>>(            \
+      x, x_dtype, ld_x, w, w_dtype, ld_w, experts, x_div, out, out_dtype, ld_out, m, n, k,      \
+      rows_per_pass)
+  if (vec && few)
+    ZT_ROWS_GEMM(true, 1);
+  else if (vec)
+    ZT_ROWS_GEMM(true, 2);
+  else if (few)
+    ZT_ROWS_GEMM(false, 1);
+  else
+    ZT_ROWS_GEMM(false, 2);
+#undef ZT_ROWS_GEMM
   ZT_CUDA_CHECK_LAUNCH();
 }
 

@@ -23,10 +23,13 @@ void launch_mla_decode_attention(const float* q, const float* cache, const int32
                                  int64_t heads, int64_t r, int64_t rv, int64_t tmax,
                                  cudaStream_t stream);
 
-// out[r, :] = x[r / x_div, :] @ w[experts[r]]^T, w (E, n, k) float, fp32 accumulation.
-void launch_expert_rows_gemm(const void* x, DType x_dtype, const void* w, DType w_dtype,
-                             const int32_t* experts, int x_div, void* out, DType out_dtype,
-                             int64_t m, int64_t n, int64_t k, int64_t num_experts,
-                             cudaStream_t stream);
+// out[r, :] = x[r / x_div, :] @ w[experts[r]]^T for r < m, w (E, n, k) float with row
+// stride ld_w (expert stride n * ld_w), x and out with row strides ld_x and ld_out, fp32
+// accumulation. experts == nullptr: every row uses w[0] (num_experts must be 1), which
+// makes it a few-row GEMM, out = x @ w^T (CudaBackend::gemm's small-M path).
+void launch_expert_rows_gemm(const void* x, DType x_dtype, int64_t ld_x, const void* w,
+                             DType w_dtype, int64_t ld_w, const int32_t* experts, int x_div,
+                             void* out, DType out_dtype, int64_t ld_out, int64_t m, int64_t n,
+                             int64_t k, int64_t num_experts, cudaStream_t stream);
 
 }  // namespace zeroth

@@ -8,6 +8,8 @@
 // use float atomics.
 #include "rmsnorm.h"
 
+#include <cstdint>
+
 #include "cuda/cuda_check.h"
 #include "kernel_common.cuh"
 
@@ -16,6 +18,7 @@ namespace zeroth {
 namespace {
 
 constexpr int kNormWarps = 8;  // rows per block in the row kernels
+constexpr int kNormIlp = 8;    // loads a lane issues before using them
 constexpr int64_t kMaxNormBlocks = 65535;
 constexpr int kDwRowsPerChunk = 256;  // rows per partial sum of dw
 constexpr int kDwThreadsY = 8;        // block (32, kDwThreadsY) in the dw partial pass
@@ -32,6 +35,10 @@ unsigned row_blocks(int64_t n) {
 // ---- kernels ----
 
 // Grid: row_blocks(n); block: (32 * kNormWarps).
+// kVec4 (x and w F32, c and ld_x multiples of 4, 16-byte aligned): lane l reads float4
+// number l, l + 32, ... (x then y, z, w in order), kNormIlp of them in flight: a row of
+// 1024 floats is one round trip to memory per pass.
+template <bool kVec4>
 __global__ void rmsnorm_forward_kernel(const void* x, DType x_dtype, int64_t ld_x, const void* w,
                                        DType w_dtype, float eps, void* out, DType out_dtype,
                                        int64_t ld_out, float* rstd, int64_t n, int64_t c) {
@@ -40,16 +47,81 @@ __global__ void rmsnorm_forward_kernel(const void* x, DType x_dtype, int64_t ld_
   for (int64_t i = int64_t(blockIdx.x) * kNormWarps + warp; i < n;
        i += int64_t(gridDim.x) * kNormWarps) {
     const int64_t xrow = i * ld_x, orow = i * ld_out;
+    if (kVec4) {
+      const float4* x4 = reinterpret_cast<const float4*>(static_cast<const float*>(x) + xrow);
+      const float4* w4 = static_cast<const float4*>(w);
+      const int64_t c4 = c / 4;
+      float ss = 0.0f;
+      for (int64_t j0 = lane; j0 < c4; j0 += 32 * kNormIlp) {
+        float4 v[kNormIlp];
+#pragma unroll
+        for (int u = 0; u < kNormIlp; ++u) {
+          const int64_t j = j0 + 32 * u;
+          v[u] = j < c4 ? x4[j] : make_float4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < kNormIlp; ++u)
+          if (j0 + 32 * u < c4) {
+            ss += v[u].x * v[u].x;
+            ss += v[u].y * v[u].y;
+            ss += v[u].z * v[u].z;
+            ss += v[u].w * v[u].w;
+          }
+      }
+      ss = warp_reduce_sum(ss);
+      const float r = rsqrtf(ss / float(c) + eps);
+      for (int64_t j0 = lane; j0 < c4; j0 += 32 * kNormIlp) {
+        float4 v[kNormIlp], g[kNormIlp];
+#pragma unroll
+        for (int u = 0; u < kNormIlp; ++u) {
+          const int64_t j = j0 + 32 * u;
+          v[u] = j < c4 ? x4[j] : make_float4(0, 0, 0, 0);
+          g[u] = j < c4 ? w4[j] : make_float4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < kNormIlp; ++u) {
+          const int64_t j = 4 * (j0 + 32 * u);
+          if (j < c) {
+            store_from_float(out, out_dtype, orow + j, v[u].x * r * g[u].x);
+            store_from_float(out, out_dtype, orow + j + 1, v[u].y * r * g[u].y);
+            store_from_float(out, out_dtype, orow + j + 2, v[u].z * r * g[u].z);
+            store_from_float(out, out_dtype, orow + j + 3, v[u].w * r * g[u].w);
+          }
+        }
+      }
+      if (lane == 0) rstd[i] = r;
+      continue;
+    }
+    // Lane l sums x[l]^2, x[l + 32]^2, ... in that order; kNormIlp loads are issued
+    // before their FMAs (a row of ~1k floats is then a few memory latencies, not 32).
     float ss = 0.0f;
-    for (int64_t j = lane; j < c; j += 32) {
-      const float v = load_as_float(x, x_dtype, xrow + j);
-      ss += v * v;
+    for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
+      float v[kNormIlp];
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u)
+        if (j0 + 32 * u < c) ss += v[u] * v[u];
     }
     ss = warp_reduce_sum(ss);
     const float r = rsqrtf(ss / float(c) + eps);
-    for (int64_t j = lane; j < c; j += 32)
-      store_from_float(out, out_dtype, orow + j,
-                       load_as_float(x, x_dtype, xrow + j) * r * load_as_float(w, w_dtype, j));
+    for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
+      float v[kNormIlp], g[kNormIlp];
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
+        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        if (j < c) store_from_float(out, out_dtype, orow + j, v[u] * r * g[u]);
+      }
+    }
     if (lane == 0) rstd[i] = r;
   }
 }
@@ -65,16 +137,38 @@ __global__ void rmsnorm_backward_dx_kernel(const void* dout, DType dout_dtype, i
   for (int64_t i = int64_t(blockIdx.x) * kNormWarps + warp; i < n;
        i += int64_t(gridDim.x) * kNormWarps) {
     const int64_t grow = i * ld_dout, xrow = i * ld_x, drow = i * ld_dx;
+    // The same lane order as the forward, kNormIlp loads in flight.
     float dot = 0.0f;
-    for (int64_t j = lane; j < c; j += 32)
-      dot += load_as_float(dout, dout_dtype, grow + j) * load_as_float(w, w_dtype, j) *
-             load_as_float(x, x_dtype, xrow + j);
+    for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
+      float d[kNormIlp], g[kNormIlp], v[kNormIlp];
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        d[u] = j < c ? load_as_float(dout, dout_dtype, grow + j) : 0.0f;
+        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
+        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u)
+        if (j0 + 32 * u < c) dot += d[u] * g[u] * v[u];
+    }
     dot = warp_reduce_sum(dot);
     const float r = rstd[i];
     const float coef = r * r * r * dot / float(c);
-    for (int64_t j = lane; j < c; j += 32) {
-      const float g = load_as_float(dout, dout_dtype, grow + j) * load_as_float(w, w_dtype, j);
-      store_from_float(dx, dx_dtype, drow + j, r * g - load_as_float(x, x_dtype, xrow + j) * coef);
+    for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
+      float d[kNormIlp], g[kNormIlp], v[kNormIlp];
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        d[u] = j < c ? load_as_float(dout, dout_dtype, grow + j) : 0.0f;
+        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
+        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kNormIlp; ++u) {
+        const int64_t j = j0 + 32 * u;
+        if (j < c) store_from_float(dx, dx_dtype, drow + j, r * (d[u] * g[u]) - v[u] * coef);
+      }
     }
   }
 }
@@ -122,8 +216,14 @@ void launch_rmsnorm_forward(const void* x, DType x_dtype, int64_t ld_x, const vo
                             DType w_dtype, float eps, void* out, DType out_dtype, int64_t ld_out,
                             float* rstd, int64_t n, int64_t c, cudaStream_t stream) {
   if (n <= 0 || c <= 0) return;
-  rmsnorm_forward_kernel<<<row_blocks(n), 32 * kNormWarps, 0, stream>>>(
-      x, x_dtype, ld_x, w, w_dtype, eps, out, out_dtype, ld_out, rstd, n, c);
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (x_dtype == DType::F32 && w_dtype == DType::F32 && c % 4 == 0 && ld_x % 4 == 0 &&
+      aligned(x) && aligned(w))
+    rmsnorm_forward_kernel<true><<<row_blocks(n), 32 * kNormWarps, 0, stream>>>(
+        x, x_dtype, ld_x, w, w_dtype, eps, out, out_dtype, ld_out, rstd, n, c);
+  else
+    rmsnorm_forward_kernel<false><<<row_blocks(n), 32 * kNormWarps, 0, stream>>>(
+        x, x_dtype, ld_x, w, w_dtype, eps, out, out_dtype, ld_out, rstd, n, c);
   ZT_CUDA_CHECK_LAUNCH();
 }
 

@@ -116,14 +116,17 @@ class ModelInference {
   // eagerly (the grouped-GEMM MoE with its host sync per layer). Batch sizes where the
   // per-row expert products cost more than the sync saves (many rows per expert, large
   // experts: graph_pays in infer_forward.cpp) stay eager. The CPU ignores it.
-  // Set it before the first decode step.
-  void set_graphs(bool on);
+  // Set it before the first decode step. set_graphs(DecodeGraphs::kAlways) records every
+  // batch size, graph_pays or not (the bench's --graphs always, to measure the crossover).
+  enum class DecodeGraphs { kOff, kAuto, kAlways };
+  void set_graphs(DecodeGraphs mode);
+  void set_graphs(bool on) { set_graphs(on ? DecodeGraphs::kAuto : DecodeGraphs::kOff); }
 
  private:
   Model& model_;
   MlaKvCache cache_;
   std::unique_ptr<InferState> st_;
-  bool graphs_ = true;
+  DecodeGraphs graphs_ = DecodeGraphs::kAuto;
 };
 
 }  // namespace zeroth

@@ -42,7 +42,8 @@ static const char kBenchRolloutUsage[] =
     "                            [--prompt 128] [--new-tokens 512] [--threads N] [--seed S]\n"
     "                            [--repeat R] [--gemm-n 2048] [--ref] [--ref-python P]\n"
     "                            [--ref-script F]\n"
-    "                            [--breakdown] [--device cpu|cuda[:i]] [--no-graphs]\n"
+    "                            [--breakdown] [--device cpu|cuda[:i]]\n"
+    "                            [--graphs auto|always|off | --no-graphs]\n"
     "                            [--save-model DIR] [--json FILE]\n"
     "\n"
     "  --model-config FILE  HF config.json, weights initialised at random\n"
@@ -71,8 +72,11 @@ static const char kBenchRolloutUsage[] =
     "                       the same process, and batch 1 reports the HBM bandwidth its\n"
     "                       decode achieves: (fp32 weights a token reads + its KV-cache\n"
     "                       reads) per step / step time, against that copy bandwidth\n"
-    "  --no-graphs          CUDA: issue every decode op eagerly instead of replaying one\n"
-    "                       recorded graph per step (ModelInference::set_graphs)\n"
+    "  --graphs G           CUDA decode steps: auto (default) replays one recorded graph\n"
+    "                       per step where it pays (graph_pays), always records every\n"
+    "                       batch size, off issues every op eagerly\n"
+    "                       (ModelInference::set_graphs)\n"
+    "  --no-graphs          the same as --graphs off\n"
     "  --save-model DIR     also write the model it times (config.json + safetensors) to\n"
     "                       DIR, for scripts/reference/bench_rollout_hf.py\n"
     "  --json FILE          write the JSON there instead of after the table\n"
@@ -109,7 +113,7 @@ double decode_flops(const ModelConfig& c, int64_t B, int64_t prompt, int64_t ste
 }
 
 RolloutRow run_one(Model& model, int64_t B, int64_t prompt, int64_t new_tokens, uint64_t seed,
-                   bool graphs, bench::TimingBackend* timing = nullptr) {
+                   ModelInference::DecodeGraphs graphs, bench::TimingBackend* timing = nullptr) {
   const ModelConfig& c = model.config();
   ModelInference engine(model, B, prompt + new_tokens);
   engine.set_graphs(graphs);
@@ -216,7 +220,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
   Args args("bench rollout", argv,
             {"model-config", "model", "batch", "prompt", "new-tokens", "threads", "seed", "gemm-n",
              "repeat", "ref", "ref-python", "ref-script", "breakdown", "json", "device", "save-model",
-             "no-graphs"},
+             "no-graphs", "graphs"},
             {"ref", "breakdown", "no-graphs"});
   if (args.help()) {
     std::printf("%s", kBenchRolloutUsage);
@@ -240,7 +244,15 @@ int bench_rollout(const std::vector<std::string>& argv) {
   const uint64_t seed = uint64_t(parse_int_flag("seed", args.get("seed", "0"), 0));
   const int64_t gemm_n = parse_int_flag("gemm-n", args.get("gemm-n", "2048"), 0);
   const int64_t repeat = parse_int_flag("repeat", args.get("repeat", "1"), 1);
-  const bool graphs = !args.has("no-graphs");
+  using DecodeGraphs = ModelInference::DecodeGraphs;
+  const std::string graphs_arg = args.get("graphs", args.has("no-graphs") ? "off" : "auto");
+  if (graphs_arg != "auto" && graphs_arg != "always" && graphs_arg != "off")
+    throw UsageError(strformat("--graphs: expected auto, always or off, got '%s'", graphs_arg.c_str()));
+  if (args.has("no-graphs") && graphs_arg != "off")
+    throw UsageError("--no-graphs and --graphs " + graphs_arg + " contradict each other");
+  const DecodeGraphs graphs = graphs_arg == "off"      ? DecodeGraphs::kOff
+                              : graphs_arg == "always" ? DecodeGraphs::kAlways
+                                                       : DecodeGraphs::kAuto;
 
   const ModelConfig cfg = read_model_config(source);
   if (prompt + new_tokens > cfg.max_position_embeddings)
@@ -295,7 +307,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
     bench::TimingBackend tb(*be, cfg.vocab_size);
     Model timed(cfg, tb);
     be->copy(model.params().flat, timed.params().flat);
-    const RolloutRow r = run_one(timed, B, prompt, new_tokens, seed, false, &tb);
+    const RolloutRow r = run_one(timed, B, prompt, new_tokens, seed, DecodeGraphs::kOff, &tb);
     double ops = 0.0;
     std::vector<std::pair<double, int>> kinds;
     for (int k = 0; k < bench::kNumOpKinds; ++k) {
@@ -414,7 +426,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
   j["prompt"] = prompt;
   j["new_tokens"] = new_tokens;
   j["repeat"] = repeat;
-  if (gpu) j["graphs"] = graphs;
+  if (gpu) j["graphs"] = graphs_arg;
   j["matmul_params_per_token"] = train_step_flops(cfg, 1, 1).matmul_params;
   j["kv_bytes_per_token"] = MlaKvCache::bytes_per_token(cfg, DType::F32);
   if (gpu) j["copy_bandwidth_gbs"] = copy_gbs;

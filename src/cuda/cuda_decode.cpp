@@ -122,9 +122,9 @@ void CudaBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tenso
             "%s: experts is %s, expected I32 (%lld)", op, experts.str().c_str(),
             (long long)out.size(0));
   activate();
-  launch_expert_rows_gemm(x.data_ptr(), x.dtype(), w.data_ptr(), w.dtype(),
-                          experts.data<int32_t>(), x_div, out.data_ptr(), out.dtype(), out.size(0),
-                          w.size(1), w.size(2), w.size(0), stream_);
+  launch_expert_rows_gemm(x.data_ptr(), x.dtype(), x.size(1), w.data_ptr(), w.dtype(), w.size(2),
+                          experts.data<int32_t>(), x_div, out.data_ptr(), out.dtype(),
+                          out.size(1), out.size(0), w.size(1), w.size(2), w.size(0), stream_);
 }
 
 }  // namespace zeroth

@@ -5,12 +5,14 @@
 // column-major with the same ld, its transpose. So row-major C = op(A) op(B) is
 // computed as column-major C^T = op(B)^T op(A)^T: cuBLAS's first operand is B (with
 // transb), its second is A (with transa), m = N, n = M, k = K, and every leading
-// dimension is the operand's row stride. Must not: implement GEMM itself or
+// dimension is the operand's row stride; F32 products of at most 8 rows by a transposed
+// matrix go to the few-row kernel instead. Must not: implement GEMM itself or
 // synchronise with the host.
 #include <climits>
 #include <utility>
 
 #include "copy_strided.h"  // kernels/: converting the F32 result into a BF16 C
+#include "decode.h"        // kernels/: the few-row path (launch_expert_rows_gemm)
 #include "elementwise.h"   // kernels/: C = beta * C when there is no product
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/cuda_check.h"
@@ -18,6 +20,12 @@
 namespace zeroth {
 
 namespace {
+
+// The few-row path: at most 8 rows whose K floats fit the kernel's 48 KiB of shared
+// memory in one pass, and fewer than 32k outputs (a larger N, the lm_head's vocabulary,
+// is streamed at full bandwidth by cuBLAS's GEMV: 176 us against 225 us for 530 MB on
+// an H100, docs/gpu.md).
+bool few_rows(int64_t M, int64_t N, int64_t K) { return M <= 8 && M * K <= 12288 && N < 32768; }
 
 // One operand as stored: `batch` row-major `rows` x `cols` matrices (a 2-D operand
 // is one matrix with batch stride 0, which broadcasts it across the batch).
@@ -111,6 +119,15 @@ void CudaBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool tran
     // as BLAS specifies; cuBLAS is not asked to handle these degenerate cases.
     if (beta != 1.0f)
       launch_scale_matrix_stack(C.ptr, C.dtype, batch, M, N, C.ld, C.batch_stride, beta, stream_);
+    return;
+  }
+  // A few rows (decode: M is the batch) times a transposed F32 weight: the weights are
+  // streamed once by the few-row kernel (kernels/decode.cu), where cuBLAS's GEMV-like
+  // kernels for M = 1..8 reach a fraction of the memory bandwidth (docs/gpu.md).
+  if (batch == 1 && few_rows(M, N, K) && !trans_a && trans_b && alpha == 1.0f && beta == 0.0f &&
+      A.dtype == DType::F32 && C.dtype == DType::F32) {
+    launch_expert_rows_gemm(A.ptr, A.dtype, A.ld, B.ptr, B.dtype, B.ld, nullptr, 1, C.ptr,
+                            C.dtype, C.ld, M, N, K, 1, stream_);
     return;
   }
   ZT_ASSERT(batch <= INT_MAX && K <= INT_MAX, "gemm: batch %lld or K %lld too large for cuBLAS",

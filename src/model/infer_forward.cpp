@@ -204,15 +204,16 @@ void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& 
 
 // Whether a recorded step (sync-free MoE: expert_rows_gemm, SIMT) beats the eager step
 // (grouped tensor-core GEMMs after a host sync per layer) at decode batch B: while the
-// expert work per chosen expert, rows x K x N_out, stays small. Measured on an H100
-// (docs/gpu.md, 2026-11-24): bench-small (K 512, N 256) wins at 16 rows per expert
-// (2.1M) and loses at 64 (8.4M); r1zero-1b (K 1024, N 512) wins at 0.2 and loses at 12
-// (6.3M). The crossover is taken at 4M.
+// expert work per chosen expert, rows x K x N_out, stays small. Measured on an H100 with
+// the float4 few-row kernel (docs/gpu.md, 2026-11-25): r1zero-1b (K 1024, N 512) wins at
+// 12 rows per expert (6.3M: 14.7 against 16.1 ms a step) and loses at 48 (25M);
+// bench-small (K 512, N 256) wins at 16 (2.1M) and loses at 64 (8.4M: 8.3 against
+// 6.7 ms). The crossover is taken at 7M.
 bool graph_pays(const ModelConfig& c, int64_t B) {
   if (c.n_routed_experts <= 0) return true;
   const double rows_per_expert =
       double(B * c.num_experts_per_tok) / double(c.n_routed_experts);
-  return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 4.0e6;
+  return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 7.0e6;
 }
 
 
@@ -238,9 +239,9 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
 
 ModelInference::~ModelInference() = default;
 
-void ModelInference::set_graphs(bool on) {
+void ModelInference::set_graphs(DecodeGraphs mode) {
   ZT_ASSERT(st_->decode.empty(), "set_graphs after a decode step");
-  graphs_ = on;
+  graphs_ = mode;
 }
 
 const Tensor& ModelInference::logits() const {
@@ -375,7 +376,8 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
       throw;
     }
     be.set_row_invariant_gemm(false);
-  } else if (graphs_ && graph_pays(c, B)) {
+  } else if (graphs_ == DecodeGraphs::kAlways ||
+             (graphs_ == DecodeGraphs::kAuto && graph_pays(c, B))) {
     if (!w.graph_tried) {
       w.graph_tried = true;
       slot_order();
