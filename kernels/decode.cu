@@ -122,22 +122,24 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
 
 constexpr int kRowsGemmWarps = 8;
 constexpr int kRowsPerPassMax = 8;       // rows sharing one load of the weights
-constexpr int kRowsGemmSmemFloats = 12288;  // 48 KiB: the default dynamic shared limit
+// Dynamic shared floats for the staged x rows: 48 KiB (the default limit of a block's
+// shared memory) less 2 KiB for the static row list.
+constexpr int kRowsGemmSmemFloats = 12288 - 512;
 
 // Grid: (ceil(n / (8 * kOutPerWarp)), E); block: 32 * kRowsGemmWarps; dynamic shared:
-// rows_per_pass * k floats. Block (tile, e) computes outputs tile*8*kOutPerWarp .. of every
-// row routed to expert e
-// (every row when experts is null), rows_per_pass rows at a time in row order: each
-// weight element is loaded once per pass and used for all the pass's rows, and an expert
-// no row chose costs one scan of `experts`. Each warp computes kOutPerWarp outputs (1
-// for a few rows: more blocks streaming weights at once; 2 otherwise); with kVec (F32 weights, k and the row strides multiples of 4, 16-byte aligned
-// pointers) lane l reads float4 number l, l + 32, ... of a weight row, kLoads of
-// them in flight before their FMAs (a few outputs per block and many loads in flight per
-// warp: at decode batch sizes this kernel streams weights; a K = 1024 row is one round
-// trip to memory).
-// Without kVec, lanes stride over single elements. Either way each (output, row) is one
-// sequence of FMAs in a fixed order and one warp reduction, so a row's result is the same
-// whichever rows share its pass.
+// rows_per_pass * k floats. Block (tile, e) computes outputs tile * 8 * kOutPerWarp .. of
+// every row routed to expert e (every row when experts is null). The rows are taken in
+// chunks of 256: the block tests a chunk's ids at once and lists its hits in row order in
+// shared memory (an expert no row chose costs m / 256 such tests), then runs them
+// rows_per_pass at a time: a pass stages its x rows in shared memory (all loads in flight
+// first) and loads each weight element once for all its rows. Each warp computes
+// kOutPerWarp outputs (1 for a few rows: more blocks streaming weights at once; 2
+// otherwise). With kVec (F32 weights, k and the row strides multiples of 4, 16-byte
+// aligned pointers) lane l reads float4 number l, l + 32, ... of a weight row, kLoads of
+// them in flight before their FMAs (a K = 1024 row is one round trip to memory); without
+// it, lanes stride over single elements. Either way each (output, row) is one sequence of
+// FMAs in a fixed order and one warp reduction, so a row's result is the same whichever
+// rows share its pass.
 template <bool kVec, int kOutPerWarp, int kLoads>
 __global__ void __launch_bounds__(32 * kRowsGemmWarps)
     expert_rows_gemm_kernel(const void* __restrict__ x, DType x_dtype, int64_t ld_x,
@@ -147,91 +149,119 @@ __global__ void __launch_bounds__(32 * kRowsGemmWarps)
                             int rows_per_pass) {
   extern __shared__ float4 xs4[];
   float* xs = reinterpret_cast<float*>(xs4);
+  __shared__ int32_t list[32 * kRowsGemmWarps];  // a chunk's rows of expert e, ascending
+  __shared__ int warp_hits[kRowsGemmWarps];
   const int e = blockIdx.y;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t wbase = int64_t(e) * n * ld_w;
   const int64_t j0 = int64_t(blockIdx.x) * (kRowsGemmWarps * kOutPerWarp) + warp * kOutPerWarp;
   const int64_t k4 = k / 4;
-  int64_t next = 0;
-  while (true) {
-    int64_t rows[kRowsPerPassMax];
-    int cnt = 0;
-    for (; next < m && cnt < rows_per_pass; ++next)
-      if (experts == nullptr || experts[next] == e) rows[cnt++] = next;  // uniform in the block
-    if (cnt == 0) break;
-    __syncthreads();  // the previous pass's readers are done with xs
-    for (int qq = 0; qq < cnt; ++qq) {
-      const int64_t xrow = (rows[qq] / x_div) * ld_x;
-      if (kVec && x_dtype == DType::F32) {
-        const float4* x4 = reinterpret_cast<const float4*>(static_cast<const float*>(x) + xrow);
-        for (int64_t c = threadIdx.x; c < k4; c += blockDim.x) xs4[qq * k4 + c] = x4[c];
-      } else {
-        for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
-          xs[qq * k + c] = load_as_float(x, x_dtype, xrow + c);
-      }
+  for (int64_t base = 0; base < m; base += blockDim.x) {
+    const int64_t r = base + threadIdx.x;
+    const bool hit = r < m && (experts == nullptr || experts[r] == e);
+    const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+    if (lane == 0) warp_hits[warp] = __popc(ballot);
+    __syncthreads();  // warp_hits written; the previous chunk's passes are done with list, xs
+    int before = 0, total = 0;
+#pragma unroll
+    for (int w2 = 0; w2 < kRowsGemmWarps; ++w2) {
+      const int h = warp_hits[w2];
+      before += w2 < warp ? h : 0;
+      total += h;
     }
-    __syncthreads();
-    float acc[kOutPerWarp][kRowsPerPassMax];
+    if (hit) list[before + __popc(ballot & ((1u << lane) - 1u))] = int32_t(r);
+    __syncthreads();  // list complete; every thread has read warp_hits
+    for (int p = 0; p < total; p += rows_per_pass) {
+      const int cnt = total - p < rows_per_pass ? total - p : rows_per_pass;
+      if (p > 0) __syncthreads();  // the previous pass's readers are done with xs
+      // Stage the pass's x rows: every row's load in flight before the shared stores.
+      if (kVec && x_dtype == DType::F32) {
+        for (int64_t c = threadIdx.x; c < k4; c += blockDim.x) {
+          float4 v[kRowsPerPassMax];
 #pragma unroll
-    for (int o = 0; o < kOutPerWarp; ++o)
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq)
+            if (qq < cnt)
+              v[qq] = reinterpret_cast<const float4*>(static_cast<const float*>(x) +
+                                                      (int64_t(list[p + qq]) / x_div) * ld_x)[c];
 #pragma unroll
-      for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = 0.0f;
-    if (kVec) {
-      const float4* wrow[kOutPerWarp];
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq)
+            if (qq < cnt) xs4[qq * k4 + c] = v[qq];
+        }
+      } else {
+        for (int64_t c = threadIdx.x; c < k; c += blockDim.x) {
+          float v[kRowsPerPassMax];
+#pragma unroll
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq)
+            if (qq < cnt)
+              v[qq] = load_as_float(x, x_dtype, (int64_t(list[p + qq]) / x_div) * ld_x + c);
+#pragma unroll
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq)
+            if (qq < cnt) xs[qq * k + c] = v[qq];
+        }
+      }
+      __syncthreads();
+      float acc[kOutPerWarp][kRowsPerPassMax];
 #pragma unroll
       for (int o = 0; o < kOutPerWarp; ++o)
-        wrow[o] = reinterpret_cast<const float4*>(static_cast<const float*>(w) + wbase +
-                                                  (j0 + o < n ? j0 + o : 0) * ld_w);
-      for (int64_t c0 = lane; c0 < k4; c0 += 32 * kLoads) {
-        float4 wv[kLoads][kOutPerWarp];
 #pragma unroll
-        for (int u = 0; u < kLoads; ++u)
+        for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = 0.0f;
+      if (kVec) {
+        const float4* wrow[kOutPerWarp];
 #pragma unroll
-          for (int o = 0; o < kOutPerWarp; ++o) {
-            const int64_t c = c0 + u * 32;
-            wv[u][o] = (c < k4 && j0 + o < n) ? __ldg(wrow[o] + c) : make_float4(0, 0, 0, 0);
-          }
+        for (int o = 0; o < kOutPerWarp; ++o)
+          wrow[o] = reinterpret_cast<const float4*>(static_cast<const float*>(w) + wbase +
+                                                    (j0 + o < n ? j0 + o : 0) * ld_w);
+        for (int64_t c0 = lane; c0 < k4; c0 += 32 * kLoads) {
+          float4 wv[kLoads][kOutPerWarp];
 #pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int64_t c = c0 + u * 32;
-          if (c >= k4) break;
-#pragma unroll
-          for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
-            if (qq >= cnt) break;
-            const float4 xv = xs4[qq * k4 + c];
+          for (int u = 0; u < kLoads; ++u)
 #pragma unroll
             for (int o = 0; o < kOutPerWarp; ++o) {
-              float a = acc[o][qq];
-              a = fmaf(wv[u][o].x, xv.x, a);
-              a = fmaf(wv[u][o].y, xv.y, a);
-              a = fmaf(wv[u][o].z, xv.z, a);
-              acc[o][qq] = fmaf(wv[u][o].w, xv.w, a);
+              const int64_t c = c0 + u * 32;
+              wv[u][o] = (c < k4 && j0 + o < n) ? __ldg(wrow[o] + c) : make_float4(0, 0, 0, 0);
+            }
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) {
+            const int64_t c = c0 + u * 32;
+            if (c >= k4) break;
+#pragma unroll
+            for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
+              if (qq >= cnt) break;
+              const float4 xv = xs4[qq * k4 + c];
+#pragma unroll
+              for (int o = 0; o < kOutPerWarp; ++o) {
+                float a = acc[o][qq];
+                a = fmaf(wv[u][o].x, xv.x, a);
+                a = fmaf(wv[u][o].y, xv.y, a);
+                a = fmaf(wv[u][o].z, xv.z, a);
+                acc[o][qq] = fmaf(wv[u][o].w, xv.w, a);
+              }
             }
           }
         }
-      }
-    } else {
-      for (int64_t c = lane; c < k; c += 32) {
-        float xv[kRowsPerPassMax];
+      } else {
+        for (int64_t c = lane; c < k; c += 32) {
+          float xv[kRowsPerPassMax];
 #pragma unroll
-        for (int qq = 0; qq < kRowsPerPassMax; ++qq) xv[qq] = qq < cnt ? xs[qq * k + c] : 0.0f;
+          for (int qq = 0; qq < kRowsPerPassMax; ++qq) xv[qq] = qq < cnt ? xs[qq * k + c] : 0.0f;
 #pragma unroll
-        for (int o = 0; o < kOutPerWarp; ++o) {
-          if (j0 + o >= n) continue;
-          const float wv = load_as_float(w, w_dtype, wbase + (j0 + o) * ld_w + c);
+          for (int o = 0; o < kOutPerWarp; ++o) {
+            if (j0 + o >= n) continue;
+            const float wv = load_as_float(w, w_dtype, wbase + (j0 + o) * ld_w + c);
 #pragma unroll
-          for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = fmaf(wv, xv[qq], acc[o][qq]);
+            for (int qq = 0; qq < kRowsPerPassMax; ++qq) acc[o][qq] = fmaf(wv, xv[qq], acc[o][qq]);
+          }
         }
       }
+#pragma unroll
+      for (int o = 0; o < kOutPerWarp; ++o)
+#pragma unroll
+        for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
+          const float v = warp_reduce_sum(acc[o][qq]);
+          if (lane == 0 && qq < cnt && j0 + o < n)
+            store_from_float(out, out_dtype, int64_t(list[p + qq]) * ld_out + j0 + o, v);
+        }
     }
-#pragma unroll
-    for (int o = 0; o < kOutPerWarp; ++o)
-#pragma unroll
-      for (int qq = 0; qq < kRowsPerPassMax; ++qq) {
-        const float v = warp_reduce_sum(acc[o][qq]);
-        if (lane == 0 && qq < cnt && j0 + o < n)
-          store_from_float(out, out_dtype, rows[qq] * ld_out + j0 + o, v);
-      }
   }
 }
 
@@ -242,11 +272,12 @@ void launch_expert_rows_gemm(const void* x, DType x_dtype, int64_t ld_x, const v
                              void* out, DType out_dtype, int64_t ld_out, int64_t m, int64_t n,
                              int64_t k, int64_t num_experts, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
-  ZT_ASSERT(num_experts <= 65535 && k <= 12288,
-            "expert_rows_gemm: %lld experts (max 65535), k %lld (max 12288)",
+  ZT_ASSERT(num_experts <= 65535 && k <= kRowsGemmSmemFloats,
+            "expert_rows_gemm: %lld experts (max 65535), k %lld (max 11776)",
             (long long)num_experts, (long long)k);
   ZT_ASSERT(experts != nullptr || num_experts == 1,
             "expert_rows_gemm: no expert ids for %lld experts", (long long)num_experts);
+  ZT_ASSERT(m <= INT32_MAX, "expert_rows_gemm: %lld rows (max 2^31 - 1)", (long long)m);
   const int rows_per_pass = int(std::min<int64_t>(kRowsPerPassMax, kRowsGemmSmemFloats / k));
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool vec = w_dtype == DType::F32 && k % 4 == 0 && ld_w % 4 == 0 && aligned(w) &&

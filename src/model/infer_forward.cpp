@@ -205,15 +205,15 @@ void decode_attention(Backend& be, const ModelConfig& c, const AttentionParams& 
 // Whether a recorded step (sync-free MoE: expert_rows_gemm, SIMT) beats the eager step
 // (grouped tensor-core GEMMs after a host sync per layer) at decode batch B: while the
 // expert work per chosen expert, rows x K x N_out, stays small. Measured on an H100 with
-// the float4 few-row kernel (docs/gpu.md, 2026-11-25): r1zero-1b (K 1024, N 512) wins at
-// 12 rows per expert (6.3M: 14.7 against 16.1 ms a step) and loses at 48 (25M);
-// bench-small (K 512, N 256) wins at 16 (2.1M) and loses at 64 (8.4M: 8.3 against
-// 6.7 ms). The crossover is taken at 7M.
+// the streaming row-list kernel (docs/gpu.md, "Decode: few-row kernels", 2026-11-25):
+// bench-small (K 512, N 256) wins at 64 rows per expert (8.4M: 6.06 against 6.68 ms a
+// step); r1zero-1b (K 1024, N 512) wins at 12 (6.3M: 9.96 against 16.1 ms) and loses at
+// 48 (25M: 31.5 against 30.1 ms). The crossover is taken at 10M.
 bool graph_pays(const ModelConfig& c, int64_t B) {
   if (c.n_routed_experts <= 0) return true;
   const double rows_per_expert =
       double(B * c.num_experts_per_tok) / double(c.n_routed_experts);
-  return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 7.0e6;
+  return rows_per_expert * double(c.hidden_size) * double(c.moe_intermediate_size) <= 1.0e7;
 }
 
 

@@ -123,9 +123,11 @@ void test_expert_rows_gemm(Backend& be) {
   };
   // {40, 1, 2, 150, 24}: ~20 rows an expert (passes of 8) over several 48-output blocks.
   // {96, 6, 8, 40, 1024}: ~72 rows an expert at K 1024 (the CUDA kernel's float4 path,
-  // nine passes of 8 rows, outputs not a multiple of its 16).
-  const Case cases[] = {{1, 1, 1, 1, 1},     {3, 4, 16, 256, 512}, {5, 1, 7, 70, 33},
-                        {2, 2, 4, 130, 1000}, {40, 1, 2, 150, 24},  {96, 6, 8, 40, 1024}};
+  // nine passes of 8 rows, outputs not a multiple of its 16); {300, 1, 2, 20, 1536}: rows
+  // over two of its 256-row chunks, K 1536 (passes of 7 rows in its 46 KiB for x rows).
+  const Case cases[] = {{1, 1, 1, 1, 1},      {3, 4, 16, 256, 512}, {5, 1, 7, 70, 33},
+                        {2, 2, 4, 130, 1000}, {40, 1, 2, 150, 24},  {96, 6, 8, 40, 1024},
+                        {300, 1, 2, 20, 1536}};
   for (const Case& c : cases)
     for (DType dt : {F32, BF16}) {
       const int64_t m = c.rows_x * c.div;
