@@ -122,9 +122,6 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
 
 constexpr int kRowsGemmWarps = 8;
 constexpr int kRowsPerPassMax = 8;       // rows sharing one load of the weights
-// Dynamic shared floats for the staged x rows: 48 KiB (the default limit of a block's
-// shared memory) less 2 KiB for the static row list.
-constexpr int kRowsGemmSmemFloats = 12288 - 512;
 
 // Grid: (ceil(n / (8 * kOutPerWarp)), E); block: 32 * kRowsGemmWarps; dynamic shared:
 // rows_per_pass * k floats. Block (tile, e) computes outputs tile * 8 * kOutPerWarp .. of
@@ -272,13 +269,13 @@ void launch_expert_rows_gemm(const void* x, DType x_dtype, int64_t ld_x, const v
                              void* out, DType out_dtype, int64_t ld_out, int64_t m, int64_t n,
                              int64_t k, int64_t num_experts, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
-  ZT_ASSERT(num_experts <= 65535 && k <= kRowsGemmSmemFloats,
-            "expert_rows_gemm: %lld experts (max 65535), k %lld (max 11776)",
-            (long long)num_experts, (long long)k);
+  ZT_ASSERT(num_experts <= 65535 && k <= kExpertRowsSharedFloats,
+            "expert_rows_gemm: %lld experts (max 65535), k %lld (max %lld)",
+            (long long)num_experts, (long long)k, (long long)kExpertRowsSharedFloats);
   ZT_ASSERT(experts != nullptr || num_experts == 1,
             "expert_rows_gemm: no expert ids for %lld experts", (long long)num_experts);
   ZT_ASSERT(m <= INT32_MAX, "expert_rows_gemm: %lld rows (max 2^31 - 1)", (long long)m);
-  const int rows_per_pass = int(std::min<int64_t>(kRowsPerPassMax, kRowsGemmSmemFloats / k));
+  const int rows_per_pass = int(std::min<int64_t>(kRowsPerPassMax, kExpertRowsSharedFloats / k));
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool vec = w_dtype == DType::F32 && k % 4 == 0 && ld_w % 4 == 0 && aligned(w) &&
                    (x_dtype != DType::F32 || (ld_x % 4 == 0 && aligned(x)));

@@ -23,6 +23,11 @@ void launch_mla_decode_attention(const float* q, const float* cache, const int32
                                  int64_t heads, int64_t r, int64_t rv, int64_t tmax,
                                  cudaStream_t stream);
 
+// Floats of staged x rows a block of launch_expert_rows_gemm holds: 48 KiB (a block's
+// default shared-memory limit) less 2 KiB for its static row list. k must not exceed it;
+// rows_per_pass = min(8, this / k).
+constexpr int64_t kExpertRowsSharedFloats = 12288 - 512;
+
 // out[r, :] = x[r / x_div, :] @ w[experts[r]]^T for r < m, w (E, n, k) float with row
 // stride ld_w (expert stride n * ld_w), x and out with row strides ld_x and ld_out, fp32
 // accumulation. experts == nullptr: every row uses w[0] (num_experts must be 1), which

@@ -34,6 +34,17 @@ unsigned row_blocks(int64_t n) {
 
 // ---- kernels ----
 
+// v[u] = p[base + j0 + 32 u] as fp32 where j0 + 32 u < c, else 0: a lane's kNormIlp
+// strided loads, all issued before any is used.
+__device__ __forceinline__ void load_strided(float (&v)[kNormIlp], const void* p, DType t,
+                                             int64_t base, int64_t j0, int64_t c) {
+#pragma unroll
+  for (int u = 0; u < kNormIlp; ++u) {
+    const int64_t j = j0 + 32 * u;
+    v[u] = j < c ? load_as_float(p, t, base + j) : 0.0f;
+  }
+}
+
 // Grid: row_blocks(n); block: (32 * kNormWarps).
 // kVec4 (x and w F32, c and ld_x multiples of 4, 16-byte aligned): lane l reads float4
 // number l, l + 32, ... (x then y, z, w in order), kNormIlp of them in flight: a row of
@@ -97,11 +108,7 @@ __global__ void rmsnorm_forward_kernel(const void* x, DType x_dtype, int64_t ld_
     float ss = 0.0f;
     for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
       float v[kNormIlp];
-#pragma unroll
-      for (int u = 0; u < kNormIlp; ++u) {
-        const int64_t j = j0 + 32 * u;
-        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
-      }
+      load_strided(v, x, x_dtype, xrow, j0, c);
 #pragma unroll
       for (int u = 0; u < kNormIlp; ++u)
         if (j0 + 32 * u < c) ss += v[u] * v[u];
@@ -110,12 +117,8 @@ __global__ void rmsnorm_forward_kernel(const void* x, DType x_dtype, int64_t ld_
     const float r = rsqrtf(ss / float(c) + eps);
     for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
       float v[kNormIlp], g[kNormIlp];
-#pragma unroll
-      for (int u = 0; u < kNormIlp; ++u) {
-        const int64_t j = j0 + 32 * u;
-        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
-        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
-      }
+      load_strided(v, x, x_dtype, xrow, j0, c);
+      load_strided(g, w, w_dtype, 0, j0, c);
 #pragma unroll
       for (int u = 0; u < kNormIlp; ++u) {
         const int64_t j = j0 + 32 * u;
@@ -141,13 +144,9 @@ __global__ void rmsnorm_backward_dx_kernel(const void* dout, DType dout_dtype, i
     float dot = 0.0f;
     for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
       float d[kNormIlp], g[kNormIlp], v[kNormIlp];
-#pragma unroll
-      for (int u = 0; u < kNormIlp; ++u) {
-        const int64_t j = j0 + 32 * u;
-        d[u] = j < c ? load_as_float(dout, dout_dtype, grow + j) : 0.0f;
-        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
-        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
-      }
+      load_strided(d, dout, dout_dtype, grow, j0, c);
+      load_strided(g, w, w_dtype, 0, j0, c);
+      load_strided(v, x, x_dtype, xrow, j0, c);
 #pragma unroll
       for (int u = 0; u < kNormIlp; ++u)
         if (j0 + 32 * u < c) dot += d[u] * g[u] * v[u];
@@ -157,13 +156,9 @@ __global__ void rmsnorm_backward_dx_kernel(const void* dout, DType dout_dtype, i
     const float coef = r * r * r * dot / float(c);
     for (int64_t j0 = lane; j0 < c; j0 += 32 * kNormIlp) {
       float d[kNormIlp], g[kNormIlp], v[kNormIlp];
-#pragma unroll
-      for (int u = 0; u < kNormIlp; ++u) {
-        const int64_t j = j0 + 32 * u;
-        d[u] = j < c ? load_as_float(dout, dout_dtype, grow + j) : 0.0f;
-        g[u] = j < c ? load_as_float(w, w_dtype, j) : 0.0f;
-        v[u] = j < c ? load_as_float(x, x_dtype, xrow + j) : 0.0f;
-      }
+      load_strided(d, dout, dout_dtype, grow, j0, c);
+      load_strided(g, w, w_dtype, 0, j0, c);
+      load_strided(v, x, x_dtype, xrow, j0, c);
 #pragma unroll
       for (int u = 0; u < kNormIlp; ++u) {
         const int64_t j = j0 + 32 * u;

@@ -21,11 +21,13 @@ namespace zeroth {
 
 namespace {
 
-// The few-row path: at most 8 rows whose K floats fit the kernel's 46 KiB of shared
-// memory for them in one pass, and fewer than 32k outputs (a larger N, the lm_head's vocabulary,
-// is streamed at full bandwidth by cuBLAS's GEMV: 176 us against 225 us for 530 MB on
-// an H100, docs/gpu.md).
-bool few_rows(int64_t M, int64_t N, int64_t K) { return M <= 8 && M * K <= 11776 && N < 32768; }
+// The few-row path: at most 8 rows whose K floats fit the kernel's shared memory in one
+// pass, and fewer than 32k outputs (a larger N, the lm_head's vocabulary, is streamed at
+// full bandwidth by cuBLAS's GEMV: 176 us against 225 us for 530 MB on an H100,
+// docs/gpu.md).
+bool few_rows(int64_t M, int64_t N, int64_t K) {
+  return M <= 8 && M * K <= kExpertRowsSharedFloats && N < 32768;
+}
 
 // One operand as stored: `batch` row-major `rows` x `cols` matrices (a 2-D operand
 // is one matrix with batch stride 0, which broadcasts it across the batch).
