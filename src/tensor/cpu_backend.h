@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "zeroth/backend.h"
 
@@ -118,18 +119,31 @@ void check_reduced_shape(const Tensor& x, const Tensor& out, const char* op);
 // fixed-order reduction, whatever `threads` is.
 void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* w, int64_t ldw, float* c, int64_t ldc, bool accumulate);
+// x rows prepared once for several rows_gemm_nt_serial calls over the same rows (the
+// AVX-512 kernel reads them interleaved by pairs; empty where the AVX2 kernel runs).
+struct RowsPack {
+  std::vector<float> data;
+  int64_t rows = 0, k = 0;
+};
+void pack_rows(int64_t rows, const float* const* x, int64_t k, RowsPack& pack);
 // The same on the calling thread for `rows` gathered rows (x[r], out[r]) and the
 // outputs j0 .. j1-1. `next` (next_floats contiguous floats, or null): weights the caller
 // reads after this call, prefetched into L2 while this call computes (no effect on the
-// result).
+// result). `pack`: pack_rows of the same rows (optional; saves the copy per call).
 void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
                          int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
-                         const float* next = nullptr, int64_t next_floats = 0);
+                         const float* next = nullptr, int64_t next_floats = 0,
+                         const RowsPack* pack = nullptr);
 // out[r][c] = sum_j p[r][j] * v[j * ldv + c] for r < rows, c < n, j < len (P @ V with V
 // row-major, e.g. attention probabilities against cached values), on the calling
 // thread; each element one chain over j in order, whatever `rows` is.
 void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
                          int64_t n, float* const* out);
+// The few-row kernels run on AVX-512 where the CPU has AVX512F + AVX512DQ (and the
+// environment does not set ZEROTH_CPU_ISA=avx2), else on AVX2; both give the same bits.
+bool rows_gemm_avx512_available();
+// Tests: use the AVX-512 kernels (when available) or not; returns the previous setting.
+bool set_rows_gemm_avx512(bool on);
 
 }  // namespace cpu
 }  // namespace zeroth

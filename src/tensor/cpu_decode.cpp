@@ -161,10 +161,20 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
   for (int t = 0; t < nthreads; ++t) {
     const int64_t lo = 3 * (groups * t / nthreads);
     const int64_t hi = t + 1 == nthreads ? n : 3 * (groups * (t + 1) / nthreads);
+    // Each pass's rows prepared once for all of this thread's blocks (cpu::pack_rows).
+    thread_local std::vector<cpu::RowsPack> packs;
     for (size_t ui = 0; ui < used.size(); ++ui) {
       const int64_t e = used[ui];
       const std::vector<int64_t>& rs = rows_of[size_t(e)];
       const float* we = pw + e * n * k;
+      const size_t npass = (rs.size() + size_t(kPass) - 1) / size_t(kPass);
+      if (packs.size() < npass) packs.resize(npass);
+      for (size_t pi = 0; pi < npass; ++pi) {
+        const size_t p0 = pi * size_t(kPass), cnt = std::min(rs.size() - p0, size_t(kPass));
+        const float* xr[kPass];
+        for (size_t q = 0; q < cnt; ++q) xr[q] = px + (rs[p0 + q] / x_div) * k;
+        cpu::pack_rows(int64_t(cnt), xr, k, packs[pi]);
+      }
       for (int64_t j0 = lo; j0 < hi; j0 += kOut) {
         const int64_t j1 = std::min(hi, j0 + kOut);
         // The block this thread streams next (this expert's next block, else the next
@@ -190,7 +200,8 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
             orow[q] = po + r * n;
           }
           cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false,
-                                   next == nullptr ? nullptr : next + f0, f1 - f0);
+                                   next == nullptr ? nullptr : next + f0, f1 - f0,
+                                   &packs[size_t(pi)]);
         }
       }
     }

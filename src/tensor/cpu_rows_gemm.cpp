@@ -3,14 +3,32 @@
 // weight matrix read from memory once). OpenBLAS packs W for every call, which at a few
 // rows costs more than the product (docs/perf.md, "CPU rollout").
 //
-// Owns: the register-blocked micro-kernel (AVX2 + FMA where compiled for it, 4 rows x 3
-// outputs of 8-lane accumulators; a plain loop otherwise) and the split of the outputs
-// over threads. Must not: depend on the thread count: every output element is one
+// Owns: the register-blocked micro-kernels (AVX2 + FMA where compiled for it, 4 rows x 3
+// outputs of 8-lane accumulators; a plain loop otherwise; AVX-512 where the CPU has it,
+// chosen at run time, see below) and the split of the outputs over threads. Must not:
+// depend on the thread count or on the instruction set: every output element is one
 // reduction in a fixed order (8 lane partial sums over k, then lanes 0..7, then the
-// k tail), whichever thread computes it.
+// k tail), whichever thread and whichever kernel computes it.
+//
+// AVX-512 (rows_gemm_nt_serial and rows_gemm_nn_serial, where the CPU has AVX512F and
+// AVX512DQ and ZEROTH_CPU_ISA is not "avx2"): the build targets x86-64-v3 (AVX2), whose
+// 16 ymm registers cap these kernels at ~45 GFLOP/s a core on the development machine,
+// while its 512-bit FMAs reach ~70-95 (OpenBLAS's sgemm uses them). The AVX-512 kernels
+// compute exactly the AVX2 kernels' arithmetic, wider: the nt kernel holds two rows in
+// one zmm (lanes 0-7 row r, 8-15 row r+1, each half the AVX2 kernel's 8-lane
+// accumulator of that row) against a W row broadcast to both halves (4 pairs x 4 outputs
+// a call; the x rows interleaved by pairs once, cpu::pack_rows), and reduces 16 halves at
+// a time with the same additions as the AVX2 tree (hsum8x16); the nn kernel's lanes are
+// 16 output columns, each one chain over j as before. Results are bit-identical to the
+// AVX2 kernels (tested), so a run gives the same bits on machines with and without
+// AVX-512. On the development machine (2 cores, 2026-11-25) the decode step at batch 64
+// is 1.29x faster with them (docs/perf.md).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -30,6 +48,15 @@ struct NextLines {
   const char* first = nullptr;
   int64_t count = 0;
 };
+
+// The end of one output's reduction, shared by the AVX2 and AVX-512 kernels: the k tail
+// after the 8-lane sums, then alpha and the accumulate, with explicit fused multiply-adds
+// (left to the compiler, `s += x * w` was contracted in one kernel and not the other).
+inline void finish(float s, const float* x, const float* w, int64_t k8, int64_t k, float alpha,
+                   float* o, bool accumulate) {
+  for (int64_t kk = k8; kk < k; ++kk) s = std::fma(x[kk], w[kk], s);
+  *o = accumulate ? std::fma(alpha, s, *o) : alpha * s;
+}
 
 #ifdef ZEROTH_ROWS_GEMM_AVX2
 inline float hsum(__m256 v) {
@@ -79,10 +106,7 @@ inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j,
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
-      float s = hsum(acc[r][c]);
-      for (int64_t kk = k8; kk < k; ++kk) s += x[r][kk] * wr[c][kk];
-      float* o = out[r] + j + c;
-      *o = accumulate ? *o + alpha * s : alpha * s;
+      finish(hsum(acc[r][c]), x[r], wr[c], k8, k, alpha, out[r] + j + c, accumulate);
     }
 }
 #else
@@ -96,10 +120,8 @@ inline void micro(const float* const* x, const float* w, int64_t ldw, int64_t j,
       const int64_t k8 = k & ~int64_t(7);
       for (int64_t kk = 0; kk < k8; kk += 8)
         for (int l = 0; l < 8; ++l) lane[l] += x[r][kk + l] * wr[kk + l];
-      float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-      for (int64_t kk = k8; kk < k; ++kk) s += x[r][kk] * wr[kk];
-      float* o = out[r] + j + c;
-      *o = accumulate ? *o + alpha * s : alpha * s;
+      const float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+      finish(s, x[r], wr, k8, k, alpha, out[r] + j + c, accumulate);
     }
 }
 #endif
@@ -130,9 +152,10 @@ void rows_block(const float* const* x, const float* w, int64_t ldw, int64_t j0, 
 
 }  // namespace
 
-void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
-                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
-                         const float* next, int64_t next_floats) {
+namespace {
+void rows_gemm_nt_serial_avx2(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
+                              int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
+                              const float* next, int64_t next_floats) {
   // Prefetch distance: the first pass over the block streams W from memory (the later
   // passes find it in L2). Best in a standalone loop (one thread, 4 and 16 rows): 6 W
   // rows ahead (the micro-kernel after next) when one pass covers all rows, 3 when more
@@ -168,6 +191,7 @@ void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, in
     default: break;
   }
 }
+}  // namespace
 
 #ifdef ZEROTH_ROWS_GEMM_AVX2
 namespace {
@@ -195,9 +219,9 @@ inline void nn_micro(const float* const* p, int64_t len, const float* v, int64_t
 }  // namespace
 #endif
 
-void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
-                         int64_t n, float* const* out) {
-  int64_t c = 0;
+namespace {
+void rows_gemm_nn_serial_avx2(int64_t rows, const float* const* p, int64_t len, const float* v,
+                              int64_t ldv, int64_t n, float* const* out, int64_t c) {
 #ifdef ZEROTH_ROWS_GEMM_AVX2
   for (; c + 16 <= n; c += 16) {
     int64_t r = 0;
@@ -221,6 +245,380 @@ void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const
       out[r][cc] = s;
     }
 }
+}  // namespace
+
+// ---- AVX-512 (see the top of the file) ----
+namespace {
+#if defined(ZEROTH_ROWS_GEMM_AVX2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ZEROTH_ROWS_GEMM_AVX512 1
+#define ZT_AVX512 __attribute__((target("avx512f,avx512dq")))
+
+// The 16 8-lane sums of 8 zmm (halves A = lanes 0-7 and B = 8-15 of each), each added
+// exactly as hsum adds one ymm: t_i = a_i + a_{i+4}, u_0 = t_0 + t_2, u_1 = t_1 + t_3,
+// then u_0 + u_1. Lane 4m + i of the result is half m % 2 (A for even m) of v[2i + m / 2].
+ZT_AVX512 inline __m512 hsum8x16(const __m512 (&v)[8]) {
+  // 128-bit chunks of v[x]: A.lo, A.hi, B.lo, B.hi. s1[i] = [v2i.A, v2i.B, v2i+1.A,
+  // v2i+1.B] as 4 lanes of t each. (maskz_ forms: the plain shuffle's undefined source
+  // trips GCC 12's -Wuninitialized.)
+  __m512 s1[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m512 lo = _mm512_maskz_shuffle_f32x4(0xFFFF, v[2 * i], v[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 hi = _mm512_maskz_shuffle_f32x4(0xFFFF, v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    s1[i] = _mm512_add_ps(lo, hi);
+  }
+  // s2[h] chunk m = [u0, u1 of s1[2h] chunk m, u0, u1 of s1[2h+1] chunk m].
+  __m512 s2[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m512 a = _mm512_shuffle_ps(s1[2 * h], s1[2 * h + 1], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 b = _mm512_shuffle_ps(s1[2 * h], s1[2 * h + 1], _MM_SHUFFLE(3, 2, 3, 2));
+    s2[h] = _mm512_add_ps(a, b);
+  }
+  // Chunk m = [u0 + u1 of s1[0], s1[1], s1[2], s1[3]], chunk m.
+  const __m512 a = _mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 b = _mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm512_add_ps(a, b);
+}
+
+// One k step (8 floats) of micro512: xc is the step's chunk of the pass's pack (P pairs
+// of 16 floats), row c of W at (c < 3 ? w0 : w3) + (c % 3) ldb bytes.
+template <int P, int C>
+ZT_AVX512 __attribute__((always_inline)) inline void step512(__m512 (&acc)[P][C], const float* xc,
+                                                            const char* w0, const char* w3,
+                                                            int64_t ldb, int64_t kk) {
+  __m512 xv[P];
+  for (int p = 0; p < P; ++p) xv[p] = _mm512_loadu_ps(xc + 16 * p);
+  const int64_t kb = kk * int64_t(sizeof(float));
+  for (int c = 0; c < C; ++c) {
+    const char* row = c < 3 ? w0 + c * ldb : w3 + (c - 3) * ldb;
+    // (The masked form with a zero source: the plain intrinsic's undefined source trips
+    // GCC 12's -Wuninitialized.)
+    const __m512 wv = _mm512_mask_broadcast_f32x8(
+        _mm512_setzero_ps(), 0xFFFF, _mm256_loadu_ps(reinterpret_cast<const float*>(row + kb)));
+    for (int p = 0; p < P; ++p) acc[p][c] = _mm512_fmadd_ps(xv[p], wv, acc[p][c]);
+  }
+}
+
+// P row pairs x C outputs (j .. j+C-1). xp: the pass's rows interleaved by pairs
+// (pack_pairs), pair p's 8-float chunk i at xp + 16 (i P + p) as [x[2p][8i..8i+7],
+// x[2p+1][8i..8i+7]]; each W row's 8 floats are broadcast to both halves, so each half
+// runs the AVX2 kernel's accumulator chain of its row. pf / nl: the AVX2 kernel's
+// prefetches.
+template <int P, int C>
+ZT_AVX512 inline void micro512(const float* xp, const float* const* x, const float* w,
+                               int64_t ldw, int64_t j, int64_t k, float alpha, float* const* out,
+                               bool accumulate, int64_t pf, const NextLines& nl) {
+  __m512 acc[P][C];
+  for (int p = 0; p < P; ++p)
+    for (int c = 0; c < C; ++c) acc[p][c] = _mm512_setzero_ps();
+  const int64_t k8 = k & ~int64_t(7), steps = k8 / 8;
+  // The C W rows through two base pointers (rows j and j + 3) and the row stride in
+  // bytes, to keep the loop's general registers few (one pointer per row, with the
+  // prefetch state, spilled to the stack).
+  const int64_t ldb = ldw * int64_t(sizeof(float));
+  const char* w0 = reinterpret_cast<const char*>(w + j * ldw);
+  const char* w3 = w0 + 3 * ldb;
+  // Prefetches, both as linear runs of cache lines spread over the k steps: the C rows
+  // pf ahead (the call after next, or the next), and this call's share of the next block.
+  const char* pfp = nullptr;
+  int64_t pf_left = 0;
+  if (pf != 0) {
+    pfp = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w0 + pf * ldb) & ~uintptr_t(63));
+    pf_left = (C * ldb + 63) / 64;
+  }
+  const char* nlp = nl.first;
+  int64_t nl_left = nl.count;
+  const int64_t pf_per = steps != 0 ? (pf_left + steps - 1) / steps : 0;
+  const int64_t nl_per = steps != 0 ? (nl_left + steps - 1) / steps : 0;
+  // Two k steps an iteration (the prefetch bookkeeping once per two), then the odd one.
+  int64_t kk = 0;
+  for (; kk + 16 <= k8; kk += 16) {
+    for (int64_t t = 0; t < 2 * pf_per && pf_left > 0; ++t, --pf_left, pfp += 64)
+      _mm_prefetch(pfp, _MM_HINT_T1);
+    for (int64_t t = 0; t < 2 * nl_per && nl_left > 0; ++t, --nl_left, nlp += 64)
+      _mm_prefetch(nlp, _MM_HINT_T1);
+    step512<P, C>(acc, xp + 2 * P * kk, w0, w3, ldb, kk);
+    step512<P, C>(acc, xp + 2 * P * (kk + 8), w0, w3, ldb, kk + 8);
+  }
+  if (kk < k8) {
+    for (; pf_left > 0; --pf_left, pfp += 64) _mm_prefetch(pfp, _MM_HINT_T1);
+    for (; nl_left > 0; --nl_left, nlp += 64) _mm_prefetch(nlp, _MM_HINT_T1);
+    step512<P, C>(acc, xp + 2 * P * kk, w0, w3, ldb, kk);
+  }
+  // The accumulators in batches of 8 zmm (16 row halves), each batch reduced to one zmm
+  // of 16 sums by hsum8x16: the same additions as hsum, 14 shuffles and 7 adds instead
+  // of 16 separate trees. Unused slots of the last batch hold zeros.
+  if constexpr (C == 4) {
+    // Batch b: pairs 2b and 2b+1, placed v[2i + s] = acc[2b + s][i], so that lanes 4m ..
+    // 4m+3 of the sums are row 4b + m's outputs j .. j+3 (hsum8x16's lane order), stored
+    // as one 4-float vector (alpha and the accumulate lane by lane, as finish does).
+    for (int b = 0; 2 * b < P; ++b) {
+      __m512 v[8];
+      for (int i = 0; i < 4; ++i)
+        for (int sft = 0; sft < 2; ++sft)
+          v[2 * i + sft] = 2 * b + sft < P ? acc[2 * b + sft][i] : _mm512_setzero_ps();
+      const __m512 sums = hsum8x16(v);
+      const int rows_here = std::min(4, 2 * P - 4 * b);
+      if (k8 == k) {
+        const __m128 va = _mm_set1_ps(alpha);
+        for (int m = 0; m < rows_here; ++m) {
+          float* o = out[4 * b + m] + j;
+          const __m128 sm = _mm512_mask_extractf32x4_ps(_mm_setzero_ps(), 0xF, sums, m);
+          _mm_storeu_ps(o, accumulate ? _mm_fmadd_ps(va, sm, _mm_loadu_ps(o)) : _mm_mul_ps(va, sm));
+        }
+      } else {
+        alignas(64) float sm[16];
+        _mm512_store_ps(sm, sums);
+        for (int m = 0; m < rows_here; ++m)
+          for (int c = 0; c < 4; ++c)
+            finish(sm[4 * m + c], x[4 * b + m], w + (j + c) * ldw, k8, k, alpha,
+                   out[4 * b + m] + j + c, accumulate);
+      }
+    }
+    return;
+  }
+  const float* wr[C];
+  for (int c = 0; c < C; ++c) wr[c] = w + (j + c) * ldw;
+  constexpr int kAcc = P * C, kBatches = (kAcc + 7) / 8;
+  for (int b = 0; b < kBatches; ++b) {
+    __m512 v[8];
+    for (int i = 0; i < 8; ++i) {
+      const int a = 8 * b + i;
+      v[i] = a < kAcc ? acc[a / C][a % C] : _mm512_setzero_ps();
+    }
+    alignas(64) float sums[16];
+    _mm512_store_ps(sums, hsum8x16(v));
+    for (int lane = 0; lane < 16; ++lane) {
+      // Lane 4m + i holds half m % 2 of v[2i + m / 2] (see hsum8x16).
+      const int m = lane / 4, i = lane % 4, a = 8 * b + 2 * i + m / 2;
+      if (a >= kAcc) continue;
+      const int p = a / C, c = a % C, r = 2 * p + m % 2;
+      finish(sums[lane], x[r], wr[c], k8, k, alpha, out[r] + j + c, accumulate);
+    }
+  }
+}
+
+
+constexpr int kCols512 = 4;  // outputs per micro-kernel call (the epilogue's 4-float stores)
+constexpr int kPairs512 = 4;  // row pairs per pass (8 rows)
+
+template <int P>
+ZT_AVX512 void block512(const float* xp, const float* const* x, const float* w,
+                        int64_t ldw, int64_t j0, int64_t j1, int64_t k, float alpha,
+                        float* const* out, bool accumulate, int64_t pf, NextShare& ns) {
+  int64_t j = j0;
+  for (; j + kCols512 <= j1; j += kCols512)
+    micro512<P, kCols512>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take());
+  switch (j1 - j) {
+    case 5: micro512<P, 5>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+    case 4: micro512<P, 4>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+    case 3: micro512<P, 3>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+    case 2: micro512<P, 2>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+    case 1: micro512<P, 1>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+    default: break;
+  }
+}
+
+// The rows interleaved by pairs into dst (pairs x 2 k8 floats), an odd last row paired
+// with itself.
+ZT_AVX512 void pack_pairs(int64_t rows, const float* const* x, int64_t k8, float* dst) {
+  const int64_t pairs = (rows + 1) / 2, ps = 2 * k8;
+  for (int64_t q = 0; q < pairs; ++q) {
+    const float* a = x[2 * q];
+    const float* b = x[std::min(2 * q + 1, rows - 1)];
+    // Pass g (pairs 4g .. 4g + P - 1) at dst + 4g ps, chunk-major: chunk i's P pairs of
+    // 16 floats at + i P 16, so that a micro-kernel reads one pointer at fixed offsets.
+    const int64_t g = q / kPairs512, in = q % kPairs512;
+    const int64_t np = std::min<int64_t>(kPairs512, pairs - g * kPairs512);
+    float* d = dst + g * kPairs512 * ps + in * 16;
+    for (int64_t i = 0; i < k8; i += 8) {
+      __m512 v = _mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, _mm256_loadu_ps(a + i));
+      v = _mm512_mask_broadcast_f32x8(v, 0xFF00, _mm256_loadu_ps(b + i));
+      _mm512_storeu_ps(d + (i / 8) * np * 16, v);
+    }
+  }
+}
+
+ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, const float* w,
+                                          int64_t ldw, int64_t j0, int64_t j1, int64_t k,
+                                          float alpha, float* const* out, bool accumulate,
+                                          const float* next, int64_t next_floats,
+                                          const RowsPack* pack) {
+  const int64_t pairs = (rows + 1) / 2, k8 = k & ~int64_t(7), ps = 2 * k8;
+  // The rows interleaved by pairs: the caller's pack, or a copy made here (rows x k8
+  // floats, small against the (j1 - j0) x k weights every row multiplies).
+  const float* packed = nullptr;
+  if (pack != nullptr && pack->rows == rows && pack->k == k && !pack->data.empty()) {
+    packed = pack->data.data();
+  } else {
+    thread_local std::vector<float> own;
+    own.resize(size_t(std::max<int64_t>(1, pairs * ps)));
+    pack_pairs(rows, x, k8, own.data());
+    packed = own.data();
+  }
+  // An odd last row is computed twice (both halves of its pair); the second copy's
+  // results go to a scratch row.
+  const float* const* xs = x;
+  float* const* os = out;
+  thread_local std::vector<const float*> xodd;
+  thread_local std::vector<float*> oodd;
+  thread_local std::vector<float> scratch;
+  if (rows % 2 != 0) {
+    xodd.assign(x, x + rows);
+    xodd.push_back(x[rows - 1]);
+    scratch.resize(size_t(j1));
+    oodd.assign(out, out + rows);
+    oodd.push_back(scratch.data());
+    xs = xodd.data();
+    os = oodd.data();
+  }
+  // Prefetch as the AVX2 path: W rows ahead on the first pass (two calls ahead when it
+  // is the only pass, one when more follow), the next block's lines over the last passes.
+  const int64_t passes = (pairs + kPairs512 - 1) / kPairs512;
+  const int64_t pf = passes <= 1 ? 2 * kCols512 : kCols512;
+  const int64_t first_pf_pass = std::max<int64_t>(0, passes - 4);
+  NextShare ns;
+  if (next != nullptr && next_floats > 0) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(next) & ~uintptr_t(63);
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(next + next_floats);
+    ns.base = reinterpret_cast<const char*>(lo);
+    ns.lines = int64_t((hi - lo + 63) / 64);
+    const int64_t per_pass = (j1 - j0) / kCols512 + ((j1 - j0) % kCols512 != 0);
+    ns.calls = std::max<int64_t>(1, (passes - first_pf_pass) * per_pass);
+  }
+  NextShare none;
+  int64_t pass = 0;
+  for (int64_t q = 0; q < pairs; q += kPairs512, ++pass) {
+    const float* xq = packed + q * ps;
+    const int64_t ppf = pass == 0 ? pf : 0;
+    NextShare& nq = pass >= first_pf_pass ? ns : none;
+    const float* const* xr = xs + 2 * q;
+    float* const* orow = os + 2 * q;
+    switch (std::min<int64_t>(kPairs512, pairs - q)) {
+      case 4: block512<4>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
+      case 3: block512<3>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
+      case 2: block512<2>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
+      default: block512<1>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
+    }
+  }
+}
+
+// R rows x Z zmm of 16 columns (c .. c+16Z-1) of P @ V: V's row j loaded once per call
+// and used by the R rows; one chain per element over j, as nn_micro.
+template <int R, int Z>
+ZT_AVX512 inline void nn_micro512(const float* const* p, int64_t len, const float* v, int64_t ldv,
+                                  int64_t c, float* const* out) {
+  __m512 acc[R][Z];
+  for (int r = 0; r < R; ++r)
+    for (int z = 0; z < Z; ++z) acc[r][z] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len; ++j) {
+    const float* vr = v + j * ldv + c;
+    __m512 vz[Z];
+    for (int z = 0; z < Z; ++z) vz[z] = _mm512_loadu_ps(vr + 16 * z);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pv = _mm512_set1_ps(p[r][j]);
+      for (int z = 0; z < Z; ++z) acc[r][z] = _mm512_fmadd_ps(pv, vz[z], acc[r][z]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int z = 0; z < Z; ++z) _mm512_storeu_ps(out[r] + c + 16 * z, acc[r][z]);
+}
+
+template <int Z>
+ZT_AVX512 void nn_cols512(int64_t rows, const float* const* p, int64_t len, const float* v,
+                          int64_t ldv, int64_t c, float* const* out) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) nn_micro512<8, Z>(p + r, len, v, ldv, c, out + r);
+  switch (rows - r) {
+    case 7: nn_micro512<7, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 6: nn_micro512<6, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 5: nn_micro512<5, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 4: nn_micro512<4, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 3: nn_micro512<3, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 2: nn_micro512<2, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 1: nn_micro512<1, Z>(p + r, len, v, ldv, c, out + r); break;
+    default: break;
+  }
+}
+
+ZT_AVX512 int64_t rows_gemm_nn_avx512(int64_t rows, const float* const* p, int64_t len,
+                                      const float* v, int64_t ldv, int64_t n, float* const* out) {
+  int64_t c = 0;
+  for (; c + 32 <= n; c += 32) nn_cols512<2>(rows, p, len, v, ldv, c, out);
+  for (; c + 16 <= n; c += 16) nn_cols512<1>(rows, p, len, v, ldv, c, out);
+  return c;  // the columns done
+}
+#endif
+
+// The kernels in use: AVX-512 where the CPU has it, unless ZEROTH_CPU_ISA=avx2 (or a
+// test's set_rows_gemm_isa) says otherwise. -1: not decided yet.
+std::atomic<int> g_use_avx512{-1};
+
+bool cpu_has_avx512() {
+#ifdef ZEROTH_ROWS_GEMM_AVX512
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
+bool use_avx512() {
+  int v = g_use_avx512.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("ZEROTH_CPU_ISA");
+    const bool avx2_only = e != nullptr && std::string(e) == "avx2";
+    v = !avx2_only && cpu_has_avx512() ? 1 : 0;
+    g_use_avx512.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+}  // namespace
+
+bool rows_gemm_avx512_available() { return cpu_has_avx512(); }
+
+void pack_rows(int64_t rows, const float* const* x, int64_t k, RowsPack& pack) {
+  pack.rows = rows;
+  pack.k = k;
+#ifdef ZEROTH_ROWS_GEMM_AVX512
+  if (rows >= 1 && use_avx512()) {
+    const int64_t k8 = k & ~int64_t(7);
+    pack.data.resize(size_t(std::max<int64_t>(1, (rows + 1) / 2 * 2 * k8)));
+    pack_pairs(rows, x, k8, pack.data.data());
+    return;
+  }
+#endif
+  (void)x;
+  pack.data.clear();
+}
+
+bool set_rows_gemm_avx512(bool on) {
+  const bool prev = use_avx512();
+  g_use_avx512.store(on && cpu_has_avx512() ? 1 : 0, std::memory_order_relaxed);
+  return prev;
+}
+
+void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, int64_t ldw, int64_t j0,
+                         int64_t j1, int64_t k, float alpha, float* const* out, bool accumulate,
+                         const float* next, int64_t next_floats, const RowsPack* pack) {
+#ifdef ZEROTH_ROWS_GEMM_AVX512
+  if (rows >= 2 && use_avx512()) {
+    rows_gemm_nt_serial_avx512(rows, x, w, ldw, j0, j1, k, alpha, out, accumulate, next, next_floats,
+                               pack);
+    return;
+  }
+#endif
+  rows_gemm_nt_serial_avx2(rows, x, w, ldw, j0, j1, k, alpha, out, accumulate, next, next_floats);
+}
+
+void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
+                         int64_t n, float* const* out) {
+  int64_t c = 0;
+#ifdef ZEROTH_ROWS_GEMM_AVX512
+  if (use_avx512()) c = rows_gemm_nn_avx512(rows, p, len, v, ldv, n, out);
+#endif
+  rows_gemm_nn_serial_avx2(rows, p, len, v, ldv, n, out, c);
+}
 
 void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* w, int64_t ldw, float* c, int64_t ldc, bool accumulate) {
@@ -239,10 +637,12 @@ void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, con
   auto part = [&](int p, int nparts) {
     const int64_t lo = 3 * (groups * p / nparts);
     const int64_t hi = p + 1 == nparts ? n : 3 * (groups * (p + 1) / nparts);
+    thread_local RowsPack pack;  // the rows, prepared once for every block of this part
+    pack_rows(m, xr.data(), k, pack);
     for (int64_t j = lo; j < hi; j += kBlock) {
       const int64_t jn = std::min(hi, j + kBlock), jn1 = std::min(hi, jn + kBlock);
       rows_gemm_nt_serial(m, xr.data(), w, ldw, j, jn, k, alpha, outr.data(), accumulate,
-                          jn < jn1 ? w + jn * ldw : nullptr, (jn1 - jn) * ldw);
+                          jn < jn1 ? w + jn * ldw : nullptr, (jn1 - jn) * ldw, &pack);
     }
   };
   if (parts == 1 || double(m) * double(n) * double(k) < 64.0 * 64.0 * 64.0) {

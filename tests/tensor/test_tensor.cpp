@@ -381,6 +381,72 @@ TEST_CASE("cpu decode attention: a sequence's output depends on neither the othe
   }
 }
 
+TEST_CASE("cpu few-row kernels: AVX-512 and AVX2 give the same bits", "[cpu][determinism]") {
+  if (!cpu::rows_gemm_avx512_available()) {
+    WARN("SKIPPED: this CPU has no AVX512F + AVX512DQ; only the AVX2 kernels run here");
+    return;
+  }
+  std::mt19937 rng(14);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto fill = [&](std::vector<float>& v, size_t n) {
+    v.resize(n);
+    for (float& f : v) f = dist(rng);
+  };
+  struct Restore {
+    bool prev;
+    ~Restore() { cpu::set_rows_gemm_avx512(prev); }
+  } restore{cpu::set_rows_gemm_avx512(true)};
+  // nt: every row count of the 8-row passes (odd ones too), output counts around the
+  // 6-wide micro-kernel, K with and without an 8-lane tail, accumulate and alpha, a
+  // `next` block to prefetch.
+  for (int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17})
+    for (int64_t n : {1, 5, 6, 7, 13, 48, 301})
+      for (int64_t k : {1, 8, 15, 144, 517}) {
+        std::vector<float> x, w, init;
+        fill(x, size_t(rows * k));
+        fill(w, size_t((n + 48) * k));
+        fill(init, size_t(rows * n));
+        std::vector<const float*> xr;
+        for (int64_t r = 0; r < rows; ++r) xr.push_back(x.data() + r * k);
+        for (bool accumulate : {false, true}) {
+          std::vector<uint32_t> bits[2];
+          for (int isa = 0; isa < 2; ++isa) {
+            cpu::set_rows_gemm_avx512(isa == 1);
+            std::vector<float> out = init;
+            std::vector<float*> orow;
+            for (int64_t r = 0; r < rows; ++r) orow.push_back(out.data() + r * n);
+            cpu::rows_gemm_nt_serial(rows, xr.data(), w.data(), k, 0, n, k, 0.5f, orow.data(),
+                                     accumulate, w.data() + n * k, 48 * k);
+            for (float f : out) bits[isa].push_back(float_to_bits(f));
+          }
+          INFO("nt rows " << rows << " n " << n << " k " << k << " accumulate " << accumulate);
+          CHECK(bits[0] == bits[1]);
+        }
+      }
+  // nn: P (rows, len) @ V (len, ldv), columns around the 32- and 16-wide blocks.
+  for (int64_t rows : {1, 3, 8, 9, 17})
+    for (int64_t len : {1, 7, 70})
+      for (int64_t n : {1, 15, 16, 17, 31, 32, 33, 128, 130}) {
+        const int64_t ldv = n + 3;
+        std::vector<float> p, v;
+        fill(p, size_t(rows * len));
+        fill(v, size_t(len * ldv));
+        std::vector<const float*> pr;
+        for (int64_t r = 0; r < rows; ++r) pr.push_back(p.data() + r * len);
+        std::vector<uint32_t> bits[2];
+        for (int isa = 0; isa < 2; ++isa) {
+          cpu::set_rows_gemm_avx512(isa == 1);
+          std::vector<float> out(size_t(rows * n), -1.0f);
+          std::vector<float*> orow;
+          for (int64_t r = 0; r < rows; ++r) orow.push_back(out.data() + r * n);
+          cpu::rows_gemm_nn_serial(rows, pr.data(), len, v.data(), ldv, n, orow.data());
+          for (float f : out) bits[isa].push_back(float_to_bits(f));
+        }
+        INFO("nn rows " << rows << " len " << len << " n " << n);
+        CHECK(bits[0] == bits[1]);
+      }
+}
+
 TEST_CASE("cpu reductions are bit-identical for 1, 2 and 3 threads", "[cpu][determinism]") {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 3.0f);
