@@ -28,8 +28,8 @@
 #      how many samples open a tag with "<t" and how many write the exact <think>
 #   8. zeroth train: GRPO with configs/demo/grpo.yaml from OUT_DIR/base/final
 #
-# The demo's cached base model (configs/demo/base-model/) is OUT_DIR/base/final of this
-# script: `cp OUT_DIR/base/final/* configs/demo/base-model/` replaces it.
+# OUT_DIR/base/final is meant to become the demo's cached base model once GRPO from it
+# meets the learning target (docs/demo.md, "What is missing"); the demo does not use it yet.
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
 # CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), ARITH_STEPS (500),
