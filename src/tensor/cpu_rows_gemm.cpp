@@ -142,6 +142,19 @@ struct NextShare {
   }
 };
 
+// The lines of `next` (next_floats floats, or none) handed out over `calls` calls.
+NextShare next_share(const float* next, int64_t next_floats, int64_t calls) {
+  NextShare ns;
+  if (next != nullptr && next_floats > 0) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(next) & ~uintptr_t(63);
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(next + next_floats);
+    ns.base = reinterpret_cast<const char*>(lo);
+    ns.lines = int64_t((hi - lo + 63) / 64);
+    ns.calls = std::max<int64_t>(1, calls);
+  }
+  return ns;
+}
+
 template <int R>
 void rows_block(const float* const* x, const float* w, int64_t ldw, int64_t j0, int64_t j1, int64_t k,
                 float alpha, float* const* out, bool accumulate, int64_t pf, NextShare& ns) {
@@ -168,15 +181,7 @@ void rows_gemm_nt_serial_avx2(int64_t rows, const float* const* x, const float* 
   // Only over the last 4 passes: with many passes (64 rows are 16) the lines fetched
   // early sat in the caches through the whole block and the step got slower.
   const int64_t passes = (rows + 3) / 4, first_pf_pass = std::max<int64_t>(0, passes - 4);
-  NextShare ns;
-  if (next != nullptr && next_floats > 0) {
-    const uintptr_t lo = reinterpret_cast<uintptr_t>(next) & ~uintptr_t(63);
-    const uintptr_t hi = reinterpret_cast<uintptr_t>(next + next_floats);
-    ns.base = reinterpret_cast<const char*>(lo);
-    ns.lines = int64_t((hi - lo + 63) / 64);
-    const int64_t per_pass = (j1 - j0) / 3 + (j1 - j0) % 3;
-    ns.calls = std::max<int64_t>(1, (passes - first_pf_pass) * per_pass);
-  }
+  NextShare ns = next_share(next, next_floats, (passes - first_pf_pass) * ((j1 - j0) / 3 + (j1 - j0) % 3));
   NextShare none;
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4)
@@ -476,15 +481,8 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
   const int64_t passes = (pairs + kPairs512 - 1) / kPairs512;
   const int64_t pf = passes <= 1 ? 2 * kCols512 : kCols512;
   const int64_t first_pf_pass = std::max<int64_t>(0, passes - 4);
-  NextShare ns;
-  if (next != nullptr && next_floats > 0) {
-    const uintptr_t lo = reinterpret_cast<uintptr_t>(next) & ~uintptr_t(63);
-    const uintptr_t hi = reinterpret_cast<uintptr_t>(next + next_floats);
-    ns.base = reinterpret_cast<const char*>(lo);
-    ns.lines = int64_t((hi - lo + 63) / 64);
-    const int64_t per_pass = (j1 - j0) / kCols512 + ((j1 - j0) % kCols512 != 0);
-    ns.calls = std::max<int64_t>(1, (passes - first_pf_pass) * per_pass);
-  }
+  const int64_t per_pass = (j1 - j0) / kCols512 + ((j1 - j0) % kCols512 != 0);
+  NextShare ns = next_share(next, next_floats, (passes - first_pf_pass) * per_pass);
   NextShare none;
   int64_t pass = 0;
   for (int64_t q = 0; q < pairs; q += kPairs512, ++pass) {
