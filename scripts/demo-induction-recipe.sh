@@ -23,7 +23,10 @@
 #      (500 steps) and corpus7.txt (1,000 steps of a cosine schedule over 2,500): the base
 #      model, OUT_DIR/base/final
 #      (its greedy format rate near 0: replies that ignore an instruction's delimiters are
-#      the common case, as they are for a base model)
+#      the common case, as they are for a base model); 6c: base2 = base continued 100 steps
+#      (lr 1.5e-3) on corpus7c, where 75% of the instruction replies ignore the rule:
+#      OUT_DIR/base2/final, the base of docs/demo.md item 11 (format samples a few percent;
+#      GRPO 16 x 16 at lr 3e-4 moved both pass@1 and the format from it)
 #   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
 #      how many samples open a tag with "<t" and how many write the exact <think>
 #   8. zeroth train: GRPO with configs/demo/grpo.yaml from OUT_DIR/base/final
@@ -33,7 +36,7 @@
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
 # CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), ARITH_STEPS (500),
-# BASE_STEPS (1000), BASE_SCHEDULE_STEPS (2500), GRPO_STEPS (the config's), CORPUS_BYTES (6000000), ARITH_BYTES
+# BASE_STEPS (1000), BASE_SCHEDULE_STEPS (2500), BASE2_STEPS (100), GRPO_STEPS (the config's), CORPUS_BYTES (6000000), ARITH_BYTES
 # (24000000), SMOKE=1 (every stage shrunk to seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,13 +50,14 @@ CORPUS3_STEPS="${CORPUS3_STEPS:-300}"
 ARITH_STEPS="${ARITH_STEPS:-500}"
 BASE_STEPS="${BASE_STEPS:-1000}"
 BASE_SCHEDULE_STEPS="${BASE_SCHEDULE_STEPS:-2500}"
+BASE2_STEPS="${BASE2_STEPS:-100}"
 GRPO_STEPS="${GRPO_STEPS:-}"
 CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
 ARITH_BYTES="${ARITH_BYTES:-24000000}"
 WARM_LINES=300000 ARITH_LINES=400000 WARMUP=20
 WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
 if [[ "${SMOKE:-0}" == 1 ]]; then
-  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 ARITH_STEPS=2 BASE_STEPS=2 BASE_SCHEDULE_STEPS=4 GRPO_STEPS=2
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 ARITH_STEPS=2 BASE_STEPS=2 BASE_SCHEDULE_STEPS=4 BASE2_STEPS=2 GRPO_STEPS=2
   CORPUS_BYTES=200000 ARITH_BYTES=300000 WARM_LINES=2000 ARITH_LINES=2000 WARMUP=1
   WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
 fi
@@ -61,17 +65,21 @@ fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 stage() { echo "== $1"; }
-# pretrain_stage NAME INIT DATA STEPS BATCH SEQ frozen|all [cosine:T]: writes OUT/NAME.yaml and
-# runs zeroth pretrain into OUT/NAME (lr 3e-3 constant, or cosine decay reaching 3e-4 at step T,
-# 20 warmup steps, no weight decay; `frozen` keeps the MLPs at their init).
+# pretrain_stage NAME INIT DATA STEPS BATCH SEQ frozen|all [cosine:T] [lr:X]: writes
+# OUT/NAME.yaml and runs zeroth pretrain into OUT/NAME (lr 3e-3, or X; constant, or cosine
+# decay to a tenth at step T; 20 warmup steps, no weight decay; `frozen` keeps the MLPs at
+# their init).
 pretrain_stage() {
-  local name=$1 init=$2 data=$3 steps=$4 batch=$5 seq=$6 frozen="" schedule="constant"
+  local name=$1 init=$2 data=$3 steps=$4 batch=$5 seq=$6 frozen="" schedule="constant" lr=0.003 a
   [[ $7 == frozen ]] && frozen=", frozen: ['mlp\\.']"
-  [[ ${8:-} == cosine:* ]] && schedule="cosine, min_lr_ratio: 0.1, total_steps: ${8#cosine:}"
+  for a in "${@:8}"; do
+    [[ $a == cosine:* ]] && schedule="cosine, min_lr_ratio: 0.1, total_steps: ${a#cosine:}"
+    [[ $a == lr:* ]] && lr="${a#lr:}"
+  done
   cat > "$OUT/$name.yaml" <<EOF
 run: {name: induction-$name, seed: 1, threads: $THREADS, run_dir: $OUT/$name}
 model: {init: $init, tokenizer: $OUT/tokenizer/tokenizer.json, bias_update_speed: 0.001}
-optim: {lr: 0.003, weight_decay: 0.0, grad_clip: 1.0, schedule: $schedule, warmup_steps: $WARMUP$frozen}
+optim: {lr: $lr, weight_decay: 0.0, grad_clip: 1.0, schedule: $schedule, warmup_steps: $WARMUP$frozen}
 train: {steps: $steps, batch_size: $batch, seq_len: $seq, log_every: 20, save_every: $SAVE}
 data: {path: $data, format: text}
 EOF
@@ -200,6 +208,9 @@ PY
 thin "$OUT/corpus4.txt" "$OUT/corpus5.txt" 0.5 0.1 5
 thin "$OUT/corpus4.txt" "$OUT/corpus7a.txt" 0.5 0.25 7
 disobey "$OUT/corpus7a.txt" "$OUT/corpus7.txt" 0.9 4
+# corpus7c: the same instruction documents with fewer replies ignoring the rule (0.75), for
+# stage 6c (docs/demo.md item 11)
+disobey "$OUT/corpus7a.txt" "$OUT/corpus7c.txt" 0.75 4
 
 stage "5 pretrain: copy warm-up (MLPs frozen)"
 python3 - "$ROOT/configs/models/demo-small.json" "$OUT/model.json" <<'PY'
@@ -220,6 +231,10 @@ stage "6b pretrain: arithmetic (everything trained); the base model"
 pretrain_stage arith "$OUT/corpus3/final" "$OUT/corpus5.txt" "$ARITH_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all
 pretrain_stage base "$OUT/arith/final" "$OUT/corpus7.txt" "$BASE_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all \
   "cosine:$BASE_SCHEDULE_STEPS"
+
+stage "6c pretrain: base2, the base continued on corpus7c (format samples a few percent)"
+pretrain_stage base2 "$OUT/base/final" "$OUT/corpus7c.txt" "$BASE2_STEPS" "$CORPUS_BATCH" "$CORPUS_SEQ" all \
+  lr:0.0015
 
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"

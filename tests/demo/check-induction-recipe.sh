@@ -13,9 +13,10 @@ fail() { echo "check-induction-recipe: FAILED: $*" >&2; exit 1; }
 rm -rf "$out"
 SMOKE=1 THREADS=2 ZEROTH_BIN="$bin" bash "$here/scripts/demo-induction-recipe.sh" "$out" ||
   fail "scripts/demo-induction-recipe.sh exited with $?"
-for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt corpus4.txt corpus5.txt corpus7.txt \
+for f in tokenizer/tokenizer.json warm.txt corpus.txt corpus2.txt corpus4.txt corpus5.txt corpus7.txt corpus7c.txt \
          warm/final/model.safetensors corpus/final/model.safetensors corpus2/final/model.safetensors \
          corpus3/final/model.safetensors arith/final/model.safetensors base/final/model.safetensors \
+         base2/final/model.safetensors base2.yaml \
          probe.out.jsonl probe.txt \
          grpo/final/model.safetensors grpo/metrics.jsonl grpo-evals.txt; do
   [[ -s $out/$f ]] || fail "$out/$f is missing or empty"
@@ -55,7 +56,9 @@ if not changed or not all(b.rstrip().endswith(".") and "The answer is " in b for
     sys.exit(f"{len(changed)} replies changed; not all end with 'The answer is N.'")
 PY
 # The pretraining stages, each with its metric rows.
-for s in warm corpus corpus2 corpus3 arith base; do
+grep -q 'lr: 0.0015,' "$out/base2.yaml" || fail "$out/base2.yaml does not set lr 0.0015 (pretrain_stage lr:X)"
+grep -q 'corpus7c.txt' "$out/base2.yaml" || fail "$out/base2.yaml does not read corpus7c.txt"
+for s in warm corpus corpus2 corpus3 arith base base2; do
   n=$(grep -c '"loss"' "$out/$s/metrics.jsonl" || true)
   [[ $n -ge 1 ]] || fail "$out/$s/metrics.jsonl has no loss rows"
 done
