@@ -12,8 +12,9 @@
 //
 // AVX-512 (rows_gemm_nt_serial and rows_gemm_nn_serial, where the CPU has AVX512F and
 // AVX512DQ and ZEROTH_CPU_ISA is not "avx2"): the build targets x86-64-v3 (AVX2), whose
-// 16 ymm registers cap these kernels at ~45 GFLOP/s a core on the development machine,
-// while its 512-bit FMAs reach ~70-95 (OpenBLAS's sgemm uses them). The AVX-512 kernels
+// 256-bit FMAs peak at ~110 GFLOP/s a core on the 2026-11-25 development machine (the
+// AVX2 kernels reach 85-97), while its 512-bit FMAs reach ~229 (OpenBLAS's sgemm uses
+// them). The AVX-512 kernels
 // compute exactly the AVX2 kernels' arithmetic, wider: the nt kernel holds two rows in
 // one zmm (lanes 0-7 row r, 8-15 row r+1, each half the AVX2 kernel's 8-lane
 // accumulator of that row) against a W row broadcast to both halves (4 pairs x 4 outputs
@@ -22,7 +23,7 @@
 // 16 output columns, each one chain over j as before. Results are bit-identical to the
 // AVX2 kernels (tested), so a run gives the same bits on machines with and without
 // AVX-512. On the development machine (2 cores, 2026-11-25) the decode step at batch 64
-// is 1.29x faster with them (docs/perf.md).
+// is 1.27x faster with them (docs/perf.md, "AVX-512 few-row kernels").
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -402,7 +403,6 @@ ZT_AVX512 inline void micro512(const float* xp, const float* const* x, const flo
   }
 }
 
-
 constexpr int kCols512 = 4;  // outputs per micro-kernel call (the epilogue's 4-float stores)
 constexpr int kPairs512 = 4;  // row pairs per pass (8 rows)
 
@@ -413,9 +413,7 @@ ZT_AVX512 void block512(const float* xp, const float* const* x, const float* w,
   int64_t j = j0;
   for (; j + kCols512 <= j1; j += kCols512)
     micro512<P, kCols512>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take());
-  switch (j1 - j) {
-    case 5: micro512<P, 5>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
-    case 4: micro512<P, 4>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
+  switch (j1 - j) {  // the last 1-3 outputs
     case 3: micro512<P, 3>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
     case 2: micro512<P, 2>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
     case 1: micro512<P, 1>(xp, x, w, ldw, j, k, alpha, out, accumulate, pf, ns.take()); break;
@@ -548,7 +546,7 @@ ZT_AVX512 int64_t rows_gemm_nn_avx512(int64_t rows, const float* const* p, int64
 #endif
 
 // The kernels in use: AVX-512 where the CPU has it, unless ZEROTH_CPU_ISA=avx2 (or a
-// test's set_rows_gemm_isa) says otherwise. -1: not decided yet.
+// test's set_rows_gemm_avx512) says otherwise. -1: not decided yet.
 std::atomic<int> g_use_avx512{-1};
 
 bool cpu_has_avx512() {
