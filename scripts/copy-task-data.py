@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-r"""Writes the short copy tasks of docs/demo.md ("What is missing", items 5 and 7): one
+r"""Writes the short copy tasks of docs/demo.md ("How the demo got here", items 5 and 7): one
 document per line, something said twice, so that only content-based copying (an induction
 head) predicts the second half.
 

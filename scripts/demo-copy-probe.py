@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does a byte-level base model copy from its context? (docs/demo.md, "What is missing")
+"""Does a byte-level base model copy from its context? (docs/demo.md, "How the demo got here")
 
 Scores three kinds of text with `zeroth score` and prints the mean loss in nats/byte on
 the part that only copying predicts:

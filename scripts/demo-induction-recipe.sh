@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The base-model recipe of docs/demo.md ("What is missing", item 7), end to end: a base model
-# that copies tag names it has never seen from an instruction (an induction head), built on a
-# CPU with zeroth's own tools. It is an experiment (the demo does not use it yet): about an
-# hour on 2 cores with the default steps.
+# The demo's base model, from nothing (docs/demo.md, "The base model"): a base model that
+# copies tag names it has never seen from an instruction (an induction head) and does the
+# demo's sums, built on a CPU with zeroth's own tools. Its last stage writes
+# OUT_DIR/base2/final, the model cached in configs/demo/base: this is the one command that
+# regenerates it (~50 minutes on 2 cores with the default steps). `DEMO_FROM_SCRATCH=1 bash
+# scripts/demo.sh` runs it and then the demo's GRPO on its OUT_DIR/base2/final.
 #
 #   bash scripts/demo-induction-recipe.sh [OUT_DIR]       (default runs/induction)
 #
@@ -14,30 +16,26 @@
 #      documents (never think/answer): corpus.txt (tag names half made up, half corpus
 #      words), corpus2.txt and corpus4.txt (a third each: made up, corpus words, glued
 #      tokenizer pieces); from corpus4.txt (24 MB) the arithmetic corpora: corpus5.txt
-#      (10% of the instruction documents, half the copy lines) and corpus7.txt (25% of the
+#      (10% of the instruction documents, half the copy lines), corpus7.txt (25% of the
 #      instruction documents, 90% of whose replies ignore the rule: no delimiters, the
-#      steps, then "The answer is N.")
+#      steps, then "The answer is N.") and corpus7c.txt (the same documents, 75% ignoring it)
 #   5. zeroth pretrain, warm-up: 2 layers, 8 heads, MLPs frozen, 64 x 64 tokens, lr 3e-3
 #   6. zeroth pretrain, corpus.txt then corpus2.txt: MLPs frozen, 20 x 320 tokens; then
 #      corpus2.txt again with everything trained; then (6b) the arithmetic: corpus5.txt
-#      (500 steps) and corpus7.txt (1,000 steps of a cosine schedule over 2,500): the base
-#      model, OUT_DIR/base/final
-#      (its greedy format rate near 0: replies that ignore an instruction's delimiters are
-#      the common case, as they are for a base model); 6c: base2 = base continued 100 steps
-#      (lr 1.5e-3) on corpus7c, where 75% of the instruction replies ignore the rule:
-#      OUT_DIR/base2/final, the base of docs/demo.md item 11 (format samples a few percent;
-#      GRPO 16 x 16 at lr 3e-4 moved both pass@1 and the format from it)
-#   7. probe: 32 held-out problems x 8 samples with the R1-Zero template (zeroth generate):
-#      how many samples open a tag with "<t" and how many write the exact <think>
-#   8. zeroth train: GRPO with configs/demo/grpo.yaml from OUT_DIR/base/final
-#
-# OUT_DIR/base/final is meant to become the demo's cached base model once GRPO from it
-# meets the learning target (docs/demo.md, "What is missing"); the demo does not use it yet.
+#      (500 steps) and corpus7.txt (1,000 steps of a cosine schedule over 2,500):
+#      OUT_DIR/base/final (greedy format rate 0: replies that ignore an instruction's
+#      delimiters are the common case, as they are for a base model; docs/demo.md item 10);
+#      6c: base2 = base continued 100 steps (lr 1.5e-3) on corpus7c: OUT_DIR/base2/final,
+#      the demo's base (greedy format rate ~0.02, format samples a few percent; item 11)
+#   7. probe: 32 held-out problems x 8 samples of base2 with the R1-Zero template (zeroth
+#      generate): how many samples open a tag with "<t" and how many write the exact <think>
+#   8. OUT_DIR/base2/final compared with configs/demo/base (SHA-256): the same bytes where
+#      the CPU and OpenBLAS kernels are the ones that made the cached copy (docs/demo.md)
 #
 # Environment: ZEROTH_BIN (default build/zeroth), THREADS (2), WARM_STEPS (3000),
 # CORPUS_STEPS (1450), CORPUS2_STEPS (400), CORPUS3_STEPS (300), ARITH_STEPS (500),
-# BASE_STEPS (1000), BASE_SCHEDULE_STEPS (2500), BASE2_STEPS (100), GRPO_STEPS (the config's), CORPUS_BYTES (6000000), ARITH_BYTES
-# (24000000), SMOKE=1 (every stage shrunk to seconds).
+# BASE_STEPS (1000), BASE_SCHEDULE_STEPS (2500), BASE2_STEPS (100), CORPUS_BYTES (6000000),
+# ARITH_BYTES (24000000), SMOKE=1 (every stage shrunk to seconds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-runs/induction}"
@@ -51,13 +49,12 @@ ARITH_STEPS="${ARITH_STEPS:-500}"
 BASE_STEPS="${BASE_STEPS:-1000}"
 BASE_SCHEDULE_STEPS="${BASE_SCHEDULE_STEPS:-2500}"
 BASE2_STEPS="${BASE2_STEPS:-100}"
-GRPO_STEPS="${GRPO_STEPS:-}"
 CORPUS_BYTES="${CORPUS_BYTES:-6000000}"
 ARITH_BYTES="${ARITH_BYTES:-24000000}"
 WARM_LINES=300000 ARITH_LINES=400000 WARMUP=20
 WARM_BATCH=64 WARM_SEQ=64 CORPUS_BATCH=20 CORPUS_SEQ=320 SAVE=250 PROBE_N=32
 if [[ "${SMOKE:-0}" == 1 ]]; then
-  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 ARITH_STEPS=2 BASE_STEPS=2 BASE_SCHEDULE_STEPS=4 BASE2_STEPS=2 GRPO_STEPS=2
+  WARM_STEPS=3 CORPUS_STEPS=3 CORPUS2_STEPS=2 CORPUS3_STEPS=2 ARITH_STEPS=2 BASE_STEPS=2 BASE_SCHEDULE_STEPS=4 BASE2_STEPS=2
   CORPUS_BYTES=200000 ARITH_BYTES=300000 WARM_LINES=2000 ARITH_LINES=2000 WARMUP=1
   WARM_BATCH=4 WARM_SEQ=32 CORPUS_BATCH=2 CORPUS_SEQ=64 SAVE=2 PROBE_N=2
 fi
@@ -238,7 +235,7 @@ pretrain_stage base2 "$OUT/base/final" "$OUT/corpus7c.txt" "$BASE2_STEPS" "$CORP
 
 stage "7 probe: the R1-Zero template's tags"
 head -n "$PROBE_N" "$OUT/data/eval.jsonl" > "$OUT/probe.jsonl"
-"$Z" generate --model "$OUT/base/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
+"$Z" generate --model "$OUT/base2/final" --prompts "$OUT/probe.jsonl" --output "$OUT/probe.out.jsonl" \
   --threads "$THREADS" --group-size 8 --max-new-tokens 64 --set rollout.max_len=448 \
   --set 'rollout.stop=["</answer>"]' > "$OUT/probe.log" 2>&1
 python3 - "$OUT/probe.out.jsonl" <<'PY' | tee "$OUT/probe.txt"
@@ -250,19 +247,17 @@ print(f"{n} samples with the R1-Zero template: '<t' {count('<t')}, <think> {coun
       f"</think> {count('</think>')}, <answer> {count('<answer>')}, </answer> {count('</answer>')}")
 PY
 
-stage "8 GRPO (accuracy + strict format) with configs/demo/grpo.yaml, an eval at step 0"
-mkdir -p "$OUT/grpo-config"
-cp "$ROOT/configs/rewards-r1zero.yaml" "$OUT/grpo-config/rewards.yaml"
-sed "s#runs/demo/data/#$OUT/data/#" "$ROOT/configs/data/demo.yaml" > "$OUT/grpo-config/data.yaml"
-sed -e "s#^defaults: .*#defaults: [data.yaml, rewards.yaml]#" -e "s#^\(  init:\).*#\1 $OUT/base/final#" \
-    -e "s#^\(  run_dir:\).*#\1 $OUT/grpo#" "$ROOT/configs/demo/grpo.yaml" > "$OUT/grpo-config/grpo.yaml"
-GRPO_SET=(--set "run.threads=$THREADS" --set rollout.max_len=448 --set prompts.max_prompt_tokens=300
-          --set rl.eval_at_start=true)
-[[ -n $GRPO_STEPS ]] && GRPO_SET+=(--set "train.steps=$GRPO_STEPS")
-if [[ "${SMOKE:-0}" == 1 ]]; then
-  GRPO_SET+=(--set rl.prompts_per_step=2 --set rollout.group_size=2 --set rollout.max_new_tokens=8
-             --set eval.max_prompts=4 --set rl.eval_every=1)
-fi
-"$Z" train --config "$OUT/grpo-config/grpo.yaml" "${GRPO_SET[@]}" > "$OUT/grpo.log" 2>&1
-grep "eval at step" "$OUT/grpo.log" | sed 's/^\[[^]]*\] //' | tee "$OUT/grpo-evals.txt"
-echo "base model: $OUT/base/final; after GRPO: $OUT/grpo/final"
+stage "8 base2 against the cached base model (configs/demo/base)"
+python3 - "$OUT/base2/final" "$ROOT/configs/demo/base" <<'PY' | tee "$OUT/cached-base.txt"
+import hashlib, sys
+made, cached = sys.argv[1], sys.argv[2]
+want = dict(reversed(line.split()) for line in open(f"{cached}/SHA256SUMS") if line.strip())
+same = []
+for name in sorted(want):
+    got = hashlib.sha256(open(f"{made}/{name}", "rb").read()).hexdigest()
+    same.append(got == want[name])
+    print(f"{name}: {'same bytes as' if got == want[name] else 'differs from'} {cached}/{name}")
+print("base2 is the cached base model" if all(same) else
+      "base2 differs from the cached base model (expected on another CPU or OpenBLAS, or with other steps)")
+PY
+echo "base model: $OUT/base/final; the demo's base: $OUT/base2/final"

@@ -5,10 +5,11 @@
 
 Reads DEMO_DIR/eval-before.log and eval-after.log (the JSON line `zeroth eval` prints
 last), DEMO_DIR/grpo/metrics.jsonl, DEMO_DIR/times.txt ("stage seconds" lines) and
-DEMO_DIR/base-model.txt (the base model's path, optional), and
-prints held-out pass@1 and format rate before and after GRPO, the reward curve as an
-ASCII chart, the training accuracy / format rate as sparklines, the evals made during
-training, and the wall time of every stage. Exit status: 0, or 1 when a file is missing
+DEMO_DIR/base-model.txt (the base model's path, optional), DEMO_DIR/samples-before.jsonl
+and samples-after.jsonl (`zeroth generate` output, optional), and prints held-out pass@1
+and format rate before and after GRPO, the reward curve as an ASCII chart, the training
+accuracy / format rate as sparklines, the evals made during training, example replies
+before and after, and the wall time of every stage. Exit status: 0, or 1 when a file is missing
 or unreadable.
 """
 import json
@@ -42,6 +43,23 @@ def read_metrics(path):
                 row = json.loads(line)
                 (evals if "eval_accuracy" in row else train).append(row)
     return train, evals
+
+
+def read_samples(path):
+    """The rows of a `zeroth generate` output file, or [] when there is none."""
+    if not os.path.exists(path):
+        return []
+    try:
+        return [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+    except (OSError, ValueError) as e:
+        print(f"demo-summary: {path}: {e} (example replies left out)", file=sys.stderr)
+        return []
+
+
+def one_line(text, limit=160):
+    """`text` on one line (whitespace runs as one space), cut to `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def buckets(values, width):
@@ -131,6 +149,15 @@ def main():
     if evals:
         print("evals during training (step: pass@1 / format rate): " + ", ".join(
             f"{int(e['step'])}: {e['eval_accuracy']:.2f}/{e['eval_format_rate']:.2f}" for e in evals))
+
+    samples = [read_samples(os.path.join(d, f"samples-{w}.jsonl")) for w in ("before", "after")]
+    if samples[0] and samples[1]:
+        print()
+        print("example replies (greedy, held-out problems):")
+        for b, a in zip(samples[0], samples[1]):
+            print(f"  problem: {b.get('prompt', '').strip()}  (gold: {b.get('answer', '?')})")
+            print(f"    before: {one_line(b['completion'])}")
+            print(f"    after:  {one_line(a['completion'])}")
 
     if times:
         print()
