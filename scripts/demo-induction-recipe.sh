@@ -3,7 +3,7 @@
 # copies tag names it has never seen from an instruction (an induction head) and does the
 # demo's sums, built on a CPU with zeroth's own tools. Its last stage writes
 # OUT_DIR/base2/final, the model cached in configs/demo/base: this is the one command that
-# regenerates it (~50 minutes on 2 cores with the default steps). `DEMO_FROM_SCRATCH=1 bash
+# regenerates it (~40 minutes on 2 cores with the default steps). `DEMO_FROM_SCRATCH=1 bash
 # scripts/demo.sh` runs it and then the demo's GRPO on its OUT_DIR/base2/final.
 #
 #   bash scripts/demo-induction-recipe.sh [OUT_DIR]       (default runs/induction)

@@ -4,7 +4,7 @@
 #
 #   1. zeroth demo-data --out runs/demo/data --seed 1                  the prompts
 #   2. the base model: configs/demo/base (cached, checked against its SHA256SUMS), or with
-#      DEMO_FROM_SCRATCH=1, scripts/demo-induction-recipe.sh runs/demo/recipe (~50 min on
+#      DEMO_FROM_SCRATCH=1, scripts/demo-induction-recipe.sh runs/demo/recipe (~40 min on
 #      2 cores): the one command that regenerates configs/demo/base
 #   3. zeroth eval      --model BASE ...                                held-out, before RL
 #   4. zeroth train     --config configs/demo/grpo.yaml                GRPO, rule rewards only
