@@ -30,7 +30,7 @@ done
 [[ $(cat "$out/base-model.txt") == "$base" ]] || fail "base-model.txt: $(cat "$out/base-model.txt"), expected $base"
 grep -q "^base model: $base\$" "$out/summary.txt" || fail "summary.txt does not name the base model $base"
 python3 - "$out" "$stages" <<'PY' || fail "outputs are not sane (above)"
-import json, math, sys
+import json, sys
 d, stages = sys.argv[1], sys.argv[2].split()
 def rows(p):
     return [json.loads(l) for l in open(p) if l.strip()]

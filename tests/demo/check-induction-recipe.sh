@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CTest induction_recipe_smoke: scripts/demo-induction-recipe.sh (the demo's base model, configs/demo/base) with
-# SMOKE=1 on the built binary, so that the recipe's stages and generated configs cannot rot.
+# CTest induction_recipe_smoke: scripts/demo-induction-recipe.sh (the demo's base model,
+# configs/demo/base) with SMOKE=1 on the built binary, so that the recipe's stages and
+# generated configs cannot rot.
 # Checks the outputs of every stage, not the learning result (docs/demo.md has the runs).
 #
 # usage: tests/demo/check-induction-recipe.sh ZEROTH_BINARY OUT_DIR
