@@ -97,6 +97,29 @@ def spark(values, lo, hi, width=60):
     return out
 
 
+def reward_weights(path):
+    """(names, weights) of rewards.functions in the run's config.yaml, which `zeroth train`
+    writes in `zeroth config show` form ("  functions:" then "    - name: N" / "      weight:
+    W" items); ([], []) if the file is missing."""
+    names, weights = [], []
+    if not os.path.exists(path):
+        return names, weights
+    section = sub = None
+    for line in open(path):
+        text = line.rstrip("\n")
+        if text and not text.startswith(" "):
+            section, sub = text.rstrip(":"), None
+        elif section == "rewards" and text.startswith("  ") and not text.startswith("   "):
+            sub = text.strip().rstrip(":")
+        elif section == "rewards" and sub == "functions":
+            item = text.strip().lstrip("- ").strip()
+            if item.startswith("name:"):
+                names.append(item.split(":", 1)[1].strip())
+            elif item.startswith("weight:") and len(weights) < len(names):
+                weights.append(float(item.split(":", 1)[1]))
+    return names[:len(weights)], weights
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: demo-summary.py DEMO_DIR")
@@ -134,11 +157,14 @@ def main():
     if train:
         rewards = [r.get("reward_mean") for r in train]
         top = max([v for v in rewards if v is not None] or [0.0])
-        hi = next(h for h in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, float("inf")) if h >= top)
+        hi = next(h for h in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 3.0, 4.0, float("inf")) if h >= top)
         hi = top if hi == float("inf") else hi
         print()
-        print(f"reward curve: mean reward of the sampled completions per step (accuracy + format, "
-              f"at most 2; y axis to {hi:g}), steps 1-{train[-1]['step']}")
+        names, weights = reward_weights(os.path.join(d, "grpo", "config.yaml"))
+        terms = " + ".join(f"{w:g} x {n}" if w != 1 else n for n, w in zip(names, weights))
+        most = f", at most {sum(w for w in weights if w > 0):g}" if weights else ""
+        print(f"reward curve: mean reward of the sampled completions per step ({terms or 'the rewards'}"
+              f"{most}; y axis to {hi:g}), steps 1-{train[-1]['step']}")
         for row in chart(rewards, 0.0, hi):
             print(row)
         print(f"  accuracy  |{spark([r.get('accuracy') for r in train], 0, 1)}|  "

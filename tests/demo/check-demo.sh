@@ -44,7 +44,7 @@ for r in train:
     for k in ("reward_mean", "accuracy", "format_rate", "kl", "entropy", "response_len_mean",
               "clip_frac", "grad_norm", "tokens_per_s"):
         if k not in r: bad(f"grpo step {r['step']}: no '{k}'")
-    if not (0 <= r["accuracy"] <= 1 and 0 <= r["format_rate"] <= 1 and 0 <= r["reward_mean"] <= 2):
+    if not (0 <= r["accuracy"] <= 1 and 0 <= r["format_rate"] <= 1 and 0 <= r["reward_mean"] <= 3):  # accuracy + 2 x format
         bad(f"grpo step {r['step']}: accuracy/format/reward out of range")
 if [int(r["step"]) for r in evals] != [1, 2]: bad(f"grpo eval rows at steps {[r['step'] for r in evals]}")
 for name in ("eval-before", "eval-after"):
