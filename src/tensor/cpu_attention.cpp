@@ -418,6 +418,8 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
   // positions, so that it knows the row it does next: that row's cache (len x R floats)
   // is prefetched into L2 while this row's scores are computed (it comes from memory
   // once per step; without the prefetch the thread waited for it).
+  // The share of the next row's cache prefetched during the scores (the rest during P K).
+  constexpr double kScoresShare = 0.5;
   const int nthreads = int(std::min<int64_t>(threads_, n));
   std::vector<int64_t> first(static_cast<size_t>(nthreads) + 1, n);
   {
@@ -455,10 +457,15 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
           pr[size_t(hh)] = sr[size_t(hh)];
           orow[size_t(hh)] = o + hh * rv;
         }
+        // The next row's cache is prefetched over both products of this row (a share
+        // each, in proportion to their time), so that the memory is busy while P K
+        // runs from L2 too.
         const bool more = i + 1 < i_end;
         const float* next = more ? pc + int64_t(ps[i + 1]) * tmax * r : nullptr;
+        const int64_t next_n = more ? int64_t(pl[i + 1]) * r : 0;
+        const int64_t next_s = int64_t(double(next_n) * kScoresShare) / 16 * 16;
         cpu::rows_gemm_nt_serial(h, qr.data(), k, r, 0, len, r, 1.0f, sr.data(), false, next,
-                                 more ? int64_t(pl[i + 1]) * r : 0);
+                                 next_s);
         for (int64_t hh = 0; hh < h; ++hh) {
           float m;
           const float inv = 1.0f / softmax_row_unnormalised(sr[size_t(hh)], len, len, scale, &m);
@@ -466,7 +473,8 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
           // Normalised before the product: O = P K, P summing to 1.
           for (int64_t j = 0; j < len; ++j) sp[j] *= inv;
         }
-        cpu::rows_gemm_nn_serial(h, pr.data(), len, k, r, rv, orow.data());
+        cpu::rows_gemm_nn_serial(h, pr.data(), len, k, r, rv, orow.data(),
+                                 more ? next + next_s : nullptr, next_n - next_s);
       }
     }
   }

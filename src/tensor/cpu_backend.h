@@ -136,9 +136,11 @@ void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, in
                          const RowsPack* pack = nullptr);
 // out[r][c] = sum_j p[r][j] * v[j * ldv + c] for r < rows, c < n, j < len (P @ V with V
 // row-major, e.g. attention probabilities against cached values), on the calling
-// thread; each element one chain over j in order, whatever `rows` is.
+// thread; each element one chain over j in order, whatever `rows` is. `next` as in
+// rows_gemm_nt_serial: floats prefetched into L2 on the side, no effect on the result.
 void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
-                         int64_t n, float* const* out);
+                         int64_t n, float* const* out, const float* next = nullptr,
+                         int64_t next_floats = 0);
 // The few-row kernels run on AVX-512 where the CPU has AVX512F + AVX512DQ (and the
 // environment does not set ZEROTH_CPU_ISA=avx2), else on AVX2; both give the same bits.
 bool rows_gemm_avx512_available();

@@ -191,9 +191,16 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
       c32.batch_stride = oc.rows * oc.cols;
     }
   }
+  // The few-row kernel writes C itself where beta = 0 and alpha > 0 (no zeroing pass
+  // first: alpha * s equals fma(alpha, s, +0) bit for bit, as its sums are never -0).
+  const bool fold_ok = batch > 1 && oa.batched && !trans_a && !ob.batched &&
+                       oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
+                       batch * m <= INT_MAX;
+  const bool rows_path = row_invariant_ && (batch == 1 || fold_ok) && !trans_a && trans_b;
+  const bool overwrite = rows_path && k > 0 && beta == 0.0f && alpha > 0.0f;
   // beta is applied here, so OpenBLAS always runs with beta = 1 and never reads
   // stale NaNs as 0 * NaN; this also covers K == 0 and alpha == 0.
-  scale_f32(c32, beta, threads_);
+  if (!overwrite) scale_f32(c32, beta, threads_);
 
   if (k > 0 && alpha != 0.0f) {
     const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
@@ -203,11 +210,10 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
     float* pc = static_cast<float*>(c32.data);
     // A (batch, M, K) whose batches follow each other row after row, B shared, C
     // likewise row-contiguous: one (batch*M, K) @ (K, N) product.
-    bool fold = batch > 1 && oa.batched && !trans_a && !ob.batched &&
-                oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
-                batch * m <= INT_MAX;
-    if (row_invariant_ && (batch == 1 || fold) && !trans_a && trans_b) {
-      cpu::rows_gemm_nt(threads_, batch * m, n, k, alpha, pa, oa.ld, pb, ob.ld, pc, c32.ld, true);
+    const bool fold = fold_ok;
+    if (rows_path) {
+      cpu::rows_gemm_nt(threads_, batch * m, n, k, alpha, pa, oa.ld, pb, ob.ld, pc, c32.ld,
+                        !overwrite);
     } else if (fold) {
       sgemm_split(threads_, ta, tb, int(batch * m), int(n), int(k), alpha, pa, int(oa.ld), pb,
                   int(ob.ld), pc, int(c32.ld));

@@ -205,10 +205,15 @@ namespace {
 // once per 16 columns and used by the R rows; one accumulator chain per element over j.
 template <int R>
 inline void nn_micro(const float* const* p, int64_t len, const float* v, int64_t ldv, int64_t c,
-                     float* const* out) {
+                     float* const* out, const NextLines& nl) {
   __m256 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const char* nlp = nl.first;
+  int64_t nl_left = nl.count;
+  const int64_t nl_per = len != 0 ? (nl_left + len - 1) / len : 0;
   for (int64_t j = 0; j < len; ++j) {
+    for (int64_t t = 0; t < nl_per && nl_left > 0; ++t, --nl_left, nlp += 64)
+      _mm_prefetch(nlp, _MM_HINT_T1);
     const float* vr = v + j * ldv + c;
     const __m256 v0 = _mm256_loadu_ps(vr), v1 = _mm256_loadu_ps(vr + 8);
     for (int r = 0; r < R; ++r) {
@@ -227,20 +232,25 @@ inline void nn_micro(const float* const* p, int64_t len, const float* v, int64_t
 
 namespace {
 void rows_gemm_nn_serial_avx2(int64_t rows, const float* const* p, int64_t len, const float* v,
-                              int64_t ldv, int64_t n, float* const* out, int64_t c) {
+                              int64_t ldv, int64_t n, float* const* out, int64_t c,
+                              const float* next, int64_t next_floats) {
 #ifdef ZEROTH_ROWS_GEMM_AVX2
+  NextShare ns = next_share(next, next_floats, (n - c) / 16 * ((rows + 5) / 6));
   for (; c + 16 <= n; c += 16) {
     int64_t r = 0;
-    for (; r + 6 <= rows; r += 6) nn_micro<6>(p + r, len, v, ldv, c, out + r);
+    for (; r + 6 <= rows; r += 6) nn_micro<6>(p + r, len, v, ldv, c, out + r, ns.take());
     switch (rows - r) {
-      case 5: nn_micro<5>(p + r, len, v, ldv, c, out + r); break;
-      case 4: nn_micro<4>(p + r, len, v, ldv, c, out + r); break;
-      case 3: nn_micro<3>(p + r, len, v, ldv, c, out + r); break;
-      case 2: nn_micro<2>(p + r, len, v, ldv, c, out + r); break;
-      case 1: nn_micro<1>(p + r, len, v, ldv, c, out + r); break;
+      case 5: nn_micro<5>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+      case 4: nn_micro<4>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+      case 3: nn_micro<3>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+      case 2: nn_micro<2>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+      case 1: nn_micro<1>(p + r, len, v, ldv, c, out + r, ns.take()); break;
       default: break;
     }
   }
+#else
+  (void)next;
+  (void)next_floats;
 #endif
   // Columns the micro-kernel does not cover (all of them without AVX2): the same
   // order, one chain per element over j.
@@ -423,6 +433,15 @@ ZT_AVX512 void block512(const float* xp, const float* const* x, const float* w,
 
 // The rows interleaved by pairs into dst (pairs x 2 k8 floats), an odd last row paired
 // with itself.
+// The packed rows start on a 64-byte boundary inside their vector (kAlignPad floats of
+// slack): every zmm load of them is then one cache line. At the 16-byte alignment of
+// std::vector's storage each one spanned two lines, and the kernel ran ~10% slower.
+constexpr size_t kAlignPad = 15;
+template <typename T>
+inline T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
 ZT_AVX512 void pack_pairs(int64_t rows, const float* const* x, int64_t k8, float* dst) {
   const int64_t pairs = (rows + 1) / 2, ps = 2 * k8;
   for (int64_t q = 0; q < pairs; ++q) {
@@ -451,12 +470,12 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
   // floats, small against the (j1 - j0) x k weights every row multiplies).
   const float* packed = nullptr;
   if (pack != nullptr && pack->rows == rows && pack->k == k && !pack->data.empty()) {
-    packed = pack->data.data();
+    packed = align64(pack->data.data());
   } else {
     thread_local std::vector<float> own;
-    own.resize(size_t(std::max<int64_t>(1, pairs * ps)));
-    pack_pairs(rows, x, k8, own.data());
-    packed = own.data();
+    own.resize(size_t(std::max<int64_t>(1, pairs * ps)) + kAlignPad);
+    pack_pairs(rows, x, k8, align64(own.data()));
+    packed = align64(own.data());
   }
   // An odd last row is computed twice (both halves of its pair); the second copy's
   // results go to a scratch row.
@@ -477,7 +496,7 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
   // Prefetch as the AVX2 path: W rows ahead on the first pass (two calls ahead when it
   // is the only pass, one when more follow), the next block's lines over the last passes.
   const int64_t passes = (pairs + kPairs512 - 1) / kPairs512;
-  const int64_t pf = passes <= 1 ? 2 * kCols512 : kCols512;
+  const int64_t pf = passes <= 1 ? 2 * kCols512 : 0;
   const int64_t first_pf_pass = std::max<int64_t>(0, passes - 4);
   const int64_t per_pass = (j1 - j0) / kCols512 + ((j1 - j0) % kCols512 != 0);
   NextShare ns = next_share(next, next_floats, (passes - first_pf_pass) * per_pass);
@@ -502,11 +521,16 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
 // and used by the R rows; one chain per element over j, as nn_micro.
 template <int R, int Z>
 ZT_AVX512 inline void nn_micro512(const float* const* p, int64_t len, const float* v, int64_t ldv,
-                                  int64_t c, float* const* out) {
+                                  int64_t c, float* const* out, const NextLines& nl) {
   __m512 acc[R][Z];
   for (int r = 0; r < R; ++r)
     for (int z = 0; z < Z; ++z) acc[r][z] = _mm512_setzero_ps();
+  const char* nlp = nl.first;
+  int64_t nl_left = nl.count;
+  const int64_t nl_per = len != 0 ? (nl_left + len - 1) / len : 0;
   for (int64_t j = 0; j < len; ++j) {
+    for (int64_t t = 0; t < nl_per && nl_left > 0; ++t, --nl_left, nlp += 64)
+      _mm_prefetch(nlp, _MM_HINT_T1);
     const float* vr = v + j * ldv + c;
     __m512 vz[Z];
     for (int z = 0; z < Z; ++z) vz[z] = _mm512_loadu_ps(vr + 16 * z);
@@ -521,26 +545,28 @@ ZT_AVX512 inline void nn_micro512(const float* const* p, int64_t len, const floa
 
 template <int Z>
 ZT_AVX512 void nn_cols512(int64_t rows, const float* const* p, int64_t len, const float* v,
-                          int64_t ldv, int64_t c, float* const* out) {
+                          int64_t ldv, int64_t c, float* const* out, NextShare& ns) {
   int64_t r = 0;
-  for (; r + 8 <= rows; r += 8) nn_micro512<8, Z>(p + r, len, v, ldv, c, out + r);
+  for (; r + 8 <= rows; r += 8) nn_micro512<8, Z>(p + r, len, v, ldv, c, out + r, ns.take());
   switch (rows - r) {
-    case 7: nn_micro512<7, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 6: nn_micro512<6, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 5: nn_micro512<5, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 4: nn_micro512<4, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 3: nn_micro512<3, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 2: nn_micro512<2, Z>(p + r, len, v, ldv, c, out + r); break;
-    case 1: nn_micro512<1, Z>(p + r, len, v, ldv, c, out + r); break;
+    case 7: nn_micro512<7, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 6: nn_micro512<6, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 5: nn_micro512<5, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 4: nn_micro512<4, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 3: nn_micro512<3, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 2: nn_micro512<2, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
+    case 1: nn_micro512<1, Z>(p + r, len, v, ldv, c, out + r, ns.take()); break;
     default: break;
   }
 }
 
 ZT_AVX512 int64_t rows_gemm_nn_avx512(int64_t rows, const float* const* p, int64_t len,
-                                      const float* v, int64_t ldv, int64_t n, float* const* out) {
+                                      const float* v, int64_t ldv, int64_t n, float* const* out,
+                                      const float* next, int64_t next_floats) {
+  NextShare ns = next_share(next, next_floats, (n / 32 + n % 32 / 16) * ((rows + 7) / 8));
   int64_t c = 0;
-  for (; c + 32 <= n; c += 32) nn_cols512<2>(rows, p, len, v, ldv, c, out);
-  for (; c + 16 <= n; c += 16) nn_cols512<1>(rows, p, len, v, ldv, c, out);
+  for (; c + 32 <= n; c += 32) nn_cols512<2>(rows, p, len, v, ldv, c, out, ns);
+  for (; c + 16 <= n; c += 16) nn_cols512<1>(rows, p, len, v, ldv, c, out, ns);
   return c;  // the columns done
 }
 #endif
@@ -579,8 +605,8 @@ void pack_rows(int64_t rows, const float* const* x, int64_t k, RowsPack& pack) {
 #ifdef ZEROTH_ROWS_GEMM_AVX512
   if (rows >= 1 && use_avx512()) {
     const int64_t k8 = k & ~int64_t(7);
-    pack.data.resize(size_t(std::max<int64_t>(1, (rows + 1) / 2 * 2 * k8)));
-    pack_pairs(rows, x, k8, pack.data.data());
+    pack.data.resize(size_t(std::max<int64_t>(1, (rows + 1) / 2 * 2 * k8)) + kAlignPad);
+    pack_pairs(rows, x, k8, align64(pack.data.data()));
     return;
   }
 #endif
@@ -608,12 +634,15 @@ void rows_gemm_nt_serial(int64_t rows, const float* const* x, const float* w, in
 }
 
 void rows_gemm_nn_serial(int64_t rows, const float* const* p, int64_t len, const float* v, int64_t ldv,
-                         int64_t n, float* const* out) {
+                         int64_t n, float* const* out, const float* next, int64_t next_floats) {
   int64_t c = 0;
 #ifdef ZEROTH_ROWS_GEMM_AVX512
-  if (use_avx512()) c = rows_gemm_nn_avx512(rows, p, len, v, ldv, n, out);
+  if (use_avx512()) {
+    c = rows_gemm_nn_avx512(rows, p, len, v, ldv, n, out, next, next_floats);
+    next = nullptr, next_floats = 0;
+  }
 #endif
-  rows_gemm_nn_serial_avx2(rows, p, len, v, ldv, n, out, c);
+  rows_gemm_nn_serial_avx2(rows, p, len, v, ldv, n, out, c, next, next_floats);
 }
 
 void rows_gemm_nt(int threads, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

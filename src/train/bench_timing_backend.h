@@ -39,6 +39,9 @@ class TimingBackend : public Backend {
   int64_t calls(int kind) const { return calls_[0][kind] + calls_[1][kind]; }
 
   Device device() const override { return inner_.device(); }
+  // Forwarded: the decode step's linear layers must take the inner backend's decode path
+  // (on the CPU the few-row kernels, not OpenBLAS), or a breakdown times another path.
+  void set_row_invariant_gemm(bool on) override { inner_.set_row_invariant_gemm(on); }
   std::string name() const override { return inner_.name(); }
   // Allocations are counted (always): bytes live now and the most ever live.
   void* allocate(size_t bytes) override {

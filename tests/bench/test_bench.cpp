@@ -6,12 +6,16 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "train/bench_timing_backend.h"
+#include "zeroth/backend.h"
 #include "zeroth/bench.h"
 #include "zeroth/error.h"
 #include "zeroth/model_config.h"
@@ -103,4 +107,40 @@ TEST_CASE("bench rejects bad flags with usage errors", "[bench]") {
                   UsageError);
   CHECK_THROWS_AS(cli::cmd_bench({"gemm", "--n", "12x"}), UsageError);
   CHECK(cli::cmd_bench({}) == 2);
+}
+
+// The breakdown (`bench rollout --breakdown`) wraps the backend in a TimingBackend; the
+// decode step's switch to the row-invariant products must reach the wrapped backend, or
+// the breakdown times OpenBLAS instead of the decode's kernels (it did until 2026-11-26).
+TEST_CASE("TimingBackend forwards set_row_invariant_gemm to the backend it wraps", "[bench]") {
+  const int64_t m = 5, n = 37, k = 517;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> a(size_t(m * k)), w(size_t(n * k));
+  for (float& v : a) v = dist(rng);
+  for (float& v : w) v = dist(rng);
+  auto product_bits = [&](Backend& be) {
+    Tensor A = Tensor::empty(be, {m, k}, DType::F32), W = Tensor::empty(be, {n, k}, DType::F32);
+    Tensor C = Tensor::empty(be, {m, n}, DType::F32);
+    A.copy_from_host(a.data(), a.size() * 4);
+    W.copy_from_host(w.data(), w.size() * 4);
+    be.gemm(A, false, W, true, C);
+    std::vector<float> c(size_t(m * n));
+    C.copy_to_host(c.data(), c.size() * 4);
+    std::vector<uint32_t> bits(c.size());
+    std::memcpy(bits.data(), c.data(), c.size() * 4);
+    return bits;
+  };
+  auto cpu = make_cpu_backend(1);
+  const std::vector<uint32_t> blas = product_bits(*cpu);
+  cpu->set_row_invariant_gemm(true);
+  const std::vector<uint32_t> rows = product_bits(*cpu);
+  cpu->set_row_invariant_gemm(false);
+  if (rows == blas) WARN("OpenBLAS and the few-row kernel agree bit for bit here: the check below cannot tell them apart");
+  bench::TimingBackend timed(*cpu, 8192);
+  timed.set_enabled(true);
+  timed.set_row_invariant_gemm(true);
+  CHECK(product_bits(timed) == rows);
+  timed.set_row_invariant_gemm(false);
+  CHECK(product_bits(timed) == blas);
 }
