@@ -348,6 +348,36 @@ TEST_CASE("cpu row-invariant gemm (decode): a row's result depends on neither th
   }
 }
 
+TEST_CASE("cpu expert_rows_gemm: the same bits whatever the thread count and the split",
+          "[cpu][determinism]") {
+  // 1 thread; 2 and 3 threads over runs of whole experts (>= 2 used experts a thread);
+  // 5 threads, where 9 used experts are too few and the outputs are split instead.
+  std::mt19937 rng(14);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t e = 9, n = 101, k = 133, tokens = 23, per_token = 3;
+  std::vector<float> w(size_t(e * n * k)), x(size_t(tokens * k));
+  for (float& v : w) v = dist(rng);
+  for (float& v : x) v = dist(rng);
+  std::vector<int32_t> experts(size_t(tokens * per_token));
+  for (size_t i = 0; i < experts.size(); ++i) experts[i] = int32_t((i * 7 + i / 5) % size_t(e));
+  std::vector<uint32_t> first;
+  for (int threads : {1, 2, 3, 5}) {
+    auto be = make_cpu_backend(threads);
+    Tensor W = Tensor::empty(*be, {e, n, k}, DType::F32), X = Tensor::empty(*be, {tokens, k}, DType::F32);
+    Tensor E = Tensor::empty(*be, {tokens * per_token}, DType::I32);
+    Tensor O = Tensor::empty(*be, {tokens * per_token, n}, DType::F32);
+    W.copy_from_host(w.data(), w.size() * 4);
+    X.copy_from_host(x.data(), x.size() * 4);
+    E.copy_from_host(experts.data(), experts.size() * 4);
+    be->expert_rows_gemm(X, W, E, int(per_token), O);
+    std::vector<uint32_t> bits;
+    for (int64_t i = 0; i < O.numel(); ++i) bits.push_back(float_to_bits(O.data<float>()[i]));
+    if (first.empty()) first = bits;
+    INFO("threads " << threads);
+    CHECK(bits == first);
+  }
+}
+
 TEST_CASE("cpu decode attention: a sequence's output depends on neither the other rows nor the threads",
           "[cpu][determinism]") {
   std::mt19937 rng(13);
