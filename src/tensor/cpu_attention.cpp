@@ -376,9 +376,9 @@ namespace zeroth {
 
 // Absorbed-MLA decode attention (backend.h): one work item per row n, all heads at once:
 // S (H, len) = scale * q[n] (H, R) @ K^T with K = cache[slots[n], :len, :] (len, R),
-// softmax per head row, out[n] (H, Rv) = P @ K[:, :Rv] / rowsum. Two sgemm calls per row,
-// single-threaded OpenBLAS inside the OpenMP region (as the training attention), so a
-// row's arithmetic is the same whatever N, the other rows and the thread count.
+// softmax per head row, out[n] (H, Rv) = P @ K[:, :Rv] / rowsum. Two few-row products per
+// row (cpu_rows_gemm.cpp) on one thread, so a row's arithmetic is the same whatever N, the
+// other rows and the thread count.
 void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, const Tensor& slots,
                                       const Tensor& lengths, float scale, Tensor& out) {
   const char* op = "mla_decode_attention";
@@ -416,9 +416,9 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
   // other rows nor on the thread count.
   // Each thread takes one contiguous range of rows with an equal share of the cached
   // positions, so that it knows the row it does next: that row's cache (len x R floats)
-  // is prefetched into L2 while this row's scores are computed (it comes from memory
-  // once per step; without the prefetch the thread waited for it).
-  // The share of the next row's cache prefetched during the scores (the rest during P K).
+  // is prefetched into L2 while this row is computed (it comes from memory once per
+  // step; without the prefetch the thread waited for it): kScoresShare of it during the
+  // scores, the rest during P K, so the memory is busy during both.
   constexpr double kScoresShare = 0.5;
   const int nthreads = int(std::min<int64_t>(threads_, n));
   std::vector<int64_t> first(static_cast<size_t>(nthreads) + 1, n);
@@ -457,9 +457,6 @@ void CpuBackend::mla_decode_attention(const Tensor& q, const Tensor& cache, cons
           pr[size_t(hh)] = sr[size_t(hh)];
           orow[size_t(hh)] = o + hh * rv;
         }
-        // The next row's cache is prefetched over both products of this row (a share
-        // each, in proportion to their time), so that the memory is busy while P K
-        // runs from L2 too.
         const bool more = i + 1 < i_end;
         const float* next = more ? pc + int64_t(ps[i + 1]) * tmax * r : nullptr;
         const int64_t next_n = more ? int64_t(pl[i + 1]) * r : 0;

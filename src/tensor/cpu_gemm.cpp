@@ -191,12 +191,14 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
       c32.batch_stride = oc.rows * oc.cols;
     }
   }
+  // A (batch, M, K) whose batches follow each other row after row, B shared, C
+  // likewise row-contiguous: one (batch*M, K) @ (K, N) product.
+  const bool fold = batch > 1 && oa.batched && !trans_a && !ob.batched &&
+                    oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
+                    batch * m <= INT_MAX;
+  const bool rows_path = row_invariant_ && (batch == 1 || fold) && !trans_a && trans_b;
   // The few-row kernel writes C itself where beta = 0 and alpha > 0 (no zeroing pass
   // first: alpha * s equals fma(alpha, s, +0) bit for bit, as its sums are never -0).
-  const bool fold_ok = batch > 1 && oa.batched && !trans_a && !ob.batched &&
-                       oa.batch_stride == m * oa.ld && c32.batch_stride == m * c32.ld &&
-                       batch * m <= INT_MAX;
-  const bool rows_path = row_invariant_ && (batch == 1 || fold_ok) && !trans_a && trans_b;
   const bool overwrite = rows_path && k > 0 && beta == 0.0f && alpha > 0.0f;
   // beta is applied here, so OpenBLAS always runs with beta = 1 and never reads
   // stale NaNs as 0 * NaN; this also covers K == 0 and alpha == 0.
@@ -208,9 +210,6 @@ void CpuBackend::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans
     const float* pa = static_cast<const float*>(oa.data);
     const float* pb = static_cast<const float*>(ob.data);
     float* pc = static_cast<float*>(c32.data);
-    // A (batch, M, K) whose batches follow each other row after row, B shared, C
-    // likewise row-contiguous: one (batch*M, K) @ (K, N) product.
-    const bool fold = fold_ok;
     if (rows_path) {
       cpu::rows_gemm_nt(threads_, batch * m, n, k, alpha, pa, oa.ld, pb, ob.ld, pc, c32.ld,
                         !overwrite);

@@ -431,17 +431,18 @@ ZT_AVX512 void block512(const float* xp, const float* const* x, const float* w,
   }
 }
 
-// The rows interleaved by pairs into dst (pairs x 2 k8 floats), an odd last row paired
-// with itself.
 // The packed rows start on a 64-byte boundary inside their vector (kAlignPad floats of
 // slack): every zmm load of them is then one cache line. At the 16-byte alignment of
-// std::vector's storage each one spanned two lines, and the kernel ran ~10% slower.
+// std::vector's storage each one spanned two lines, and the kernel ran ~15% slower
+// (docs/perf.md, session 12).
 constexpr size_t kAlignPad = 15;
 template <typename T>
 inline T* align64(T* p) {
   return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// The rows interleaved by pairs into dst (pairs x 2 k8 floats), an odd last row paired
+// with itself.
 ZT_AVX512 void pack_pairs(int64_t rows, const float* const* x, int64_t k8, float* dst) {
   const int64_t pairs = (rows + 1) / 2, ps = 2 * k8;
   for (int64_t q = 0; q < pairs; ++q) {
@@ -493,8 +494,10 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
     xs = xodd.data();
     os = oodd.data();
   }
-  // Prefetch as the AVX2 path: W rows ahead on the first pass (two calls ahead when it
-  // is the only pass, one when more follow), the next block's lines over the last passes.
+  // Prefetch: W rows two calls ahead when this call is a single pass (few rows, bound by
+  // the memory); none with more passes, whose block the previous call's `next` brought
+  // into L2 (in the hot loop that prefetch cost ~15%). The next block's lines over the
+  // last passes.
   const int64_t passes = (pairs + kPairs512 - 1) / kPairs512;
   const int64_t pf = passes <= 1 ? 2 * kCols512 : 0;
   const int64_t first_pf_pass = std::max<int64_t>(0, passes - 4);
