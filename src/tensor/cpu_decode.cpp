@@ -147,7 +147,9 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
     oc.resize(size_t(out.numel()));
     po = oc.data();
   }
-  constexpr int64_t kOut = 48, kPass = 8;  // 16 micro-kernel columns; rows in passes of 8
+  // Outputs in blocks of 48 (16 micro-kernel columns); an expert's rows in passes of at
+  // most 12 (one pass of the few-row kernel, cpu_rows_gemm.cpp's kMaxPairs512).
+  constexpr int64_t kOut = 48, kPass = 12;
   std::vector<int64_t> used;  // experts with rows, in id order
   for (int64_t e = 0; e < e_count; ++e)
     if (!rows_of[size_t(e)].empty()) used.push_back(e);
@@ -194,10 +196,19 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
       const int64_t e = used[ui];
       const std::vector<int64_t>& rs = rows_of[size_t(e)];
       const float* we = pw + e * n * k;
+      // The expert's rows in the fewest passes of at most kPass, of balanced whole pairs
+      // (19 rows: 10 + 9, not 8 + 8 + 3): every pass reads the block's weights again from
+      // L2 and pays the kernel's fixed costs, so a short last pass costs nearly a full
+      // one. The routed-expert op at batch 64: ~5% faster than passes of 8 (docs/perf.md,
+      // session 13). Which rows share a pass changes no bit (each row's sums are its own).
       const size_t npass = (rs.size() + size_t(kPass) - 1) / size_t(kPass);
+      const size_t npairs = (rs.size() + 1) / 2;
+      thread_local std::vector<size_t> pass_row;
+      pass_row.resize(npass + 1);
+      for (size_t pi = 0; pi <= npass; ++pi) pass_row[pi] = std::min(rs.size(), 2 * (npairs * pi / npass));
       if (packs.size() < npass) packs.resize(npass);
       for (size_t pi = 0; pi < npass; ++pi) {
-        const size_t p0 = pi * size_t(kPass), cnt = std::min(rs.size() - p0, size_t(kPass));
+        const size_t p0 = pass_row[pi], cnt = pass_row[pi + 1] - p0;
         const float* xr[kPass];
         for (size_t q = 0; q < cnt; ++q) xr[q] = px + (rs[p0 + q] / x_div) * k;
         cpu::pack_rows(int64_t(cnt), xr, k, packs[pi]);
@@ -214,11 +225,10 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
         } else if (ui + 1 < u1) {
           next = pw + used[ui + 1] * n * k + lo * k, next_n = (std::min(hi, lo + kOut) - lo) * k;
         }
-        const int64_t passes = int64_t((rs.size() + size_t(kPass) - 1) / size_t(kPass));
-        for (size_t p0 = 0; p0 < rs.size(); p0 += size_t(kPass)) {
-          const size_t cnt = std::min(rs.size() - p0, size_t(kPass));
-          const int64_t pi = int64_t(p0 / size_t(kPass));
-          const int64_t f0 = next_n * pi / passes, f1 = next_n * (pi + 1) / passes;
+        const int64_t passes = int64_t(npass);
+        for (size_t pi = 0; pi < npass; ++pi) {
+          const size_t p0 = pass_row[pi], cnt = pass_row[pi + 1] - p0;
+          const int64_t f0 = next_n * int64_t(pi) / passes, f1 = next_n * int64_t(pi + 1) / passes;
           const float* xr[kPass];
           float* orow[kPass];
           for (size_t q = 0; q < cnt; ++q) {
@@ -228,7 +238,7 @@ void CpuBackend::expert_rows_gemm(const Tensor& x, const Tensor& w, const Tensor
           }
           cpu::rows_gemm_nt_serial(int64_t(cnt), xr, we, k, j0, j1, k, 1.0f, orow, false,
                                    next == nullptr ? nullptr : next + f0, f1 - f0,
-                                   &packs[size_t(pi)]);
+                                   &packs[pi]);
         }
       }
     }

@@ -414,7 +414,13 @@ ZT_AVX512 inline void micro512(const float* xp, const float* const* x, const flo
 }
 
 constexpr int kCols512 = 4;  // outputs per micro-kernel call (the epilogue's 4-float stores)
-constexpr int kPairs512 = 4;  // row pairs per pass (8 rows)
+constexpr int kPairs512 = 4;  // row pairs per pass (8 rows) when a call has more than ...
+constexpr int kMaxPairs512 = 6;  // ... this many pairs (12 rows), which take one pass
+// The pairs of one pass for a call of `pairs` row pairs: all of them up to kMaxPairs512
+// (24 accumulators: a routed expert's 9-12 rows in one pass, not 8 + a few, which read
+// the block's weights again for little work), else kPairs512 (16 accumulators; passes of
+// 5-6 pairs were ~3% slower on the 64-row linear layers).
+inline int64_t pass_pairs(int64_t pairs) { return pairs <= kMaxPairs512 ? pairs : kPairs512; }
 
 template <int P>
 ZT_AVX512 void block512(const float* xp, const float* const* x, const float* w,
@@ -444,15 +450,16 @@ inline T* align64(T* p) {
 // The rows interleaved by pairs into dst (pairs x 2 k8 floats), an odd last row paired
 // with itself.
 ZT_AVX512 void pack_pairs(int64_t rows, const float* const* x, int64_t k8, float* dst) {
-  const int64_t pairs = (rows + 1) / 2, ps = 2 * k8;
+  const int64_t pairs = (rows + 1) / 2, ps = 2 * k8, pp = pass_pairs(pairs);
   for (int64_t q = 0; q < pairs; ++q) {
     const float* a = x[2 * q];
     const float* b = x[std::min(2 * q + 1, rows - 1)];
-    // Pass g (pairs 4g .. 4g + P - 1) at dst + 4g ps, chunk-major: chunk i's P pairs of
-    // 16 floats at + i P 16, so that a micro-kernel reads one pointer at fixed offsets.
-    const int64_t g = q / kPairs512, in = q % kPairs512;
-    const int64_t np = std::min<int64_t>(kPairs512, pairs - g * kPairs512);
-    float* d = dst + g * kPairs512 * ps + in * 16;
+    // Pass g (pairs g pp .. g pp + P - 1, pp = pass_pairs) at dst + g pp ps, chunk-major:
+    // chunk i's P pairs of 16 floats at + i P 16, so that a micro-kernel reads one
+    // pointer at fixed offsets.
+    const int64_t g = q / pp, in = q % pp;
+    const int64_t np = std::min<int64_t>(pp, pairs - g * pp);
+    float* d = dst + g * pp * ps + in * 16;
     for (int64_t i = 0; i < k8; i += 8) {
       __m512 v = _mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, _mm256_loadu_ps(a + i));
       v = _mm512_mask_broadcast_f32x8(v, 0xFF00, _mm256_loadu_ps(b + i));
@@ -498,20 +505,23 @@ ZT_AVX512 void rows_gemm_nt_serial_avx512(int64_t rows, const float* const* x, c
   // the memory); none with more passes, whose block the previous call's `next` brought
   // into L2 (in the hot loop that prefetch cost ~15%). The next block's lines over the
   // last passes.
-  const int64_t passes = (pairs + kPairs512 - 1) / kPairs512;
+  const int64_t pp = pass_pairs(pairs);
+  const int64_t passes = (pairs + pp - 1) / pp;
   const int64_t pf = passes <= 1 ? 2 * kCols512 : 0;
   const int64_t first_pf_pass = std::max<int64_t>(0, passes - 4);
   const int64_t per_pass = (j1 - j0) / kCols512 + ((j1 - j0) % kCols512 != 0);
   NextShare ns = next_share(next, next_floats, (passes - first_pf_pass) * per_pass);
   NextShare none;
   int64_t pass = 0;
-  for (int64_t q = 0; q < pairs; q += kPairs512, ++pass) {
+  for (int64_t q = 0; q < pairs; q += pp, ++pass) {
     const float* xq = packed + q * ps;
     const int64_t ppf = pass == 0 ? pf : 0;
     NextShare& nq = pass >= first_pf_pass ? ns : none;
     const float* const* xr = xs + 2 * q;
     float* const* orow = os + 2 * q;
-    switch (std::min<int64_t>(kPairs512, pairs - q)) {
+    switch (std::min<int64_t>(pp, pairs - q)) {
+      case 6: block512<6>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
+      case 5: block512<5>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
       case 4: block512<4>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
       case 3: block512<3>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;
       case 2: block512<2>(xq, xr, w, ldw, j0, j1, k, alpha, orow, accumulate, ppf, nq); break;

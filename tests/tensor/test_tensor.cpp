@@ -429,7 +429,7 @@ TEST_CASE("cpu few-row kernels: AVX-512 and AVX2 give the same bits", "[cpu][det
   // nt: every row count of the 8-row passes (odd ones too), output counts around the
   // 6-wide micro-kernel, K with and without an 8-lane tail, accumulate and alpha, a
   // `next` block to prefetch.
-  for (int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17, 33})
+  for (int64_t rows : {1, 2, 3, 5, 8, 9, 11, 12, 13, 16, 17, 33})
     for (int64_t n : {1, 5, 6, 7, 13, 48, 301})
       for (int64_t k : {1, 8, 15, 144, 517}) {
         std::vector<float> x, w, init;
