@@ -56,16 +56,34 @@ void binary_op(int threads, Binary kind, const Tensor& x, const Tensor& y, Tenso
             y.str().c_str(), x.str().c_str());
   const int64_t n = x.numel(), inner = y.numel();
   if (n == 0) return;
-  std::vector<float> yf(static_cast<size_t>(inner));
-  cpu::to_f32(y.data_ptr(), y.dtype(), inner, yf.data());
+  // y as f32: its own memory, or a converted copy.
+  std::vector<float> yf;
+  const float* yp = nullptr;
+  if (y.dtype() == DType::F32) {
+    yp = y.data<float>();
+  } else {
+    yf.resize(static_cast<size_t>(inner));
+    cpu::to_f32(y.data_ptr(), y.dtype(), inner, yf.data());
+    yp = yf.data();
+  }
   cpu::parallel_blocks(threads, n, cpu::kBlock, [&](int64_t b, int64_t e) {
     float xbuf[cpu::kBlock], obuf[cpu::kBlock];
     const float* xs = load_block(x, b, e - b, xbuf);
     float* os = out_block(out, b, obuf);
-    int64_t j = b % inner;
-    for (int64_t i = 0; i < e - b; ++i) {
-      os[i] = kind == Binary::Add ? xs[i] + yf[size_t(j)] : xs[i] * yf[size_t(j)];
-      if (++j == inner) j = 0;
+    // In runs that do not wrap around y (one run when y has x's shape), each a plain
+    // loop the compiler vectorises (a wrap test per element kept it scalar: a batch-64
+    // decode step's residual add took ~18 us).
+    for (int64_t i = 0, j = b % inner; i < e - b; j = 0) {
+      const int64_t len = std::min(e - b - i, inner - j);
+      const float* xr = xs + i;
+      const float* yr = yp + j;
+      float* orow = os + i;
+      if (kind == Binary::Add) {
+        for (int64_t t = 0; t < len; ++t) orow[t] = xr[t] + yr[t];
+      } else {
+        for (int64_t t = 0; t < len; ++t) orow[t] = xr[t] * yr[t];
+      }
+      i += len;
     }
     store_block(out, b, e - b, os);
   }, cpu::kSerialElements);
