@@ -339,7 +339,12 @@ void CpuBackend::moe_combine(const Tensor& expert_out, const Tensor& slot_to_sor
   const int32_t* slot2s = check_index(slot_to_sorted, rows, op, "slot_to_sorted");
   const float* w = weight.data<float>();
   cpu::parallel_blocks(threads_, n, row_block(k * c), [&](int64_t rb, int64_t re) {
-    std::vector<float> acc(static_cast<size_t>(c)), buf(static_cast<size_t>(c)), obuf(static_cast<size_t>(c));
+    // Per-thread buffers, sized once (a batch-64 decode step has 32 blocks of 2 rows
+    // here: three zero-filled vectors per block were a visible part of the op).
+    thread_local std::vector<float> acc, buf, obuf;
+    acc.resize(static_cast<size_t>(c));
+    if (expert_out.dtype() != DType::F32) buf.resize(static_cast<size_t>(c));
+    if (out.dtype() != DType::F32) obuf.resize(static_cast<size_t>(c));
     for (int64_t t = rb; t < re; ++t) {
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t j = 0; j < k; ++j) {
