@@ -17,8 +17,9 @@
 // them). The AVX-512 kernels
 // compute exactly the AVX2 kernels' arithmetic, wider: the nt kernel holds two rows in
 // one zmm (lanes 0-7 row r, 8-15 row r+1, each half the AVX2 kernel's 8-lane
-// accumulator of that row) against a W row broadcast to both halves (4 pairs x 4 outputs, up to 6 pairs when a call has no more,
-// a call; the x rows interleaved by pairs once, cpu::pack_rows), and reduces 16 halves at
+// accumulator of that row) against a W row broadcast to both halves (4 pairs x 4 outputs
+// a call, or all of a call's pairs up to 6; the x rows interleaved by pairs once,
+// cpu::pack_rows), and reduces 16 halves at
 // a time with the same additions as the AVX2 tree (hsum8x16); the nn kernel's lanes are
 // 16 output columns, each one chain over j as before. Results are bit-identical to the
 // AVX2 kernels (tested), so a run gives the same bits on machines with and without
