@@ -63,11 +63,11 @@ void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& ou
     const int64_t m = e - b;
     if (f32) {
       const float* gp = gate.data<float>() + b;
-      const float* up_ = up.data<float>() + b;
-      float* op_ = out.data<float>() + b;
+      const float* upp = up.data<float>() + b;
+      float* outp = out.data<float>() + b;
       sigmoid_block(gp, m, sg);
 #pragma omp simd
-      for (int64_t i = 0; i < m; ++i) op_[i] = gp[i] * sg[i] * up_[i];
+      for (int64_t i = 0; i < m; ++i) outp[i] = gp[i] * sg[i] * upp[i];
       return;
     }
     load(gate, b, m, g);

@@ -282,14 +282,19 @@ void test_swiglu_forward(Backend& be) {
       for (DType odt : {F32, BF16}) {
         std::vector<double> gv = random_values(rng, shape_numel(s), in, -8.0, 8.0);
         std::vector<double> uv = random_values(rng, shape_numel(s), in, -2.0, 2.0);
-        Tensor gate = upload(be, gv, s, in), up = upload(be, uv, s, in);
-        Tensor out = upload(be, std::vector<double>(gv.size(), kNaN), s, odt);
-        be.swiglu_forward(gate, up, out);
         std::vector<double> ref(gv.size());
         for (size_t i = 0; i < gv.size(); ++i) ref[i] = silu(gv[i]) * uv[i];
-        expect_close(download(out), ref, tolerance(odt),
-                     strformat("swiglu_forward %s -> %s on %s", shape_dt(s, in).c_str(),
-                               dt_str(odt).c_str(), be.name().c_str()));
+        // Into a separate output, and in place over gate (outputs may alias inputs).
+        for (bool alias : {false, true}) {
+          if (alias && odt != in) continue;
+          Tensor gate = upload(be, gv, s, in), up = upload(be, uv, s, in);
+          Tensor out = alias ? gate : upload(be, std::vector<double>(gv.size(), kNaN), s, odt);
+          be.swiglu_forward(gate, up, out);
+          expect_close(download(out), ref, tolerance(odt),
+                       strformat("swiglu_forward %s -> %s%s on %s", shape_dt(s, in).c_str(),
+                                 dt_str(odt).c_str(), alias ? " (in place)" : "",
+                                 be.name().c_str()));
+        }
       }
 }
 

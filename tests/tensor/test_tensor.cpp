@@ -426,7 +426,8 @@ TEST_CASE("cpu few-row kernels: AVX-512 and AVX2 give the same bits", "[cpu][det
     bool prev;
     ~Restore() { cpu::set_rows_gemm_avx512(prev); }
   } restore{cpu::set_rows_gemm_avx512(true)};
-  // nt: every row count of the 8-row passes (odd ones too), output counts around the
+  // nt: every row count of the 8-row passes (odd ones too), 11-12 rows in one pass of
+  // 6 pairs and 13 in passes of 4, output counts around the
   // 6-wide micro-kernel, K with and without an 8-lane tail, accumulate and alpha, a
   // `next` block to prefetch.
   for (int64_t rows : {1, 2, 3, 5, 8, 9, 11, 12, 13, 16, 17, 33})
