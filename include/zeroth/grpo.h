@@ -48,6 +48,10 @@ struct GrpoConfig {
   int64_t overlong_max_len = 0;
   int64_t overlong_buffer = 0;
   double overlong_penalty = 1.0;
+  std::string old_logprobs = "auto";
+  std::string rollout_is = "none";
+  double rollout_is_cap = 2.0;
+  double rollout_is_floor = 0.5;
 
   template <class V>
   void visit(V& v) {
@@ -113,6 +117,28 @@ struct GrpoConfig {
             "before L_max (DAPO: 4096 of 20480)")
         .min(0);
     v.field("overlong_penalty", overlong_penalty, "soft_penalty: the penalty at L_max (DAPO: 1)").min(0);
+    v.field("old_logprobs", old_logprobs,
+            "Where log pi_old of the ratio comes from: 'rollout' the sampler's log-probs; "
+            "'trainer' the trainer's at the rollout's weights (free when a step takes one "
+            "optimizer step, else an extra forward pass before the first; verl's default); "
+            "'auto' trainer when the trainer's compute dtype differs from the rollout's fp32 "
+            "(bf16) or rollout_is is set, else the trainer's own forward when a step takes one "
+            "optimizer step and the rollout's otherwise (they agree to ~1e-6 in fp32)")
+        .one_of({"auto", "rollout", "trainer"});
+    v.field("rollout_is", rollout_is,
+            "Training-inference mismatch correction with rho = pi_old(trainer) / "
+            "pi_rollout: 'token_truncate' weights each token's policy loss by "
+            "min(rho_t, cap) (TIS), 'token_mask' by rho_t inside [floor, cap] and drops the "
+            "others (MIS), 'sequence_truncate' / 'sequence_mask' the same with the "
+            "sequence's product of ratios, 'geo_mask' drops sequences whose geometric-mean "
+            "ratio is outside [floor, cap] (weight 1 otherwise); 'none' = off")
+        .one_of({"none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask", "geo_mask"});
+    v.field("rollout_is_cap", rollout_is_cap,
+            "rollout_is: the upper bound C on rho (truncated at C, or rejected above it); >= 1")
+        .min(1);
+    v.field("rollout_is_floor", rollout_is_floor,
+            "rollout_is mask modes: tokens/sequences with rho below this are rejected; in [0, 1]")
+        .min(0);
   }
 
   // Cross-field checks within the section: ConfigError "key 'grpo.<name>': ...".
@@ -133,6 +159,28 @@ struct GrpoConfig {
                       "key 'grpo.overlong_buffer': expected < overlong_max_len (%lld), found %lld",
                       (long long)overlong_max_len, (long long)overlong_buffer);
     }
+    ZT_THROW_IF_NOT(rollout_is == "none" || old_logprobs != "rollout", ConfigError,
+                    "key 'grpo.old_logprobs': expected 'trainer' or 'auto' with rollout_is '%s' "
+                    "(its ratio is pi_old(trainer) / pi_rollout), found 'rollout'",
+                    rollout_is.c_str());
+    ZT_THROW_IF_NOT(rollout_is_floor <= 1.0, ConfigError,
+                    "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
+  }
+
+  // True when log pi_old must be the trainer's (a forward at the rollout's weights) rather
+  // than the sampler's, also where a step takes several optimizer steps (then an extra
+  // forward pass provides them). `dtype_differs`: the trainer computes in another dtype
+  // than the rollout (bf16 mixed precision against the rollout's fp32). ('auto' in fp32
+  // without rollout_is returns false; a step of one optimizer step still uses the
+  // trainer's own forward there, which costs nothing.)
+  bool trainer_old_logprobs(bool dtype_differs) const {
+    if (old_logprobs == "trainer") return true;
+    if (old_logprobs == "rollout") return false;
+    return rollout_is != "none" || dtype_differs;
+  }
+  // True for the rollout_is modes that remove tokens or sequences from the loss.
+  bool rollout_is_rejects() const {
+    return rollout_is == "token_mask" || rollout_is == "sequence_mask" || rollout_is == "geo_mask";
   }
 
   // Checks against the `rollout:` section (call it where both are known, e.g. Config
@@ -233,6 +281,8 @@ struct GrpoTokens {
   const float* mask = nullptr;           // (N) 1 = completion token in the loss, 0 = not
   const int32_t* seq_index = nullptr;    // (N) sequence of each token, in [0, S)
   const double* advantage = nullptr;     // (S) advantage of each sequence
+  const float* is_weight = nullptr;      // (N) optional rollout-correction weight of each token's
+                                         //     policy-gradient term (rollout_correction); null = 1
 };
 
 // Global normalisers of the loss: the loss tokens and the sequences with at least one
@@ -285,7 +335,8 @@ struct GrpoLossResult {
 // with rho = exp(logprob - old_logprob) and A = advantage[i]:
 //   pg   = max(-A rho, -A clip(rho, 1 - clip_low, 1 + clip_high)),
 //          then min(pg, -dual_clip * A) where A < 0 and dual_clip > 0
-//   l_t  = pg + kl_coef * KL_est(ref_logprob - logprob) - entropy_coef * entropy
+//   l_t  = w_is pg + kl_coef * KL_est(ref_logprob - logprob) - entropy_coef * entropy
+//          (w_is = is_weight[t], a constant; 1 without it)
 //   loss = sum_t w_t l_t,  w_t = 1 / counts.tokens                          token_mean
 //                              = 1 / (len_i * counts.sequences)              seq_mean_token_mean
 //                              = 1 / (counts.norm_len * counts.sequences)    seq_mean_token_sum_norm
@@ -294,5 +345,57 @@ struct GrpoLossResult {
 // the config needs, a mask value other than 0/1 or a seq_index out of range for a loss
 // token, and zero counts with loss tokens present are internal errors (ZT_ASSERT).
 GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& batch, const GrpoCounts& counts);
+
+// ---- training-inference mismatch (rollout correction) ----
+
+// How far the rollout's log-probs are from the trainer's at the same weights, and what the
+// correction did, as sums over the loss tokens (add over micro-batches and ranks with
+// to_vector / from_vector; abs_diff_max is reduced with a max, separately). With
+// d_t = log pi_old(trainer) - log pi_rollout of a sampled token:
+//   KL(pi_rollout || pi_trainer) ~ mean(-d)       (k1, the tokens are the rollout's samples)
+//                                ~ mean(e^d - d - 1)  (k3, >= 0)
+struct MismatchStats {
+  double tokens = 0;        // loss tokens compared (before any rejection)
+  double neg_diff_sum = 0;  // sum of -d
+  double k3_sum = 0;        // sum of e^d - d - 1
+  double abs_diff_sum = 0;  // sum of |d|
+  double weight_sum = 0;    // sum of the applied weights over the tokens kept (1 each without rollout_is)
+  double truncated = 0;     // tokens whose weight was capped at rollout_is_cap
+  double rejected = 0;      // tokens removed from the loss by a mask mode
+  double abs_diff_max = 0;  // max |d| (not in to_vector: reduce it with a max)
+
+  static constexpr int kFields = 7;
+  void add(const MismatchStats& o);
+  std::vector<double> to_vector() const;  // (kFields), without abs_diff_max
+  static MismatchStats from_vector(const std::vector<double>& v, double abs_diff_max);
+  double kl_k1() const { return tokens > 0 ? neg_diff_sum / tokens : 0.0; }
+  double kl_k3() const { return tokens > 0 ? k3_sum / tokens : 0.0; }
+  double abs_diff_mean() const { return tokens > 0 ? abs_diff_sum / tokens : 0.0; }
+  double weight_mean() const { return tokens > rejected ? weight_sum / (tokens - rejected) : 0.0; }
+  double truncated_frac() const { return tokens > 0 ? truncated / tokens : 0.0; }
+  double rejected_frac() const { return tokens > 0 ? rejected / tokens : 0.0; }
+};
+
+struct RolloutCorrection {
+  std::vector<float> weight;  // (N) is_weight for grpo_policy_loss (1 off the mask and for 'none')
+  std::vector<float> mask;    // (N) the batch's mask with the rejected tokens cleared
+  MismatchStats stats;
+};
+
+// The rollout correction of one micro-batch (config.rollout_is) from the trainer's log-probs
+// at the rollout's weights (`trainer_logprob`, what becomes old_logprob) and the sampler's
+// (`rollout_logprob`), over the loss tokens of `batch` (its mask, seq_index, n_seqs; a
+// sequence is never split between micro-batches). In float64, per loss token t of
+// sequence i, with d_t as above and D_i = sum of d_t over i's loss tokens (n_i of them):
+//   none               w = 1
+//   token_truncate     w = min(e^d_t, cap)
+//   token_mask         w = e^d_t if floor <= e^d_t <= cap, else rejected
+//   sequence_truncate  w = min(e^D_i, cap)
+//   sequence_mask      w = e^D_i if floor <= e^D_i <= cap, else the sequence is rejected
+//   geo_mask           w = 1 if floor <= e^(D_i / n_i) <= cap, else the sequence is rejected
+// Rejected tokens leave `mask`, so the caller's loss normalisers (count_grpo_tokens on the
+// new mask) do not count them. Non-finite log-probs of a loss token are an internal error.
+RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens& batch,
+                                     const float* trainer_logprob, const float* rollout_logprob);
 
 }  // namespace zeroth

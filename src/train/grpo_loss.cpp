@@ -2,11 +2,15 @@
 // log-probs (and entropies), and its statistics (grpo.h).
 //
 // Owns: the clipped surrogate (with clip-higher and dual clip), the KL estimators k1/k2/k3
-// and their derivatives, the three loss aggregations, the loss statistics.
+// and their derivatives, the three loss aggregations, the loss statistics, and the
+// rollout correction (training-inference mismatch weights and its statistics).
 // Must not: communicate (the caller sums GrpoCounts and GrpoLossStats over ranks) or
 // touch tensors (the caller copies the arrays to and from the device).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "zeroth/error.h"
 #include "zeroth/grpo.h"
@@ -170,6 +174,11 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
       dpg = 0.0;
       st.clip_dual += 1.0;
     }
+    if (b.is_weight) {  // rollout correction: a constant weight on the policy-gradient term
+      const double isw = b.is_weight[t];
+      pg *= isw;
+      dpg *= isw;
+    }
     double token_loss = pg, dtoken = dpg;
     if (use_kl) {
       double v = 0.0, dv = 0.0;
@@ -190,6 +199,116 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     st.pg_loss_sum += pg;
   }
   out.loss = loss;
+  return out;
+}
+
+void MismatchStats::add(const MismatchStats& o) {
+  tokens += o.tokens;
+  neg_diff_sum += o.neg_diff_sum;
+  k3_sum += o.k3_sum;
+  abs_diff_sum += o.abs_diff_sum;
+  weight_sum += o.weight_sum;
+  truncated += o.truncated;
+  rejected += o.rejected;
+  abs_diff_max = std::max(abs_diff_max, o.abs_diff_max);
+}
+
+std::vector<double> MismatchStats::to_vector() const {
+  return {tokens, neg_diff_sum, k3_sum, abs_diff_sum, weight_sum, truncated, rejected};
+}
+
+MismatchStats MismatchStats::from_vector(const std::vector<double>& v, double abs_diff_max) {
+  ZT_ASSERT(v.size() == size_t(kFields), "%zu values, expected %d", v.size(), kFields);
+  MismatchStats s;
+  s.tokens = v[0];
+  s.neg_diff_sum = v[1];
+  s.k3_sum = v[2];
+  s.abs_diff_sum = v[3];
+  s.weight_sum = v[4];
+  s.truncated = v[5];
+  s.rejected = v[6];
+  s.abs_diff_max = abs_diff_max;
+  return s;
+}
+
+RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens& b,
+                                     const float* trainer_logprob, const float* rollout_logprob) {
+  enum class Mode { None, TokenTruncate, TokenMask, SeqTruncate, SeqMask, GeoMask };
+  const std::string& m = config.rollout_is;
+  Mode mode = Mode::None;
+  if (m == "token_truncate") mode = Mode::TokenTruncate;
+  else if (m == "token_mask") mode = Mode::TokenMask;
+  else if (m == "sequence_truncate") mode = Mode::SeqTruncate;
+  else if (m == "sequence_mask") mode = Mode::SeqMask;
+  else if (m == "geo_mask") mode = Mode::GeoMask;
+  else ZT_ASSERT(m == "none", "unknown grpo.rollout_is '%s'", m.c_str());
+  const double log_cap = std::log(config.rollout_is_cap);
+  const double log_floor = config.rollout_is_floor > 0 ? std::log(config.rollout_is_floor) : -HUGE_VAL;
+
+  RolloutCorrection out;
+  out.weight.assign(size_t(b.n_tokens), 1.0f);
+  out.mask.assign(b.mask, b.mask + b.n_tokens);
+  if (b.n_tokens == 0) return out;
+  ZT_ASSERT(trainer_logprob && rollout_logprob, "trainer_logprob and rollout_logprob are required");
+
+  // d_t per loss token, the statistics, and D_i / n_i per sequence.
+  std::vector<double> d(size_t(b.n_tokens), 0.0), seq_sum(size_t(b.n_seqs), 0.0);
+  std::vector<int64_t> seq_len(size_t(b.n_seqs), 0);
+  MismatchStats& st = out.stats;
+  for (int64_t t = 0; t < b.n_tokens; ++t) {
+    if (!in_loss(b, t)) continue;
+    const double lt = trainer_logprob[t], lr = rollout_logprob[t];
+    ZT_ASSERT(std::isfinite(lt) && std::isfinite(lr), "token %lld: trainer log-prob %g, rollout log-prob %g",
+              (long long)t, lt, lr);
+    const double dt = lt - lr;
+    d[size_t(t)] = dt;
+    seq_sum[size_t(b.seq_index[t])] += dt;
+    ++seq_len[size_t(b.seq_index[t])];
+    st.tokens += 1.0;
+    st.neg_diff_sum -= dt;
+    st.k3_sum += std::expm1(dt) - dt;
+    st.abs_diff_sum += std::fabs(dt);
+    st.abs_diff_max = std::max(st.abs_diff_max, std::fabs(dt));
+  }
+  // The log of a token's weight (or of its sequence's ratio): x; returns false when the
+  // token is rejected. `capped` is set where truncation applied.
+  auto weigh = [&](double x, bool truncate, bool& capped, double& w) {
+    capped = false;
+    if (truncate) {
+      capped = x > log_cap;
+      w = capped ? config.rollout_is_cap : std::exp(x);
+      return true;
+    }
+    if (x > log_cap || x < log_floor) return false;
+    w = std::exp(x);
+    return true;
+  };
+  for (int64_t t = 0; t < b.n_tokens; ++t) {
+    if (!in_loss(b, t)) continue;
+    const size_t s = size_t(b.seq_index[t]);
+    bool keep = true, capped = false;
+    double w = 1.0;
+    switch (mode) {
+      case Mode::None: break;
+      case Mode::TokenTruncate: keep = weigh(d[size_t(t)], true, capped, w); break;
+      case Mode::TokenMask: keep = weigh(d[size_t(t)], false, capped, w); break;
+      case Mode::SeqTruncate: keep = weigh(seq_sum[s], true, capped, w); break;
+      case Mode::SeqMask: keep = weigh(seq_sum[s], false, capped, w); break;
+      case Mode::GeoMask: {
+        const double g = seq_sum[s] / double(seq_len[s]);
+        keep = !(g > log_cap || g < log_floor);
+        break;
+      }
+    }
+    if (!keep) {
+      out.mask[size_t(t)] = 0.0f;
+      st.rejected += 1.0;
+      continue;
+    }
+    out.weight[size_t(t)] = float(w);
+    st.weight_sum += w;
+    st.truncated += capped ? 1.0 : 0.0;
+  }
   return out;
 }
 

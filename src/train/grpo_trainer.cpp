@@ -64,7 +64,58 @@ struct Group {
   std::vector<Completion> completions;  // (G)
   std::vector<double> advantage;      // (G)
   std::vector<uint8_t> in_loss;       // (G) 0 = masked out (mask_truncated)
+  // Per completion token, filled by the old-log-prob pass when it runs: the trainer's
+  // log-prob at the rollout's weights, the rollout-correction weight, 1/0 kept/rejected.
+  std::vector<std::vector<float>> old_logprob, is_weight, keep;
 };
+
+using SeqRef = std::pair<const Group*, int64_t>;  // (group, sample)
+
+// The host arrays of one micro-batch: seqs[first, first + S) as prompt + completion rows
+// padded to T. Completion token t of a sequence with a P-token prompt is predicted at
+// position P + t - 1 (at()); mask is 1 there for samples in the loss (and, after the
+// old-log-prob pass of a mask mode, for the tokens it kept).
+struct MicroBatch {
+  int64_t S = 0, T = 0, N = 0;
+  std::vector<int32_t> ids, targets, seq;
+  std::vector<float> mask, rollout_lp;
+  std::vector<double> adv;
+  size_t at(int64_t s, int64_t P, int64_t t) const { return size_t(s * T + P + t - 1); }
+};
+
+MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, size_t first, int64_t S, int64_t T,
+                             int32_t pad_id) {
+  MicroBatch m;
+  m.S = S;
+  m.T = T;
+  m.N = S * T;
+  m.ids.assign(size_t(m.N), pad_id);
+  m.targets.assign(size_t(m.N), -1);
+  m.seq.assign(size_t(m.N), -1);
+  m.mask.assign(size_t(m.N), 0.0f);
+  m.rollout_lp.assign(size_t(m.N), 0.0f);
+  m.adv.assign(size_t(S), 0.0);
+  for (int64_t s = 0; s < S; ++s) {
+    const Group& g = *seqs[first + size_t(s)].first;
+    const int64_t j = seqs[first + size_t(s)].second;
+    const Completion& cpl = g.completions[size_t(j)];
+    const int64_t P = int64_t(g.prompt.size()), n = int64_t(cpl.ids.size());
+    int32_t* row = &m.ids[size_t(s * T)];
+    std::copy(g.prompt.begin(), g.prompt.end(), row);
+    for (int64_t t = 0; t + 1 < n; ++t) row[P + t] = cpl.ids[size_t(t)];
+    const bool in = g.in_loss[size_t(j)] != 0;
+    const float* keep = g.keep.empty() ? nullptr : g.keep[size_t(j)].data();
+    for (int64_t t = 0; t < n; ++t) {
+      const size_t at = m.at(s, P, t);
+      m.targets[at] = cpl.ids[size_t(t)];
+      m.mask[at] = in && (!keep || keep[t] != 0.0f) ? 1.0f : 0.0f;
+      m.seq[at] = int32_t(s);
+      m.rollout_lp[at] = cpl.logprobs[size_t(t)];
+    }
+    m.adv[size_t(s)] = g.advantage[size_t(j)];
+  }
+  return m;
+}
 
 // Sums over every sampled completion of a step (all sampling rounds), all-reduced.
 struct RolloutSums {
@@ -169,6 +220,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   }
 
   const int64_t opt_per_step = gc.ppo_epochs * gc.mini_batches;
+  // The rollout decodes with the fp32 master weights; a bf16 trainer differs from it.
+  const bool trainer_old = gc.trainer_old_logprobs(compute != DType::F32);
   AdamW optimizer(c.optim, src.config, backend);
   if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
@@ -362,6 +415,66 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     comm.all_reduce_host(&t_max, 1, ReduceOp::Max);
     const int64_t T = int64_t(t_max);
     const bool own_old = opt_per_step == 1;
+    // log pi_old: the trainer's at the rollout's weights where the config asks for it; from
+    // a pass before the first update when the step updates more than once, or when a mask
+    // mode must know its rejected tokens before the loss normalisers; else from the
+    // micro-batch's own forward (one update: the weights have not moved yet).
+    const bool old_pass = trainer_old && (!own_old || gc.rollout_is_rejects());
+    const bool own_forward_old = own_old && !old_pass && gc.old_logprobs != "rollout";
+    const int64_t micro_cfg = cfg.rl.micro_batch;
+    MismatchStats mismatch;
+    if (old_pass) {
+      std::vector<SeqRef> all;
+      std::vector<Group*> owner;  // all[k]'s group, to store the results in
+      for (Group& g : kept)
+        for (int64_t j = 0; j < G; ++j) {
+          all.push_back({&g, j});
+          owner.push_back(&g);
+        }
+      const int64_t micro = micro_cfg > 0 ? micro_cfg : std::max<int64_t>(1, int64_t(all.size()));
+      for (size_t first = 0; first < all.size(); first += size_t(micro)) {
+        const int64_t S = std::min<int64_t>(micro, int64_t(all.size() - first));
+        const MicroBatch mbt = build_micro_batch(all, first, S, T, pad_id);
+        Tensor ids = Tensor::empty(backend, {S, T}, DType::I32);
+        Tensor targets = Tensor::empty(backend, {mbt.N}, DType::I32);
+        Tensor logprob = Tensor::empty(backend, {mbt.N}, DType::F32);
+        ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
+        targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
+        model.forward(ids);
+        model.token_logprobs(targets, temperature, logprob, nullptr);
+        std::vector<float> h_lp(size_t(mbt.N));
+        logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
+        GrpoTokens tk;
+        tk.n_tokens = mbt.N;
+        tk.n_seqs = S;
+        tk.mask = mbt.mask.data();
+        tk.seq_index = mbt.seq.data();
+        const RolloutCorrection corr = rollout_correction(gc, tk, h_lp.data(), mbt.rollout_lp.data());
+        mismatch.add(corr.stats);
+        for (int64_t s = 0; s < S; ++s) {
+          Group& g = *owner[first + size_t(s)];
+          const int64_t j = all[first + size_t(s)].second;
+          const int64_t P = int64_t(g.prompt.size()), n = int64_t(g.completions[size_t(j)].ids.size());
+          if (g.old_logprob.empty()) {
+            g.old_logprob.resize(size_t(G));
+            g.is_weight.resize(size_t(G));
+            g.keep.resize(size_t(G));
+          }
+          auto& lp = g.old_logprob[size_t(j)];
+          auto& w = g.is_weight[size_t(j)];
+          auto& keep = g.keep[size_t(j)];
+          lp.resize(size_t(n));
+          w.resize(size_t(n));
+          keep.resize(size_t(n));
+          for (int64_t t = 0; t < n; ++t) {
+            const size_t at = mbt.at(s, P, t);
+            lp[size_t(t)] = h_lp[at];
+            w[size_t(t)] = corr.weight[at];
+            keep[size_t(t)] = mbt.mask[at] == 0.0f || corr.mask[at] != 0.0f ? 1.0f : 0.0f;
+          }
+        }
+      }
+    }
     GrpoLossStats stats;
     double loss_sum = 0, grad_norm = 0, lr = 0, trained_tokens = 0;
     int64_t opt_steps = 0;
@@ -369,15 +482,20 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     for (int64_t epoch = 0; epoch < gc.ppo_epochs; ++epoch) {
       for (int64_t mb = 0; mb < gc.mini_batches; ++mb) {
         const PromptShard range = prompt_shard(kept_global, int(mb), int(gc.mini_batches));
-        std::vector<std::pair<const Group*, int64_t>> seqs;  // (group, sample)
+        std::vector<SeqRef> seqs;
         for (const Group& g : kept)
           if (g.global_index >= range.begin && g.global_index < range.begin + range.count)
             for (int64_t j = 0; j < G; ++j) seqs.push_back({&g, j});
         GrpoCounts counts;
         for (const auto& s : seqs)
           if (s.first->in_loss[size_t(s.second)]) {
-            counts.tokens += double(s.first->completions[size_t(s.second)].ids.size());
-            counts.sequences += 1;
+            double n = double(s.first->completions[size_t(s.second)].ids.size());
+            if (!s.first->keep.empty()) {  // a mask mode's rejected tokens leave the normalisers
+              const auto& keep = s.first->keep[size_t(s.second)];
+              n = double(std::count(keep.begin(), keep.end(), 1.0f));
+            }
+            counts.tokens += n;
+            counts.sequences += n > 0 ? 1.0 : 0.0;
           }
         double cs[2] = {counts.tokens, counts.sequences};
         comm.all_reduce_host(cs, 2, ReduceOp::Sum);
@@ -389,37 +507,34 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
         model.zero_grad();
         std::vector<std::vector<int64_t>> loads;
-        const int64_t micro = cfg.rl.micro_batch > 0 ? cfg.rl.micro_batch : std::max<int64_t>(1, int64_t(seqs.size()));
+        const int64_t micro = micro_cfg > 0 ? micro_cfg : std::max<int64_t>(1, int64_t(seqs.size()));
         for (size_t first = 0; first < seqs.size(); first += size_t(micro)) {
           const int64_t S = std::min<int64_t>(micro, int64_t(seqs.size() - first));
-          const int64_t N = S * T;
-          std::vector<int32_t> h_ids(size_t(N), pad_id), h_targets(size_t(N), -1), h_seq(size_t(N), -1);
-          std::vector<float> h_mask(size_t(N), 0.0f), h_old(size_t(N), 0.0f);
-          std::vector<double> h_adv(static_cast<size_t>(S));
-          for (int64_t s = 0; s < S; ++s) {
-            const Group& g = *seqs[first + size_t(s)].first;
-            const int64_t j = seqs[first + size_t(s)].second;
-            const Completion& cpl = g.completions[size_t(j)];
-            const int64_t P = int64_t(g.prompt.size()), n = int64_t(cpl.ids.size());
-            int32_t* row = &h_ids[size_t(s * T)];
-            std::copy(g.prompt.begin(), g.prompt.end(), row);
-            for (int64_t t = 0; t + 1 < n; ++t) row[P + t] = cpl.ids[size_t(t)];
-            const bool in = g.in_loss[size_t(j)] != 0;
-            for (int64_t t = 0; t < n; ++t) {
-              const size_t at = size_t(s * T + P + t - 1);
-              h_targets[at] = cpl.ids[size_t(t)];
-              h_mask[at] = in ? 1.0f : 0.0f;
-              h_seq[at] = int32_t(s);
-              h_old[at] = cpl.logprobs[size_t(t)];
+          const MicroBatch mbt = build_micro_batch(seqs, first, S, T, pad_id);
+          const int64_t N = mbt.N;
+          // log pi_old and the rollout-correction weights from the old-log-prob pass.
+          std::vector<float> h_old, h_w;
+          if (old_pass) {
+            h_old.assign(size_t(N), 0.0f);
+            h_w.assign(size_t(N), 1.0f);
+            for (int64_t s = 0; s < S; ++s) {
+              const Group& g = *seqs[first + size_t(s)].first;
+              const int64_t j = seqs[first + size_t(s)].second;
+              const int64_t P = int64_t(g.prompt.size());
+              const auto& lp = g.old_logprob[size_t(j)];
+              const auto& w = g.is_weight[size_t(j)];
+              for (int64_t t = 0; t < int64_t(lp.size()); ++t) {
+                h_old[mbt.at(s, P, t)] = lp[size_t(t)];
+                h_w[mbt.at(s, P, t)] = w[size_t(t)];
+              }
             }
-            h_adv[size_t(s)] = g.advantage[size_t(j)];
           }
           Tensor ids = Tensor::empty(backend, {S, T}, DType::I32);
           Tensor targets = Tensor::empty(backend, {N}, DType::I32);
           Tensor logprob = Tensor::empty(backend, {N}, DType::F32);
           Tensor entropy = Tensor::empty(backend, {N}, DType::F32);
-          ids.copy_from_host(h_ids.data(), h_ids.size() * sizeof(int32_t));
-          targets.copy_from_host(h_targets.data(), h_targets.size() * sizeof(int32_t));
+          ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
+          targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
           std::vector<float> h_ref;
           if (ref) {
             Tensor ref_lp = Tensor::empty(backend, {N}, DType::F32);
@@ -437,12 +552,22 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           tk.n_tokens = N;
           tk.n_seqs = S;
           tk.logprob = h_lp.data();
-          tk.old_logprob = own_old ? h_lp.data() : h_old.data();
+          tk.old_logprob = old_pass ? h_old.data() : own_forward_old ? h_lp.data() : mbt.rollout_lp.data();
           tk.ref_logprob = ref ? h_ref.data() : nullptr;
           tk.entropy = h_ent.data();
-          tk.mask = h_mask.data();
-          tk.seq_index = h_seq.data();
-          tk.advantage = h_adv.data();
+          tk.mask = mbt.mask.data();
+          tk.seq_index = mbt.seq.data();
+          tk.advantage = mbt.adv.data();
+          if (old_pass) {
+            if (gc.rollout_is != "none") tk.is_weight = h_w.data();
+          } else if (own_old) {
+            // One update a step: this forward is the trainer at the rollout's weights, so
+            // the mismatch (and a truncate mode's weights) come from it.
+            RolloutCorrection corr = rollout_correction(gc, tk, h_lp.data(), mbt.rollout_lp.data());
+            mismatch.add(corr.stats);
+            h_w = std::move(corr.weight);
+            if (gc.rollout_is != "none") tk.is_weight = h_w.data();
+          }
           const GrpoLossResult lr_res = grpo_policy_loss(gc, tk, counts);
           stats.add(lr_res.stats);
           loss_sum += lr_res.loss;
@@ -488,6 +613,11 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     loss_sum = sv.back();
     sv.pop_back();
     stats = GrpoLossStats::from_vector(sv);
+    std::vector<double> mv = mismatch.to_vector();
+    double mis_max = mismatch.abs_diff_max;
+    comm.all_reduce_host(mv.data(), mv.size(), ReduceOp::Sum);
+    comm.all_reduce_host(&mis_max, 1, ReduceOp::Max);
+    mismatch = MismatchStats::from_vector(mv, mis_max);
     if (gc.reference_reset_due(step)) {
       backend.copy(policy.params().flat, ref->params().flat);
       ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
@@ -527,6 +657,17 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     m["clip_frac_dual"] = stats.clip_frac_dual();
     m["kl"] = stats.kl_mean();
     m["entropy"] = stats.entropy_mean();
+    if (old_pass || own_old) {  // the trainer's log-probs at the rollout's weights exist
+      m["mismatch_kl"] = mismatch.kl_k1();
+      m["mismatch_k3"] = mismatch.kl_k3();
+      m["mismatch_abs_mean"] = mismatch.abs_diff_mean();
+      m["mismatch_abs_max"] = mismatch.abs_diff_max;
+    }
+    if (gc.rollout_is != "none") {
+      m["rollout_is_weight_mean"] = mismatch.weight_mean();
+      m["rollout_is_truncated_frac"] = mismatch.truncated_frac();
+      m["rollout_is_rejected_frac"] = mismatch.rejected_frac();
+    }
     m["grad_norm"] = grad_norm;
     m["lr"] = lr;
     m["optimizer_steps"] = double(opt_steps);

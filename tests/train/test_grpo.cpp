@@ -5,7 +5,9 @@
 // scripts/reference/grpo_ref.py) for every aggregation x clip setting x advantage x KL
 // estimator, on the whole batch and split into two micro-batches with global counts (the
 // data-parallel contract), and the properties: ratio exactly 1 and no clipping with
-// old == current (mu = 1), KL and its gradient exactly 0 when policy == reference.
+// old == current (mu = 1), KL and its gradient exactly 0 when policy == reference; the
+// rollout correction (mismatch statistics and hand-computed weights of every
+// grpo.rollout_is mode) and its weight in the loss (the policy-gradient term only).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -179,6 +181,35 @@ TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the 
   CHECK_THROWS_WITH(c.validate_with_rollout(8, 1024), Catch::Contains("key 'grpo.overlong_max_len'"));
   c.overlong_max_len = 0;
   CHECK_NOTHROW(c.validate_with_rollout(8, 1024));
+
+  // rollout correction
+  CHECK_THAT(config_error("grpo: {rollout_is: token_clip}\n"), Catch::Contains("grpo.rollout_is"));
+  CHECK_THAT(config_error("grpo: {rollout_is: token_truncate, old_logprobs: rollout}\n"),
+             Catch::Contains("key 'grpo.old_logprobs'"));
+  CHECK_THAT(config_error("grpo: {rollout_is_cap: 0.5}\n"), Catch::Contains("grpo.rollout_is_cap"));
+  CHECK_THAT(config_error("grpo: {rollout_is_floor: 1.5}\n"), Catch::Contains("key 'grpo.rollout_is_floor'"));
+  CHECK_THAT(config_error("grpo: {old_logprobs: vllm}\n"), Catch::Contains("grpo.old_logprobs"));
+}
+
+TEST_CASE("grpo config: where log pi_old comes from") {
+  GrpoConfig c;
+  CHECK(c.old_logprobs == "auto");
+  CHECK(c.rollout_is == "none");
+  CHECK(c.rollout_is_cap == 2.0);
+  CHECK_FALSE(c.trainer_old_logprobs(false));  // fp32 trainer = fp32 rollout
+  CHECK(c.trainer_old_logprobs(true));         // bf16 trainer
+  c.rollout_is = "token_truncate";
+  CHECK(c.trainer_old_logprobs(false));
+  CHECK_FALSE(c.rollout_is_rejects());
+  for (const char* m : {"token_mask", "sequence_mask", "geo_mask"}) {
+    c.rollout_is = m;
+    CHECK(c.rollout_is_rejects());
+  }
+  c.rollout_is = "none";
+  c.old_logprobs = "rollout";
+  CHECK_FALSE(c.trainer_old_logprobs(true));
+  c.old_logprobs = "trainer";
+  CHECK(c.trainer_old_logprobs(false));
 }
 
 TEST_CASE("grpo config: reference reset schedule") {
@@ -567,4 +598,152 @@ TEST_CASE("grpo loss stats: vector round trip for the all-reduce") {
   CHECK(b.mean_ratio() == 1.1);
   CHECK(b.clip_frac() == 0.3);
   CHECK(b.clip_frac_dual() == 0.3);
+}
+
+// ---------------------------------------------------------------- rollout correction
+
+namespace {
+
+// Two sequences: tokens 0..2 of sequence 0, 3..5 of sequence 1; token 2 and 5 masked out.
+struct MismatchBatch {
+  std::vector<float> trainer = {-1.0f, -2.0f, -3.0f, -0.5f, -0.25f, -9.0f};
+  std::vector<float> rollout = {-1.5f, -1.0f, 5.0f, -0.75f, -0.5f, 40.0f};
+  std::vector<float> mask = {1, 1, 0, 1, 1, 0};
+  std::vector<int32_t> seq = {0, 0, 0, 1, 1, 1};
+  GrpoTokens view() const {
+    GrpoTokens t;
+    t.n_tokens = int64_t(mask.size());
+    t.n_seqs = 2;
+    t.mask = mask.data();
+    t.seq_index = seq.data();
+    return t;
+  }
+  RolloutCorrection run(const std::string& mode, double cap, double floor) const {
+    GrpoConfig c;
+    c.rollout_is = mode;
+    c.rollout_is_cap = cap;
+    c.rollout_is_floor = floor;
+    return rollout_correction(c, view(), trainer.data(), rollout.data());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rollout correction: mismatch statistics over the loss tokens") {
+  // d = trainer - rollout on the loss tokens: 0.5, -1.0, 0.25, 0.25
+  const MismatchBatch b;
+  const RolloutCorrection r = b.run("none", 2.0, 0.5);
+  const MismatchStats& s = r.stats;
+  CHECK(s.tokens == 4);
+  CHECK(s.neg_diff_sum == Approx(0.0).margin(1e-15));
+  CHECK(s.abs_diff_sum == 2.0);
+  CHECK(s.abs_diff_max == 1.0);
+  const double k3 = (std::exp(0.5) - 1.5) + (std::exp(-1.0) - 0.0) + 2 * (std::exp(0.25) - 1.25);
+  CHECK(s.k3_sum == Approx(k3).epsilon(1e-14));
+  CHECK(s.kl_k3() == Approx(k3 / 4).epsilon(1e-14));
+  CHECK(s.abs_diff_mean() == 0.5);
+  CHECK(r.weight == std::vector<float>(6, 1.0f));
+  CHECK(r.mask == b.mask);
+  CHECK(s.weight_mean() == 1.0);
+  CHECK(s.rejected == 0);
+  CHECK(s.truncated == 0);
+  // vector round trip and add (the all-reduce)
+  MismatchStats t = MismatchStats::from_vector(s.to_vector(), 3.0);
+  REQUIRE(s.to_vector().size() == size_t(MismatchStats::kFields));
+  t.add(s);
+  CHECK(t.tokens == 8);
+  CHECK(t.abs_diff_max == 3.0);
+  CHECK(t.abs_diff_sum == 4.0);
+}
+
+TEST_CASE("rollout correction: hand-computed weights per mode") {
+  const MismatchBatch b;
+  const float e05 = float(std::exp(0.5)), em1 = float(std::exp(-1.0)), e025 = float(std::exp(0.25));
+  SECTION("token_truncate: min(e^d, cap)") {
+    const RolloutCorrection r = b.run("token_truncate", 1.5, 0.5);
+    CHECK(r.weight == std::vector<float>{1.5f, em1, 1.0f, e025, e025, 1.0f});
+    CHECK(r.mask == b.mask);
+    CHECK(r.stats.truncated == 1);
+    CHECK(r.stats.rejected == 0);
+    CHECK(r.stats.weight_mean() == Approx((1.5 + std::exp(-1.0) + 2 * std::exp(0.25)) / 4));
+  }
+  SECTION("token_mask: e^d inside [floor, cap], rejected outside") {
+    const RolloutCorrection r = b.run("token_mask", 1.5, 0.5);
+    CHECK(r.mask == std::vector<float>{0, 0, 0, 1, 1, 0});  // e^0.5 > 1.5, e^-1 < 0.5
+    CHECK(r.weight[3] == e025);
+    CHECK(r.weight[4] == e025);
+    CHECK(r.stats.rejected == 2);
+    CHECK(r.stats.rejected_frac() == 0.5);
+    CHECK(r.stats.weight_mean() == Approx(std::exp(0.25)));
+    const RolloutCorrection wide = b.run("token_mask", 2.0, 0.3);
+    CHECK(wide.mask == b.mask);
+    CHECK(wide.weight == std::vector<float>{e05, em1, 1.0f, e025, e025, 1.0f});
+  }
+  SECTION("sequence_truncate: min(e^D_i, cap), D = -0.5 and 0.5") {
+    const RolloutCorrection r = b.run("sequence_truncate", 2.0, 0.5);
+    const float s0 = float(std::exp(-0.5)), s1 = float(std::exp(0.5));
+    CHECK(r.weight == std::vector<float>{s0, s0, 1.0f, s1, s1, 1.0f});
+    const RolloutCorrection capped = b.run("sequence_truncate", 1.2, 0.5);
+    CHECK(capped.weight == std::vector<float>{s0, s0, 1.0f, 1.2f, 1.2f, 1.0f});
+    CHECK(capped.stats.truncated == 2);
+  }
+  SECTION("sequence_mask: sequence 0 (e^-0.5 < 0.7) is rejected whole") {
+    const RolloutCorrection r = b.run("sequence_mask", 2.0, 0.7);
+    CHECK(r.mask == std::vector<float>{0, 0, 0, 1, 1, 0});
+    CHECK(r.weight[3] == e05);
+    CHECK(r.stats.rejected == 2);
+  }
+  SECTION("geo_mask: geometric means e^-0.25 and e^0.25, weight 1") {
+    const RolloutCorrection keep = b.run("geo_mask", 1.3, 0.7);
+    CHECK(keep.mask == b.mask);
+    CHECK(keep.weight == std::vector<float>(6, 1.0f));
+    const RolloutCorrection r = b.run("geo_mask", 1.2, 0.7);  // e^0.25 = 1.284 > 1.2
+    CHECK(r.mask == std::vector<float>{1, 1, 0, 0, 0, 0});
+    CHECK(r.stats.rejected == 2);
+  }
+}
+
+TEST_CASE("grpo loss: the rollout-correction weight scales the policy-gradient term only") {
+  TokenData d = small_batch(11);
+  GrpoConfig c;
+  c.kl_coef = 0.2;
+  c.entropy_coef = 0.03;
+  c.clip_high = 0.28;
+  const GrpoCounts counts = count_grpo_tokens(d.view());
+  const GrpoLossResult base = grpo_policy_loss(c, d.view(), counts);
+  // weight 1 everywhere: bit-identical
+  std::vector<float> ones(d.mask.size(), 1.0f);
+  GrpoTokens v = d.view();
+  v.is_weight = ones.data();
+  const GrpoLossResult same = grpo_policy_loss(c, v, counts);
+  CHECK(same.loss == base.loss);
+  CHECK(same.dlogprob == base.dlogprob);
+  // per-token weights: against the loss without KL/entropy (pure pg) and the KL/entropy
+  // part (pg weight 0)
+  std::vector<float> w(d.mask.size()), zeros(d.mask.size(), 0.0f);
+  for (size_t t = 0; t < w.size(); ++t) w[t] = 0.25f + 0.5f * float(t % 4);
+  v.is_weight = w.data();
+  const GrpoLossResult weighted = grpo_policy_loss(c, v, counts);
+  GrpoTokens vz = d.view();
+  vz.is_weight = zeros.data();
+  const GrpoLossResult rest = grpo_policy_loss(c, vz, counts);  // KL + entropy terms only
+  GrpoConfig pg_only = c;
+  pg_only.kl_coef = 0;
+  pg_only.entropy_coef = 0;
+  double want = rest.loss;
+  int checked = 0;
+  for (size_t t = 0; t < w.size(); ++t) {
+    if (d.mask[t] == 0.0f) continue;
+    std::vector<float> one_hot(w.size(), 0.0f);
+    one_hot[t] = 1.0f;
+    GrpoTokens vt = d.view();
+    vt.is_weight = one_hot.data();
+    const GrpoLossResult rt = grpo_policy_loss(pg_only, vt, counts);  // token t's pg term alone
+    want += double(w[t]) * rt.loss;
+    CHECK(weighted.dlogprob[t] == Approx(rest.dlogprob[t] + w[t] * rt.dlogprob[t]).epsilon(1e-6).margin(1e-9));
+    ++checked;
+  }
+  CHECK(checked > 20);
+  CHECK(weighted.loss == Approx(want).epsilon(1e-12));
+  CHECK(weighted.dentropy == base.dentropy);
 }

@@ -2,7 +2,8 @@
 // a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
 // checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
 // more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
-// and config errors.
+// config errors, and the training-inference mismatch: its metrics, where log pi_old
+// comes from, and the rollout correction on a bf16 trainer.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -154,4 +155,102 @@ TEST_CASE("zeroth train: config errors name the key") {
   CHECK_THROWS_AS(load_train_config(cfg, {"rl.prompts_per_stpe=3"}), ConfigError);
   // --resume of a directory without checkpoints.
   CHECK_THROWS_AS(cli::cmd_train({"--resume", dir, "--config", cfg}), CheckpointError);
+}
+
+// A cold (random) tiny model, no cold start and no eval: 4 prompts x 4 samples a step.
+static std::string write_plain_config(const std::string& dir) {
+  std::ofstream train(dir + "/train.jsonl");
+  for (int a = 0; a < 10; ++a)
+    for (int b = 0; a + b < 10; ++b)
+      train << "{\"prompt\": \"" << a << "+" << b << "\", \"answer\": \"" << a + b << "\"}\n";
+  const std::string cfg = dir + "/plain.yaml";
+  std::ofstream(cfg) << "run:\n  threads: 1\n  seed: 7\n"
+                        "model:\n  init: " << kSrc << "/configs/models/tiny.json\n"
+                        "optim:\n  lr: 0.003\n  weight_decay: 0.0\n"
+                        "train:\n  steps: 2\n  save_every: 0\n  log_every: 1\n"
+                        "rollout:\n  group_size: 4\n  num_slots: 16\n  max_len: 64\n  max_new_tokens: 24\n"
+                        "  prompt_template: '{prompt}='\n"
+                        "grpo:\n  kl_coef: 0.0\n"
+                        "rl:\n  prompts_per_step: 4\n  micro_batch: 6\n  eval_at_start: false\n  eval_at_end: false\n"
+                        "prompts:\n  sources:\n    - path: " << dir << "/train.jsonl\n"
+                        "rewards:\n  functions:\n    - {name: accuracy, weight: 1.0}\n"
+                        "    - {name: language, weight: 1.0}  # varies on random text: non-zero advantages\n";
+  return cfg;
+}
+
+// The first step's metrics of `zeroth train` with these --set overrides (the step's
+// rollouts are those of the initial weights, the same for every override below).
+static nlohmann::json first_step(const std::string& dir, const std::string& cfg, const std::string& name,
+                                 const std::vector<std::string>& sets) {
+  std::vector<std::string> args = {"--config", cfg, "--run-dir", dir + "/" + name};
+  for (const auto& s : sets) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  REQUIRE(cli::cmd_train(args) == 0);
+  const auto rows = read_jsonl(dir + "/" + name + "/metrics.jsonl");
+  REQUIRE(rows.size() == 2);
+  REQUIRE(rows[0]["step"] == 1);
+  return rows[0];
+}
+
+TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout correction") {
+  const std::string dir = temp_dir("mismatch");
+  const std::string cfg = write_plain_config(dir);
+
+  // fp32 trainer, fp32 rollout: they agree to fp32 rounding; pi_old is the trainer's own
+  // forward (one update a step), so the ratio is exactly 1.
+  const auto f32 = first_step(dir, cfg, "f32", {});
+  CHECK(f32["mismatch_abs_max"].get<double>() < 1e-5);
+  CHECK(f32["mismatch_abs_mean"].get<double>() < 1e-6);
+  CHECK(f32["ratio_mean"].get<double>() == 1.0);
+  CHECK_FALSE(f32.contains("rollout_is_weight_mean"));
+
+  // bf16 trainer: the mismatch is bf16's; 'auto' takes pi_old from the trainer.
+  const auto bf = first_step(dir, cfg, "bf16", {"run.compute_dtype=bf16"});
+  const double bf_max = bf["mismatch_abs_max"].get<double>();
+  CHECK(bf_max > 1e-4);
+  CHECK(bf_max > 100 * f32["mismatch_abs_max"].get<double>());
+  CHECK(bf["mismatch_k3"].get<double>() > 0);
+  CHECK(bf["ratio_mean"].get<double>() == 1.0);
+  CHECK(bf["trained_tokens"] == f32["trained_tokens"]);  // the same rollouts
+
+  // old_logprobs: rollout puts the mismatch into the PPO ratio.
+  const auto bro = first_step(dir, cfg, "bf16_rollout", {"run.compute_dtype=bf16", "grpo.old_logprobs=rollout"});
+  CHECK(bro["ratio_mean"].get<double>() != 1.0);
+  CHECK(bro["mismatch_abs_max"] == bf["mismatch_abs_max"]);
+
+  // Two mini-batches: pi_old from a pass before the first update, over the same
+  // micro-batches as the one-mini-batch run's forward: the same statistics.
+  const auto two = first_step(dir, cfg, "bf16_mb2", {"run.compute_dtype=bf16", "grpo.mini_batches=2"});
+  CHECK(two["mismatch_abs_max"] == bf["mismatch_abs_max"]);
+  CHECK(two["mismatch_k3"] == bf["mismatch_k3"]);
+  CHECK(two["optimizer_steps"] == 2);
+
+  // token_mask with a band narrower than bf16's mismatch: rejected tokens leave the loss
+  // and its token count; the rest keep weight rho inside the band.
+  const auto tm = first_step(dir, cfg, "bf16_token_mask",
+                             {"run.compute_dtype=bf16", "grpo.rollout_is=token_mask", "grpo.rollout_is_cap=1.0005",
+                              "grpo.rollout_is_floor=0.9995"});
+  const double rej = tm["rollout_is_rejected_frac"].get<double>();
+  CHECK(rej > 0.0);
+  CHECK(rej < 1.0);
+  CHECK(tm["trained_tokens"].get<double>() ==
+        Approx(bf["trained_tokens"].get<double>() * (1.0 - rej)).margin(1e-6));
+  CHECK(tm["rollout_is_weight_mean"].get<double>() == Approx(1.0).margin(5e-4));
+  CHECK(tm["ratio_mean"].get<double>() == 1.0);  // pi_old from the pass = this forward
+  CHECK(bf["grad_norm"].get<double>() > 0);          // the rewards vary: a real update
+  CHECK(tm["grad_norm"] != bf["grad_norm"]);
+
+  // token_truncate at cap 1: every weight min(rho, 1) <= 1, and some tokens capped.
+  const auto tt = first_step(dir, cfg, "bf16_token_truncate",
+                             {"run.compute_dtype=bf16", "grpo.rollout_is=token_truncate", "grpo.rollout_is_cap=1"});
+  CHECK(tt["rollout_is_truncated_frac"].get<double>() > 0.0);
+  CHECK(tt["rollout_is_weight_mean"].get<double>() <= 1.0);
+  CHECK(tt["rollout_is_rejected_frac"].get<double>() == 0.0);
+  CHECK(tt["trained_tokens"] == bf["trained_tokens"]);
+  CHECK(tt["grad_norm"] != bf["grad_norm"]);
+
+  CHECK_THROWS_AS(load_train_config(cfg, {"grpo.rollout_is=token_truncate", "grpo.old_logprobs=rollout"}),
+                  ConfigError);
 }

@@ -2,8 +2,9 @@
 // 2 GRPO steps (KL to the reference, 2 mini-batches, micro-batches of 3 sequences) on
 // np ranks must match rank 0 training alone on the same global batch (a local
 // communicator; rank 0 also runs the cold start that both start from): every step's rewards, advantages and loss statistics, and the final
-// weights within fp32 tolerance. Run at np 1, 2 and 4 (4 prompts per step: at np 4 each
-// rank rolls out one group).
+// weights within fp32 tolerance. The same again with pi_old from the trainer's
+// old-log-prob pass and a truncated rollout correction. Run at np 1, 2 and 4 (4 prompts
+// per step: at np 4 each rank rolls out one group).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -69,6 +70,35 @@ std::vector<float> weights(const std::string& model_dir) {
   return out;
 }
 
+// Every step's metrics and the final weights of a data-parallel run against one rank's.
+void compare_runs(const GrpoTrainResult& dp, const GrpoTrainResult& solo, int np,
+                  const std::vector<std::string>& extra_keys) {
+  REQUIRE(dp.steps.size() == solo.steps.size());
+  std::vector<std::string> keys = {"reward_mean", "reward_std", "accuracy", "format_rate", "response_len_mean",
+                                   "response_len_max", "adv_abs_mean", "zero_adv_group_frac", "generated_tokens",
+                                   "trained_tokens", "kl", "entropy", "clip_frac", "pg_loss", "grad_norm"};
+  keys.insert(keys.end(), extra_keys.begin(), extra_keys.end());
+  for (size_t s = 0; s < dp.steps.size(); ++s) {
+    for (const std::string& k : keys) {
+      INFO("step " << s + 1 << " " << k << ": np " << np << " " << dp.steps[s].at(k) << " vs 1 rank "
+                   << solo.steps[s].at(k));
+      CHECK(std::fabs(dp.steps[s].at(k) - solo.steps[s].at(k)) <= 1e-5 + 1e-4 * std::fabs(solo.steps[s].at(k)));
+    }
+  }
+  const std::vector<float> a = weights(dp.final_dir), b = weights(solo.final_dir);
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    worst = std::max(worst, d);
+    bad += d > 1e-5 + 1e-4 * std::fabs(double(b[i]));
+  }
+  INFO("np " << np << ": max |w_dp - w_1| = " << worst);
+  CHECK(bad == 0);
+  WARN("np " << np << ": max |w_dp - w_1| = " << worst);
+}
+
 }  // namespace
 
 TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch") {
@@ -99,29 +129,43 @@ TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch"
       {"run.run_dir=" + root + "/dp", "model.init=" + root + "/solo/cold_start/final", "cold_start.path=''"});
   const GrpoTrainResult dp = run_grpo_training(dp_cfg, world, *be, opt);
   if (world.rank() == 0) {
-    REQUIRE(dp.steps.size() == solo.steps.size());
-    for (size_t s = 0; s < dp.steps.size(); ++s) {
-      for (const char* k : {"reward_mean", "reward_std", "accuracy", "format_rate", "response_len_mean",
-                            "response_len_max", "adv_abs_mean", "zero_adv_group_frac", "generated_tokens",
-                            "trained_tokens", "kl", "entropy", "clip_frac", "pg_loss", "grad_norm"}) {
-        INFO("step " << s + 1 << " " << k << ": np " << np << " " << dp.steps[s].at(k) << " vs 1 rank "
-                     << solo.steps[s].at(k));
-        CHECK(std::fabs(dp.steps[s].at(k) - solo.steps[s].at(k)) <= 1e-5 + 1e-4 * std::fabs(solo.steps[s].at(k)));
-      }
-    }
+    compare_runs(dp, solo, np, {});
     CHECK(solo.steps[0].at("adv_abs_mean") > 0);  // the rewards vary: a real policy gradient
-    const std::vector<float> a = weights(dp.final_dir), b = weights(solo.final_dir);
-    REQUIRE(a.size() == b.size());
-    double worst = 0;
-    size_t bad = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      const double d = std::fabs(double(a[i]) - double(b[i]));
-      worst = std::max(worst, d);
-      bad += d > 1e-5 + 1e-4 * std::fabs(double(b[i]));
-    }
-    INFO("np " << np << ": max |w_dp - w_1| = " << worst);
-    CHECK(bad == 0);
-    WARN("np " << np << ": max |w_dp - w_1| = " << worst);
+  }
+  world.barrier();
+}
+
+// The old-log-prob pass (pi_old from the trainer before the first of the 2 mini-batch
+// updates) with a truncated rollout correction, data parallel: ranks hold different
+// numbers of micro-batches in the pass, the mismatch statistics are all-reduced. Starts
+// from the cold start of the test case above (run before it).
+TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                                         "grpo.old_logprobs=trainer", "grpo.rollout_is=token_truncate",
+                                         "grpo.rollout_is_cap=1"};
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  GrpoTrainOptions opt;
+  opt.show_progress = false;
+  GrpoTrainResult solo;
+  if (world.rank() == 0) {
+    std::unique_ptr<Communicator> local = make_local_communicator(be.get());
+    std::vector<std::string> s1 = sets;
+    s1.push_back("run.run_dir=" + root + "/solo_is");
+    solo = run_grpo_training(load_train_config(root + "/grpo.yaml", s1), *local, *be, opt);
+  }
+  world.barrier();
+  std::vector<std::string> s2 = sets;
+  s2.push_back("run.run_dir=" + root + "/dp_is");
+  const GrpoTrainResult dp = run_grpo_training(load_train_config(root + "/grpo.yaml", s2), world, *be, opt);
+  if (world.rank() == 0) {
+    compare_runs(dp, solo, np, {"mismatch_abs_mean", "mismatch_k3", "rollout_is_weight_mean",
+                                "rollout_is_rejected_frac"});
+    CHECK(solo.steps[0].at("mismatch_abs_max") < 1e-5);  // fp32 trainer and rollout
+    CHECK(solo.steps[0].at("optimizer_steps") == 2);
   }
   world.barrier();
 }
