@@ -30,6 +30,7 @@ namespace zeroth {
 // advantages, sequence-mean of token-means); DAPO and Dr. GRPO variants are options.
 struct GrpoConfig {
   std::string advantage = "grpo";
+  std::string policy_loss = "ppo_clip";
   double adv_eps = 1e-6;
   double clip_low = 0.2;
   double clip_high = 0.2;
@@ -59,6 +60,12 @@ struct GrpoConfig {
             "Advantage estimator: 'grpo' (r - mean) / (std + adv_eps) per group (GRPO paper), "
             "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards")
         .one_of({"grpo", "dr_grpo", "rloo"});
+    v.field("policy_loss", policy_loss,
+            "The importance ratio of the clipped surrogate: 'ppo_clip' per token, "
+            "pi(y_t) / pi_old(y_t) (GRPO paper); 'gspo' per sequence, the geometric mean "
+            "of its tokens' ratios, clipped per sequence (GSPO, Zheng et al. 2025: it uses "
+            "clip_low 3e-4, clip_high 4e-4)")
+        .one_of({"ppo_clip", "gspo"});
     v.field("adv_eps", adv_eps, "Added to the group's reward std (advantage 'grpo' only)").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
         .min(0);
@@ -332,7 +339,9 @@ struct GrpoLossResult {
 };
 
 // The GRPO loss of one micro-batch and its gradient. Per loss token t of sequence i,
-// with rho = exp(logprob - old_logprob) and A = advantage[i]:
+// with rho = exp(logprob - old_logprob) and A = advantage[i] (policy_loss 'gspo':
+// rho = s_i = exp(mean over i's loss tokens of (logprob - old_logprob)) for every token
+// of i, and d rho / d logprob_t = s_i, GSPO-token's gradient):
 //   pg   = max(-A rho, -A clip(rho, 1 - clip_low, 1 + clip_high)),
 //          then min(pg, -dual_clip * A) where A < 0 and dual_clip > 0
 //   l_t  = w_is pg + kl_coef * KL_est(ref_logprob - logprob) - entropy_coef * entropy

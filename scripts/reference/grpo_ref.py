@@ -10,7 +10,9 @@ d loss / d entropy (autograd, float64) and the loss statistics.
 
 Files: one per loss aggregation (token_mean, seq_mean_token_mean, seq_mean_token_sum_norm)
 x clip setting (ppo: 0.2/0.2; clip_higher: 0.2/0.28 (DAPO); dual_clip: 0.2/0.2, c = 3;
-entropy: clip-higher + dual clip + entropy_coef 0.01).
+entropy: clip-higher + dual clip + entropy_coef 0.01; gspo: policy_loss gspo, the
+sequence-level ratio of GSPO (Zheng et al. 2025) with its GSPO-token gradient, 0.1/0.12,
+c = 3).
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -34,6 +36,9 @@ CLIP_SETTINGS = {
     "clip_higher": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.0),
     "dual_clip": dict(clip_low=0.2, clip_high=0.2, dual_clip=DUAL_C, entropy_coef=0.0),
     "entropy": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01),
+    # GSPO (sequence-level ratios; its paper clips at 3e-4 / 4e-4, which would clip every
+    # sequence of these random inputs: wider bounds so some sequences are clipped, some not)
+    "gspo": dict(clip_low=0.1, clip_high=0.12, dual_clip=DUAL_C, entropy_coef=0.0, policy_loss="gspo"),
 }
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
@@ -115,7 +120,22 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
     seq = torch.tensor([s if s >= 0 else n_seqs for s in inp["seq_index"]])   # n_seqs: a dummy bin
     a = torch.cat([adv, torch.zeros(1, dtype=torch.float64)])[seq]
 
-    ratio = torch.exp(lp - old)
+    if clip.get("policy_loss") == "gspo":
+        # s_i = exp(mean over i's loss tokens of (log pi - log pi_old)); GSPO-token:
+        # s_i,t = sg[s_i] * pi(y_t) / sg[pi(y_t)] (value s_i, d s_i,t / d log pi_t = s_i)
+        dl = (lp - old).detach() * mask
+        s_sum = torch.zeros(n_seqs + 1, dtype=torch.float64).index_add(0, seq, dl)
+        s_len = torch.zeros(n_seqs + 1, dtype=torch.float64).index_add(0, seq, mask)
+        log_s = torch.where(s_len > 0, s_sum / torch.clamp(s_len, min=1.0), torch.zeros_like(s_sum))
+        seq_ratio = torch.exp(log_s)
+        lo_, hi_ = 1.0 - clip["clip_low"], 1.0 + clip["clip_high"]
+        for i in range(n_seqs):
+            if s_len[i] > 0:
+                r = float(seq_ratio[i])
+                assert all(abs(r - b) > 1e-4 for b in (lo_, hi_, clip["dual_clip"])), "a sequence ratio on a kink"
+        ratio = torch.exp(log_s[seq] + lp - lp.detach())
+    else:
+        ratio = torch.exp(lp - old)
     lo, hi = 1.0 - clip["clip_low"], 1.0 + clip["clip_high"]
     pg1 = -a * ratio
     pg2 = -a * torch.clamp(ratio, lo, hi)

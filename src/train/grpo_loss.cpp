@@ -130,6 +130,19 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   if (use_entropy) out.dentropy.assign(size_t(b.n_tokens), 0.0f);
   if (b.n_tokens == 0) return out;
   ZT_ASSERT(b.logprob && b.old_logprob && b.advantage, "logprob, old_logprob and advantage are required");
+  // GSPO: one ratio per sequence, the geometric mean of its tokens' (all in this micro-batch).
+  ZT_ASSERT(config.policy_loss == "ppo_clip" || config.policy_loss == "gspo", "unknown grpo.policy_loss '%s'",
+            config.policy_loss.c_str());
+  const bool gspo = config.policy_loss == "gspo";
+  std::vector<double> seq_ratio;
+  if (gspo) {
+    std::vector<double> log_sum(size_t(b.n_seqs), 0.0);
+    for (int64_t t = 0; t < b.n_tokens; ++t)
+      if (in_loss(b, t)) log_sum[size_t(b.seq_index[t])] += double(b.logprob[t]) - double(b.old_logprob[t]);
+    seq_ratio.assign(size_t(b.n_seqs), 1.0);
+    for (size_t s = 0; s < seq_ratio.size(); ++s)
+      if (len[s] > 0) seq_ratio[s] = std::exp(log_sum[s] / double(len[s]));
+  }
   ZT_ASSERT(!use_kl || b.ref_logprob, "grpo.kl_coef > 0 needs ref_logprob");
   ZT_ASSERT(!use_entropy || b.entropy, "grpo.entropy_coef > 0 needs entropy");
 
@@ -156,10 +169,11 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     }
     const double lp = b.logprob[t];
     const double a = b.advantage[s];
-    const double ratio = std::exp(lp - double(b.old_logprob[t]));
+    const double ratio = gspo ? seq_ratio[s] : std::exp(lp - double(b.old_logprob[t]));
 
     // Clipped surrogate: pg = max(-A rho, -A clip(rho)); its derivative in log pi is
-    // -A rho where the unclipped term is taken, 0 where the clip is active.
+    // -A rho where the unclipped term is taken, 0 where the clip is active (GSPO-token:
+    // the same with rho = s_i).
     const double unclipped = -a * ratio;
     const double clipped = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio);
     double pg = unclipped, dpg = -a * ratio;

@@ -352,6 +352,7 @@ void check_golden_file(const std::string& name) {
     c.clip_high = cfg["clip_high"].get<double>();
     c.dual_clip = cfg["dual_clip"].get<double>();
     c.entropy_coef = cfg["entropy_coef"].get<double>();
+    c.policy_loss = cfg.value("policy_loss", std::string("ppo_clip"));
     c.advantage = cs["advantage"].get<std::string>();
     c.kl_estimator = cs["kl_estimator"].get<std::string>();
     c.kl_coef = cs["kl_coef"].get<double>();
@@ -419,17 +420,17 @@ void check_golden_file(const std::string& name) {
 }  // namespace
 
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
     check_golden_file(std::string("token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_mean (GRPO paper)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
     check_golden_file(std::string("seq_mean_token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
     check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
 }
 
@@ -438,9 +439,11 @@ TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
 TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipping") {
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
-  for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"}) {
+  for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
+  for (const char* policy_loss : {"ppo_clip", "gspo"}) {
     GrpoConfig c;
     c.loss_agg = agg;
+    c.policy_loss = policy_loss;
     c.kl_coef = 0.0;
     c.clip_low = 0.0;  // even a zero-width clip range leaves rho = 1 unclipped
     c.clip_high = 0.0;
@@ -448,7 +451,7 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
     GrpoCounts counts = count_grpo_tokens(d.view());
     counts.norm_len = 6;
     GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
-    INFO(agg);
+    INFO(agg << " " << policy_loss);
     CHECK(r.stats.mean_ratio() == 1.0);
     CHECK(r.stats.ratio_sum == r.stats.tokens);
     CHECK(r.stats.clip_frac() == 0.0);
@@ -521,21 +524,35 @@ TEST_CASE("grpo loss: KL is exactly 0 when policy == reference, and its gradient
 }
 
 TEST_CASE("grpo loss: gradient matches central finite differences of the loss") {
-  // An independent check of the float64 derivative, away from the clip kinks.
+  // An independent check of the float64 derivative, away from the clip kinks. For GSPO
+  // the GSPO-token gradient is the exact derivative of the loss too (every token of a
+  // sequence carries s_i, whose derivative in log pi_t is s_i / |y_i|).
+  const std::string policy_loss = GENERATE(as<std::string>{}, "ppo_clip", "gspo");
+  const std::string agg = GENERATE(as<std::string>{}, "token_mean", "seq_mean_token_mean");
+  INFO(policy_loss << " " << agg);
   TokenData d = small_batch(3);
   GrpoConfig c;
   c.kl_coef = 0.3;
   c.clip_high = 0.28;
   c.dual_clip = 3.0;
   c.entropy_coef = 0.05;
-  c.loss_agg = "token_mean";
+  c.loss_agg = agg;
+  c.policy_loss = policy_loss;
   GrpoCounts counts = count_grpo_tokens(d.view());
   GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+  std::vector<double> seq_log(d.advantage.size(), 0.0), seq_len(d.advantage.size(), 0.0);
+  for (size_t t = 0; t < d.mask.size(); ++t)
+    if (d.mask[t] != 0.0f) {
+      seq_log[size_t(d.seq_index[t])] += double(d.logprob[t]) - d.old_logprob[t];
+      seq_len[size_t(d.seq_index[t])] += 1.0;
+    }
   const float h = 1e-3f;
   int checked = 0;
   for (size_t t = 0; t < d.mask.size(); ++t) {
     if (d.mask[t] == 0.0f) continue;
-    const double rho = std::exp(double(d.logprob[t]) - d.old_logprob[t]);
+    const size_t s = size_t(d.seq_index[t]);
+    const double rho = policy_loss == "gspo" ? std::exp(seq_log[s] / seq_len[s])
+                                             : std::exp(double(d.logprob[t]) - d.old_logprob[t]);
     if (std::fabs(rho - 0.8) < 0.01 || std::fabs(rho - 1.28) < 0.01) continue;  // near a kink
     TokenData p = d, m = d;
     p.logprob[t] += h;

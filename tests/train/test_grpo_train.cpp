@@ -2,8 +2,8 @@
 // a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
 // checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
 // more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
-// config errors, and the training-inference mismatch: its metrics, where log pi_old
-// comes from, and the rollout correction on a bf16 trainer.
+// config errors, GSPO at ratio 1, and the training-inference mismatch: its metrics, where
+// log pi_old comes from, and the rollout correction on a bf16 trainer.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -205,6 +205,13 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
   CHECK(f32["mismatch_abs_mean"].get<double>() < 1e-6);
   CHECK(f32["ratio_mean"].get<double>() == 1.0);
   CHECK_FALSE(f32.contains("rollout_is_weight_mean"));
+
+  // GSPO at ratio 1 (pi_old = this forward) takes GRPO's gradient exactly: -A per token.
+  const auto gspo = first_step(dir, cfg, "gspo", {"grpo.policy_loss=gspo", "grpo.clip_low=3e-4",
+                                                  "grpo.clip_high=4e-4"});
+  CHECK(gspo["grad_norm"] == f32["grad_norm"]);
+  CHECK(gspo["pg_loss"] == f32["pg_loss"]);
+  CHECK(gspo["clip_frac"] == 0.0);
 
   // bf16 trainer: the mismatch is bf16's; 'auto' takes pi_old from the trainer.
   const auto bf = first_step(dir, cfg, "bf16", {"run.compute_dtype=bf16"});
