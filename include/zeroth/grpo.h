@@ -64,8 +64,10 @@ struct GrpoConfig {
             "The importance ratio of the clipped surrogate: 'ppo_clip' per token, "
             "pi(y_t) / pi_old(y_t) (GRPO paper); 'gspo' per sequence, the geometric mean "
             "of its tokens' ratios, clipped per sequence (GSPO, Zheng et al. 2025: it uses "
-            "clip_low 3e-4, clip_high 4e-4)")
-        .one_of({"ppo_clip", "gspo"});
+            "clip_low 3e-4, clip_high 4e-4); 'cispo' the REINFORCE-style loss of CISPO "
+            "(MiniMax-M1): -sg(clip(rho_t, 1 - clip_low, 1 + clip_high)) A log pi(y_t), "
+            "every token keeps a gradient")
+        .one_of({"ppo_clip", "gspo", "cispo"});
     v.field("adv_eps", adv_eps, "Added to the group's reward std (advantage 'grpo' only)").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
         .min(0);
@@ -154,6 +156,9 @@ struct GrpoConfig {
                     "key 'grpo.clip_low': expected a number in [0, 1), found %g", clip_low);
     ZT_THROW_IF_NOT(dual_clip == 0.0 || dual_clip > 1.0, ConfigError,
                     "key 'grpo.dual_clip': expected 0 (off) or a number > 1, found %g", dual_clip);
+    ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "cispo", ConfigError,
+                    "key 'grpo.dual_clip': expected 0 with policy_loss 'cispo' (its clip bounds the "
+                    "importance weight, not the loss), found %g", dual_clip);
     ZT_THROW_IF_NOT(loss_norm_len == 0 || loss_agg == "seq_mean_token_sum_norm", ConfigError,
                     "key 'grpo.loss_norm_len': only used by loss_agg 'seq_mean_token_sum_norm', "
                     "found %lld with loss_agg '%s' (set it to 0)",
@@ -341,7 +346,9 @@ struct GrpoLossResult {
 // The GRPO loss of one micro-batch and its gradient. Per loss token t of sequence i,
 // with rho = exp(logprob - old_logprob) and A = advantage[i] (policy_loss 'gspo':
 // rho = s_i = exp(mean over i's loss tokens of (logprob - old_logprob)) for every token
-// of i, and d rho / d logprob_t = s_i, GSPO-token's gradient):
+// of i, and d rho / d logprob_t = s_i, GSPO-token's gradient; 'cispo': pg = -A c logprob
+// with the constant c = clip(rho, 1 - clip_low, 1 + clip_high), gradient -A c, the
+// clip statistics counting where c != rho, whatever the sign of A):
 //   pg   = max(-A rho, -A clip(rho, 1 - clip_low, 1 + clip_high)),
 //          then min(pg, -dual_clip * A) where A < 0 and dual_clip > 0
 //   l_t  = w_is pg + kl_coef * KL_est(ref_logprob - logprob) - entropy_coef * entropy

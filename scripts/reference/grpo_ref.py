@@ -12,7 +12,8 @@ Files: one per loss aggregation (token_mean, seq_mean_token_mean, seq_mean_token
 x clip setting (ppo: 0.2/0.2; clip_higher: 0.2/0.28 (DAPO); dual_clip: 0.2/0.2, c = 3;
 entropy: clip-higher + dual clip + entropy_coef 0.01; gspo: policy_loss gspo, the
 sequence-level ratio of GSPO (Zheng et al. 2025) with its GSPO-token gradient, 0.1/0.12,
-c = 3).
+c = 3; cispo: policy_loss cispo, -sg(clip(rho)) A log pi (MiniMax-M1), 0.2/0.28 and the
+entropy bonus).
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -39,6 +40,8 @@ CLIP_SETTINGS = {
     # GSPO (sequence-level ratios; its paper clips at 3e-4 / 4e-4, which would clip every
     # sequence of these random inputs: wider bounds so some sequences are clipped, some not)
     "gspo": dict(clip_low=0.1, clip_high=0.12, dual_clip=DUAL_C, entropy_coef=0.0, policy_loss="gspo"),
+    # CISPO (MiniMax-M1): the clipped ratio weights A log pi, a stop-gradient constant
+    "cispo": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.01, policy_loss="cispo"),
 }
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
@@ -141,6 +144,9 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
     pg2 = -a * torch.clamp(ratio, lo, hi)
     pg = torch.maximum(pg1, pg2)
     clipped = (pg2 > pg1) & (mask > 0)
+    if clip.get("policy_loss") == "cispo":
+        pg = -a * torch.clamp(ratio, lo, hi).detach() * lp
+        clipped = ((ratio < lo) | (ratio > hi)) & (mask > 0)
     dual_active = torch.zeros(n, dtype=torch.bool)
     if clip["dual_clip"] > 0:
         pg3 = -a * clip["dual_clip"]

@@ -5,9 +5,11 @@
 // scripts/reference/grpo_ref.py) for every aggregation x clip setting x advantage x KL
 // estimator, on the whole batch and split into two micro-batches with global counts (the
 // data-parallel contract), and the properties: ratio exactly 1 and no clipping with
-// old == current (mu = 1), KL and its gradient exactly 0 when policy == reference; the
-// rollout correction (mismatch statistics and hand-computed weights of every
-// grpo.rollout_is mode) and its weight in the loss (the policy-gradient term only).
+// old == current (mu = 1) for every policy_loss (GRPO's token ratio, GSPO's sequence
+// ratio, CISPO's weight; the golden files cover all three), KL and its gradient exactly 0
+// when policy == reference; the rollout correction (mismatch statistics and hand-computed
+// weights of every grpo.rollout_is mode) and its weight in the loss (the policy-gradient
+// term only).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -189,6 +191,8 @@ TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the 
   CHECK_THAT(config_error("grpo: {rollout_is_cap: 0.5}\n"), Catch::Contains("grpo.rollout_is_cap"));
   CHECK_THAT(config_error("grpo: {rollout_is_floor: 1.5}\n"), Catch::Contains("key 'grpo.rollout_is_floor'"));
   CHECK_THAT(config_error("grpo: {old_logprobs: vllm}\n"), Catch::Contains("grpo.old_logprobs"));
+  CHECK_THAT(config_error("grpo: {policy_loss: cispo, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
+  CHECK_THAT(config_error("grpo: {policy_loss: sapo}\n"), Catch::Contains("grpo.policy_loss"));
 }
 
 TEST_CASE("grpo config: where log pi_old comes from") {
@@ -420,17 +424,17 @@ void check_golden_file(const std::string& name) {
 }  // namespace
 
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
     check_golden_file(std::string("token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_mean (GRPO paper)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
     check_golden_file(std::string("seq_mean_token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
     check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
 }
 
@@ -440,14 +444,14 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
   for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
-  for (const char* policy_loss : {"ppo_clip", "gspo"}) {
+  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo"}) {
     GrpoConfig c;
     c.loss_agg = agg;
     c.policy_loss = policy_loss;
     c.kl_coef = 0.0;
     c.clip_low = 0.0;  // even a zero-width clip range leaves rho = 1 unclipped
     c.clip_high = 0.0;
-    c.dual_clip = 1.5;
+    c.dual_clip = c.policy_loss == "cispo" ? 0.0 : 1.5;
     GrpoCounts counts = count_grpo_tokens(d.view());
     counts.norm_len = 6;
     GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);

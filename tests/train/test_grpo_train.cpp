@@ -2,7 +2,7 @@
 // a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
 // checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
 // more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
-// config errors, GSPO at ratio 1, and the training-inference mismatch: its metrics, where
+// config errors, GSPO and CISPO at ratio 1, and the training-inference mismatch: its metrics, where
 // log pi_old comes from, and the rollout correction on a bf16 trainer.
 #include <catch2/catch.hpp>
 
@@ -212,6 +212,8 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
   CHECK(gspo["grad_norm"] == f32["grad_norm"]);
   CHECK(gspo["pg_loss"] == f32["pg_loss"]);
   CHECK(gspo["clip_frac"] == 0.0);
+  const auto cispo = first_step(dir, cfg, "cispo", {"grpo.policy_loss=cispo"});  // so does CISPO
+  CHECK(cispo["grad_norm"] == f32["grad_norm"]);
 
   // bf16 trainer: the mismatch is bf16's; 'auto' takes pi_old from the trainer.
   const auto bf = first_step(dir, cfg, "bf16", {"run.compute_dtype=bf16"});
