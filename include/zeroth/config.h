@@ -177,6 +177,7 @@ struct DataSection {
 struct RlSection {
   int64_t prompts_per_step = 8;
   int64_t micro_batch = 0;
+  int64_t micro_batch_tokens = 0;
   int64_t eval_every = 0;
   bool eval_at_start = true;
   bool eval_at_end = true;
@@ -188,6 +189,12 @@ struct RlSection {
         .min(1);
     v.field("micro_batch", micro_batch,
             "Sequences per forward/backward on one rank (0 = a rank's whole mini-batch at once)")
+        .min(0);
+    v.field("micro_batch_tokens", micro_batch_tokens,
+            "Dynamic micro-batches: sort a rank's sequences by length and pack them into "
+            "micro-batches of at most this many tokens, each padded only to its own longest "
+            "sequence (verl's use_dynamic_bsz); micro_batch still caps the sequences. 0 = off: "
+            "every sequence is padded to the step's longest")
         .min(0);
     v.field("eval_every", eval_every, "Held-out evaluation every this many steps (0 = off)").min(0);
     v.field("eval_at_start", eval_at_start, "Evaluate before the first step (step 0) when an eval set exists");

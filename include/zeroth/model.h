@@ -82,8 +82,11 @@ class Model {
   float aux_loss() const { return aux_loss_; }  // of the last forward (0 when disabled)
 
   // ids: I32 (B, T) on the backend, values in [0, V). Computes logits() and keeps
-  // what backward needs. Positions are 0..T-1 in every row.
-  void forward(const Tensor& ids);
+  // what backward needs. Positions are 0..T-1 in every row. row_lengths (B entries, in
+  // [0, T]), when given: row b's real tokens are its first row_lengths[b], the rest is
+  // padding; moe_stats() then counts the routing of the real tokens only (a copy of the
+  // top-k ids to the host per MoE layer). The computation itself is the same.
+  void forward(const Tensor& ids, const std::vector<int64_t>* row_lengths = nullptr);
   // F32 (N, V) of the last forward; row b*T + t predicts token t+1 of row b.
   const Tensor& logits() const;
 
@@ -109,7 +112,8 @@ class Model {
   const Tensor& routing_topk_weight(int64_t layer) const;
   const Tensor& routing_scores(int64_t layer) const;
 
-  // Expert loads of the last forward: one entry per MoE layer (in layer order).
+  // Expert loads of the last forward: one entry per MoE layer (in layer order); of the
+  // real tokens only when forward() had row_lengths.
   std::vector<MoeLayerStats> moe_stats() const;
   // Aux-loss-free balancing: for every MoE layer i (in moe_stats() order),
   // router_bias[e] += gamma * sign(mean(load) - load[e]). global_loads[i] has E entries

@@ -5,6 +5,7 @@
 // or call BLAS/CUDA; communicate.
 #include "zeroth/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -169,12 +170,19 @@ void Model::layer_forward(const ModelParams& p, size_t l) {
   be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
 }
 
-void Model::forward(const Tensor& ids) {
+void Model::forward(const Tensor& ids, const std::vector<int64_t>* row_lengths) {
   ZT_ASSERT(ids.dim() == 2 && ids.dtype() == DType::I32 && ids.is_contiguous(),
             "forward: ids must be contiguous I32 (B, T), got %s", ids.str().c_str());
   const ModelConfig& c = config_;
   const float eps = float(c.rms_norm_eps);
   const int64_t B = ids.size(0), T = ids.size(1);
+  if (row_lengths) {
+    ZT_ASSERT(int64_t(row_lengths->size()) == B, "forward: %zu row lengths for %lld rows", row_lengths->size(),
+              (long long)B);
+    for (int64_t len : *row_lengths)
+      ZT_ASSERT(len >= 0 && len <= T, "forward: row length %lld outside [0, %lld]", (long long)len, (long long)T);
+  }
+  std::vector<int32_t> topk;  // host copy of a layer's top-k ids (row_lengths only)
   ensure_shape(B, T);
   ModelActivations& a = *act_;
   const ModelParams& p = compute_params();
@@ -189,6 +197,16 @@ void Model::forward(const Tensor& ids) {
     if (p.layers[l].is_moe) {
       aux_loss_ += la.moe.aux_loss;
       a.moe_load[l] = la.moe.load;
+      if (row_lengths) {  // the loads of the real tokens: recount their top-k ids
+        const int64_t k = c.num_experts_per_tok;
+        topk.resize(size_t(a.N * k));
+        la.moe.topk_idx.copy_to_host(topk.data(), topk.size() * sizeof(int32_t));
+        std::vector<int64_t>& load = a.moe_load[l];
+        std::fill(load.begin(), load.end(), 0);
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t i = b * T * k, end = (b * T + (*row_lengths)[size_t(b)]) * k; i < end; ++i)
+            ++load[size_t(topk[size_t(i)])];
+      }
     }
   }
   be_.rmsnorm_forward(a.resid.back(), p.final_norm, eps, a.final_normed, a.final_rstd);

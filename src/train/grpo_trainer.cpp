@@ -71,36 +71,57 @@ struct Group {
 
 using SeqRef = std::pair<const Group*, int64_t>;  // (group, sample)
 
-// The host arrays of one micro-batch: seqs[first, first + S) as prompt + completion rows
-// padded to T. Completion token t of a sequence with a P-token prompt is predicted at
-// position P + t - 1 (at()); mask is 1 there for samples in the loss (and, after the
+// Real tokens of a sequence's row: its prompt and completion but the last completion
+// token (only a target).
+int64_t row_length(const SeqRef& r) {
+  const int64_t n = int64_t(r.first->completions[size_t(r.second)].ids.size());
+  return int64_t(r.first->prompt.size()) + std::max<int64_t>(0, n - 1);
+}
+
+using grpo_detail::MicroPlan;
+
+std::vector<MicroPlan> plan_micro_batches(const std::vector<SeqRef>& seqs, int64_t micro, int64_t tokens,
+                                          int64_t T_step) {
+  std::vector<int64_t> lengths;
+  for (const SeqRef& r : seqs) lengths.push_back(row_length(r));
+  return grpo_detail::plan_micro_batches(lengths, micro, tokens, T_step);
+}
+
+// The host arrays of one micro-batch: the plan's sequences as prompt + completion rows
+// padded to plan.T. Completion token t of a sequence with a P-token prompt is predicted
+// at position P + t - 1 (at()); mask is 1 there for samples in the loss (and, after the
 // old-log-prob pass of a mask mode, for the tokens it kept).
 struct MicroBatch {
   int64_t S = 0, T = 0, N = 0;
   std::vector<int32_t> ids, targets, seq;
   std::vector<float> mask, rollout_lp;
   std::vector<double> adv;
+  std::vector<int64_t> lengths;  // (S) real tokens of each row
   size_t at(int64_t s, int64_t P, int64_t t) const { return size_t(s * T + P + t - 1); }
 };
 
-MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, size_t first, int64_t S, int64_t T,
-                             int32_t pad_id) {
+MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, const MicroPlan& plan, int32_t pad_id) {
   MicroBatch m;
-  m.S = S;
-  m.T = T;
-  m.N = S * T;
+  m.S = int64_t(plan.idx.size());
+  m.T = plan.T;
+  m.N = m.S * m.T;
   m.ids.assign(size_t(m.N), pad_id);
   m.targets.assign(size_t(m.N), -1);
   m.seq.assign(size_t(m.N), -1);
   m.mask.assign(size_t(m.N), 0.0f);
   m.rollout_lp.assign(size_t(m.N), 0.0f);
-  m.adv.assign(size_t(S), 0.0);
-  for (int64_t s = 0; s < S; ++s) {
-    const Group& g = *seqs[first + size_t(s)].first;
-    const int64_t j = seqs[first + size_t(s)].second;
+  m.adv.assign(size_t(m.S), 0.0);
+  m.lengths.assign(size_t(m.S), 0);
+  for (int64_t s = 0; s < m.S; ++s) {
+    const SeqRef& r = seqs[plan.idx[size_t(s)]];
+    const Group& g = *r.first;
+    const int64_t j = r.second;
     const Completion& cpl = g.completions[size_t(j)];
     const int64_t P = int64_t(g.prompt.size()), n = int64_t(cpl.ids.size());
-    int32_t* row = &m.ids[size_t(s * T)];
+    m.lengths[size_t(s)] = row_length(r);
+    ZT_ASSERT(m.lengths[size_t(s)] <= m.T, "a row of %lld tokens in a micro-batch of length %lld",
+              (long long)m.lengths[size_t(s)], (long long)m.T);
+    int32_t* row = &m.ids[size_t(s * m.T)];
     std::copy(g.prompt.begin(), g.prompt.end(), row);
     for (int64_t t = 0; t + 1 < n; ++t) row[P + t] = cpl.ids[size_t(t)];
     const bool in = g.in_loss[size_t(j)] != 0;
@@ -421,8 +442,14 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     // micro-batch's own forward (one update: the weights have not moved yet).
     const bool old_pass = trainer_old && (!own_old || gc.rollout_is_rejects());
     const bool own_forward_old = own_old && !old_pass && gc.old_logprobs != "rollout";
-    const int64_t micro_cfg = cfg.rl.micro_batch;
+    const int64_t micro_cfg = cfg.rl.micro_batch, micro_tokens = cfg.rl.micro_batch_tokens;
+    // With micro-batches packed by tokens the padding depends on the split: the expert
+    // loads (router-bias update) then count the real tokens only.
+    auto forward = [&](Model& m, const Tensor& ids, const MicroBatch& mbt) {
+      m.forward(ids, micro_tokens > 0 ? &mbt.lengths : nullptr);
+    };
     MismatchStats mismatch;
+    double pad_tokens = 0, row_tokens = 0;
     if (old_pass) {
       std::vector<SeqRef> all;
       std::vector<Group*> owner;  // all[k]'s group, to store the results in
@@ -431,16 +458,15 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           all.push_back({&g, j});
           owner.push_back(&g);
         }
-      const int64_t micro = micro_cfg > 0 ? micro_cfg : std::max<int64_t>(1, int64_t(all.size()));
-      for (size_t first = 0; first < all.size(); first += size_t(micro)) {
-        const int64_t S = std::min<int64_t>(micro, int64_t(all.size() - first));
-        const MicroBatch mbt = build_micro_batch(all, first, S, T, pad_id);
-        Tensor ids = Tensor::empty(backend, {S, T}, DType::I32);
+      for (const MicroPlan& plan : plan_micro_batches(all, micro_cfg, micro_tokens, T)) {
+        const MicroBatch mbt = build_micro_batch(all, plan, pad_id);
+        const int64_t S = mbt.S;
+        Tensor ids = Tensor::empty(backend, {S, mbt.T}, DType::I32);
         Tensor targets = Tensor::empty(backend, {mbt.N}, DType::I32);
         Tensor logprob = Tensor::empty(backend, {mbt.N}, DType::F32);
         ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
         targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
-        model.forward(ids);
+        forward(model, ids, mbt);
         model.token_logprobs(targets, temperature, logprob, nullptr);
         std::vector<float> h_lp(size_t(mbt.N));
         logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
@@ -452,8 +478,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
         const RolloutCorrection corr = rollout_correction(gc, tk, h_lp.data(), mbt.rollout_lp.data());
         mismatch.add(corr.stats);
         for (int64_t s = 0; s < S; ++s) {
-          Group& g = *owner[first + size_t(s)];
-          const int64_t j = all[first + size_t(s)].second;
+          Group& g = *owner[plan.idx[size_t(s)]];
+          const int64_t j = all[plan.idx[size_t(s)]].second;
           const int64_t P = int64_t(g.prompt.size()), n = int64_t(g.completions[size_t(j)].ids.size());
           if (g.old_logprob.empty()) {
             g.old_logprob.resize(size_t(G));
@@ -507,19 +533,19 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
         model.zero_grad();
         std::vector<std::vector<int64_t>> loads;
-        const int64_t micro = micro_cfg > 0 ? micro_cfg : std::max<int64_t>(1, int64_t(seqs.size()));
-        for (size_t first = 0; first < seqs.size(); first += size_t(micro)) {
-          const int64_t S = std::min<int64_t>(micro, int64_t(seqs.size() - first));
-          const MicroBatch mbt = build_micro_batch(seqs, first, S, T, pad_id);
-          const int64_t N = mbt.N;
+        for (const MicroPlan& plan : plan_micro_batches(seqs, micro_cfg, micro_tokens, T)) {
+          const MicroBatch mbt = build_micro_batch(seqs, plan, pad_id);
+          const int64_t S = mbt.S, N = mbt.N;
+          row_tokens += double(N);
+          for (int64_t len : mbt.lengths) pad_tokens += double(mbt.T - len);
           // log pi_old and the rollout-correction weights from the old-log-prob pass.
           std::vector<float> h_old, h_w;
           if (old_pass) {
             h_old.assign(size_t(N), 0.0f);
             h_w.assign(size_t(N), 1.0f);
             for (int64_t s = 0; s < S; ++s) {
-              const Group& g = *seqs[first + size_t(s)].first;
-              const int64_t j = seqs[first + size_t(s)].second;
+              const Group& g = *seqs[plan.idx[size_t(s)]].first;
+              const int64_t j = seqs[plan.idx[size_t(s)]].second;
               const int64_t P = int64_t(g.prompt.size());
               const auto& lp = g.old_logprob[size_t(j)];
               const auto& w = g.is_weight[size_t(j)];
@@ -529,7 +555,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
               }
             }
           }
-          Tensor ids = Tensor::empty(backend, {S, T}, DType::I32);
+          Tensor ids = Tensor::empty(backend, {S, mbt.T}, DType::I32);
           Tensor targets = Tensor::empty(backend, {N}, DType::I32);
           Tensor logprob = Tensor::empty(backend, {N}, DType::F32);
           Tensor entropy = Tensor::empty(backend, {N}, DType::F32);
@@ -538,12 +564,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           std::vector<float> h_ref;
           if (ref) {
             Tensor ref_lp = Tensor::empty(backend, {N}, DType::F32);
-            ref->forward(ids);
+            forward(*ref, ids, mbt);
             ref->token_logprobs(targets, temperature, ref_lp, nullptr);
             h_ref.resize(size_t(N));
             ref_lp.copy_to_host(h_ref.data(), h_ref.size() * sizeof(float));
           }
-          model.forward(ids);
+          forward(model, ids, mbt);
           model.token_logprobs(targets, temperature, logprob, &entropy);
           std::vector<float> h_lp(static_cast<size_t>(N)), h_ent(static_cast<size_t>(N));
           logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
@@ -618,6 +644,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     comm.all_reduce_host(mv.data(), mv.size(), ReduceOp::Sum);
     comm.all_reduce_host(&mis_max, 1, ReduceOp::Max);
     mismatch = MismatchStats::from_vector(mv, mis_max);
+    double pad[2] = {pad_tokens, row_tokens};
+    comm.all_reduce_host(pad, 2, ReduceOp::Sum);
     if (gc.reference_reset_due(step)) {
       backend.copy(policy.params().flat, ref->params().flat);
       ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
@@ -671,6 +699,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     m["grad_norm"] = grad_norm;
     m["lr"] = lr;
     m["optimizer_steps"] = double(opt_steps);
+    m["train_pad_frac"] = pad[1] > 0 ? pad[0] / pad[1] : 0.0;
     m["trained_tokens"] = trained_tokens;
     m["expert_imbalance"] = grpo_detail::max_expert_imbalance(step_loads);
     m["generated_tokens"] = v[RolloutSums::kLen];

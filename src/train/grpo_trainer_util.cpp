@@ -43,6 +43,37 @@ double max_expert_imbalance(const std::vector<std::vector<int64_t>>& loads) {
   return worst;
 }
 
+std::vector<MicroPlan> plan_micro_batches(const std::vector<int64_t>& lengths, int64_t micro, int64_t tokens,
+                                          int64_t T_step) {
+  ZT_ASSERT(micro >= 0 && tokens >= 0, "micro %lld, tokens %lld", (long long)micro, (long long)tokens);
+  std::vector<MicroPlan> plans;
+  if (tokens == 0) {
+    const size_t m = micro > 0 ? size_t(micro) : std::max<size_t>(1, lengths.size());
+    for (size_t first = 0; first < lengths.size(); first += m) {
+      MicroPlan p;
+      p.T = T_step;
+      for (size_t i = first; i < std::min(lengths.size(), first + m); ++i) p.idx.push_back(i);
+      plans.push_back(std::move(p));
+    }
+    return plans;
+  }
+  std::vector<size_t> order(lengths.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+  MicroPlan cur;
+  for (size_t i : order) {
+    const int64_t rows = int64_t(cur.idx.size()) + 1;
+    if (!cur.idx.empty() && (rows * std::max(cur.T, lengths[i]) > tokens || (micro > 0 && rows > micro))) {
+      plans.push_back(std::move(cur));
+      cur = MicroPlan();
+    }
+    cur.idx.push_back(i);
+    cur.T = std::max(cur.T, lengths[i]);
+  }
+  if (!cur.idx.empty()) plans.push_back(std::move(cur));
+  return plans;
+}
+
 }  // namespace grpo_detail
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -285,6 +285,29 @@ TEST_CASE("MoE statistics and the aux-loss-free router-bias update", "[model][go
     CHECK(s.imbalance == Approx(double(s.max_load) * E / double(g.B * g.T * k)));
     loads.push_back(s.load);
   }
+  // With row lengths (the rest of a row is padding) the loads count the real tokens only;
+  // the logits do not change.
+  {
+    const std::vector<float> logits = m.logits().to_float_vector();
+    std::vector<int64_t> lengths(size_t(g.B));
+    for (int64_t b = 0; b < g.B; ++b) lengths[size_t(b)] = std::max<int64_t>(0, g.T - 3 * b - 1);
+    m.forward(ids_tensor(*be, g), &lengths);
+    CHECK(m.logits().to_float_vector() == logits);
+    const std::vector<MoeLayerStats> real = m.moe_stats();
+    REQUIRE(real.size() == stats.size());
+    for (const MoeLayerStats& s : real) {
+      const std::vector<int64_t> idx = read_i64(g.file, "routing.layers." + std::to_string(s.layer) + ".topk_idx");
+      std::vector<int64_t> want(size_t(E), 0);
+      int64_t total = 0;
+      for (int64_t b = 0; b < g.B; ++b)
+        for (int64_t t = 0; t < lengths[size_t(b)]; ++t)
+          for (int64_t j = 0; j < k; ++j, ++total) ++want[size_t(idx[size_t((b * g.T + t) * k + j)])];
+      INFO("layer " << s.layer);
+      CHECK(s.load == want);
+      CHECK(total < g.B * g.T * k);  // some padding was left out
+    }
+    m.forward(ids_tensor(*be, g));  // back to the whole rows for the bias update below
+  }
   std::vector<std::vector<float>> before;
   for (const MoeLayerStats& s : stats)
     before.push_back(m.params().params.layers[size_t(s.layer)].moe.router_bias.to_float_vector());

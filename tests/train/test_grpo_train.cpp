@@ -2,10 +2,12 @@
 // a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
 // checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
 // more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
-// config errors, GSPO and CISPO at ratio 1, and the training-inference mismatch: its metrics, where
+// config errors, the micro-batch plans (fixed, and packed by tokens: rl.micro_batch_tokens)
+// and a run with them, GSPO and CISPO at ratio 1, and the training-inference mismatch: its metrics, where
 // log pi_old comes from, and the rollout correction on a bf16 trainer.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "train/grpo_trainer_util.h"
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
@@ -262,4 +265,70 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
 
   CHECK_THROWS_AS(load_train_config(cfg, {"grpo.rollout_is=token_truncate", "grpo.old_logprobs=rollout"}),
                   ConfigError);
+}
+
+TEST_CASE("micro-batch plans: fixed runs, and packed by tokens") {
+  using grpo_detail::MicroPlan;
+  using grpo_detail::plan_micro_batches;
+  const std::vector<int64_t> len = {5, 9, 3, 9, 1, 7};
+  auto idx = [](const std::vector<MicroPlan>& p) {
+    std::vector<std::vector<size_t>> out;
+    for (const MicroPlan& m : p) out.push_back(m.idx);
+    return out;
+  };
+  auto lengths = [](const std::vector<MicroPlan>& p) {
+    std::vector<int64_t> out;
+    for (const MicroPlan& m : p) out.push_back(m.T);
+    return out;
+  };
+  // tokens 0: runs of micro in order, all padded to the step's T
+  std::vector<MicroPlan> p = plan_micro_batches(len, 4, 0, 9);
+  CHECK(idx(p) == std::vector<std::vector<size_t>>{{0, 1, 2, 3}, {4, 5}});
+  CHECK(lengths(p) == std::vector<int64_t>{9, 9});
+  CHECK(idx(plan_micro_batches(len, 0, 0, 9)) == std::vector<std::vector<size_t>>{{0, 1, 2, 3, 4, 5}});
+  // tokens 20: longest first (ties in order), rows x longest <= 20
+  p = plan_micro_batches(len, 0, 20, 9);
+  CHECK(idx(p) == std::vector<std::vector<size_t>>{{1, 3}, {5, 0}, {2, 4}});
+  CHECK(lengths(p) == std::vector<int64_t>{9, 7, 3});
+  // micro caps the rows too; a row over the budget gets its own micro-batch
+  CHECK(idx(plan_micro_batches(len, 1, 20, 9)) == std::vector<std::vector<size_t>>{{1}, {3}, {5}, {0}, {2}, {4}});
+  CHECK(idx(plan_micro_batches(len, 0, 4, 9)) == std::vector<std::vector<size_t>>{{1}, {3}, {5}, {0}, {2}, {4}});
+  CHECK(idx(plan_micro_batches(len, 0, 6, 9)) == std::vector<std::vector<size_t>>{{1}, {3}, {5}, {0}, {2, 4}});
+  CHECK(plan_micro_batches({}, 0, 100, 1).empty());
+  // invariants on a larger case: every sequence once, within budget, padded to its longest
+  std::vector<int64_t> many;
+  for (int i = 0; i < 97; ++i) many.push_back(1 + (i * 37) % 61);
+  for (int64_t budget : {64, 150, 1000}) {
+    std::vector<int> seen(many.size(), 0);
+    for (const MicroPlan& m : plan_micro_batches(many, 8, budget, 61)) {
+      int64_t longest = 0;
+      for (size_t i : m.idx) {
+        ++seen[i];
+        longest = std::max(longest, many[i]);
+      }
+      CHECK(m.T == longest);
+      CHECK(m.idx.size() <= 8);
+      CHECK((m.idx.size() == 1 || int64_t(m.idx.size()) * m.T <= budget));
+    }
+    CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+  }
+}
+
+TEST_CASE("zeroth train: micro-batches packed by tokens train on the same batch with less padding") {
+  const std::string dir = temp_dir("packed");
+  const std::string cfg = write_plain_config(dir);
+  // Stop strings that a random model writes now and then: completions of many lengths.
+  const std::string stops = "rollout.stop=[\"a\", \"e\", \"o\", \"1\", \"2\", \"3\", \"x\", \"z\"]";
+  const auto fixed = first_step(dir, cfg, "fixed", {stops});
+  const auto packed = first_step(dir, cfg, "packed", {stops, "rl.micro_batch=0", "rl.micro_batch_tokens=60"});
+  CHECK(fixed["response_len_mean"].get<double>() < 20.0);  // the lengths vary
+  for (const char* k : {"reward_mean", "trained_tokens", "generated_tokens", "adv_abs_mean"})
+    CHECK(packed[k] == fixed[k]);
+  for (const char* k : {"grad_norm", "pg_loss", "entropy"}) {
+    INFO(k);
+    CHECK(packed[k].get<double>() == Approx(fixed[k].get<double>()).epsilon(1e-5));
+  }
+  CHECK(packed["grad_norm"].get<double>() > 0);
+  CHECK(packed["train_pad_frac"].get<double>() < 0.5 * fixed["train_pad_frac"].get<double>());
+  CHECK(packed["ratio_mean"].get<double>() == 1.0);
 }

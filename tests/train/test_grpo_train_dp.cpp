@@ -3,8 +3,8 @@
 // np ranks must match rank 0 training alone on the same global batch (a local
 // communicator; rank 0 also runs the cold start that both start from): every step's rewards, advantages and loss statistics, and the final
 // weights within fp32 tolerance. The same again with pi_old from the trainer's
-// old-log-prob pass and a truncated rollout correction. Run at np 1, 2 and 4 (4 prompts
-// per step: at np 4 each rank rolls out one group).
+// old-log-prob pass, a truncated rollout correction and micro-batches packed by tokens.
+// Run at np 1, 2 and 4 (4 prompts per step: at np 4 each rank rolls out one group).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -136,9 +136,11 @@ TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch"
 }
 
 // The old-log-prob pass (pi_old from the trainer before the first of the 2 mini-batch
-// updates) with a truncated rollout correction, data parallel: ranks hold different
-// numbers of micro-batches in the pass, the mismatch statistics are all-reduced. Starts
-// from the cold start of the test case above (run before it).
+// updates) with a truncated rollout correction and micro-batches packed by tokens, data
+// parallel: ranks hold different numbers of micro-batches, padded to different lengths
+// (the expert loads count real tokens only, so the router-bias updates agree), the
+// mismatch statistics are all-reduced. Starts from the cold start of the test case above
+// (run before it).
 TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") {
   Communicator& world = train_test::world();
   const int np = world.size();
@@ -146,7 +148,9 @@ TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") 
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.old_logprobs=trainer", "grpo.rollout_is=token_truncate",
-                                         "grpo.rollout_is_cap=1"};
+                                         "grpo.rollout_is_cap=1", "rl.micro_batch_tokens=120",
+                                         // completions of many lengths: padding to pack away
+                                         "rollout.stop=[\"</answer>\", \"5\", \"8\"]"};
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
   opt.show_progress = false;
@@ -165,6 +169,8 @@ TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") 
     compare_runs(dp, solo, np, {"mismatch_abs_mean", "mismatch_k3", "rollout_is_weight_mean",
                                 "rollout_is_rejected_frac"});
     CHECK(solo.steps[0].at("mismatch_abs_max") < 1e-5);  // fp32 trainer and rollout
+    CHECK(solo.steps[0].at("train_pad_frac") > 0);        // rows of different lengths
+    CHECK(solo.steps[0].at("adv_abs_mean") > 0);
     CHECK(solo.steps[0].at("optimizer_steps") == 2);
   }
   world.barrier();
