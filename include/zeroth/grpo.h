@@ -378,9 +378,11 @@ struct MismatchStats {
   double weight_sum = 0;    // sum of the applied weights over the tokens kept (1 each without rollout_is)
   double truncated = 0;     // tokens whose weight was capped at rollout_is_cap
   double rejected = 0;      // tokens removed from the loss by a mask mode
+  double nonfinite = 0;     // loss tokens whose d is not finite (a diverged model): left out of
+                            // every sum above
   double abs_diff_max = 0;  // max |d| (not in to_vector: reduce it with a max)
 
-  static constexpr int kFields = 7;
+  static constexpr int kFields = 8;
   void add(const MismatchStats& o);
   std::vector<double> to_vector() const;  // (kFields), without abs_diff_max
   static MismatchStats from_vector(const std::vector<double>& v, double abs_diff_max);
@@ -410,7 +412,9 @@ struct RolloutCorrection {
 //   sequence_mask      w = e^D_i if floor <= e^D_i <= cap, else the sequence is rejected
 //   geo_mask           w = 1 if floor <= e^(D_i / n_i) <= cap, else the sequence is rejected
 // Rejected tokens leave `mask`, so the caller's loss normalisers (count_grpo_tokens on the
-// new mask) do not count them. Non-finite log-probs of a loss token are an internal error.
+// new mask) do not count them. A loss token whose d is not finite (NaN or infinite
+// log-probs: a diverged model) is counted in stats.nonfinite only and left out of D_i; the
+// mask modes remove it from the loss, the truncate modes give it weight 0, 'none' 1.
 RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens& batch,
                                      const float* trainer_logprob, const float* rollout_logprob);
 

@@ -232,11 +232,12 @@ void MismatchStats::add(const MismatchStats& o) {
   weight_sum += o.weight_sum;
   truncated += o.truncated;
   rejected += o.rejected;
+  nonfinite += o.nonfinite;
   abs_diff_max = std::max(abs_diff_max, o.abs_diff_max);
 }
 
 std::vector<double> MismatchStats::to_vector() const {
-  return {tokens, neg_diff_sum, k3_sum, abs_diff_sum, weight_sum, truncated, rejected};
+  return {tokens, neg_diff_sum, k3_sum, abs_diff_sum, weight_sum, truncated, rejected, nonfinite};
 }
 
 MismatchStats MismatchStats::from_vector(const std::vector<double>& v, double abs_diff_max) {
@@ -249,6 +250,7 @@ MismatchStats MismatchStats::from_vector(const std::vector<double>& v, double ab
   s.weight_sum = v[4];
   s.truncated = v[5];
   s.rejected = v[6];
+  s.nonfinite = v[7];
   s.abs_diff_max = abs_diff_max;
   return s;
 }
@@ -276,13 +278,17 @@ RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens&
   // d_t per loss token, the statistics, and D_i / n_i per sequence.
   std::vector<double> d(size_t(b.n_tokens), 0.0), seq_sum(size_t(b.n_seqs), 0.0);
   std::vector<int64_t> seq_len(size_t(b.n_seqs), 0);
+  std::vector<uint8_t> bad(size_t(b.n_tokens), 0);
   MismatchStats& st = out.stats;
   for (int64_t t = 0; t < b.n_tokens; ++t) {
     if (!in_loss(b, t)) continue;
     const double lt = trainer_logprob[t], lr = rollout_logprob[t];
-    ZT_ASSERT(std::isfinite(lt) && std::isfinite(lr), "token %lld: trainer log-prob %g, rollout log-prob %g",
-              (long long)t, lt, lr);
     const double dt = lt - lr;
+    if (!std::isfinite(dt)) {  // a diverged model: no statistics, no weight (below)
+      bad[size_t(t)] = 1;
+      st.nonfinite += 1.0;
+      continue;
+    }
     d[size_t(t)] = dt;
     seq_sum[size_t(b.seq_index[t])] += dt;
     ++seq_len[size_t(b.seq_index[t])];
@@ -310,6 +316,11 @@ RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens&
     const size_t s = size_t(b.seq_index[t]);
     bool keep = true, capped = false;
     double w = 1.0;
+    if (bad[size_t(t)]) {  // no ratio to weigh it by: a mask mode rejects it, a truncate mode
+      if (config.rollout_is_rejects()) out.mask[size_t(t)] = 0.0f;  // gives it weight 0
+      else if (mode != Mode::None) out.weight[size_t(t)] = 0.0f;
+      continue;
+    }
     switch (mode) {
       case Mode::None: break;
       case Mode::TokenTruncate: keep = weigh(d[size_t(t)], true, capped, w); break;
@@ -317,7 +328,7 @@ RolloutCorrection rollout_correction(const GrpoConfig& config, const GrpoTokens&
       case Mode::SeqTruncate: keep = weigh(seq_sum[s], true, capped, w); break;
       case Mode::SeqMask: keep = weigh(seq_sum[s], false, capped, w); break;
       case Mode::GeoMask: {
-        const double g = seq_sum[s] / double(seq_len[s]);
+        const double g = seq_sum[s] / double(std::max<int64_t>(1, seq_len[s]));
         keep = !(g > log_cap || g < log_floor);
         break;
       }

@@ -644,6 +644,9 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     comm.all_reduce_host(mv.data(), mv.size(), ReduceOp::Sum);
     comm.all_reduce_host(&mis_max, 1, ReduceOp::Max);
     mismatch = MismatchStats::from_vector(mv, mis_max);
+    if (mismatch.nonfinite > 0)
+      ZT_LOG_WARN("train: step %lld: %.0f loss tokens have a non-finite trainer or rollout log-prob",
+                  (long long)step, mismatch.nonfinite);
     double pad[2] = {pad_tokens, row_tokens};
     comm.all_reduce_host(pad, 2, ReduceOp::Sum);
     if (gc.reference_reset_due(step)) {

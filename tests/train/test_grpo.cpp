@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -722,6 +723,33 @@ TEST_CASE("rollout correction: hand-computed weights per mode") {
     CHECK(r.mask == std::vector<float>{1, 1, 0, 0, 0, 0});
     CHECK(r.stats.rejected == 2);
   }
+}
+
+TEST_CASE("rollout correction: non-finite log-probs are counted, not weighed") {
+  MismatchBatch b;
+  b.rollout[1] = std::nanf("");                          // sequence 0
+  b.trainer[4] = -std::numeric_limits<float>::infinity();  // sequence 1
+  const RolloutCorrection none = b.run("none", 2.0, 0.5);
+  CHECK(none.stats.nonfinite == 2);
+  CHECK(none.stats.tokens == 2);  // tokens 0 and 3: d = 0.5, 0.25
+  CHECK(none.stats.abs_diff_sum == 0.75);
+  CHECK(std::isfinite(none.stats.k3_sum));
+  CHECK(none.weight == std::vector<float>(6, 1.0f));
+  CHECK(none.mask == b.mask);
+  const RolloutCorrection tt = b.run("token_truncate", 2.0, 0.5);
+  CHECK(tt.weight == std::vector<float>{float(std::exp(0.5)), 0.0f, 1.0f, float(std::exp(0.25)), 0.0f, 1.0f});
+  CHECK(tt.mask == b.mask);
+  const RolloutCorrection st = b.run("sequence_truncate", 2.0, 0.5);  // D over the finite tokens
+  CHECK(st.weight[0] == float(std::exp(0.5)));
+  CHECK(st.weight[3] == float(std::exp(0.25)));
+  for (const char* mode : {"token_mask", "sequence_mask", "geo_mask"}) {
+    INFO(mode);
+    const RolloutCorrection r = b.run(mode, 2.0, 0.5);
+    CHECK(r.mask == std::vector<float>{1, 0, 0, 1, 0, 0});
+    CHECK(r.stats.rejected == 0);
+  }
+  MismatchStats v = MismatchStats::from_vector(none.stats.to_vector(), 0.5);
+  CHECK(v.nonfinite == 2);
 }
 
 TEST_CASE("grpo loss: the rollout-correction weight scales the policy-gradient term only") {
