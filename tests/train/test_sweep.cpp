@@ -27,6 +27,7 @@
 namespace zeroth {
 namespace cli {
 int cmd_sweep(const std::vector<std::string>& args);
+int cmd_config(const std::vector<std::string>& args);
 }  // namespace cli
 }  // namespace zeroth
 
@@ -509,6 +510,33 @@ TEST_CASE("sweep configs/sweeps/gsm8k-cluster.yaml: every trial resolves and the
   CHECK(plan.trials[0].name.find("kl_coef=0,clip_high=0.2,lr=") == 0);
   const std::string s = read(out + "/sweep.sbatch");
   CHECK(s.find("#SBATCH --array=0-23%4\n") != std::string::npos);
+  ::unsetenv("ZEROTH_ROOT");
+}
+
+// Every shipped config and sweep file stays valid as keys change: `zeroth config check`
+// on each configs/*.yaml and configs/demo/*.yaml, and a dry run of each
+// configs/sweeps/*.yaml (every trial's config resolves).
+TEST_CASE("shipped configs and sweep files resolve") {
+  ::setenv("ZEROTH_ROOT", kSrc.c_str(), 1);
+  int configs = 0, sweeps = 0;
+  for (const char* sub : {"/configs", "/configs/demo"})
+    for (const auto& e : fs::directory_iterator(kSrc + sub)) {
+      if (e.path().extension() != ".yaml") continue;
+      INFO(e.path().string());
+      CHECK(cli::cmd_config({"check", "--config", e.path().string()}) == 0);
+      ++configs;
+    }
+  const std::string root = temp_dir("shipped");
+  for (const auto& e : fs::directory_iterator(kSrc + "/configs/sweeps")) {
+    if (e.path().extension() != ".yaml") continue;
+    INFO(e.path().string());
+    const std::string out = root + "/" + e.path().stem().string();
+    REQUIRE(cli::cmd_sweep({"--config", e.path().string(), "--out", out, "--dry-run"}) == 0);
+    CHECK(!read_sweep_plan(out).trials.empty());
+    ++sweeps;
+  }
+  CHECK(configs >= 9);
+  CHECK(sweeps >= 4);
   ::unsetenv("ZEROTH_ROOT");
 }
 
