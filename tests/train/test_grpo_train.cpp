@@ -1,10 +1,11 @@
 // Tests of the GRPO trainer loop (grpo_trainer.h) on the tiny model, CPU, one process:
 // a cold-started run whose rewards vary trains and evaluates (metrics, eval rows,
 // checkpoint layout), a run of 4 steps equals 2 steps + `zeroth train --resume` for 2
-// more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit),
+// more (metrics.jsonl bit for bit except wall-clock keys, final weights bit for bit; again
+// with a bf16 trainer, the old-log-prob pass, a mask mode and packed micro-batches),
 // config errors, the micro-batch plans (fixed, and packed by tokens: rl.micro_batch_tokens)
-// and a run with them, GSPO and CISPO at ratio 1, and the training-inference mismatch: its metrics, where
-// log pi_old comes from, and the rollout correction on a bf16 trainer.
+// and a run with them, GSPO and CISPO at ratio 1, and the training-inference mismatch: its
+// metrics, where log pi_old comes from, and the rollout correction on a bf16 trainer.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -331,4 +332,38 @@ TEST_CASE("zeroth train: micro-batches packed by tokens train on the same batch 
   CHECK(packed["grad_norm"].get<double>() > 0);
   CHECK(packed["train_pad_frac"].get<double>() < 0.5 * fixed["train_pad_frac"].get<double>());
   CHECK(packed["ratio_mean"].get<double>() == 1.0);
+}
+
+TEST_CASE("zeroth train: resume stays exact with the old-log-prob pass, a mask mode and packing") {
+  const std::string dir = temp_dir("resume_features");
+  const std::string cfg = write_plain_config(dir);
+  const std::vector<std::string> sets = {
+      "run.compute_dtype=bf16", "grpo.mini_batches=2", "grpo.rollout_is=token_mask", "grpo.rollout_is_cap=1.0005",
+      "grpo.rollout_is_floor=0.9995", "rl.micro_batch=0", "rl.micro_batch_tokens=60", "train.save_every=2",
+      "train.steps=4",
+      "rollout.stop=[\"a\", \"e\", \"o\", \"1\", \"2\", \"3\", \"x\", \"z\"]"};
+  auto args = [&](std::vector<std::string> a) {
+    for (const auto& s : sets) {
+      a.push_back("--set");
+      a.push_back(s);
+    }
+    return a;
+  };
+  const std::string a = dir + "/a", b = dir + "/b";
+  REQUIRE(cli::cmd_train(args({"--config", cfg, "--run-dir", a})) == 0);
+  std::vector<std::string> first = args({"--config", cfg, "--run-dir", b});
+  first.insert(first.end(), {"--set", "train.steps=2"});
+  REQUIRE(cli::cmd_train(first) == 0);
+  REQUIRE(cli::cmd_train({"--resume", b, "--set", "train.steps=4"}) == 0);
+  const auto ma = read_jsonl(a + "/metrics.jsonl"), mb = read_jsonl(b + "/metrics.jsonl");
+  REQUIRE(ma.size() == 4);
+  REQUIRE(mb.size() == 4);
+  for (size_t i = 0; i < ma.size(); ++i)
+    for (auto it = ma[i].begin(); it != ma[i].end(); ++it) {
+      INFO("step " << i + 1 << " key " << it.key());
+      if (!timing_key(it.key())) CHECK(it.value().dump() == mb[i][it.key()].dump());
+    }
+  CHECK(ma[3]["rollout_is_rejected_frac"].get<double>() > 0);
+  CHECK(ma[3]["train_pad_frac"].get<double>() < 0.5);
+  CHECK(file_bytes(a + "/final/model.safetensors") == file_bytes(b + "/final/model.safetensors"));
 }
