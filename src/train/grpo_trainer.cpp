@@ -445,8 +445,23 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     const int64_t micro_cfg = cfg.rl.micro_batch, micro_tokens = cfg.rl.micro_batch_tokens;
     // With micro-batches packed by tokens the padding depends on the split: the expert
     // loads (router-bias update) then count the real tokens only.
-    auto forward = [&](Model& m, const Tensor& ids, const MicroBatch& mbt) {
+    // One model's forward over a micro-batch and the log-probs of its targets (to the
+    // host); `entropy` (device) gets the entropies when given. The model keeps what its
+    // backward needs.
+    auto logprobs = [&](Model& m, const Tensor& ids, const Tensor& targets, const MicroBatch& mbt,
+                        Tensor* entropy) {
       m.forward(ids, micro_tokens > 0 ? &mbt.lengths : nullptr);
+      Tensor lp = Tensor::empty(backend, {mbt.N}, DType::F32);
+      m.token_logprobs(targets, temperature, lp, entropy);
+      std::vector<float> h(size_t(mbt.N));
+      lp.copy_to_host(h.data(), h.size() * sizeof(float));
+      return h;
+    };
+    auto upload = [&](const MicroBatch& mbt, Tensor& ids, Tensor& targets) {
+      ids = Tensor::empty(backend, {mbt.S, mbt.T}, DType::I32);
+      targets = Tensor::empty(backend, {mbt.N}, DType::I32);
+      ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
+      targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
     };
     MismatchStats mismatch;
     double pad_tokens = 0, row_tokens = 0;
@@ -461,15 +476,9 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       for (const MicroPlan& plan : plan_micro_batches(all, micro_cfg, micro_tokens, T)) {
         const MicroBatch mbt = build_micro_batch(all, plan, pad_id);
         const int64_t S = mbt.S;
-        Tensor ids = Tensor::empty(backend, {S, mbt.T}, DType::I32);
-        Tensor targets = Tensor::empty(backend, {mbt.N}, DType::I32);
-        Tensor logprob = Tensor::empty(backend, {mbt.N}, DType::F32);
-        ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
-        targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
-        forward(model, ids, mbt);
-        model.token_logprobs(targets, temperature, logprob, nullptr);
-        std::vector<float> h_lp(size_t(mbt.N));
-        logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
+        Tensor ids, targets;
+        upload(mbt, ids, targets);
+        const std::vector<float> h_lp = logprobs(model, ids, targets, mbt, nullptr);
         GrpoTokens tk;
         tk.n_tokens = mbt.N;
         tk.n_seqs = S;
@@ -555,24 +564,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
               }
             }
           }
-          Tensor ids = Tensor::empty(backend, {S, mbt.T}, DType::I32);
-          Tensor targets = Tensor::empty(backend, {N}, DType::I32);
-          Tensor logprob = Tensor::empty(backend, {N}, DType::F32);
+          Tensor ids, targets;
+          upload(mbt, ids, targets);
+          const std::vector<float> h_ref = ref ? logprobs(*ref, ids, targets, mbt, nullptr) : std::vector<float>();
           Tensor entropy = Tensor::empty(backend, {N}, DType::F32);
-          ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
-          targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
-          std::vector<float> h_ref;
-          if (ref) {
-            Tensor ref_lp = Tensor::empty(backend, {N}, DType::F32);
-            forward(*ref, ids, mbt);
-            ref->token_logprobs(targets, temperature, ref_lp, nullptr);
-            h_ref.resize(size_t(N));
-            ref_lp.copy_to_host(h_ref.data(), h_ref.size() * sizeof(float));
-          }
-          forward(model, ids, mbt);
-          model.token_logprobs(targets, temperature, logprob, &entropy);
-          std::vector<float> h_lp(static_cast<size_t>(N)), h_ent(static_cast<size_t>(N));
-          logprob.copy_to_host(h_lp.data(), h_lp.size() * sizeof(float));
+          std::vector<float> h_lp = logprobs(model, ids, targets, mbt, &entropy);
+          std::vector<float> h_ent(static_cast<size_t>(N));
           entropy.copy_to_host(h_ent.data(), h_ent.size() * sizeof(float));
           GrpoTokens tk;
           tk.n_tokens = N;
