@@ -99,6 +99,26 @@ void compare_runs(const GrpoTrainResult& dp, const GrpoTrainResult& solo, int np
   WARN("np " << np << ": max |w_dp - w_1| = " << worst);
 }
 
+// `zeroth train` with root/grpo.yaml and `solo_sets` on rank 0 alone (a local
+// communicator), then with `dp_sets` on every rank of `world`. solo is empty off rank 0.
+struct SoloAndDp {
+  GrpoTrainResult solo, dp;
+};
+SoloAndDp run_solo_then_dp(Communicator& world, const std::string& root, const std::vector<std::string>& solo_sets,
+                           const std::vector<std::string>& dp_sets) {
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  GrpoTrainOptions opt;
+  opt.show_progress = false;
+  SoloAndDp r;
+  if (world.rank() == 0) {
+    std::unique_ptr<Communicator> local = make_local_communicator(be.get());
+    r.solo = run_grpo_training(load_train_config(root + "/grpo.yaml", solo_sets), *local, *be, opt);
+  }
+  world.barrier();
+  r.dp = run_grpo_training(load_train_config(root + "/grpo.yaml", dp_sets), world, *be, opt);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch") {
@@ -111,23 +131,13 @@ TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch"
     write_config(root);
   }
   world.barrier();
-  std::unique_ptr<Backend> be = make_cpu_backend(1);
-  GrpoTrainOptions opt;
-  opt.show_progress = false;
   // Rank 0 alone: the cold start (SFT is chaotic over its 300 steps at lr 0.01, so the
-  // ranks share its result instead of repeating it), then the reference GRPO run.
-  GrpoTrainResult solo;
-  if (world.rank() == 0) {
-    std::unique_ptr<Communicator> local = make_local_communicator(be.get());
-    const TrainConfig solo_cfg = load_train_config(root + "/grpo.yaml", {"run.run_dir=" + root + "/solo"});
-    solo = run_grpo_training(solo_cfg, *local, *be, opt);
-  }
-  world.barrier();
-  // All ranks: the same GRPO steps from the cold-started model, data parallel.
-  const TrainConfig dp_cfg = load_train_config(
-      root + "/grpo.yaml",
+  // ranks share its result instead of repeating it), then the reference GRPO run. Then all
+  // ranks: the same GRPO steps from the cold-started model, data parallel.
+  const SoloAndDp r = run_solo_then_dp(
+      world, root, {"run.run_dir=" + root + "/solo"},
       {"run.run_dir=" + root + "/dp", "model.init=" + root + "/solo/cold_start/final", "cold_start.path=''"});
-  const GrpoTrainResult dp = run_grpo_training(dp_cfg, world, *be, opt);
+  const GrpoTrainResult &solo = r.solo, &dp = r.dp;
   if (world.rank() == 0) {
     compare_runs(dp, solo, np, {});
     CHECK(solo.steps[0].at("adv_abs_mean") > 0);  // the rewards vary: a real policy gradient
@@ -151,20 +161,11 @@ TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") 
                                          "grpo.rollout_is_cap=1", "rl.micro_batch_tokens=120",
                                          // completions of many lengths: padding to pack away
                                          "rollout.stop=[\"</answer>\", \"5\", \"8\"]"};
-  std::unique_ptr<Backend> be = make_cpu_backend(1);
-  GrpoTrainOptions opt;
-  opt.show_progress = false;
-  GrpoTrainResult solo;
-  if (world.rank() == 0) {
-    std::unique_ptr<Communicator> local = make_local_communicator(be.get());
-    std::vector<std::string> s1 = sets;
-    s1.push_back("run.run_dir=" + root + "/solo_is");
-    solo = run_grpo_training(load_train_config(root + "/grpo.yaml", s1), *local, *be, opt);
-  }
-  world.barrier();
-  std::vector<std::string> s2 = sets;
+  std::vector<std::string> s1 = sets, s2 = sets;
+  s1.push_back("run.run_dir=" + root + "/solo_is");
   s2.push_back("run.run_dir=" + root + "/dp_is");
-  const GrpoTrainResult dp = run_grpo_training(load_train_config(root + "/grpo.yaml", s2), world, *be, opt);
+  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const GrpoTrainResult &solo = r.solo, &dp = r.dp;
   if (world.rank() == 0) {
     compare_runs(dp, solo, np, {"mismatch_abs_mean", "mismatch_k3", "rollout_is_weight_mean",
                                 "rollout_is_rejected_frac"});
