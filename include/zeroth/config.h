@@ -42,6 +42,7 @@ struct RunConfig {
   std::string device = "cpu";
   std::string compute_dtype = "auto";
   int threads = 0;
+  int expert_parallel = 1;
   std::string log_level = "info";
   bool log_all_ranks = false;
   std::string run_dir = "runs/<name>";
@@ -58,6 +59,12 @@ struct RunConfig {
             "and gradients) on cuda")
         .one_of({"auto", "f32", "bf16"});
     v.field("threads", threads, "CPU threads per process (0 = all cores)").min(0);
+    v.field("expert_parallel", expert_parallel,
+            "Expert parallelism: ranks per expert group; every MoE layer's routed experts are split "
+            "over this many consecutive ranks (must divide the rank count and n_routed_experts; 1 = "
+            "every rank holds every expert). Data parallelism spans all ranks either way. zeroth "
+            "pretrain and sft; train and generate need 1 for now")
+        .min(1);
     v.field("log_level", log_level, "Lowest level of log line printed")
         .one_of({"debug", "info", "warn", "error"});
     v.field("log_all_ranks", log_all_ranks, "Log on every rank, not only rank 0");

@@ -28,17 +28,26 @@ constexpr size_t kDefaultGradBucketBytes = 25u << 20;  // 25 MiB, as PyTorch DDP
 struct GradBucket {
   int64_t offset = 0;
   int64_t numel = 0;
+  bool expert = false;  // routed experts' gradients (with split_experts only)
 };
 
 class GradSync {
  public:
   // Buckets for `layout` (a ParamSet of the gradients' layout; any dtype: bucket sizes
   // are computed from its flat dtype). bucket_bytes > 0.
+  //
+  // Expert parallelism: when `layout` holds a shard of the routed experts
+  // (ParamSet::experts.count > 0), their gradients already sum the contributions of
+  // every rank of the expert group, so they are reduced over `expert_data` instead: the
+  // ranks that hold the same experts, one per expert group (nullptr or size 1: there is
+  // one expert group, nothing to reduce). Every other gradient is reduced over `comm`
+  // (all data-parallel ranks). Experts and the rest never share a bucket then.
   GradSync(Communicator& comm, const ParamSet& layout,
-           size_t bucket_bytes = kDefaultGradBucketBytes);
+           size_t bucket_bytes = kDefaultGradBucketBytes, Communicator* expert_data = nullptr);
 
   // grads.flat = op over ranks of grads.flat, bucket by bucket in order. grads must have
-  // the layout given to the constructor and live on comm's device. op: Sum or Avg.
+  // the layout given to the constructor and live on comm's device. op: Sum or Avg (Sum
+  // only with sharded experts: an average over `comm` would need their sum scaled).
   void all_reduce(ParamSet& grads, ReduceOp op);
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }
@@ -46,15 +55,19 @@ class GradSync {
 
  private:
   Communicator& comm_;
+  Communicator* expert_data_ = nullptr;
+  bool sharded_experts_ = false;
   int64_t flat_numel_ = 0;
   std::vector<GradBucket> buckets_;  // cover [0, flat_numel_) in order, no overlap
 };
 
 // Cuts [0, layout.flat.numel()) into consecutive buckets of at most bucket_elems
 // elements: parameters (with the alignment gap after each) are packed greedily in flat
-// order, a new bucket starting at a parameter that does not fit; a parameter longer
-// than bucket_elems is split into bucket_elems pieces. Exposed for tests.
-std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket_elems);
+// order, a new bucket starting at a parameter that does not fit (or, with
+// split_experts, at a change between routed-expert and other parameters); a parameter
+// longer than bucket_elems is split into bucket_elems pieces. Exposed for tests.
+std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket_elems,
+                                          bool split_experts = false);
 
 // Sums the per-layer expert loads (Model::moe_stats()[i].load) over the ranks of
 // `comm`, in place, in one host all-reduce, so every rank can call

@@ -6,8 +6,16 @@
 // order of layers in forward and backward, RoPE tables, token log-probabilities and
 // cross-entropy on the logits, MoE routing statistics, the aux-loss-free router-bias
 // update and the optional sequence-wise balance loss.
-// Must not: touch BLAS/CUDA (every computation is a Backend op), communicate (callers
-// all-reduce gradients and expert loads), own optimizer state or training settings.
+// Must not: touch BLAS/CUDA (every computation is a Backend op), communicate except
+// through the expert group it was built with (callers all-reduce gradients and expert
+// loads), own optimizer state or training settings.
+//
+// Expert parallelism: built with an expert group of P > 1 ranks, the model holds only
+// its shard of every MoE layer's routed experts (ExpertShard::of(config, rank, P); every
+// other parameter whole) and forward/backward are collective over the group: each MoE
+// layer sends its token rows to the ranks that hold their experts and gets the outputs
+// back (src/model/layer_moe_ep.cpp). The ranks of a group may hold different batches and
+// shapes, but must call forward/backward the same number of times, in the same order.
 //
 // Host synchronisation: every MoE layer copies its expert counts to the host in the
 // forward (to size the grouped GEMMs); the balance loss (alpha > 0) copies the router
@@ -29,7 +37,11 @@
 
 namespace zeroth {
 
-struct ModelActivations;  // per-shape buffers (src/model/model_state.h)
+class Communicator;
+struct ModelActivations;
+namespace model {
+struct ExpertGroup;  // src/model/layers.h
+}  // per-shape buffers (src/model/model_state.h)
 
 // Expert-load statistics of one MoE layer from the last forward.
 struct MoeLayerStats {
@@ -49,7 +61,10 @@ class Model {
   // mutably), GEMM activations are bf16 with fp32 accumulation, and the residual
   // stream, norms' statistics, router scores, logits, log-probabilities and all
   // gradients of weights stay fp32.
-  Model(const ModelConfig& config, Backend& backend, DType compute_dtype = DType::F32);
+  // expert_group: expert parallelism over its ranks (see above); nullptr or a group of
+  // one: every expert is local. It must outlive the model.
+  Model(const ModelConfig& config, Backend& backend, DType compute_dtype = DType::F32,
+        Communicator* expert_group = nullptr);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -63,6 +78,10 @@ class Model {
   }
   const ParamSet& params() const { return params_; }
   DType compute_dtype() const { return compute_dtype_; }
+  // The routed experts this model holds (all of them without expert parallelism).
+  const ExpertShard& expert_shard() const { return params_.experts; }
+  // The expert group (nullptr when every expert is local).
+  Communicator* expert_group() const;
   ParamSet& grads() { return grads_; }
   void zero_grad();
 
@@ -122,6 +141,7 @@ class Model {
 
  private:
   void ensure_shape(int64_t B, int64_t T);
+  model::ExpertGroup expert_group_args() const;
   void backward_from_logits_grad();
   void layer_forward(const ModelParams& p, size_t l);
   const ModelParams& compute_params();
@@ -129,6 +149,7 @@ class Model {
 
   ModelConfig config_;
   Backend& be_;
+  Communicator* ep_comm_ = nullptr;  // expert group of size > 1, else nullptr
   ParamSet params_;
   ParamSet grads_;
   DType compute_dtype_ = DType::F32;

@@ -75,6 +75,21 @@ struct ParamEntry {
   Tensor view;
   bool trainable;     // false for router_bias
   bool weight_decay;  // false for norms and biases
+  bool expert = false;  // a routed expert's weight: sharded under expert parallelism
+};
+
+// The routed experts a ParamSet holds: experts [first, first + count) of every MoE
+// layer (expert parallelism: rank r of an expert group of size P holds
+// [r E/P, (r+1) E/P)). count 0 means all E. The stacked tensors then have `count`
+// rows, row i is HF expert first + i, and every other parameter is whole.
+struct ExpertShard {
+  int64_t first = 0;
+  int64_t count = 0;
+  // Rank `rank` of `size`; E must be a multiple of size (else ConfigError naming
+  // n_routed_experts and the expert-parallel size).
+  static ExpertShard of(const ModelConfig& config, int rank, int size);
+  int64_t local(const ModelConfig& config) const { return count > 0 ? count : config.n_routed_experts; }
+  bool whole(const ModelConfig& config) const { return first == 0 && local(config) == config.n_routed_experts; }
 };
 
 // A model's parameters (or gradients, or optimizer moments: same layout) in one
@@ -83,12 +98,15 @@ struct ParamSet {
   Tensor flat;                     // (P) every parameter, one after another (aligned)
   ModelParams params;              // views into flat
   std::vector<ParamEntry> entries; // in HF order; stacked experts appear once per expert
+  ExpertShard experts;             // the routed experts held (make_param_set's shard)
 };
 
 // Allocates a ParamSet for `config`, filled with zeros; tied embeddings share storage.
 // Every parameter starts at a multiple of kParamAlignElems elements of `flat` (the gaps
 // stay zero), so the layout is the same for every dtype and vector loads are aligned.
-ParamSet make_param_set(const ModelConfig& config, Backend& backend, DType dtype = DType::F32);
+// `shard` selects the routed experts held (default: all).
+ParamSet make_param_set(const ModelConfig& config, Backend& backend, DType dtype = DType::F32,
+                        ExpertShard shard = {});
 
 // HF init: normal(0, initializer_range) for linear and embedding weights, ones for
 // norms, zeros for router_bias; deterministic from `seed` (independent of backend and
@@ -96,7 +114,8 @@ ParamSet make_param_set(const ModelConfig& config, Backend& backend, DType dtype
 void init_params(const ModelConfig& config, ParamSet& params, uint64_t seed);
 
 // Loads HF safetensors weights (model.safetensors, or the sharded index) from `dir`
-// into `params`: every parameter must be present with the right shape (F32/BF16/F16
+// into `params` (a shard of the experts reads only its experts' tensors; the others'
+// are skipped, not unexpected): every parameter must be present with the right shape (F32/BF16/F16
 // converted); missing, extra (other than ignored MTP layers) or mis-shaped tensors are
 // CheckpointErrors naming the tensor and both shapes. When `dir` holds a config.json it
 // must describe the same architecture as `config` (else a CheckpointError listing each
@@ -108,5 +127,19 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
 // `max_shard_bytes`, then config.json (torch_dtype set to the saved dtype) last.
 void save_hf_weights(const std::string& dir, const ModelConfig& config, const ParamSet& params,
                      DType dtype = DType::F32, uint64_t max_shard_bytes = 5000000000ull);
+
+// Expert parallelism: an HF checkpoint written by the `parts` ranks of an expert group
+// together, into the existing directory `dir`. Part q (params holds
+// ExpertShard::of(config, q, parts)) writes `model-{q+1}-of-{parts}.safetensors` (HF's
+// shard names, 5 digits) with its experts, part 0 also every other tensor. Once every
+// part is written, one rank calls save_hf_parts_index with part 0's params: it writes
+// model.safetensors.index.json, then config.json (last: the weights are complete).
+// load_hf_weights reads the result like any sharded HF checkpoint, whole or by shard.
+void save_hf_weights_part(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                          int part, int parts, DType dtype = DType::F32);
+void save_hf_parts_index(const std::string& dir, const ModelConfig& config, const ParamSet& part0,
+                         int parts, DType dtype = DType::F32);
+// "model-00002-of-00004.safetensors" for part 1 of 4.
+std::string hf_part_file_name(int part, int parts);
 
 }  // namespace zeroth

@@ -23,6 +23,7 @@
 #include "zeroth/config_reflect.h"
 #include "zeroth/error.h"
 #include "zeroth/model_config.h"
+#include "zeroth/comm.h"
 #include "zeroth/model_params.h"
 #include "zeroth/tensor.h"
 
@@ -131,7 +132,12 @@ struct AdamWState {
 class AdamW {
  public:
   // Moments: zeroed F32 ParamSets of `model`'s layout on `backend`.
-  AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backend);
+  // Expert parallelism: `shard` is the model's ExpertShard (Model::expert_shard()) and
+  // `expert_group` the model's expert group; the global norm then adds the routed
+  // experts' squared norms over that group (one host all-reduce per step), so every
+  // rank clips by the norm of the whole model.
+  AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backend,
+        ExpertShard shard = {}, Communicator* expert_group = nullptr);
 
   // One update of `params` (F32) from `grads` (F32 or BF16), both of the model's layout
   // and already reduced over data-parallel ranks, at learning rate `lr` (from
@@ -162,13 +168,15 @@ class AdamW {
   struct UpdateRange {
     int64_t offset, numel;
     bool decay;
+    bool expert;  // routed experts' weights (kept apart under expert parallelism)
   };
 
   OptimConfig config_;
   Backend& be_;
   std::vector<UpdateRange> ranges_;  // in flat order
   ParamSet m_, v_;
-  Tensor norm_sq_;  // F32 (1) on the backend
+  Communicator* expert_group_ = nullptr;  // size > 1 only
+  Tensor norm_sq_;  // F32 (2) on the backend: the others' and (expert parallelism) the experts'
   int64_t step_ = 0;
   int64_t frozen_tensors_ = 0;
 };

@@ -28,6 +28,7 @@
 #include "zeroth/config.h"
 #include "zeroth/data.h"
 #include "zeroth/model_config.h"
+#include "zeroth/process_groups.h"
 #include "zeroth/tokenizer.h"
 
 namespace zeroth {
@@ -139,5 +140,23 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir);
 
 // Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer);
+
+// Collective versions over groups.data (every rank calls them). Without expert
+// parallelism rank 0 writes exactly what the functions above write. With it (P > 1),
+// the P ranks of the first expert group write the model together
+// (save_hf_weights_part: each its experts, part 1 also every other tensor) and each its
+// optimizer moments, `optimizer-{q+1}-of-{P}.safetensors` (5 digits); rank 0 writes the
+// rest and publishes the directory. Returns the directory on every rank.
+void save_model_dir(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                    const TokenizerFiles& tokenizer, const ProcessGroups& groups);
+std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig& config,
+                                  const ParamSet& params, const TokenizerFiles& tokenizer,
+                                  const AdamW& optimizer, const TrainerState& state,
+                                  const ProcessGroups& groups);
+// Reads this rank's optimizer file (optimizer.safetensors, or its expert-group part);
+// a checkpoint written with another expert-parallel size is a CheckpointError that says
+// which sizes it holds.
+void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
+                          const ProcessGroups& groups);
 
 }  // namespace zeroth

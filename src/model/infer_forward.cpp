@@ -223,6 +223,12 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
     : model_(model),
       cache_(model.config(), model.backend(), num_slots, max_len),
       st_(std::make_unique<InferState>()) {
+  ZT_THROW_IF_NOT(model.expert_group() == nullptr, ConfigError,
+                  "rollout: the KV-cached generation does not run on an expert-parallel model yet "
+                  "(it holds %lld of %lld routed experts per layer); generate with a model that "
+                  "holds every expert",
+                  (long long)model.expert_shard().local(model.config()),
+                  (long long)model.config().n_routed_experts);
   ZT_THROW_IF_NOT(num_slots * max_len < int64_t(INT32_MAX), ConfigError,
                   "rollout: %lld cache slots x max_len %lld = %lld cached tokens, expected fewer "
                   "than 2^31 (lower rollout.num_slots or rollout.max_len)",

@@ -2,8 +2,9 @@
 // top-k, dispatch (sort by expert, gather), grouped SwiGLU experts, weighted combine,
 // shared experts; forward and backward; the sequence-wise balance loss (host).
 // Owns: the order of MoE ops and the one host sync per layer (expert counts, which
-// size the grouped GEMMs); the sync-free inference variant (moe_forward_rows). Must not: communicate (expert parallelism lives above
-// this), allocate per call (except the balance loss's host vectors), or call BLAS.
+// size the grouped GEMMs); the sync-free inference variant (moe_forward_rows). Must
+// not: communicate (the expert-parallel exchange is layer_moe_ep.cpp's), allocate per
+// call (except the balance loss's host vectors), or call BLAS.
 #include <vector>
 
 #include "model/layers.h"
@@ -12,7 +13,8 @@
 namespace zeroth {
 namespace model {
 
-void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad) {
+void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad,
+               bool expert_parallel) {
   const int64_t E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   const int64_t C = cfg.hidden_size, Im = cfg.moe_intermediate_size;
   a.logits = Tensor::empty(be, {N, E}, DType::F32);
@@ -24,22 +26,26 @@ void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType
   a.counts = Tensor::empty(be, {E}, DType::I32);
   a.load.assign(size_t(E), 0);
   a.xs = Tensor::empty(be, {N * k, C}, ad);
-  a.gate = Tensor::empty(be, {N * k, Im}, ad);
-  a.up = Tensor::empty(be, {N * k, Im}, ad);
-  a.h = Tensor::empty(be, {N * k, Im}, ad);
+  if (!expert_parallel) {
+    a.gate = Tensor::empty(be, {N * k, Im}, ad);
+    a.up = Tensor::empty(be, {N * k, Im}, ad);
+    a.h = Tensor::empty(be, {N * k, Im}, ad);
+  }
   a.eo = Tensor::empty(be, {N * k, C}, ad);
   if (cfg.n_shared_experts > 0) alloc_mlp(be, N, Im * cfg.n_shared_experts, a.shared, ad);
 }
 
 void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s,
-                       DType ad) {
+                       DType ad, bool expert_parallel) {
   const int64_t E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   const int64_t C = cfg.hidden_size, Im = cfg.moe_intermediate_size;
   s.deo = Tensor::empty(be, {N * k, C}, ad);
   s.dweight = Tensor::empty(be, {N, k}, DType::F32);
-  s.dh = Tensor::empty(be, {N * k, Im}, ad);
-  s.dgate = Tensor::empty(be, {N * k, Im}, ad);
-  s.dup = Tensor::empty(be, {N * k, Im}, ad);
+  if (!expert_parallel) {
+    s.dh = Tensor::empty(be, {N * k, Im}, ad);
+    s.dgate = Tensor::empty(be, {N * k, Im}, ad);
+    s.dup = Tensor::empty(be, {N * k, Im}, ad);
+  }
   s.dxs = Tensor::empty(be, {N * k, C}, DType::F32);
   s.dlogits = Tensor::empty(be, {N, E}, DType::F32);
   s.dlogits_c = ad == DType::F32 ? s.dlogits : Tensor::empty(be, {N, E}, ad);
@@ -90,7 +96,7 @@ float balance_loss_host(const std::vector<float>& scores, const std::vector<int3
 }
 
 void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
-                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y) {
+                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y, const ExpertGroup& eg) {
   const int64_t N = B * T, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   linear_forward(be, x, p.router, a.logits);
   be.moe_router_forward(a.logits, p.router_bias, int(cfg.n_group), int(cfg.topk_group), int(k),
@@ -108,10 +114,14 @@ void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, cons
             (long long)(N * k));
 
   be.moe_gather(x, a.sorted_to_slot, int(k), a.xs);
-  be.grouped_gemm(a.xs, p.experts_gate, true, a.load, a.gate);
-  be.grouped_gemm(a.xs, p.experts_up, true, a.load, a.up);
-  be.swiglu_forward(a.gate, a.up, a.h);
-  be.grouped_gemm(a.h, p.experts_down, true, a.load, a.eo);
+  if (eg.active()) {
+    moe_ep_experts_forward(be, cfg, p, eg, a);
+  } else {
+    be.grouped_gemm(a.xs, p.experts_gate, true, a.load, a.gate);
+    be.grouped_gemm(a.xs, p.experts_up, true, a.load, a.up);
+    be.swiglu_forward(a.gate, a.up, a.h);
+    be.grouped_gemm(a.h, p.experts_down, true, a.load, a.eo);
+  }
   if (cfg.n_shared_experts > 0) {
     mlp_forward(be, p.shared, x, a.shared, y);
     be.moe_combine(a.eo, a.slot_to_sorted, a.topk_weight, y, true);
@@ -152,20 +162,24 @@ void moe_forward_rows(Backend& be, const ModelConfig& cfg, int64_t N, const MoeP
 
 void moe_backward(Backend& be, const ModelConfig& cfg, const MoeParams& p, MoeParams& g,
                   const Tensor& x, const MoeActs& a, MoeScratch& s, MlpScratch& ms,
-                  bool with_aux, const Tensor& dy, Tensor& dx) {
+                  bool with_aux, const Tensor& dy, Tensor& dx, const ExpertGroup& eg) {
   const int64_t k = cfg.num_experts_per_tok;
   const bool shared = cfg.n_shared_experts > 0;
   if (shared) mlp_backward(be, p.shared, g.shared, x, a.shared, ms, dy, dx, false);
 
   // Routed experts, in reverse: combine, down, SwiGLU, gate/up, gather.
   be.moe_combine_backward(dy, a.eo, a.slot_to_sorted, a.topk_weight, s.deo, s.dweight);
-  be.grouped_gemm_wgrad(s.deo, a.h, a.load, g.experts_down, true);
-  be.grouped_gemm(s.deo, p.experts_down, false, a.load, s.dh);
-  be.swiglu_backward(s.dh, a.gate, a.up, s.dgate, s.dup);
-  be.grouped_gemm_wgrad(s.dgate, a.xs, a.load, g.experts_gate, true);
-  be.grouped_gemm_wgrad(s.dup, a.xs, a.load, g.experts_up, true);
-  be.grouped_gemm(s.dgate, p.experts_gate, false, a.load, s.dxs);
-  be.grouped_gemm(s.dup, p.experts_up, false, a.load, s.dxs, 1.0f, 1.0f);
+  if (eg.active()) {
+    moe_ep_experts_backward(be, p, g, eg, a, s);
+  } else {
+    be.grouped_gemm_wgrad(s.deo, a.h, a.load, g.experts_down, true);
+    be.grouped_gemm(s.deo, p.experts_down, false, a.load, s.dh);
+    be.swiglu_backward(s.dh, a.gate, a.up, s.dgate, s.dup);
+    be.grouped_gemm_wgrad(s.dgate, a.xs, a.load, g.experts_gate, true);
+    be.grouped_gemm_wgrad(s.dup, a.xs, a.load, g.experts_up, true);
+    be.grouped_gemm(s.dgate, p.experts_gate, false, a.load, s.dxs);
+    be.grouped_gemm(s.dup, p.experts_up, false, a.load, s.dxs, 1.0f, 1.0f);
+  }
   if (shared) {
     be.moe_gather_backward(s.dxs, a.slot_to_sorted, int(k), s.dx_part);
     be.add(dx, s.dx_part, dx);

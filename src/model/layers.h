@@ -4,8 +4,9 @@
 //
 // Owns: the per-layer activation structs and the layer functions (linear, MLA
 // attention, SwiGLU MLP, DeepSeekMoE, RoPE tables, balance loss). Must not: allocate
-// per call (buffers come in through the structs), call BLAS/CUDA (Backend ops only),
-// or communicate. Backward functions OVERWRITE the input gradient they return and
+// per call (buffers come in through the structs; the expert-parallel buffers grow to
+// the largest routing seen), call BLAS/CUDA (Backend ops only), or communicate except
+// through the ExpertGroup the MoE layer is handed (expert parallelism). Backward functions OVERWRITE the input gradient they return and
 // ACCUMULATE into parameter gradients.
 //
 // Shapes: N tokens (B*T), C hidden, H heads, Dn/Dr/Dqk/Dv head dims, Rq/Rkv LoRA
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "zeroth/backend.h"
+#include "zeroth/comm.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
 #include "zeroth/tensor.h"
@@ -99,6 +101,39 @@ void mlp_backward(Backend& be, const MlpParams& p, MlpParams& g, const Tensor& x
                   MlpScratch& s, const Tensor& dy, Tensor& dx, bool accumulate_dx);
 
 // ---- DeepSeekMoE: router, routed experts, shared experts ----
+
+// Expert parallelism: this rank holds experts [first, first + count) of every MoE layer
+// (count = E / comm->size(), ExpertShard::of). Each token row goes to its experts'
+// ranks and back with two all_to_all_v over `comm` in the forward and two in the
+// backward (layer_moe_ep.cpp); the per-expert row counts are exchanged first with one
+// host all-reduce. Inactive (comm null or of size 1): every expert is local.
+struct ExpertGroup {
+  Communicator* comm = nullptr;
+  int64_t first = 0, count = 0;
+  bool active() const { return comm != nullptr && comm->size() > 1; }
+};
+
+// Per MoE layer under expert parallelism. R = rows this rank's experts receive from
+// every rank of the group (it varies with the routing); buffers grow to the largest R
+// seen and are used through (R, ...) views.
+struct MoeEpActs {
+  std::vector<int64_t> send_rows, recv_rows;  // (P) rows sent to / received from rank q
+  std::vector<int64_t> load;                  // (count) rows per local expert
+  int64_t rows = 0;                           // R
+  Tensor to_expert;  // I32 (cap): row i of the (expert, source) order is row to_expert[i] of
+                     // the received (source, expert) order
+  Tensor to_source;  // I32 (cap): the inverse permutation
+  Tensor xr;         // (cap, C) received rows; reused for the outputs sent back
+  Tensor xe;         // (cap, C) the same rows grouped by local expert
+  Tensor gate, up, h;  // (cap, Im)
+  Tensor eo;         // (cap, C) expert outputs, grouped by local expert
+};
+struct MoeEpScratch {  // backward, shared by all layers
+  Tensor d_r, d_e;        // (cap, C) output gradients received / grouped by expert
+  Tensor dh, dgate, dup;  // (cap, Im)
+  Tensor dx_e, dx_r;      // F32 (cap, C) input gradients grouped by expert / by source
+};
+
 struct MoeActs {
   Tensor logits;          // F32 (N, E) router logits
   Tensor scores;          // F32 (N, E) sigmoid
@@ -114,6 +149,8 @@ struct MoeActs {
   MlpActs shared;         // (N, Im*Ns); undefined when Ns = 0
   float aux_loss = 0.0f;            // balance loss of this layer (alpha included)
   std::vector<float> aux_dlogits;   // (N*E) its gradient w.r.t. the router logits
+  MoeEpActs ep;                     // expert parallelism only; gate/up/h above are then
+                                    // undefined (the experts' rows live here)
 };
 struct MoeScratch {
   Tensor deo;       // (N*k, C)
@@ -125,15 +162,20 @@ struct MoeScratch {
                     // dlogits when that is F32
   Tensor daux;      // F32 (N, E) balance-loss gradient (uploaded from the host)
   Tensor dx_part;   // (N, C)
+  MoeEpScratch ep;  // expert parallelism only (dh/dgate/dup above are then undefined)
 };
-void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad = DType::F32);
+// expert_parallel: leave out the (N*k, Im) buffers; the EP buffers grow on first use.
+void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType ad = DType::F32,
+               bool expert_parallel = false);
 void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s,
-                       DType ad = DType::F32);
+                       DType ad = DType::F32, bool expert_parallel = false);
 // x (N, C) -> y (N, C). Copies the expert counts to the host (sync). With
 // aux_alpha > 0 also computes the sequence-wise balance loss on the host (B
-// sequences of T tokens) into a.aux_loss / a.aux_dlogits.
+// sequences of T tokens) into a.aux_loss / a.aux_dlogits. With an active expert group,
+// p's stacked experts are the group's shard and the call is collective over the group.
 void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
-                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y);
+                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y,
+                 const ExpertGroup& eg = ExpertGroup{});
 // Inference forward without a host synchronisation (decode; a captured graph): the
 // routed experts run per (token, choice) row with Backend::expert_rows_gemm in slot
 // order, so no sort and no expert counts on the host. a.slot_to_sorted must hold the
@@ -141,9 +183,20 @@ void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, cons
 void moe_forward_rows(Backend& be, const ModelConfig& cfg, int64_t N, const MoeParams& p,
                       const Tensor& x, MoeActs& a, Tensor& y);
 // dy (N, C) -> dx (N, C) (overwritten). with_aux adds the balance loss's gradient.
+// Collective over an active expert group, like the forward.
 void moe_backward(Backend& be, const ModelConfig& cfg, const MoeParams& p, MoeParams& g,
                   const Tensor& x, const MoeActs& a, MoeScratch& s, MlpScratch& ms,
-                  bool with_aux, const Tensor& dy, Tensor& dx);
+                  bool with_aux, const Tensor& dy, Tensor& dx,
+                  const ExpertGroup& eg = ExpertGroup{});
+
+// Expert parallelism (layer_moe_ep.cpp). Forward: a.xs (N*k, C, sorted by expert) and
+// a.load (E) -> a.eo (N*k, C), the outputs of the experts on whichever rank holds them.
+void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams& p,
+                            const ExpertGroup& eg, MoeActs& a);
+// Backward: s.deo (N*k, C) -> s.dxs (N*k, C, F32); the local experts' weight gradients
+// accumulate into g.
+void moe_ep_experts_backward(Backend& be, const MoeParams& p, MoeParams& g,
+                             const ExpertGroup& eg, const MoeActs& a, MoeScratch& s);
 
 // Host reference of the balance loss (DeepSeek-V3 eqs. 17-20) for one MoE layer:
 // scores (B*T, E) sigmoid scores, topk_idx (B*T, k). Returns the loss (alpha included,

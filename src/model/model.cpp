@@ -2,7 +2,7 @@
 // Owns: the per-(B, T) activation buffers (ModelActivations), the order of layers in
 // forward and in reverse, logits -> log-probabilities / cross-entropy, MoE statistics
 // and the router-bias update. Must not: implement any layer math (src/model/layer_*.cpp)
-// or call BLAS/CUDA; communicate.
+// or call BLAS/CUDA; communicate (the MoE layers use the expert group handed to them).
 #include "zeroth/model.h"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/layers.h"
+#include "zeroth/comm.h"
 #include "zeroth/error.h"
 
 namespace zeroth {
@@ -52,15 +53,36 @@ struct ModelActivations {
   model::MoeScratch moe_s;
 };
 
-Model::Model(const ModelConfig& config, Backend& backend, DType compute_dtype)
+Model::Model(const ModelConfig& config, Backend& backend, DType compute_dtype,
+             Communicator* expert_group)
     : config_(config), be_(backend), compute_dtype_(compute_dtype) {
   config_.validate("model config");
   ZT_ASSERT(compute_dtype == DType::F32 || compute_dtype == DType::BF16,
             "Model: compute dtype must be F32 or BF16, got %s", dtype_name(compute_dtype));
-  params_ = make_param_set(config_, be_, DType::F32);
-  grads_ = make_param_set(config_, be_, DType::F32);
-  if (compute_dtype_ != DType::F32) compute_ = make_param_set(config_, be_, compute_dtype_);
+  ExpertShard shard;
+  if (expert_group && expert_group->size() > 1) {
+    ZT_ASSERT(expert_group->device() == be_.device(),
+              "Model: expert group on %s, backend on %s", expert_group->device().str().c_str(),
+              be_.device().str().c_str());
+    ep_comm_ = expert_group;
+    shard = ExpertShard::of(config_, expert_group->rank(), expert_group->size());
+  }
+  params_ = make_param_set(config_, be_, DType::F32, shard);
+  grads_ = make_param_set(config_, be_, DType::F32, shard);
+  if (compute_dtype_ != DType::F32) compute_ = make_param_set(config_, be_, compute_dtype_, shard);
   zero_grad();
+}
+
+Communicator* Model::expert_group() const { return ep_comm_; }
+
+model::ExpertGroup Model::expert_group_args() const {
+  model::ExpertGroup eg;
+  if (ep_comm_) {
+    eg.comm = ep_comm_;
+    eg.first = params_.experts.first;
+    eg.count = params_.experts.local(config_);
+  }
+  return eg;
 }
 
 const ModelParams& Model::compute_params() {
@@ -127,7 +149,7 @@ void Model::ensure_shape(int64_t B, int64_t T) {
     la.x_mid = Tensor::empty(be_, {N, C}, DType::F32);
     la.post_normed = Tensor::empty(be_, {N, C}, ad);
     la.post_rstd = Tensor::empty(be_, {N}, DType::F32);
-    if (moe) model::alloc_moe(be_, c, N, la.moe, ad);
+    if (moe) model::alloc_moe(be_, c, N, la.moe, ad, ep_comm_ != nullptr);
     if (dense) model::alloc_mlp(be_, N, c.intermediate_size, la.mlp, ad);
   }
   a->branch_out = Tensor::empty(be_, {N, C}, DType::F32);
@@ -145,7 +167,7 @@ void Model::ensure_shape(int64_t B, int64_t T) {
   a->dres_c = ad == DType::F32 ? a->dres : Tensor::empty(be_, {N, C}, ad);
   model::alloc_attention_scratch(be_, c, B, T, a->attn_s, ad);
   if (wmax > 0) model::alloc_mlp_scratch(be_, N, wmax, a->mlp_s, ad);
-  if (any_moe) model::alloc_moe_scratch(be_, c, N, a->moe_s, ad);
+  if (any_moe) model::alloc_moe_scratch(be_, c, N, a->moe_s, ad, ep_comm_ != nullptr);
   act_ = std::move(a);
 }
 
@@ -164,7 +186,8 @@ void Model::layer_forward(const ModelParams& p, size_t l) {
   be_.add(a.resid[l], a.branch_out, la.x_mid);
   be_.rmsnorm_forward(la.x_mid, lp.post_attn_norm, eps, la.post_normed, la.post_rstd);
   if (lp.is_moe)
-    model::moe_forward(be_, c, a.B, a.T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out);
+    model::moe_forward(be_, c, a.B, a.T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out,
+                       expert_group_args());
   else
     model::mlp_forward(be_, lp.mlp, la.post_normed, la.mlp, a.branch_out);
   be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
@@ -272,7 +295,7 @@ void Model::backward_from_logits_grad() {
     if (cast_dres) be_.copy(a.dres, a.dres_c);
     if (lp.is_moe)
       model::moe_backward(be_, c, lp.moe, lg.moe, la.post_normed, la.moe, a.moe_s, a.mlp_s,
-                          with_aux, a.dres_c, a.dnormed);
+                          with_aux, a.dres_c, a.dnormed, expert_group_args());
     else
       model::mlp_backward(be_, lp.mlp, lg.mlp, la.post_normed, la.mlp, a.mlp_s, a.dres_c,
                           a.dnormed, false);

@@ -52,12 +52,25 @@ struct LayerSlots {
 
 }  // namespace
 
-ParamSet make_param_set(const ModelConfig& c, Backend& backend, DType dtype) {
+ExpertShard ExpertShard::of(const ModelConfig& c, int rank, int size) {
+  ZT_ASSERT(size >= 1 && rank >= 0 && rank < size, "ExpertShard::of: rank %d of %d", rank, size);
+  ZT_THROW_IF_NOT(c.n_routed_experts % size == 0, ConfigError,
+                  "expert parallelism over %d ranks needs n_routed_experts (%lld) to be a multiple "
+                  "of %d",
+                  size, (long long)c.n_routed_experts, size);
+  const int64_t n = c.n_routed_experts / size;
+  return ExpertShard{int64_t(rank) * n, n};
+}
+
+ParamSet make_param_set(const ModelConfig& c, Backend& backend, DType dtype, ExpertShard shard) {
   c.validate("make_param_set");
   ZT_ASSERT(dtype_is_float(dtype), "parameters must be a float dtype, got %s", dtype_name(dtype));
   const int64_t V = c.vocab_size, C = c.hidden_size, H = c.num_attention_heads;
   const int64_t Dqk = c.qk_head_dim(), Dn = c.qk_nope_head_dim, Dv = c.v_head_dim;
-  const int64_t Dr = c.qk_rope_head_dim, Rkv = c.kv_lora_rank, E = c.n_routed_experts;
+  const int64_t Dr = c.qk_rope_head_dim, Rkv = c.kv_lora_rank, E = shard.local(c);
+  ZT_ASSERT(shard.first >= 0 && shard.count >= 0 && shard.first + E <= c.n_routed_experts,
+            "make_param_set: experts [%lld, %lld) of %lld", (long long)shard.first,
+            (long long)(shard.first + E), (long long)c.n_routed_experts);
   const int64_t I = c.intermediate_size, Im = c.moe_intermediate_size;
   const int64_t Ws = Im * c.n_shared_experts;
 
@@ -82,8 +95,8 @@ ParamSet make_param_set(const ModelConfig& c, Backend& backend, DType dtype) {
       s.experts_gate = lb.reserve({E, Im, C});
       s.experts_up = lb.reserve({E, Im, C});
       s.experts_down = lb.reserve({E, C, Im});
-      s.router = lb.reserve({E, C});
-      s.router_bias = lb.reserve({E});
+      s.router = lb.reserve({c.n_routed_experts, C});
+      s.router_bias = lb.reserve({c.n_routed_experts});
       if (Ws > 0) {
         s.shared_gate = lb.reserve({Ws, C});
         s.shared_up = lb.reserve({Ws, C});
@@ -101,6 +114,7 @@ ParamSet make_param_set(const ModelConfig& c, Backend& backend, DType dtype) {
   const size_t lm_head = c.tie_word_embeddings ? kNone : lb.reserve({V, C});
 
   ParamSet ps;
+  ps.experts = shard;
   const int64_t total = (lb.total() + kParamAlignElems - 1) / kParamAlignElems * kParamAlignElems;
   ps.flat = Tensor::zeros(backend, {total}, dtype);
   auto view = [&](size_t slot) { return slot == kNone ? Tensor() : lb.view(ps.flat, slot); };
@@ -148,10 +162,11 @@ ParamSet make_param_set(const ModelConfig& c, Backend& backend, DType dtype) {
       m.router = view(s.router);
       m.router_bias = view(s.router_bias);
       for (int64_t e = 0; e < E; ++e) {
-        const std::string ep = mp + "experts." + std::to_string(e) + ".";
+        const std::string ep = mp + "experts." + std::to_string(shard.first + e) + ".";
         add(ep + "gate_proj.weight", m.experts_gate.select(0, e), true, true);
         add(ep + "up_proj.weight", m.experts_up.select(0, e), true, true);
         add(ep + "down_proj.weight", m.experts_down.select(0, e), true, true);
+        for (size_t i = ps.entries.size() - 3; i < ps.entries.size(); ++i) ps.entries[i].expert = true;
       }
       add(mp + "gate.weight", m.router, true, true);
       add(mp + "gate.e_score_correction_bias", m.router_bias, false, false);

@@ -7,6 +7,9 @@
 // tensors HF tolerates (multi-token-prediction layers, tied lm_head, rotary buffers).
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
 // (model_params.cpp).
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <set>
 
@@ -92,6 +95,26 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// True for `model.layers.{l}.mlp.experts.{e}.*` of a MoE layer l when e is a valid
+// expert outside `shard` (expert parallelism: another rank loads it).
+bool other_shards_expert(const std::string& name, const ModelConfig& config, const ExpertShard& shard) {
+  if (shard.whole(config)) return false;
+  const std::string prefix = "model.layers.";
+  const std::string mid = ".mlp.experts.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return false;
+  const size_t m = name.find(mid, prefix.size());
+  if (m == std::string::npos) return false;
+  const char* p = name.c_str() + prefix.size();
+  char* end = nullptr;
+  const long layer = std::strtol(p, &end, 10);
+  if (end != name.c_str() + m || layer < 0 || layer >= config.num_hidden_layers ||
+      !config.is_moe_layer(layer))
+    return false;
+  const long e = std::strtol(name.c_str() + m + mid.size(), &end, 10);
+  if (*end != '.' || e < 0 || e >= config.n_routed_experts) return false;
+  return e < shard.first || e >= shard.first + shard.local(config);
+}
+
 }  // namespace
 
 void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet& params) {
@@ -117,6 +140,7 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
     auto it = wanted.find(name);
     if (it == wanted.end()) {
       if (is_mtp_tensor(name, config) || ends_with(name, ".rotary_emb.inv_freq")) continue;
+      if (other_shards_expert(name, config, params.experts)) continue;  // another rank's
       if (name == "lm_head.weight" && config.tie_word_embeddings) {
         // Some writers keep the tied head; HF re-ties it to the embedding after loading.
         ZT_LOG_DEBUG("%s: ignoring lm_head.weight of a tied model", st.path().c_str());
@@ -185,6 +209,85 @@ void save_hf_weights(const std::string& dir, const ModelConfig& config, const Pa
   ModelConfig out = config;
   out.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
   write_model_config(out, io::join_path(dir, "config.json"));
+}
+
+namespace {
+
+// Adds params' entries (routed experts only, or everything else) to `writer` in `dtype`.
+void add_entries(SafetensorsWriter& writer, const ParamSet& params, DType dtype, bool experts) {
+  for (const ParamEntry& e : params.entries) {
+    if (e.expert != experts) continue;
+    const Tensor& t = e.view;
+    std::vector<uint8_t> host(t.nbytes());
+    t.copy_to_host(host.data(), host.size());
+    if (t.dtype() == dtype) {
+      writer.add_copy(e.name, dtype, t.shape(), host.data());
+    } else {
+      std::vector<uint8_t> conv(size_t(t.numel()) * dtype_size(dtype));
+      io::convert_floats(host.data(), t.dtype(), conv.data(), dtype, uint64_t(t.numel()));
+      writer.add_copy(e.name, dtype, t.shape(), conv.data());
+    }
+  }
+}
+
+// `name` (a routed expert's HF name, `...mlp.experts.{e}.*`) with e + shift.
+std::string shift_expert(const std::string& name, int64_t shift) {
+  const std::string mid = ".mlp.experts.";
+  const size_t at = name.find(mid);
+  ZT_ASSERT(at != std::string::npos, "not an expert tensor: %s", name.c_str());
+  const size_t b = at + mid.size(), end = name.find('.', b);
+  const long long e = std::stoll(name.substr(b, end - b));
+  return name.substr(0, b) + std::to_string(e + shift) + name.substr(end);
+}
+
+}  // namespace
+
+std::string hf_part_file_name(int part, int parts) {
+  return strformat("model-%05d-of-%05d.safetensors", part + 1, parts);
+}
+
+void save_hf_weights_part(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                          int part, int parts, DType dtype) {
+  ZT_THROW_IF_NOT(dtype == DType::F32 || dtype == DType::BF16, CheckpointError,
+                  "%s: weights are saved as F32 or BF16, not %s", dir.c_str(), dtype_name(dtype));
+  const ExpertShard want = ExpertShard::of(config, part, parts);
+  ZT_ASSERT(params.experts.first == want.first && params.experts.local(config) == want.count,
+            "save_hf_weights_part: part %d of %d holds experts [%lld, +%lld), expected [%lld, +%lld)",
+            part, parts, (long long)params.experts.first, (long long)params.experts.local(config),
+            (long long)want.first, (long long)want.count);
+  SafetensorsWriter writer;
+  add_entries(writer, params, dtype, true);
+  if (part == 0) add_entries(writer, params, dtype, false);
+  writer.write(io::join_path(dir, hf_part_file_name(part, parts)));
+}
+
+void save_hf_parts_index(const std::string& dir, const ModelConfig& config, const ParamSet& part0,
+                         int parts, DType dtype) {
+  const int64_t per = ExpertShard::of(config, 0, parts).count;
+  nlohmann::json weight_map = nlohmann::json::object();
+  uint64_t total = 0;
+  for (const ParamEntry& e : part0.entries) {
+    const uint64_t bytes = uint64_t(e.view.numel()) * dtype_size(dtype);
+    if (!e.expert) {
+      weight_map[e.name] = hf_part_file_name(0, parts);
+      total += bytes;
+      continue;
+    }
+    for (int q = 0; q < parts; ++q) {
+      weight_map[shift_expert(e.name, q * per)] = hf_part_file_name(q, parts);
+      total += bytes;
+    }
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  const std::string path = io::join_path(dir, "model.safetensors.index.json");
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << index.dump(2) << "\n";
+  out.flush();
+  if (!out) throw CheckpointError(strformat("%s: cannot write", path.c_str()));
+  out.close();
+  ModelConfig c = config;
+  c.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
+  write_model_config(c, io::join_path(dir, "config.json"));
 }
 
 }  // namespace zeroth

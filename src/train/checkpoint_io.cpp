@@ -2,6 +2,7 @@
 // state and trainer state, each written to a temporary directory and renamed into place.
 // Must not: decide when to save (the loop does) or define the weight format
 // (model_params.h) or the optimizer's state (optim.h).
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <system_error>
@@ -37,6 +38,26 @@ static void write_text(const std::string& path, const std::string& text) {
   out.flush();
   if (!out) throw RuntimeError(strformat("%s: cannot write", path.c_str()));
 }
+
+static void write_optimizer(const std::string& path, const AdamW& optimizer) {
+  const AdamWState st = optimizer.state();
+  SafetensorsWriter w;
+  w.add("adamw.m", st.m);
+  w.add("adamw.v", st.v);
+  w.set_metadata("adamw.step", std::to_string(st.step));
+  w.write(path);
+}
+
+static void write_trainer_state(const std::string& dir, const TrainerState& state) {
+  nlohmann::json js = {{"format_version", kTrainerStateVersion},
+                       {"step", state.step},
+                       {"data_epoch", state.cursor.epoch},
+                       {"data_position", state.cursor.position},
+                       {"stage", state.stage}};
+  write_text(dir + "/trainer_state.json", js.dump(2) + "\n");
+}
+
+static void load_optimizer_file(const std::string& path, AdamW& optimizer);
 
 static void fresh_dir(const std::string& dir) {
   std::error_code ec;
@@ -81,19 +102,8 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
   fresh_dir(tmp);
   write_model_files(tmp, config, params, tokenizer);
 
-  const AdamWState st = optimizer.state();
-  SafetensorsWriter w;
-  w.add("adamw.m", st.m);
-  w.add("adamw.v", st.v);
-  w.set_metadata("adamw.step", std::to_string(st.step));
-  w.write(tmp + "/optimizer.safetensors");
-
-  nlohmann::json js = {{"format_version", kTrainerStateVersion},
-                       {"step", state.step},
-                       {"data_epoch", state.cursor.epoch},
-                       {"data_position", state.cursor.position},
-                       {"stage", state.stage}};
-  write_text(tmp + "/trainer_state.json", js.dump(2) + "\n");
+  write_optimizer(tmp + "/optimizer.safetensors", optimizer);
+  write_trainer_state(tmp, state);
   publish_dir(tmp, dir);
   return dir;
 }
@@ -151,6 +161,21 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
 
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
   const std::string path = checkpoint_dir + "/optimizer.safetensors";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {  // an expert-parallel checkpoint holds one file per part
+    for (const auto& e : fs::directory_iterator(checkpoint_dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("optimizer-00001-of-", 0) == 0)
+        throw CheckpointError(strformat(
+            "%s: expected optimizer.safetensors, found %s: the checkpoint was written with another "
+            "run.expert_parallel (%d, from the file name)",
+            checkpoint_dir.c_str(), n.c_str(), std::atoi(n.c_str() + 19)));
+    }
+  }
+  load_optimizer_file(path, optimizer);
+}
+
+static void load_optimizer_file(const std::string& path, AdamW& optimizer) {
   SafetensorsFile f = SafetensorsFile::open(path);
   const AdamWState cur = optimizer.state();
   const Shape shape = {cur.m.numel()};
@@ -175,6 +200,93 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
   st.m = Tensor::view_of(const_cast<void*>(f.data("adamw.m")), shape, DType::F32);
   st.v = Tensor::view_of(const_cast<void*>(f.data("adamw.v")), shape, DType::F32);
   optimizer.load_state(st);
+}
+
+// ---- collective versions (expert parallelism) ----
+
+namespace {
+
+std::string optimizer_part_name(int part, int parts) {
+  return strformat("optimizer-%05d-of-%05d.safetensors", part + 1, parts);
+}
+
+// Rank 0 makes `tmp`; the first expert group writes its weight parts (and, with
+// `optimizer`, its optimizer parts) into it; rank 0 then writes the tokenizer, the
+// index and config.json. Collective over groups.data; returns after the parts are
+// written and rank 0 has finished the model files.
+void write_parts(const std::string& tmp, const ModelConfig& config, const ParamSet& params,
+                 const TokenizerFiles& tokenizer, const AdamW* optimizer, const ProcessGroups& groups) {
+  Communicator& world = *groups.data;
+  const int P = groups.expert_parallel;
+  if (world.rank() == 0) fresh_dir(tmp);
+  world.barrier();
+  if (world.rank() < P) {  // the first expert group: world ranks 0..P-1
+    const int q = groups.expert_rank();
+    save_hf_weights_part(tmp, config, params, q, P);
+    if (optimizer) write_optimizer(tmp + "/" + optimizer_part_name(q, P), *optimizer);
+  }
+  world.barrier();
+  if (world.rank() == 0) {
+    write_text(tmp + "/tokenizer.json", tokenizer.tokenizer_json);
+    if (!tokenizer.tokenizer_config_json.empty())
+      write_text(tmp + "/tokenizer_config.json", tokenizer.tokenizer_config_json);
+    save_hf_parts_index(tmp, config, params, P);  // config.json last
+  }
+}
+
+}  // namespace
+
+void save_model_dir(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                    const TokenizerFiles& tokenizer, const ProcessGroups& groups) {
+  Communicator& world = *groups.data;
+  if (groups.expert_parallel == 1) {
+    if (world.rank() == 0) save_model_dir(dir, config, params, tokenizer);
+  } else {
+    write_parts(dir + ".tmp", config, params, tokenizer, nullptr, groups);
+    if (world.rank() == 0) publish_dir(dir + ".tmp", dir);
+  }
+  world.barrier();
+}
+
+std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig& config,
+                                  const ParamSet& params, const TokenizerFiles& tokenizer,
+                                  const AdamW& optimizer, const TrainerState& state,
+                                  const ProcessGroups& groups) {
+  Communicator& world = *groups.data;
+  const std::string name = strformat("step_%lld", (long long)state.step);
+  const std::string dir = run_dir + "/checkpoints/" + name;
+  if (groups.expert_parallel == 1) {
+    if (world.rank() == 0) save_train_checkpoint(run_dir, config, params, tokenizer, optimizer, state);
+    world.barrier();
+    return dir;
+  }
+  const std::string tmp = run_dir + "/checkpoints/." + name + ".tmp";
+  write_parts(tmp, config, params, tokenizer, &optimizer, groups);
+  if (world.rank() == 0) {
+    write_trainer_state(tmp, state);
+    publish_dir(tmp, dir);
+  }
+  world.barrier();
+  return dir;
+}
+
+void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
+                          const ProcessGroups& groups) {
+  const int P = groups.expert_parallel;
+  if (P == 1) {
+    load_optimizer_state(checkpoint_dir, optimizer);
+    return;
+  }
+  const std::string file = optimizer_part_name(groups.expert_rank(), P);
+  if (!fs::exists(checkpoint_dir + "/" + file)) {
+    const bool whole = fs::exists(checkpoint_dir + "/optimizer.safetensors");
+    throw CheckpointError(strformat(
+        "%s: expected %s (optimizer state of expert-parallel part %d of %d), found %s: the checkpoint "
+        "was written with another run.expert_parallel",
+        checkpoint_dir.c_str(), file.c_str(), groups.expert_rank() + 1, P,
+        whole ? "optimizer.safetensors (run.expert_parallel 1)" : "no such file"));
+  }
+  load_optimizer_file(checkpoint_dir + "/" + file, optimizer);
 }
 
 }  // namespace zeroth

@@ -4,44 +4,57 @@
 // Owns: bucket boundaries and the order of the reductions. Must not: scale, clip or
 // otherwise touch the gradients beyond the reduction.
 #include <algorithm>
+#include <utility>
 
 #include "zeroth/error.h"
 #include "zeroth/grad_sync.h"
 
 namespace zeroth {
 
-std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket_elems) {
+std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket_elems,
+                                          bool split_experts) {
   ZT_ASSERT(bucket_elems > 0, "bucket size must be positive");
   const int64_t total = layout.flat.numel();
   const char* base = static_cast<const char*>(layout.flat.data_ptr());
-  // Parameter starts in flat order; each segment runs to the next start (gaps included).
-  std::vector<int64_t> starts{0};
+  // Parameter starts in flat order (with whether a routed expert starts there); each
+  // segment runs to the next start (gaps included).
+  std::vector<std::pair<int64_t, bool>> starts{{0, false}};
   for (const ParamEntry& e : layout.entries) {
     const char* p = static_cast<const char*>(e.view.data_ptr());
     ZT_ASSERT(p >= base, "entry %s is not a view of flat", e.name.c_str());
-    starts.push_back(int64_t(p - base) / int64_t(layout.flat.element_size()));
+    starts.push_back({int64_t(p - base) / int64_t(layout.flat.element_size()), split_experts && e.expert});
   }
   std::sort(starts.begin(), starts.end());
-  starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
-  starts.push_back(total);
+  // One entry per offset (an entry at 0 replaces the placeholder).
+  std::vector<std::pair<int64_t, bool>> uniq;
+  for (const auto& s : starts) {
+    if (!uniq.empty() && uniq.back().first == s.first) uniq.back() = s;
+    else uniq.push_back(s);
+  }
+  uniq.push_back({total, false});
 
   std::vector<GradBucket> out;
   GradBucket cur;
-  for (size_t i = 0; i + 1 < starts.size(); ++i) {
-    int64_t seg_begin = starts[i];
-    const int64_t seg_end = starts[i + 1];
+  for (size_t i = 0; i + 1 < uniq.size(); ++i) {
+    int64_t seg_begin = uniq[i].first;
+    const int64_t seg_end = uniq[i + 1].first;
+    const bool expert = uniq[i].second;
     if (seg_end <= seg_begin) continue;
-    if (cur.numel > 0 && cur.numel + (seg_end - seg_begin) > bucket_elems) {
+    if (cur.numel > 0 &&
+        (cur.numel + (seg_end - seg_begin) > bucket_elems || cur.expert != expert)) {
       out.push_back(cur);
-      cur = GradBucket{seg_begin, 0};
+      cur = GradBucket{seg_begin, 0, expert};
     }
-    if (cur.numel == 0) cur.offset = seg_begin;
+    if (cur.numel == 0) {
+      cur.offset = seg_begin;
+      cur.expert = expert;
+    }
     while (seg_end - seg_begin > bucket_elems - cur.numel) {  // split a long parameter
       const int64_t take = bucket_elems - cur.numel;
       cur.numel += take;
       seg_begin += take;
       out.push_back(cur);
-      cur = GradBucket{seg_begin, 0};
+      cur = GradBucket{seg_begin, 0, expert};
     }
     cur.numel += seg_end - seg_begin;
   }
@@ -49,11 +62,22 @@ std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket
   return out;
 }
 
-GradSync::GradSync(Communicator& comm, const ParamSet& layout, size_t bucket_bytes)
-    : comm_(comm), flat_numel_(layout.flat.numel()) {
+GradSync::GradSync(Communicator& comm, const ParamSet& layout, size_t bucket_bytes,
+                   Communicator* expert_data)
+    : comm_(comm),
+      expert_data_(expert_data),
+      sharded_experts_(layout.experts.count > 0),
+      flat_numel_(layout.flat.numel()) {
   ZT_ASSERT(bucket_bytes > 0, "GradSync: bucket_bytes must be positive");
+  ZT_ASSERT(!expert_data || sharded_experts_,
+            "GradSync: an expert data-parallel group for a layout that holds every expert");
+  if (expert_data)
+    ZT_ASSERT(expert_data->device() == comm.device() && comm.size() % expert_data->size() == 0,
+              "GradSync: expert data-parallel group of %d ranks on %s, data-parallel group of %d on %s",
+              expert_data->size(), expert_data->device().str().c_str(), comm.size(),
+              comm.device().str().c_str());
   const int64_t elems = std::max<int64_t>(1, int64_t(bucket_bytes / layout.flat.element_size()));
-  buckets_ = make_grad_buckets(layout, elems);
+  buckets_ = make_grad_buckets(layout, elems, sharded_experts_);
 }
 
 void GradSync::all_reduce(ParamSet& grads, ReduceOp op) {
@@ -63,10 +87,14 @@ void GradSync::all_reduce(ParamSet& grads, ReduceOp op) {
             (long long)grads.flat.numel(), (long long)flat_numel_);
   ZT_ASSERT(grads.flat.device() == comm_.device(), "GradSync: gradients on %s, communicator on %s",
             grads.flat.device().str().c_str(), comm_.device().str().c_str());
+  ZT_ASSERT(!sharded_experts_ || op == ReduceOp::Sum,
+            "GradSync: sharded experts are reduced with sum only, got %s", reduce_op_name(op));
   if (comm_.size() == 1) return;  // Sum and Avg over one rank are the identity
+  const bool experts_reduce = expert_data_ && expert_data_->size() > 1;
   for (const GradBucket& b : buckets_) {
     Tensor chunk = grads.flat.narrow(0, b.offset, b.numel);
-    comm_.all_reduce(chunk, op);
+    if (!b.expert) comm_.all_reduce(chunk, op);
+    else if (experts_reduce) expert_data_->all_reduce(chunk, op);
   }
 }
 

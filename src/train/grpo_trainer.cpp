@@ -190,6 +190,11 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const int64_t B = cfg.rl.prompts_per_step, G = rc.group_size;
   const int64_t steps = c.train.steps;
   gc.validate_with_rollout(G, rc.max_new_tokens);
+  ZT_THROW_IF_NOT(c.run.expert_parallel == 1, ConfigError,
+                  "key 'run.expert_parallel': zeroth train runs its rollout on the trainer's model, and "
+                  "the rollout does not run on an expert-parallel model yet: expected 1, found %d (zeroth "
+                  "pretrain and sft take it)",
+                  c.run.expert_parallel);
 
   // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
   std::string resume_ckpt;

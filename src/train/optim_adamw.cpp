@@ -3,7 +3,8 @@
 // Owns: the moments, the step count, the grouping of parameters into update ranges
 // (adjacent entries with the same treatment merged, so a model costs a handful of
 // backend calls rather than one per HF tensor), and the checkpoint state.
-// Must not: communicate, or read the device except the one squared-norm read per step.
+// Must not: communicate (except the experts' squared norm over the expert group under
+// expert parallelism), or read the device except the one squared-norm read per step.
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -34,17 +35,24 @@ void check_same_layout(const ParamSet& ref, const ParamSet& other, const char* w
 
 }  // namespace
 
-AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backend)
+AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backend,
+             ExpertShard shard, Communicator* expert_group)
     : config_(config), be_(backend) {
   config_.validate();
-  m_ = make_param_set(model, backend, DType::F32);
-  v_ = make_param_set(model, backend, DType::F32);
-  norm_sq_ = Tensor::zeros(backend, {1}, DType::F32);
+  m_ = make_param_set(model, backend, DType::F32, shard);
+  v_ = make_param_set(model, backend, DType::F32, shard);
+  norm_sq_ = Tensor::zeros(backend, {2}, DType::F32);
+  if (expert_group && expert_group->size() > 1) {
+    ZT_ASSERT(shard.count > 0 && !shard.whole(model),
+              "AdamW: an expert group of %d ranks with a layout that holds every expert",
+              expert_group->size());
+    expert_group_ = expert_group;
+  }
 
   // Trainable entries in flat order, adjacent ones with the same decay flag merged.
   struct Item {
     int64_t offset, numel;
-    bool decay;
+    bool decay, expert;
   };
   std::vector<Item> items;
   std::vector<std::regex> frozen;
@@ -58,8 +66,21 @@ AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backe
         ++hits[i];
       }
     if (freeze) ++frozen_tensors_;
-    if (e.trainable && !freeze) items.push_back({entry_offset(m_, e), e.view.numel(), e.weight_decay});
+    if (e.trainable && !freeze)
+      items.push_back({entry_offset(m_, e), e.view.numel(), e.weight_decay, e.expert && expert_group_});
   }
+  // A pattern may name only experts that other ranks of the expert group hold.
+  if (!shard.whole(model))
+    for (size_t i = 0; i < frozen.size(); ++i)
+      for (int64_t l = 0; l < model.num_hidden_layers && hits[i] == 0; ++l) {
+        if (!model.is_moe_layer(l)) continue;
+        for (int64_t e = 0; e < model.n_routed_experts && hits[i] == 0; ++e)
+          for (const char* w : {"gate_proj", "up_proj", "down_proj"})
+            if (std::regex_search("model.layers." + std::to_string(l) + ".mlp.experts." +
+                                      std::to_string(e) + "." + w + ".weight",
+                                  frozen[i]))
+              hits[i] = 1;
+      }
   for (size_t i = 0; i < frozen.size(); ++i)
     ZT_THROW_IF_NOT(hits[i] > 0, ConfigError,
                     "key 'optim.frozen': pattern '%s' matches no parameter of the model (HF tensor "
@@ -75,12 +96,13 @@ AdamW::AdamW(const OptimConfig& config, const ModelConfig& model, Backend& backe
     if (!ranges_.empty()) {
       UpdateRange& last = ranges_.back();
       ZT_ASSERT(last.offset + last.numel <= it.offset, "overlapping parameter entries");
-      if (last.decay == it.decay && last.offset + last.numel == it.offset) {
+      if (last.decay == it.decay && last.expert == it.expert &&
+          last.offset + last.numel == it.offset) {
         last.numel += it.numel;
         continue;
       }
     }
-    ranges_.push_back({it.offset, it.numel, it.decay});
+    ranges_.push_back({it.offset, it.numel, it.decay, it.expert});
   }
 }
 
@@ -96,10 +118,25 @@ float AdamW::step(ParamSet& params, const ParamSet& grads, double lr, ParamSet* 
   }
 
   // Global L2 norm of the trainable gradients: one host read.
-  for (size_t i = 0; i < ranges_.size(); ++i)
-    be_.sum_squares(grads.flat.narrow(0, ranges_[i].offset, ranges_[i].numel), norm_sq_, i > 0);
   float norm_sq = 0.0f;
-  if (!ranges_.empty()) be_.copy_to_host(&norm_sq, norm_sq_.data_ptr(), sizeof(float));
+  if (!expert_group_) {
+    Tensor all = norm_sq_.narrow(0, 0, 1);
+    for (size_t i = 0; i < ranges_.size(); ++i)
+      be_.sum_squares(grads.flat.narrow(0, ranges_[i].offset, ranges_[i].numel), all, i > 0);
+    if (!ranges_.empty()) be_.copy_to_host(&norm_sq, norm_sq_.data_ptr(), sizeof(float));
+  } else {
+    // Expert parallelism: the others' part is the same on every rank of the group; the
+    // experts' parts are disjoint shards, summed over the group.
+    be_.fill(norm_sq_, 0.0);
+    Tensor parts[2] = {norm_sq_.narrow(0, 0, 1), norm_sq_.narrow(0, 1, 1)};
+    for (const UpdateRange& r : ranges_)
+      be_.sum_squares(grads.flat.narrow(0, r.offset, r.numel), parts[r.expert ? 1 : 0], true);
+    float host[2] = {0.0f, 0.0f};
+    be_.copy_to_host(host, norm_sq_.data_ptr(), sizeof(host));
+    double experts = host[1];
+    expert_group_->all_reduce_host(&experts, 1, ReduceOp::Sum);
+    norm_sq = float(double(host[0]) + experts);
+  }
   const float norm = std::sqrt(norm_sq);
   if (!std::isfinite(norm)) return norm;
 

@@ -21,6 +21,7 @@
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
 #include "zeroth/optim.h"
+#include "zeroth/process_groups.h"
 #include "zeroth/tokenizer.h"
 #include "zeroth/train.h"
 
@@ -128,18 +129,22 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   int32_t eos = -1;
   const SequenceDataset data = load_stage_data(config, stage, *src.tokenizer, src.config, &eos);
 
+  // Process groups: data parallelism over every rank; expert groups when
+  // run.expert_parallel > 1 (the routed experts split over them).
+  const ProcessGroups groups = make_process_groups(comm, config.run.expert_parallel);
   Model model(src.config, backend,
-              compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
+              compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"),
+              groups.expert.get());
   model.set_recompute(config.model.recompute);
   if (src.weights_dir.empty())
     init_params(src.config, model.params(), config.model.seed ? *config.model.seed : config.run.seed);
   else
     load_hf_weights(src.weights_dir, src.config, model.params());
   model.set_aux_loss_alpha(float(config.model.aux_loss_alpha));
-  AdamW optimizer(config.optim, src.config, backend);
-  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
+  AdamW optimizer(config.optim, src.config, backend, model.expert_shard(), groups.expert.get());
+  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer, groups);
   const LrSchedule schedule = LrSchedule::from_config(config.optim, tc.steps);
-  GradSync grad_sync(comm, model.grads());
+  GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, groups.expert_data.get());
   BatchSampler sampler(data.count, config.run.seed, config.data.shuffle, start.cursor);
 
   if (rank == 0) write_resolved_config(config, run_dir);
@@ -155,6 +160,13 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
               data.truncated ? strformat(", %lld truncated", (long long)data.truncated).c_str() : "",
               src.weights_dir.empty() ? ("initialised from " + config.model.init).c_str() : src.weights_dir.c_str(),
               double(src.config.num_parameters()) / 1e6, world, (long long)tc.batch_size, (long long)micro);
+  if (groups.expert_parallel > 1)
+    ZT_LOG_INFO("%s: expert parallelism over %d ranks: this rank holds routed experts [%lld, %lld) of %lld "
+                "per MoE layer (%lld of %lld parameters)",
+                name, groups.expert_parallel, (long long)model.expert_shard().first,
+                (long long)(model.expert_shard().first + model.expert_shard().count),
+                (long long)src.config.n_routed_experts, (long long)model.params().flat.numel(),
+                (long long)src.config.num_parameters());
   if (!resume_ckpt.empty())
     ZT_LOG_INFO("%s: resuming from %s at step %lld", name, resume_ckpt.c_str(), (long long)start.step);
 
@@ -251,21 +263,15 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     state.step = step;
     state.cursor = m.cursor;
     if ((tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps) {
-      if (rank == 0) {
-        const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files,
-                                                      optimizer, state);
-        ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
-      }
-      comm.barrier();
+      const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files,
+                                                    optimizer, state, groups);
+      ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
     }
   }
   if (options.show_progress)
     progress.finish(result.steps.empty() ? "" : strformat("loss %.4f", result.steps.back().loss));
-  if (rank == 0) {
-    save_model_dir(result.final_dir, src.config, model.params(), src.files);
-    ZT_LOG_INFO("%s: final model in %s", name, result.final_dir.c_str());
-  }
-  comm.barrier();
+  save_model_dir(result.final_dir, src.config, model.params(), src.files, groups);
+  ZT_LOG_INFO("%s: final model in %s", name, result.final_dir.c_str());
   return result;
 }
 

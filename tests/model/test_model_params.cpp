@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <omp.h>
+#include <map>
 #include <set>
 #include <string>
 #include <sys/wait.h>
@@ -187,6 +188,56 @@ TEST_CASE("save then load is bit-exact, single-file and sharded", "[model_params
     const std::vector<float> av = a.flat.to_float_vector(), bv = b.flat.to_float_vector();
     for (size_t i = 0; i < av.size(); ++i) REQUIRE(bv[i] == bf16_to_float(float_to_bf16(av[i])));
   }
+}
+
+TEST_CASE("an expert shard holds its experts: layout, init and loading a whole checkpoint", "[model_params]") {
+  const ModelConfig c = read_model_config(kGolden + "tiny_q_lora_untied");  // E 12
+  ParamSet whole = make_param_set(c, cpu());
+  load_hf_weights(kGolden + "tiny_q_lora_untied", c, whole);
+  std::map<std::string, const ParamEntry*> by_name;
+  for (const ParamEntry& e : whole.entries) by_name[e.name] = &e;
+
+  const ExpertShard shard = ExpertShard::of(c, 1, 3);  // experts 4..7 of 12
+  CHECK(shard.first == 4);
+  CHECK(shard.count == 4);
+  CHECK_FALSE(shard.whole(c));
+  CHECK(ExpertShard{}.whole(c));
+  CHECK_THROWS_WITH(ExpertShard::of(c, 0, 5), Catch::Contains("n_routed_experts (12)"));
+
+  ParamSet part = make_param_set(c, cpu(), DType::F32, shard);
+  CHECK(part.experts.first == 4);
+  int experts = 0;
+  for (const ParamEntry& e : part.entries) {
+    INFO(e.name);
+    REQUIRE(by_name.count(e.name) == 1);  // every name is one of the whole model's
+    CHECK(e.view.shape() == by_name[e.name]->view.shape());
+    CHECK(e.expert == (e.name.find(".mlp.experts.") != std::string::npos));
+    CHECK(e.expert == by_name[e.name]->expert);
+    if (e.expert) {
+      ++experts;
+      const size_t at = e.name.find(".mlp.experts.") + 13;
+      const int idx = std::stoi(e.name.substr(at));
+      CHECK((idx >= 4 && idx < 8));
+    }
+  }
+  const int64_t moe_layers = c.num_hidden_layers - c.first_k_dense_replace;
+  CHECK(experts == int(moe_layers * 4 * 3));
+  CHECK(part.params.layers.back().moe.experts_up.size(0) == 4);
+  CHECK(part.params.layers.back().moe.router.size(0) == 12);  // the router stays whole
+
+  // Loading the whole checkpoint reads this shard's experts and skips the others'.
+  load_hf_weights(kGolden + "tiny_q_lora_untied", c, part);
+  for (const ParamEntry& e : part.entries) {
+    INFO(e.name);
+    CHECK(bytes_of(e.view) == bytes_of(by_name[e.name]->view));
+  }
+  // init is per name, so a shard's experts equal the whole model's.
+  ParamSet a = make_param_set(c, cpu()), b = make_param_set(c, cpu(), DType::F32, shard);
+  init_params(c, a, 3);
+  init_params(c, b, 3);
+  std::map<std::string, const ParamEntry*> init_by_name;
+  for (const ParamEntry& e : a.entries) init_by_name[e.name] = &e;
+  for (const ParamEntry& e : b.entries) CHECK(bytes_of(e.view) == bytes_of(init_by_name[e.name]->view));
 }
 
 TEST_CASE("a checkpoint of another model is refused with the differing keys", "[model_params]") {
