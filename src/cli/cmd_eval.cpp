@@ -49,10 +49,6 @@ int cmd_eval(const std::vector<std::string>& argv) {
     throw UsageError(strformat("unexpected argument '%s' (see 'zeroth eval --help')", args.positional()[0].c_str()));
   const std::string model_dir = args.required("model");
   const TrainConfig config = load_train_config(args.required("config"), args.all("set"));
-  ZT_THROW_IF_NOT(config.run.expert_parallel == 1, ConfigError,
-                  "key 'run.expert_parallel': zeroth eval generates with a model that holds every "
-                  "expert: expected 1, found %d",
-                  config.run.expert_parallel);
 
   RunContext ctx = start_run(config.run, false);
   Backend* const backend = ctx.backend.get();

@@ -22,6 +22,7 @@
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/grad_sync.h"
+#include "zeroth/process_groups.h"
 #include "zeroth/grpo.h"
 #include "zeroth/log.h"
 #include "zeroth/model.h"
@@ -99,6 +100,22 @@ struct MicroBatch {
   std::vector<int64_t> lengths;  // (S) real tokens of each row
   size_t at(int64_t s, int64_t P, int64_t t) const { return size_t(s * T + P + t - 1); }
 };
+
+// One row of one padding token and no target: what an expert-parallel rank runs when
+// other ranks of its expert group have more micro-batches (its forward and backward only
+// take part in the experts' exchange; the row has no loss and no expert load).
+MicroBatch empty_micro_batch(int32_t pad_id) {
+  MicroBatch m;
+  m.S = m.T = m.N = 1;
+  m.ids = {pad_id};
+  m.targets = {-1};
+  m.seq = {-1};
+  m.mask = {0.0f};
+  m.rollout_lp = {0.0f};
+  m.adv = {0.0};
+  m.lengths = {0};
+  return m;
+}
 
 MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, const MicroPlan& plan, int32_t pad_id) {
   MicroBatch m;
@@ -190,11 +207,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const int64_t B = cfg.rl.prompts_per_step, G = rc.group_size;
   const int64_t steps = c.train.steps;
   gc.validate_with_rollout(G, rc.max_new_tokens);
-  ZT_THROW_IF_NOT(c.run.expert_parallel == 1, ConfigError,
-                  "key 'run.expert_parallel': zeroth train runs its rollout on the trainer's model, and "
-                  "the rollout does not run on an expert-parallel model yet: expected 1, found %d (zeroth "
-                  "pretrain and sft take it)",
-                  c.run.expert_parallel);
+  // Data parallelism over every rank; expert groups when run.expert_parallel > 1.
+  const ProcessGroups pg = make_process_groups(comm, c.run.expert_parallel);
 
   // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
   std::string resume_ckpt;
@@ -226,7 +240,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                                 (long long)rc.max_len));
 
   const DType compute = compute_dtype_for(backend, c.run.compute_dtype, "key 'run.compute_dtype'");
-  Model model(src.config, backend, compute);
+  Model model(src.config, backend, compute, pg.expert.get());
   model.set_recompute(c.model.recompute);
   if (src.weights_dir.empty())
     init_params(src.config, model.params(), c.model.seed ? *c.model.seed : c.run.seed);
@@ -238,7 +252,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   // The frozen reference model (only when the loss has a KL term).
   std::unique_ptr<Model> ref;
   if (gc.kl_coef > 0.0) {
-    ref = std::make_unique<Model>(src.config, backend, compute);
+    ref = std::make_unique<Model>(src.config, backend, compute, pg.expert.get());
     if (!resume_ckpt.empty())
       load_hf_weights(resume_ckpt + "/reference", src.config, ref->params());
     else
@@ -248,10 +262,22 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const int64_t opt_per_step = gc.ppo_epochs * gc.mini_batches;
   // The rollout decodes with the fp32 master weights; a bf16 trainer differs from it.
   const bool trainer_old = gc.trainer_old_logprobs(compute != DType::F32);
-  AdamW optimizer(c.optim, src.config, backend);
-  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer);
+  AdamW optimizer(c.optim, src.config, backend, model.expert_shard(), pg.expert.get());
+  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer, pg);
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
-  GradSync grad_sync(comm, model.grads());
+  GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, pg.expert_data.get());
+
+  // Expert parallelism: the trainer's model holds 1/P of the routed experts, the
+  // rollout (and the eval) runs on a replica with every expert, refreshed from the
+  // trainer before each step's rollout: its own copy of everything else and the
+  // experts gathered from the expert group (the same fp32 weights, so the rollout's
+  // log-probs are the trainer's up to the rounding of the experts' GEMMs).
+  std::unique_ptr<Model> replica;
+  if (pg.expert) replica = std::make_unique<Model>(src.config, backend, DType::F32);
+  Model& rollout_model = replica ? *replica : model;
+  auto sync_replica = [&] {
+    if (replica) model.gather_replica(*replica);
+  };
 
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
   const PromptData data = load_prompt_data(cfg.prompts, &tok, &tmpl, rc.add_special_tokens);
@@ -275,7 +301,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   PromptSampler sampler(data.train, c.run.seed, cfg.prompts.shuffle, start.cursor);
 
   const KvCachePlan plan = plan_kv_cache(src.config, rc);
-  ModelInference engine(model, plan.num_slots, plan.max_len);
+  ModelInference engine(rollout_model, plan.num_slots, plan.max_len);
   const SamplingParams sampling = grpo_detail::rollout_sampling(cfg);
   const StopParams stop = rc.stop_params(tok);
   const float temperature = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
@@ -299,13 +325,20 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
               src.weights_dir.empty() ? ("initialised from " + init).c_str() : src.weights_dir.c_str(),
               double(src.config.num_parameters()) / 1e6, (long long)plan.num_slots, (long long)plan.max_len,
               world, gc.kl_coef, gc.kl_coef > 0 ? " (reference model)" : " (no reference model)");
+  if (pg.expert)
+    ZT_LOG_INFO("train: expert parallelism over %d ranks: the trainer holds routed experts [%lld, %lld) of %lld "
+                "per MoE layer; the rollout runs on a replica with every expert",
+                pg.expert_parallel, (long long)model.expert_shard().first,
+                (long long)(model.expert_shard().first + model.expert_shard().count),
+                (long long)src.config.n_routed_experts);
   if (!resume_ckpt.empty())
     ZT_LOG_INFO("train: resuming from %s at step %lld", resume_ckpt.c_str(), (long long)start.step);
 
   GrpoTrainResult result;
   result.final_dir = run_dir + "/final";
   auto run_eval = [&](int64_t step) {
-    const EvalResult er = evaluate_model(model, tok, cfg, data.eval, comm);
+    sync_replica();
+    const EvalResult er = evaluate_model(rollout_model, tok, cfg, data.eval, comm);
     MetricMap m = er.metrics();
     metrics.log(step, m);
     m["step"] = double(step);
@@ -325,6 +358,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     double rollout_s = 0, reward_s = 0;
 
     // ---- rollout, rewards, advantages (dynamic sampling: more rounds until B groups) ----
+    sync_replica();
     RolloutSums sums(functions.size());
     double len_max = 0;
     std::vector<Group> kept;
@@ -468,6 +502,32 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       ids.copy_from_host(mbt.ids.data(), mbt.ids.size() * sizeof(int32_t));
       targets.copy_from_host(mbt.targets.data(), mbt.targets.size() * sizeof(int32_t));
     };
+    // Expert parallelism: every forward/backward is collective over the expert group, so
+    // a rank with fewer micro-batches than another of its group runs empty ones (one
+    // padding token, no loss, no expert load, no balance loss) until the counts match.
+    double empty_micro = 0;  // empty micro-batches this rank ran
+    auto extra_micro_batches = [&](size_t mine) -> int64_t {
+      if (!pg.expert) return 0;
+      int64_t most = int64_t(mine);
+      pg.expert->all_reduce_host(&most, 1, ReduceOp::Max);
+      empty_micro += double(most - int64_t(mine));
+      return most - int64_t(mine);
+    };
+    const MicroBatch empty_mbt = empty_micro_batch(pad_id);
+    auto empty_pass = [&](Model& m, bool backward) {
+      Tensor ids, targets;
+      upload(empty_mbt, ids, targets);
+      const float aux = float(c.model.aux_loss_alpha);
+      m.set_aux_loss_alpha(0.0f);
+      m.forward(ids, &empty_mbt.lengths);
+      Tensor lp = Tensor::empty(backend, {empty_mbt.N}, DType::F32);
+      m.token_logprobs(targets, temperature, lp, nullptr);
+      if (backward) {
+        Tensor zero = Tensor::zeros(backend, {empty_mbt.N}, DType::F32);
+        m.backward_from_logprob_grad(zero, nullptr);
+      }
+      m.set_aux_loss_alpha(aux);
+    };
     MismatchStats mismatch;
     double pad_tokens = 0, row_tokens = 0;
     if (old_pass) {
@@ -478,7 +538,9 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           all.push_back({&g, j});
           owner.push_back(&g);
         }
-      for (const MicroPlan& plan : plan_micro_batches(all, micro_cfg, micro_tokens, T)) {
+      const std::vector<MicroPlan> plans = plan_micro_batches(all, micro_cfg, micro_tokens, T);
+      for (int64_t e = extra_micro_batches(plans.size()); e > 0; --e) empty_pass(model, false);
+      for (const MicroPlan& plan : plans) {
         const MicroBatch mbt = build_micro_batch(all, plan, pad_id);
         const int64_t S = mbt.S;
         Tensor ids, targets;
@@ -547,7 +609,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
         model.zero_grad();
         std::vector<std::vector<int64_t>> loads;
-        for (const MicroPlan& plan : plan_micro_batches(seqs, micro_cfg, micro_tokens, T)) {
+        const std::vector<MicroPlan> plans = plan_micro_batches(seqs, micro_cfg, micro_tokens, T);
+        for (int64_t e = extra_micro_batches(plans.size()); e > 0; --e) {
+          if (ref) empty_pass(*ref, false);
+          empty_pass(model, true);
+        }
+        for (const MicroPlan& plan : plans) {
           const MicroBatch mbt = build_micro_batch(seqs, plan, pad_id);
           const int64_t S = mbt.S, N = mbt.N;
           row_tokens += double(N);
@@ -649,8 +716,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     if (mismatch.nonfinite > 0)
       ZT_LOG_WARN("train: step %lld: %.0f loss tokens have a non-finite trainer or rollout log-prob",
                   (long long)step, mismatch.nonfinite);
-    double pad[2] = {pad_tokens, row_tokens};
-    comm.all_reduce_host(pad, 2, ReduceOp::Sum);
+    double pad[3] = {pad_tokens, row_tokens, empty_micro};
+    comm.all_reduce_host(pad, 3, ReduceOp::Sum);
     if (gc.reference_reset_due(step)) {
       backend.copy(policy.params().flat, ref->params().flat);
       ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
@@ -705,6 +772,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     m["lr"] = lr;
     m["optimizer_steps"] = double(opt_steps);
     m["train_pad_frac"] = pad[1] > 0 ? pad[0] / pad[1] : 0.0;
+    if (pg.expert) m["ep_empty_micro_batches"] = pad[2];
     m["trained_tokens"] = trained_tokens;
     m["expert_imbalance"] = grpo_detail::max_expert_imbalance(step_loads);
     m["generated_tokens"] = v[RolloutSums::kLen];
@@ -729,18 +797,18 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
 
     // ---- checkpoint: the pretrain checkpoint, then the reference, then grpo_state.json ----
     if ((c.train.save_every > 0 && step % c.train.save_every == 0) || step == steps) {
+      TrainerState st;
+      st.step = step;
+      st.cursor = cursor;
+      st.stage = "grpo";
+      const std::string dir = save_train_checkpoint(run_dir, src.config, policy.params(), src.files, optimizer, st, pg);
+      if (ref) save_model_dir(dir + "/reference", src.config, static_cast<const Model&>(*ref).params(), src.files, pg);
       if (rank == 0) {
-        TrainerState st;
-        st.step = step;
-        st.cursor = cursor;
-        st.stage = "grpo";
-        const std::string dir =
-            save_train_checkpoint(run_dir, src.config, policy.params(), src.files, optimizer, st);
-        if (ref) save_model_dir(dir + "/reference", src.config, static_cast<const Model&>(*ref).params(), src.files);
         const nlohmann::json js = {{"format_version", kGrpoStateVersion},
                                    {"step", step},
                                    {"prompts_fingerprint", strformat("%016llx", (unsigned long long)fingerprint)},
                                    {"world_size", world},
+                                   {"expert_parallel", pg.expert_parallel},
                                    {"reference", bool(ref)}};
         write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
         ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
@@ -750,11 +818,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   }
   if (options.show_progress)
     progress.finish(result.steps.empty() ? "" : strformat("reward %.3f", result.steps.back()["reward_mean"]));
-  if (rank == 0) {
-    save_model_dir(result.final_dir, src.config, policy.params(), src.files);
-    ZT_LOG_INFO("train: final model in %s", result.final_dir.c_str());
-  }
-  comm.barrier();
+  save_model_dir(result.final_dir, src.config, policy.params(), src.files, pg);
+  ZT_LOG_INFO("train: final model in %s", result.final_dir.c_str());
   return result;
 }
 
