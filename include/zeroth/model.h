@@ -88,6 +88,10 @@ class Model {
   void gather_replica(Model& whole) const;
   ParamSet& grads() { return grads_; }
   void zero_grad();
+  // Frees the gradients of a model that is never trained (a frozen reference, a rollout
+  // replica): 4 bytes per parameter. backward and zero_grad are then errors.
+  void release_grads();
+  bool has_grads() const { return grads_.flat.defined(); }
 
   // Activation recomputation per block: forward keeps only each layer's input (the
   // residual stream) and one shared set of layer buffers; backward re-runs each layer's

@@ -265,6 +265,7 @@ int bench_rollout(const std::vector<std::string>& argv) {
     throw UsageError("bench rollout: --ref times the CPU PyTorch reference; on a GPU use "
                      "scripts/reference/bench_rollout_hf.py (docs/gpu.md)");
   Model model(cfg, *be);
+  model.release_grads();  // inference only
   if (args.has("model"))
     load_hf_weights(source, cfg, model.params());
   else

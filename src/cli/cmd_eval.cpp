@@ -62,6 +62,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
     throw ConfigError("key 'prompts.eval_sources': expected an eval set (eval_sources, eval_count or "
                       "eval_fraction), found none");
   Model model(mc, *backend, compute_dtype_for(*backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
+  model.release_grads();  // inference only
   load_hf_weights(model_dir, mc, model.params());
   const EvalResult r = evaluate_model(model, *tok, config, data.eval, *world);
   if (world->rank() == 0) {

@@ -244,6 +244,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
 
   auto backend = make_backend(args.get("device", "cpu"), threads, 0, "--device");
   Model model(mcfg, *backend);
+  model.release_grads();  // inference only
   load_hf_weights(model_dir, mcfg, model.params());
   ModelInference engine(model, plan.num_slots, plan.max_len);
   std::fprintf(stderr,

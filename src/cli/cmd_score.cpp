@@ -114,6 +114,7 @@ int cmd_score(const std::vector<std::string>& argv) {
   std::vector<ScoreLine> lines = read_lines(input, config.vocab_size);
   auto backend = make_cpu_backend(threads);
   Model model(config, *backend);
+  model.release_grads();  // inference only
   load_hf_weights(model_dir, config, model.params());
 
   const std::string tmp = output + ".tmp";

@@ -125,7 +125,12 @@ const ModelParams& Model::compute_params() {
 
 Model::~Model() = default;
 
-void Model::zero_grad() { be_.fill(grads_.flat, 0.0); }
+void Model::zero_grad() {
+  ZT_ASSERT(has_grads(), "zero_grad() on a model whose gradients were released");
+  be_.fill(grads_.flat, 0.0);
+}
+
+void Model::release_grads() { grads_ = ParamSet{}; }
 
 void Model::set_aux_loss_alpha(float alpha) {
   ZT_ASSERT(alpha >= 0.0f && std::isfinite(alpha), "aux loss alpha must be >= 0, got %g",
@@ -297,6 +302,7 @@ void Model::token_logprobs(const Tensor& targets, float temperature, Tensor& log
 
 void Model::backward_from_logprob_grad(const Tensor& dlogprob, const Tensor* dentropy) {
   ZT_ASSERT(have_logprob_, "backward_from_logprob_grad() without token_logprobs()");
+  ZT_ASSERT(has_grads(), "backward on a model whose gradients were released");
   ModelActivations& a = *act_;
   Tensor none;
   be_.logprob_backward(a.logits, a.targets, temperature_, a.lse, dlogprob,

@@ -253,6 +253,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   std::unique_ptr<Model> ref;
   if (gc.kl_coef > 0.0) {
     ref = std::make_unique<Model>(src.config, backend, compute, pg.expert.get());
+    ref->release_grads();  // frozen
     if (!resume_ckpt.empty())
       load_hf_weights(resume_ckpt + "/reference", src.config, ref->params());
     else
@@ -273,7 +274,10 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   // experts gathered from the expert group (the same fp32 weights, so the rollout's
   // log-probs are the trainer's up to the rounding of the experts' GEMMs).
   std::unique_ptr<Model> replica;
-  if (pg.expert) replica = std::make_unique<Model>(src.config, backend, DType::F32);
+  if (pg.expert) {
+    replica = std::make_unique<Model>(src.config, backend, DType::F32);
+    replica->release_grads();
+  }
   Model& rollout_model = replica ? *replica : model;
   auto sync_replica = [&] {
     if (replica) model.gather_replica(*replica);
