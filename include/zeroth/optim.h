@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -161,6 +162,12 @@ class AdamW {
   // device; a different element count or dtype is a CheckpointError naming expected and
   // found; step must be >= 0.
   void load_state(const AdamWState& state);
+  // Restores a checkpoint written tensor by tensor (expert parallelism, whose parts
+  // hold HF-named moments): fill(name, m, v) writes the moments of each HF-named
+  // parameter into m and v (F32 views of this optimizer's buffers on its device; the
+  // alignment gaps stay zero). step must be >= 0.
+  void load_state_by_name(int64_t step,
+                          const std::function<void(const std::string& name, Tensor& m, Tensor& v)>& fill);
 
  private:
   // A run of adjacent trainable parameters with the same decay: elements

@@ -2,6 +2,7 @@
 // state and trainer state, each written to a temporary directory and renamed into place.
 // Must not: decide when to save (the loop does) or define the weight format
 // (model_params.h) or the optimizer's state (optim.h).
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -58,6 +59,10 @@ static void write_trainer_state(const std::string& dir, const TrainerState& stat
 }
 
 static void load_optimizer_file(const std::string& path, AdamW& optimizer);
+namespace {  // expert-parallel optimizer parts (defined with the collective versions below)
+std::vector<std::string> optimizer_parts(const std::string& dir);
+void load_optimizer_parts(const std::string& dir, const std::vector<std::string>& files, AdamW& optimizer);
+}  // namespace
 
 static void fresh_dir(const std::string& dir) {
   std::error_code ec;
@@ -162,14 +167,11 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
   const std::string path = checkpoint_dir + "/optimizer.safetensors";
   std::error_code ec;
-  if (!fs::exists(path, ec)) {  // an expert-parallel checkpoint holds one file per part
-    for (const auto& e : fs::directory_iterator(checkpoint_dir, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("optimizer-00001-of-", 0) == 0)
-        throw CheckpointError(strformat(
-            "%s: expected optimizer.safetensors, found %s: the checkpoint was written with another "
-            "run.expert_parallel (%d, from the file name)",
-            checkpoint_dir.c_str(), n.c_str(), std::atoi(n.c_str() + 19)));
+  if (!fs::exists(path, ec)) {  // an expert-parallel checkpoint holds its state in parts
+    const std::vector<std::string> parts = optimizer_parts(checkpoint_dir);
+    if (!parts.empty()) {
+      load_optimizer_parts(checkpoint_dir, parts, optimizer);
+      return;
     }
   }
   load_optimizer_file(path, optimizer);
@@ -210,6 +212,73 @@ std::string optimizer_part_name(int part, int parts) {
   return strformat("optimizer-%05d-of-%05d.safetensors", part + 1, parts);
 }
 
+// An expert-parallel part of the optimizer state: the moments of each HF-named parameter
+// this part holds ("adamw.m.<name>", "adamw.v.<name>"; part 0 also every non-expert
+// one), so a later run can pick its own parameters at any expert-parallel size.
+void write_optimizer_part(const std::string& path, const AdamW& optimizer, int part) {
+  SafetensorsWriter w;
+  const ParamSet &m = optimizer.m(), &v = optimizer.v();
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    if (part > 0 && !m.entries[i].expert) continue;
+    w.add("adamw.m." + m.entries[i].name, m.entries[i].view);
+    w.add("adamw.v." + v.entries[i].name, v.entries[i].view);
+  }
+  w.set_metadata("adamw.step", std::to_string(optimizer.step_count()));
+  w.set_metadata("format", "named");
+  w.write(path);
+}
+
+// The expert-parallel optimizer parts of a checkpoint: the files optimizer-*-of-K
+// (every part of one K), or empty when there are none.
+std::vector<std::string> optimizer_parts(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("optimizer-", 0) == 0 && n.size() > 30 && n.compare(n.size() - 12, 12, ".safetensors") == 0)
+      found.push_back(n);
+  }
+  std::sort(found.begin(), found.end());
+  if (found.empty()) return found;
+  const int parts = std::atoi(found[0].c_str() + 19);
+  for (int q = 0; q < parts; ++q)
+    if (std::find(found.begin(), found.end(), optimizer_part_name(q, parts)) == found.end())
+      throw CheckpointError(strformat("%s: expected %s (the optimizer state is in %d parts), found no such file",
+                                      dir.c_str(), optimizer_part_name(q, parts).c_str(), parts));
+  std::vector<std::string> out;
+  for (int q = 0; q < parts; ++q) out.push_back(dir + "/" + optimizer_part_name(q, parts));
+  return out;
+}
+
+// Reads this optimizer's moments, parameter by parameter, from the named parts.
+void load_optimizer_parts(const std::string& dir, const std::vector<std::string>& files, AdamW& optimizer) {
+  std::vector<SafetensorsFile> fs_;
+  for (const std::string& f : files) fs_.push_back(SafetensorsFile::open(f));
+  long long step = -1;
+  for (const SafetensorsFile& f : fs_) {
+    auto it = f.metadata().find("adamw.step");
+    const long long s = it == f.metadata().end() ? -1 : std::atoll(it->second.c_str());
+    ZT_THROW_IF_NOT(s >= 0 && (step < 0 || s == step), CheckpointError,
+                    "%s: metadata 'adamw.step': expected the same integer >= 0 in every part, found %s",
+                    f.path().c_str(), it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str());
+    step = s;
+  }
+  optimizer.load_state_by_name(step, [&](const std::string& name, Tensor& m, Tensor& v) {
+    for (const char* which : {"m", "v"}) {
+      const std::string key = std::string("adamw.") + which + "." + name;
+      const SafetensorsFile* src = nullptr;
+      for (const SafetensorsFile& f : fs_)
+        if (f.has(key)) src = &f;
+      ZT_THROW_IF_NOT(src != nullptr, CheckpointError,
+                      "%s: the optimizer parts hold no '%s' (a checkpoint of another model?)", dir.c_str(),
+                      key.c_str());
+      Tensor& dst = which[0] == 'm' ? m : v;
+      src->expect(key, DType::F32, dst.shape());
+      dst.copy_from_host(src->data(key), dst.nbytes());
+    }
+  });
+}
+
 // Rank 0 makes `tmp`; the first expert group writes its weight parts (and, with
 // `optimizer`, its optimizer parts) into it; rank 0 then writes the tokenizer, the
 // index and config.json. Collective over groups.data; returns after the parts are
@@ -223,7 +292,7 @@ void write_parts(const std::string& tmp, const ModelConfig& config, const ParamS
   if (world.rank() < P) {  // the first expert group: world ranks 0..P-1
     const int q = groups.expert_rank();
     save_hf_weights_part(tmp, config, params, q, P);
-    if (optimizer) write_optimizer(tmp + "/" + optimizer_part_name(q, P), *optimizer);
+    if (optimizer) write_optimizer_part(tmp + "/" + optimizer_part_name(q, P), *optimizer, q);
   }
   world.barrier();
   if (world.rank() == 0) {
@@ -272,21 +341,18 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
                           const ProcessGroups& groups) {
-  const int P = groups.expert_parallel;
-  if (P == 1) {
-    load_optimizer_state(checkpoint_dir, optimizer);
+  const std::vector<std::string> parts = optimizer_parts(checkpoint_dir);
+  if (!parts.empty()) {  // written with expert parallelism: any size reads it by name
+    load_optimizer_parts(checkpoint_dir, parts, optimizer);
     return;
   }
-  const std::string file = optimizer_part_name(groups.expert_rank(), P);
-  if (!fs::exists(checkpoint_dir + "/" + file)) {
-    const bool whole = fs::exists(checkpoint_dir + "/optimizer.safetensors");
-    throw CheckpointError(strformat(
-        "%s: expected %s (optimizer state of expert-parallel part %d of %d), found %s: the checkpoint "
-        "was written with another run.expert_parallel",
-        checkpoint_dir.c_str(), file.c_str(), groups.expert_rank() + 1, P,
-        whole ? "optimizer.safetensors (run.expert_parallel 1)" : "no such file"));
-  }
-  load_optimizer_file(checkpoint_dir + "/" + file, optimizer);
+  ZT_THROW_IF_NOT(groups.expert_parallel == 1 || !fs::exists(checkpoint_dir + "/optimizer.safetensors"),
+                  CheckpointError,
+                  "%s: optimizer.safetensors was written with run.expert_parallel 1 (one flat buffer of "
+                  "the whole model); resuming it with run.expert_parallel %d is not supported: resume with "
+                  "1, or start a new run from the checkpoint's weights (model.init)",
+                  checkpoint_dir.c_str(), groups.expert_parallel);
+  load_optimizer_state(checkpoint_dir, optimizer);
 }
 
 }  // namespace zeroth

@@ -191,4 +191,15 @@ void AdamW::load_state(const AdamWState& state) {
   step_ = state.step;
 }
 
+void AdamW::load_state_by_name(
+    int64_t step, const std::function<void(const std::string& name, Tensor& m, Tensor& v)>& fill) {
+  ZT_THROW_IF_NOT(step >= 0, CheckpointError,
+                  "optimizer state: expected a step count >= 0, found %lld", (long long)step);
+  be_.fill(m_.flat, 0.0);
+  be_.fill(v_.flat, 0.0);
+  ZT_ASSERT(m_.entries.size() == v_.entries.size(), "moment layouts differ");
+  for (size_t i = 0; i < m_.entries.size(); ++i) fill(m_.entries[i].name, m_.entries[i].view, v_.entries[i].view);
+  step_ = step;
+}
+
 }  // namespace zeroth
