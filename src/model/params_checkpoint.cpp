@@ -183,52 +183,47 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
   }
 }
 
-void save_hf_weights(const std::string& dir, const ModelConfig& config, const ParamSet& params,
-                     DType dtype, uint64_t max_shard_bytes) {
-  ZT_THROW_IF_NOT(dtype == DType::F32 || dtype == DType::BF16, CheckpointError,
-                  "%s: weights are saved as F32 or BF16, not %s", dir.c_str(), dtype_name(dtype));
-  SafetensorsWriter writer;
-  for (const ParamEntry& e : params.entries) {
-    const Tensor& t = e.view;
-    if (t.dtype() == dtype && t.device().is_cpu()) {
-      writer.add(e.name, dtype, t.shape(), t.data_ptr());  // referenced, no copy
-      continue;
-    }
-    std::vector<uint8_t> host(t.nbytes());
-    t.copy_to_host(host.data(), host.size());
-    if (t.dtype() == dtype) {
-      writer.add_copy(e.name, dtype, t.shape(), host.data());
-    } else {
-      std::vector<uint8_t> conv(size_t(t.numel()) * dtype_size(dtype));
-      io::convert_floats(host.data(), t.dtype(), conv.data(), dtype, uint64_t(t.numel()));
-      writer.add_copy(e.name, dtype, t.shape(), conv.data());
-    }
+namespace {
+
+// Adds one parameter to `writer` in `dtype` (a host tensor already in that dtype is
+// referenced, not copied: keep it unchanged until the write).
+void add_entry(SafetensorsWriter& writer, const ParamEntry& e, DType dtype) {
+  const Tensor& t = e.view;
+  if (t.dtype() == dtype && t.device().is_cpu()) {
+    writer.add(e.name, dtype, t.shape(), t.data_ptr());
+    return;
   }
-  writer.write_sharded(dir, max_shard_bytes);
-  // config.json last: a directory with a config has complete weights.
+  std::vector<uint8_t> host(t.nbytes());
+  t.copy_to_host(host.data(), host.size());
+  if (t.dtype() == dtype) {
+    writer.add_copy(e.name, dtype, t.shape(), host.data());
+  } else {
+    std::vector<uint8_t> conv(size_t(t.numel()) * dtype_size(dtype));
+    io::convert_floats(host.data(), t.dtype(), conv.data(), dtype, uint64_t(t.numel()));
+    writer.add_copy(e.name, dtype, t.shape(), conv.data());
+  }
+}
+
+// config.json with torch_dtype set, written last: a directory with a config has complete weights.
+void write_config_last(const std::string& dir, const ModelConfig& config, DType dtype) {
   ModelConfig out = config;
   out.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
   write_model_config(out, io::join_path(dir, "config.json"));
 }
 
-namespace {
+}  // namespace
 
-// Adds params' entries (routed experts only, or everything else) to `writer` in `dtype`.
-void add_entries(SafetensorsWriter& writer, const ParamSet& params, DType dtype, bool experts) {
-  for (const ParamEntry& e : params.entries) {
-    if (e.expert != experts) continue;
-    const Tensor& t = e.view;
-    std::vector<uint8_t> host(t.nbytes());
-    t.copy_to_host(host.data(), host.size());
-    if (t.dtype() == dtype) {
-      writer.add_copy(e.name, dtype, t.shape(), host.data());
-    } else {
-      std::vector<uint8_t> conv(size_t(t.numel()) * dtype_size(dtype));
-      io::convert_floats(host.data(), t.dtype(), conv.data(), dtype, uint64_t(t.numel()));
-      writer.add_copy(e.name, dtype, t.shape(), conv.data());
-    }
-  }
+void save_hf_weights(const std::string& dir, const ModelConfig& config, const ParamSet& params,
+                     DType dtype, uint64_t max_shard_bytes) {
+  ZT_THROW_IF_NOT(dtype == DType::F32 || dtype == DType::BF16, CheckpointError,
+                  "%s: weights are saved as F32 or BF16, not %s", dir.c_str(), dtype_name(dtype));
+  SafetensorsWriter writer;
+  for (const ParamEntry& e : params.entries) add_entry(writer, e, dtype);
+  writer.write_sharded(dir, max_shard_bytes);
+  write_config_last(dir, config, dtype);
 }
+
+namespace {
 
 // `name` (a routed expert's HF name, `...mlp.experts.{e}.*`) with e + shift.
 std::string shift_expert(const std::string& name, int64_t shift) {
@@ -255,9 +250,9 @@ void save_hf_weights_part(const std::string& dir, const ModelConfig& config, con
             "save_hf_weights_part: part %d of %d holds experts [%lld, +%lld), expected [%lld, +%lld)",
             part, parts, (long long)params.experts.first, (long long)params.experts.local(config),
             (long long)want.first, (long long)want.count);
-  SafetensorsWriter writer;
-  add_entries(writer, params, dtype, true);
-  if (part == 0) add_entries(writer, params, dtype, false);
+  SafetensorsWriter writer;  // this part's experts; part 0 also every other tensor
+  for (const ParamEntry& e : params.entries)
+    if (e.expert || part == 0) add_entry(writer, e, dtype);
   writer.write(io::join_path(dir, hf_part_file_name(part, parts)));
 }
 
@@ -285,9 +280,7 @@ void save_hf_parts_index(const std::string& dir, const ModelConfig& config, cons
   out.flush();
   if (!out) throw CheckpointError(strformat("%s: cannot write", path.c_str()));
   out.close();
-  ModelConfig c = config;
-  c.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
-  write_model_config(c, io::join_path(dir, "config.json"));
+  write_config_last(dir, config, dtype);
 }
 
 }  // namespace zeroth
