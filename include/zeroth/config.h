@@ -96,8 +96,9 @@ struct ModelSection {
             "'bytes' (256 byte ids, then <|bos|> <|eos|> <|pad|>), a tokenizer.json or a directory "
             "holding one, or 'auto' (the init directory's tokenizer; 'bytes' for a config.json)");
     v.field("aux_loss_alpha", aux_loss_alpha,
-            "Weight of the sequence-wise balance loss (DeepSeek-V3 alpha; 0 = off), applied per "
-            "micro-batch")
+            "Weight of the sequence-wise balance loss (DeepSeek-V3 alpha; 0 = off): alpha times its "
+            "mean over the sequences of the global batch (each optimizer step's in zeroth train), "
+            "whatever the split into ranks and micro-batches")
         .min(0);
     v.field("bias_update_speed", bias_update_speed,
             "Aux-loss-free balancing speed gamma: router_bias += gamma * sign(mean load - load) "

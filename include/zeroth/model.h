@@ -107,12 +107,19 @@ class Model {
   // adds its gradient (into the routers) to the gradient of the caller's loss.
   void set_aux_loss_alpha(float alpha);
   float aux_loss() const { return aux_loss_; }  // of the last forward (0 when disabled)
+  // What the balance loss is a mean over: 0 (default) = each forward's B rows; n > 0 =
+  // n sequences, so a trainer that splits a batch of n sequences into micro-batches (and
+  // ranks) and adds up their losses and gradients gets alpha times the mean over the
+  // batch, whatever the split. A forward with row_lengths takes each row's sequence as
+  // its real tokens only.
+  void set_aux_loss_sequences(int64_t sequences);
 
   // ids: I32 (B, T) on the backend, values in [0, V). Computes logits() and keeps
   // what backward needs. Positions are 0..T-1 in every row. row_lengths (B entries, in
   // [0, T]), when given: row b's real tokens are its first row_lengths[b], the rest is
   // padding; moe_stats() then counts the routing of the real tokens only (a copy of the
-  // top-k ids to the host per MoE layer). The computation itself is the same.
+  // top-k ids to the host per MoE layer), and the balance loss (when enabled) takes each
+  // row's real tokens as its sequence. The rest of the computation is the same.
   void forward(const Tensor& ids, const std::vector<int64_t>* row_lengths = nullptr);
   // F32 (N, V) of the last forward; row b*T + t predicts token t+1 of row b.
   const Tensor& logits() const;
@@ -167,6 +174,7 @@ class Model {
   LayerParams layer_scratch_;  // a compute layer with the fp32 router bias swapped in
   std::unique_ptr<ModelActivations> act_;
   float aux_alpha_ = 0.0f;
+  int64_t aux_sequences_ = 0;
   float aux_loss_ = 0.0f;
   float ce_loss_ = 0.0f;
   float temperature_ = 1.0f;

@@ -55,36 +55,44 @@ void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratc
 
 float balance_loss_host(const std::vector<float>& scores, const std::vector<int32_t>& topk_idx,
                         int64_t B, int64_t T, int64_t E, int64_t k, float alpha,
-                        std::vector<float>& dlogits) {
+                        std::vector<float>& dlogits, const std::vector<int64_t>* lengths,
+                        int64_t sequences) {
   ZT_ASSERT(int64_t(scores.size()) == B * T * E && int64_t(topk_idx.size()) == B * T * k,
             "balance loss: %zu scores, %zu choices for B=%lld T=%lld", scores.size(),
             topk_idx.size(), (long long)B, (long long)T);
+  ZT_ASSERT(!lengths || int64_t(lengths->size()) == B, "balance loss: %zu lengths for %lld rows",
+            lengths ? lengths->size() : size_t(0), (long long)B);
+  ZT_ASSERT(sequences >= 0, "balance loss: %lld sequences", (long long)sequences);
+  const int64_t over = sequences > 0 ? sequences : B;  // the mean is over this many sequences
   dlogits.assign(size_t(B * T * E), 0.0f);
   std::vector<double> f(static_cast<size_t>(E)), p(static_cast<size_t>(E));
   double total = 0.0;
   for (int64_t b = 0; b < B; ++b) {
-    // f_i = E / (k T) * count_i (no gradient); P_i = mean_t s_i,t / sum_j s_j,t.
+    const int64_t L = lengths ? (*lengths)[size_t(b)] : T;  // the sequence: tokens [0, L)
+    ZT_ASSERT(L >= 0 && L <= T, "balance loss: row length %lld outside [0, %lld]", (long long)L, (long long)T);
+    if (L == 0) continue;
+    // f_i = E / (k L) * count_i (no gradient); P_i = mean_t s_i,t / sum_j s_j,t.
     std::fill(f.begin(), f.end(), 0.0);
     std::fill(p.begin(), p.end(), 0.0);
-    for (int64_t t = 0; t < T; ++t)
+    for (int64_t t = 0; t < L; ++t)
       for (int64_t j = 0; j < k; ++j) {
         int32_t e = topk_idx[size_t((b * T + t) * k + j)];
         ZT_ASSERT(e >= 0 && e < E, "expert index %d out of range", int(e));
-        f[size_t(e)] += double(E) / double(k * T);
+        f[size_t(e)] += double(E) / double(k * L);
       }
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < L; ++t) {
       const float* s = &scores[size_t((b * T + t) * E)];
       double sum = 0.0, fs = 0.0;
       for (int64_t i = 0; i < E; ++i) {
         sum += s[i];
         fs += f[size_t(i)] * s[i];
       }
-      for (int64_t i = 0; i < E; ++i) p[size_t(i)] += s[i] / sum / double(T);
-      // d/ds_i of alpha/B * sum_i f_i s_i / (T sum) = alpha/(B T) (f_i - fs/sum) / sum;
+      for (int64_t i = 0; i < E; ++i) p[size_t(i)] += s[i] / sum / double(L);
+      // d/ds_i of alpha/over * sum_i f_i s_i / (L sum) = alpha/(over L) (f_i - fs/sum) / sum;
       // through the sigmoid: * s (1 - s).
       float* d = &dlogits[size_t((b * T + t) * E)];
       for (int64_t i = 0; i < E; ++i) {
-        double ds = double(alpha) / double(B * T) * (f[size_t(i)] - fs / sum) / sum;
+        double ds = double(alpha) / double(over * L) * (f[size_t(i)] - fs / sum) / sum;
         d[i] = float(ds * s[i] * (1.0 - s[i]));
       }
     }
@@ -92,11 +100,11 @@ float balance_loss_host(const std::vector<float>& scores, const std::vector<int3
     for (int64_t i = 0; i < E; ++i) lb += f[size_t(i)] * p[size_t(i)];
     total += double(alpha) * lb;
   }
-  return float(total / double(B));
+  return float(total / double(over));
 }
 
 void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
-                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y, const ExpertGroup& eg) {
+                 const Tensor& x, MoeActs& a, const BalanceLoss& bal, Tensor& y, const ExpertGroup& eg) {
   const int64_t N = B * T, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
   linear_forward(be, x, p.router, a.logits);
   be.moe_router_forward(a.logits, p.router_bias, int(cfg.n_group), int(cfg.topk_group), int(k),
@@ -131,12 +139,13 @@ void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, cons
 
   a.aux_loss = 0.0f;
   a.aux_dlogits.clear();
-  if (aux_alpha > 0.0f) {
+  if (bal.alpha > 0.0f) {
     std::vector<float> scores(size_t(N * E));
     std::vector<int32_t> idx(size_t(N * k));
     a.scores.copy_to_host(scores.data(), scores.size() * sizeof(float));
     a.topk_idx.copy_to_host(idx.data(), idx.size() * sizeof(int32_t));
-    a.aux_loss = balance_loss_host(scores, idx, B, T, E, k, aux_alpha, a.aux_dlogits);
+    a.aux_loss = balance_loss_host(scores, idx, B, T, E, k, bal.alpha, a.aux_dlogits, bal.lengths,
+                                   bal.sequences);
   }
 }
 

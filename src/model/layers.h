@@ -169,12 +169,25 @@ void alloc_moe(Backend& be, const ModelConfig& cfg, int64_t N, MoeActs& a, DType
                bool expert_parallel = false);
 void alloc_moe_scratch(Backend& be, const ModelConfig& cfg, int64_t N, MoeScratch& s,
                        DType ad = DType::F32, bool expert_parallel = false);
+// The sequence-wise balance loss of one forward: its weight alpha (0 = off); the rows'
+// real lengths (nullptr: every row is all T tokens; a row of length 0 adds nothing); and
+// how many sequences its mean is over (0: this forward's B rows; a trainer that splits a
+// batch into micro-batches and ranks passes the global count, so the summed loss is alpha
+// times the mean over every sequence of the batch whatever the split).
+struct BalanceLoss {
+  float alpha = 0.0f;
+  const std::vector<int64_t>* lengths = nullptr;
+  int64_t sequences = 0;
+  BalanceLoss(float a = 0.0f, const std::vector<int64_t>* l = nullptr, int64_t n = 0)
+      : alpha(a), lengths(l), sequences(n) {}
+};
+
 // x (N, C) -> y (N, C). Copies the expert counts to the host (sync). With
-// aux_alpha > 0 also computes the sequence-wise balance loss on the host (B
+// bal.alpha > 0 also computes the sequence-wise balance loss on the host (B
 // sequences of T tokens) into a.aux_loss / a.aux_dlogits. With an active expert group,
 // p's stacked experts are the group's shard and the call is collective over the group.
 void moe_forward(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, const MoeParams& p,
-                 const Tensor& x, MoeActs& a, float aux_alpha, Tensor& y,
+                 const Tensor& x, MoeActs& a, const BalanceLoss& bal, Tensor& y,
                  const ExpertGroup& eg = ExpertGroup{});
 // Inference forward without a host synchronisation (decode; a captured graph): the
 // routed experts run per (token, choice) row with Backend::expert_rows_gemm in slot
@@ -199,11 +212,14 @@ void moe_ep_experts_backward(Backend& be, const MoeParams& p, MoeParams& g,
                              const ExpertGroup& eg, const MoeActs& a, MoeScratch& s);
 
 // Host reference of the balance loss (DeepSeek-V3 eqs. 17-20) for one MoE layer:
-// scores (B*T, E) sigmoid scores, topk_idx (B*T, k). Returns the loss (alpha included,
-// mean over sequences) and fills dlogits (B*T*E) = d loss / d router logits.
+// scores (B*T, E) sigmoid scores, topk_idx (B*T, k). Row b's sequence is its first
+// lengths[b] tokens (all T without lengths). Returns the loss (alpha included, summed over
+// the rows and divided by `sequences`, or by B when 0) and fills dlogits (B*T*E) =
+// d loss / d router logits (zero at padding).
 float balance_loss_host(const std::vector<float>& scores, const std::vector<int32_t>& topk_idx,
                         int64_t B, int64_t T, int64_t E, int64_t k, float alpha,
-                        std::vector<float>& dlogits);
+                        std::vector<float>& dlogits, const std::vector<int64_t>* lengths = nullptr,
+                        int64_t sequences = 0);
 
 }  // namespace model
 }  // namespace zeroth

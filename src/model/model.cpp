@@ -35,6 +35,8 @@ struct ModelActivations {
   bool recompute = false;       // one shared LayerActivations, refilled per layer
   std::vector<LayerActivations> layers;  // L, or 1 with recompute
   std::vector<std::vector<int64_t>> moe_load;  // (L) expert loads of the last forward
+  std::vector<int64_t> row_lengths;  // (B) of the last forward, when it had them
+  bool has_row_lengths = false;
   LayerActivations& layer(size_t l) { return layers[recompute ? 0 : l]; }
   Tensor branch_out;            // (N, C) attention / MLP output before the residual add
   Tensor final_normed;          // (N, C)
@@ -138,6 +140,11 @@ void Model::set_aux_loss_alpha(float alpha) {
   aux_alpha_ = alpha;
 }
 
+void Model::set_aux_loss_sequences(int64_t sequences) {
+  ZT_ASSERT(sequences >= 0, "aux loss sequences must be >= 0, got %lld", (long long)sequences);
+  aux_sequences_ = sequences;
+}
+
 void Model::set_recompute(bool on) {
   if (on == recompute_) return;
   recompute_ = on;
@@ -220,8 +227,10 @@ void Model::layer_forward(const ModelParams& p, size_t l) {
   be_.add(a.resid[l], a.branch_out, la.x_mid);
   be_.rmsnorm_forward(la.x_mid, lp.post_attn_norm, eps, la.post_normed, la.post_rstd);
   if (lp.is_moe)
-    model::moe_forward(be_, c, a.B, a.T, lp.moe, la.post_normed, la.moe, aux_alpha_, a.branch_out,
-                       expert_group_args());
+    model::moe_forward(be_, c, a.B, a.T, lp.moe, la.post_normed, la.moe,
+                       model::BalanceLoss(aux_alpha_, a.has_row_lengths ? &a.row_lengths : nullptr,
+                                          aux_sequences_),
+                       a.branch_out, expert_group_args());
   else
     model::mlp_forward(be_, lp.mlp, la.post_normed, la.mlp, a.branch_out);
   be_.add(la.x_mid, a.branch_out, a.resid[l + 1]);
@@ -244,6 +253,8 @@ void Model::forward(const Tensor& ids, const std::vector<int64_t>* row_lengths) 
   ModelActivations& a = *act_;
   const ModelParams& p = compute_params();
   be_.copy(ids.view({a.N}), a.ids);
+  a.has_row_lengths = row_lengths != nullptr;
+  if (row_lengths) a.row_lengths = *row_lengths;
 
   // The lookup reads the fp32 table (no GEMM; the residual stream is fp32).
   be_.embedding_forward(a.ids, params_.params.embed, a.resid[0]);

@@ -582,7 +582,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       }
     }
     GrpoLossStats stats;
-    double loss_sum = 0, grad_norm = 0, lr = 0, trained_tokens = 0;
+    double loss_sum = 0, aux_sum = 0, grad_norm = 0, lr = 0, trained_tokens = 0;
     int64_t opt_steps = 0;
     std::vector<std::vector<int64_t>> step_loads;
     for (int64_t epoch = 0; epoch < gc.ppo_epochs; ++epoch) {
@@ -603,10 +603,13 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
             counts.tokens += n;
             counts.sequences += n > 0 ? 1.0 : 0.0;
           }
-        double cs[2] = {counts.tokens, counts.sequences};
-        comm.all_reduce_host(cs, 2, ReduceOp::Sum);
+        double cs[3] = {counts.tokens, counts.sequences, double(seqs.size())};
+        comm.all_reduce_host(cs, 3, ReduceOp::Sum);
         counts.tokens = cs[0];
         counts.sequences = cs[1];
+        // The balance loss (model.aux_loss_alpha): a mean over every sequence the
+        // optimizer step trains on, over all ranks and micro-batches.
+        model.set_aux_loss_sequences(int64_t(cs[2]));
         counts.norm_len = double(gc.resolved_loss_norm_len(rc.max_new_tokens));
         if (counts.tokens == 0) continue;  // nothing to train on anywhere (all masked)
         trained_tokens += counts.tokens;
@@ -670,6 +673,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           const GrpoLossResult lr_res = grpo_policy_loss(gc, tk, counts);
           stats.add(lr_res.stats);
           loss_sum += lr_res.loss;
+          aux_sum += double(model.aux_loss());
           Tensor dlogprob = Tensor::empty(backend, {N}, DType::F32);
           dlogprob.copy_from_host(lr_res.dlogprob.data(), lr_res.dlogprob.size() * sizeof(float));
           if (!lr_res.dentropy.empty()) {
@@ -707,9 +711,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       }
     }
     std::vector<double> sv = stats.to_vector();
+    sv.push_back(aux_sum);
     sv.push_back(loss_sum);
     comm.all_reduce_host(sv.data(), sv.size(), ReduceOp::Sum);
     loss_sum = sv.back();
+    sv.pop_back();
+    aux_sum = sv.back();
     sv.pop_back();
     stats = GrpoLossStats::from_vector(sv);
     std::vector<double> mv = mismatch.to_vector();
@@ -772,6 +779,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       m["rollout_is_truncated_frac"] = mismatch.truncated_frac();
       m["rollout_is_rejected_frac"] = mismatch.rejected_frac();
     }
+    if (c.model.aux_loss_alpha > 0) m["aux_loss"] = opt_steps > 0 ? aux_sum / double(opt_steps) : 0.0;
     m["grad_norm"] = grad_norm;
     m["lr"] = lr;
     m["optimizer_steps"] = double(opt_steps);

@@ -141,6 +141,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   else
     load_hf_weights(src.weights_dir, src.config, model.params());
   model.set_aux_loss_alpha(float(config.model.aux_loss_alpha));
+  model.set_aux_loss_sequences(tc.batch_size);  // the balance loss: a mean over the global batch
   AdamW optimizer(config.optim, src.config, backend, model.expert_shard(), groups.expert.get());
   if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer, groups);
   const LrSchedule schedule = LrSchedule::from_config(config.optim, tc.steps);
@@ -200,7 +201,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     ZT_ASSERT(global_count > 0, "a batch with no trained tokens");
 
     model.zero_grad();
-    double loss_sum = 0.0;
+    double loss_sum = 0.0, aux_sum = 0.0;
     std::vector<std::vector<int64_t>> loads;
     for (int64_t mb = 0; mb < per_rank / micro; ++mb) {
       const int32_t* mids = &share_ids[size_t(mb * N)];
@@ -216,6 +217,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
       model.forward(ids);
       model.token_logprobs(targets, 1.0f, logprob, nullptr);
       model.backward_from_logprob_grad(dlogprob, nullptr);
+      aux_sum += double(model.aux_loss());
       logprob.copy_to_host(h_logprob.data(), h_logprob.size() * sizeof(float));
       for (int64_t n = 0; n < N; ++n)
         if (h_targets[size_t(n)] >= 0) loss_sum -= double(mmask[n]) * double(h_logprob[size_t(n)]);
@@ -236,7 +238,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
       all_reduce_loads(comm, loads);
       if (gamma > 0.0f) model.update_router_bias(gamma, loads);
     }
-    double sums[2] = {loss_sum, double(model.aux_loss())};
+    double sums[2] = {loss_sum, aux_sum};
     comm.all_reduce_host(sums, 2, ReduceOp::Sum);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -244,7 +246,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     StepMetrics m;
     m.step = step;
     m.loss = sums[0] / double(global_count);
-    m.aux_loss = sums[1] / double(world);
+    m.aux_loss = sums[1];  // each micro-batch's share of the mean over the global batch
     m.lr = lr;
     m.grad_norm = grad_norm;
     m.trained_tokens = global_count;

@@ -278,6 +278,55 @@ TEST_CASE("MoE backward (router, experts, shared, balance loss) by finite differ
   model::moe_backward(*be, c, p, g, x, a, s, ms, true, dy0, dx);
   check_fd({{"router (balance loss)", p.router, g.router}, {"x (balance loss)", x, dx}}, aux_only,
            route);
+  // The same with padded rows (real lengths 6 and 3) and a mean over 5 sequences.
+  const std::vector<int64_t> lengths = {6, 3};
+  auto aux_padded = [&]() {
+    model::moe_forward(*be, c, B, T, p, x, a, model::BalanceLoss(alpha, &lengths, 5), y);
+    return double(a.aux_loss);
+  };
+  be->fill(grads.flat, 0.0);
+  aux_padded();
+  model::moe_backward(*be, c, p, g, x, a, s, ms, true, dy0, dx);
+  check_fd({{"router (balance loss, lengths)", p.router, g.router}, {"x (balance loss, lengths)", x, dx}},
+           aux_padded, route);
+}
+
+TEST_CASE("balance loss: a row's sequence is its real tokens; the mean is over a given count",
+          "[model][moe]") {
+  std::mt19937 rng(5);
+  const int64_t E = 8, k = 2, T = 7;
+  std::uniform_real_distribution<float> u(0.05f, 0.95f);
+  auto random_rows = [&](int64_t rows, std::vector<float>& sc, std::vector<int32_t>& idx) {
+    sc.resize(size_t(rows * T * E));
+    idx.resize(size_t(rows * T * k));
+    for (auto& v : sc) v = u(rng);
+    for (int64_t n = 0; n < rows * T; ++n) {  // k distinct experts per token
+      idx[size_t(n * k)] = int32_t(rng() % E);
+      idx[size_t(n * k + 1)] = int32_t((idx[size_t(n * k)] + 1 + rng() % (E - 1)) % E);
+    }
+  };
+  std::vector<float> sc, d_all, d_row;
+  std::vector<int32_t> idx;
+  random_rows(2, sc, idx);
+  // Row 1 with 4 real tokens == that row's first 4 tokens alone (T = 4), per sequence.
+  const std::vector<int64_t> lengths = {7, 4};
+  const float l_all = model::balance_loss_host(sc, idx, 2, T, E, k, 0.3f, d_all, &lengths, 2);
+  std::vector<float> sc0(sc.begin(), sc.begin() + T * E), sc1(sc.begin() + T * E, sc.begin() + (T + 4) * E);
+  std::vector<int32_t> i0(idx.begin(), idx.begin() + T * k), i1(idx.begin() + T * k, idx.begin() + (T + 4) * k);
+  std::vector<float> d0, d1;
+  const float l0 = model::balance_loss_host(sc0, i0, 1, T, E, k, 0.3f, d0, nullptr, 2);
+  const float l1 = model::balance_loss_host(sc1, i1, 1, 4, E, k, 0.3f, d1, nullptr, 2);
+  CHECK(l_all == Approx(l0 + l1).epsilon(1e-6));
+  for (int64_t i = 0; i < T * E; ++i) CHECK(d_all[size_t(i)] == Approx(d0[size_t(i)]).margin(1e-9));
+  for (int64_t i = 0; i < 4 * E; ++i) CHECK(d_all[size_t(T * E + i)] == Approx(d1[size_t(i)]).margin(1e-9));
+  for (int64_t i = 4 * E; i < T * E; ++i) CHECK(d_all[size_t(T * E + i)] == 0.0f);  // padding
+  // sequences 0 is the mean over the call's rows; a row of length 0 adds nothing.
+  const float mean2 = model::balance_loss_host(sc, idx, 2, T, E, k, 0.3f, d_row);
+  const float sum2 = model::balance_loss_host(sc, idx, 2, T, E, k, 0.3f, d_row, nullptr, 1);
+  CHECK(sum2 == Approx(2 * mean2).epsilon(1e-6));
+  const std::vector<int64_t> none = {0, 0};
+  CHECK(model::balance_loss_host(sc, idx, 2, T, E, k, 0.3f, d_row, &none, 4) == 0.0f);
+  CHECK(std::all_of(d_row.begin(), d_row.end(), [](float v) { return v == 0.0f; }));
 }
 
 TEST_CASE("sync-free MoE forward (per-row experts) equals the grouped forward", "[model][moe]") {

@@ -76,11 +76,16 @@ struct RunResult {
 // Trains on this rank's share of `batch` over the data-parallel group `dp`.
 // global_norm = false normalises by the rank's own token count and averages the
 // gradients instead: the common mistake, used to show the test can fail.
-RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true) {
+// aux_alpha > 0 adds the sequence-wise balance loss, a mean over aux_sequences (0: over
+// each rank's own rows, the per-micro-batch normalisation whose weight grows with ranks).
+RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true, float aux_alpha = 0.0f,
+                int64_t aux_sequences = 0) {
   Backend& be = cpu();
   const ModelConfig cfg = tiny_config();
   Model model(cfg, be);
   init_params(cfg, model.params(), 1234);
+  model.set_aux_loss_alpha(aux_alpha);
+  model.set_aux_loss_sequences(aux_sequences);
 
   OptimConfig oc;
   oc.lr = 1e-3;
@@ -193,6 +198,30 @@ TEST_CASE("data-parallel training matches single-process training on the global 
     const double moved = weight_error(init, ref.weights);
     WARN("np " << np << ": worst weight movement / tolerance " << moved);
     CHECK(moved > 100.0);
+  }
+}
+
+// The balance loss as a mean over the global batch (Model::set_aux_loss_sequences) is
+// split-invariant like the cross-entropy; the per-rank mean (0) is not, which shows the
+// comparison can fail (np > 1).
+TEST_CASE("data-parallel training with the balance loss matches one process") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const ModelConfig cfg = tiny_config();
+  const Batch batch = make_batch(cfg.vocab_size, 78);
+  const float alpha = 0.05f;  // large enough to move the routers visibly in 3 steps
+  const RunResult dp = train(world, batch, true, alpha, kBatch);
+  const RunResult per_rank = train(world, batch, true, alpha, 0);
+  if (world.rank() == 0) {
+    std::unique_ptr<Communicator> alone = make_local_communicator(&cpu());
+    const RunResult ref = train(*alone, batch, true, alpha, kBatch);
+    const RunResult no_aux = train(*alone, batch, true, 0.0f, 0);
+    const double err = weight_error(dp.weights, ref.weights);
+    WARN("np " << np << " with the balance loss: worst weight error / tolerance " << err);
+    CHECK(err <= 1.0);
+    for (int s = 0; s < kSteps; ++s) CHECK(dp.grad_norms[size_t(s)] == Approx(ref.grad_norms[size_t(s)]).epsilon(1e-4));
+    CHECK(weight_error(no_aux.weights, ref.weights) > 10.0);  // the balance loss does act
+    if (np > 1) CHECK(weight_error(per_rank.weights, ref.weights) > 10.0);
   }
 }
 
