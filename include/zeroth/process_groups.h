@@ -24,8 +24,9 @@ struct ProcessGroups {
   int expert_rank() const { return expert ? expert->rank() : 0; }
 };
 
-// Collective over world. ConfigError naming `key` when P does not divide world.size().
-ProcessGroups make_process_groups(Communicator& world, int expert_parallel,
+// Collective over world. ConfigError naming `key` when P does not divide world.size()
+// or the model's `routed_experts` (n_routed_experts).
+ProcessGroups make_process_groups(Communicator& world, int expert_parallel, int64_t routed_experts,
                                   const char* key = "run.expert_parallel");
 
 }  // namespace zeroth

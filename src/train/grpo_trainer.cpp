@@ -207,8 +207,6 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const int64_t B = cfg.rl.prompts_per_step, G = rc.group_size;
   const int64_t steps = c.train.steps;
   gc.validate_with_rollout(G, rc.max_new_tokens);
-  // Data parallelism over every rank; expert groups when run.expert_parallel > 1.
-  const ProcessGroups pg = make_process_groups(comm, c.run.expert_parallel);
 
   // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
   std::string resume_ckpt;
@@ -239,6 +237,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                                 "(%lld), found %lld", (long long)src.config.max_position_embeddings,
                                 (long long)rc.max_len));
 
+  // Data parallelism over every rank; expert groups when run.expert_parallel > 1.
+  const ProcessGroups pg = make_process_groups(comm, c.run.expert_parallel, src.config.n_routed_experts);
   const DType compute = compute_dtype_for(backend, c.run.compute_dtype, "key 'run.compute_dtype'");
   Model model(src.config, backend, compute, pg.expert.get());
   model.set_recompute(c.model.recompute);

@@ -131,7 +131,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
 
   // Process groups: data parallelism over every rank; expert groups when
   // run.expert_parallel > 1 (the routed experts split over them).
-  const ProcessGroups groups = make_process_groups(comm, config.run.expert_parallel);
+  const ProcessGroups groups = make_process_groups(comm, config.run.expert_parallel, src.config.n_routed_experts);
   Model model(src.config, backend,
               compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"),
               groups.expert.get());

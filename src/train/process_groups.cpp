@@ -9,13 +9,17 @@
 
 namespace zeroth {
 
-ProcessGroups make_process_groups(Communicator& world, int expert_parallel, const char* key) {
+ProcessGroups make_process_groups(Communicator& world, int expert_parallel, int64_t routed_experts,
+                                  const char* key) {
   ProcessGroups g;
   g.data = &world;
   g.expert_parallel = expert_parallel;
   const int W = world.size(), r = world.rank(), P = expert_parallel;
   ZT_THROW_IF_NOT(P >= 1 && W % P == 0, ConfigError,
                   "key '%s': expected a divisor of the %d rank(s), found %d", key, W, P);
+  ZT_THROW_IF_NOT(routed_experts % P == 0, ConfigError,
+                  "key '%s': expected a divisor of the model's n_routed_experts (%lld), found %d", key,
+                  (long long)routed_experts, P);
   if (P == 1) return g;
   g.expert = world.split(r / P, r);
   g.expert_data = world.split(r % P, r);

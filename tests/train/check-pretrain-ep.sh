@@ -12,6 +12,7 @@
 #      HF-named moments, read by name; the results match the uninterrupted run to
 #      rounding. A P 1 checkpoint (one flat optimizer buffer) resumed at P 2 is refused
 #      with a CheckpointError.
+#   5. P not dividing the ranks or n_routed_experts is a ConfigError naming the key.
 # Usage: check-pretrain-ep.sh ZEROTH MPIEXEC WORKDIR (run from the repository root).
 set -euo pipefail
 ZEROTH=$1
@@ -97,4 +98,15 @@ rc=$?
 set -e
 [ $rc -ne 0 ] || fail "a resume with run.expert_parallel 2 from a P 1 checkpoint succeeded"
 grep -q "written with run.expert_parallel 1" "$WORK/wrong.log" || { cat "$WORK/wrong.log"; fail "no clear error"; }
+echo "== sizes that do not divide the ranks or the experts are config errors"
+set +e
+mpi 4 pretrain --config $CFG --run-dir "$WORK/bad" --set run.expert_parallel=3 > "$WORK/bad1.log" 2>&1
+rc1=$?
+mpi 3 pretrain --config $CFG --run-dir "$WORK/bad" --set run.expert_parallel=3 --set train.batch_size=3 > "$WORK/bad2.log" 2>&1
+rc2=$?
+set -e
+[ $rc1 -ne 0 ] && grep -q "key 'run.expert_parallel': expected a divisor of the 4 rank(s), found 3" "$WORK/bad1.log" ||
+  { cat "$WORK/bad1.log"; fail "P 3 on 4 ranks"; }
+[ $rc2 -ne 0 ] && grep -q "expected a divisor of the model's n_routed_experts (8), found 3" "$WORK/bad2.log" ||
+  { cat "$WORK/bad2.log"; fail "P 3 with 8 experts"; }
 echo "PASS: expert-parallel pretrain matches one rank, resumes exactly and at other sizes"
