@@ -82,10 +82,6 @@ class Model {
   const ExpertShard& expert_shard() const { return params_.experts; }
   // The expert group (nullptr when every expert is local).
   Communicator* expert_group() const;
-  // Expert parallelism: makes `whole` (a model of the same config holding every expert,
-  // no expert group) a copy of this model's weights: every other parameter copied, the
-  // routed experts all-gathered over the expert group. Collective over the group.
-  void gather_replica(Model& whole) const;
   ParamSet& grads() { return grads_; }
   void zero_grad();
   // Frees the gradients of a model that is never trained (a frozen reference, a rollout

@@ -87,6 +87,12 @@ struct InferState;  // RoPE tables and work buffers (src/model/infer_forward.cpp
 // trainer's updates are seen without copying) into an MlaKvCache it owns. Slots are
 // managed by the caller (rollout): prefill an empty slot, copy_slot to share a prompt,
 // clear a finished one.
+//
+// Expert parallelism (a Model built with an expert group): prefill and decode_step are
+// collective over the group (each MoE layer sends its tokens to their experts' ranks and
+// back, with the grouped-GEMM MoE; no recorded graphs). The ranks of a group run their
+// own sequences, but every prefill or decode_step of one rank must be matched by a
+// prefill, decode_step or expert_idle_step of every other (generate() keeps them in step).
 class ModelInference {
  public:
   ModelInference(Model& model, int64_t num_slots, int64_t max_len);
@@ -108,6 +114,13 @@ class ModelInference {
 
   // F32 (B, V) of the last prefill / decode_step.
   const Tensor& logits() const;
+
+  // Expert parallelism: the model's expert group (nullptr without expert parallelism).
+  Communicator* expert_group() const;
+  // Takes part in a prefill or decode_step of the other ranks of the expert group with no
+  // tokens of its own: every MoE layer's exchange, in layer order, its experts computing
+  // the rows the others send. The cache and logits() are untouched.
+  void expert_idle_step();
 
   // Recorded decode steps (default on): on a backend that records (CUDA graphs), the
   // first decode step of each batch size is recorded with the sync-free MoE

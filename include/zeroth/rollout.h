@@ -97,6 +97,7 @@ struct GenerateStats {
   int64_t length_by_cache = 0;   // completions finished because their slot was full
   int64_t slot_reuses = 0;       // prefills into a slot that an earlier sequence of the
                                  // same call had used (continuous batching at work)
+  int64_t idle_steps = 0;        // expert parallelism: steps taken only for other ranks
 };
 
 // Progress of a generate() call, reported after every prefill and decode step.
@@ -127,6 +128,9 @@ using GenerateProgressFn = std::function<void(const GenerateProgress&)>;
 // tokenizer may be nullptr when stop.stop_strings is empty (texts are then empty).
 // A prompt that is empty or longer than max_len is a DataError (checked before any
 // work); G > num_slots a ConfigError. Every slot is empty again on return.
+// Expert parallelism (the engine's model has an expert group): collective over the
+// group; every rank of it calls generate() with its own prompts (none is allowed) and
+// they step together, a rank without work taking part with idle steps.
 std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokenizer,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t group_size, const SamplingParams& sampling,

@@ -59,12 +59,14 @@ struct InferState {
   std::map<int64_t, std::unique_ptr<InferBuffers>> decode;
   std::unique_ptr<InferBuffers> prefill;
   const InferBuffers* last = nullptr;
+  model::ExpertGroup eg;  // expert parallelism (inactive without)
+  model::MoeActs idle;    // expert_idle_step: zero local rows, the exchange's buffers
 };
 
 namespace {
 
 std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, int64_t N,
-                                            int64_t B, bool decode) {
+                                            int64_t B, bool decode, bool expert_parallel) {
   auto w = std::make_unique<InferBuffers>();
   const int64_t C = c.hidden_size, H = c.num_attention_heads, Rkv = c.kv_lora_rank;
   const int64_t Dr = c.qk_rope_head_dim, Dv = c.v_head_dim;
@@ -79,7 +81,7 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
   bool any_dense = false, any_moe = false;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) (c.is_moe_layer(l) ? any_moe : any_dense) = true;
   if (any_dense) model::alloc_mlp(be, N, c.intermediate_size, w->mlp);
-  if (any_moe) model::alloc_moe(be, c, N, w->moe);
+  if (any_moe) model::alloc_moe(be, c, N, w->moe, DType::F32, expert_parallel);
   if (decode) {
     if (c.q_lora_rank) {
       w->q_a = Tensor::empty(be, {N, *c.q_lora_rank}, DType::F32);
@@ -105,15 +107,16 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
 // The MLP / MoE half of a layer: resid += ffn(norm(resid + branch)), with branch the
 // attention output (same order of adds as Model::forward).
 // rows: the sync-free MoE (model::moe_forward_rows), for recorded decode steps.
+// eg: expert parallelism (the grouped MoE with its exchange; rows must be false).
 void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBuffers& w,
-               bool rows = false) {
+               const model::ExpertGroup& eg, bool rows = false) {
   be.add(w.resid, w.branch, w.x_mid);
   be.rmsnorm_forward(w.x_mid, lp.post_attn_norm, float(c.rms_norm_eps), w.post_normed,
                      w.post_rstd);
   if (lp.is_moe && rows)
     model::moe_forward_rows(be, c, w.N, lp.moe, w.post_normed, w.moe, w.branch);
   else if (lp.is_moe)
-    model::moe_forward(be, c, 1, w.N, lp.moe, w.post_normed, w.moe, 0.0f, w.branch);
+    model::moe_forward(be, c, 1, w.N, lp.moe, w.post_normed, w.moe, model::BalanceLoss(), w.branch, eg);
   else
     model::mlp_forward(be, lp.mlp, w.post_normed, w.mlp, w.branch);
   be.add(w.x_mid, w.branch, w.resid);
@@ -223,12 +226,6 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
     : model_(model),
       cache_(model.config(), model.backend(), num_slots, max_len),
       st_(std::make_unique<InferState>()) {
-  ZT_THROW_IF_NOT(model.expert_group() == nullptr, ConfigError,
-                  "rollout: the KV-cached generation does not run on an expert-parallel model yet "
-                  "(it holds %lld of %lld routed experts per layer); generate with a model that "
-                  "holds every expert",
-                  (long long)model.expert_shard().local(model.config()),
-                  (long long)model.config().n_routed_experts);
   ZT_THROW_IF_NOT(num_slots * max_len < int64_t(INT32_MAX), ConfigError,
                   "rollout: %lld cache slots x max_len %lld = %lld cached tokens, expected fewer "
                   "than 2^31 (lower rollout.num_slots or rollout.max_len)",
@@ -241,9 +238,30 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
   // Positions past a slot's length are never read; zeros keep a fresh cache's bytes
   // defined (copy_slot and checkpoints of it see no garbage).
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) be.fill(cache_.layer(l), 0.0);
+  if (Communicator* group = model.expert_group()) {
+    st_->eg.comm = group;
+    st_->eg.first = model.expert_shard().first;
+    st_->eg.count = model.expert_shard().local(c);
+    // The idle step's own rows: none (views of zero rows of one-row buffers).
+    const int64_t k = c.num_experts_per_tok;
+    st_->idle.xs = Tensor::empty(be, {k, c.hidden_size}, DType::F32).narrow(0, 0, 0);
+    st_->idle.eo = Tensor::empty(be, {k, c.hidden_size}, DType::F32).narrow(0, 0, 0);
+    st_->idle.load.assign(size_t(c.n_routed_experts), 0);
+  }
 }
 
 ModelInference::~ModelInference() = default;
+
+Communicator* ModelInference::expert_group() const { return st_->eg.comm; }
+
+void ModelInference::expert_idle_step() {
+  ZT_ASSERT(st_->eg.active(), "expert_idle_step without an expert group");
+  const ModelConfig& c = model_.config();
+  const ModelParams& p = model_.params().params;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (p.layers[size_t(l)].is_moe)
+      model::moe_ep_experts_forward(model_.backend(), c, p.layers[size_t(l)].moe, st_->eg, st_->idle);
+}
 
 void ModelInference::set_graphs(DecodeGraphs mode) {
   ZT_ASSERT(st_->decode.empty(), "set_graphs after a decode step");
@@ -282,7 +300,7 @@ void ModelInference::prefill(const std::vector<int64_t>& slots,
   const int64_t N = int64_t(flat.size());
   st_->last = nullptr;
   st_->prefill.reset();
-  st_->prefill = alloc_buffers(be, c, N, B, false);
+  st_->prefill = alloc_buffers(be, c, N, B, false, st_->eg.active());
   InferBuffers& w = *st_->prefill;
   w.seq_attn.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) model::alloc_attention(be, c, 1, len[size_t(b)], w.seq_attn[size_t(b)]);
@@ -304,7 +322,7 @@ void ModelInference::prefill(const std::vector<int64_t>& slots,
       be.copy(a.kv_normed, lat_dst);
       be.copy(a.ckv.narrow(1, Rkv, Dr), rope_dst);
     }
-    ffn_block(be, c, lp, w);
+    ffn_block(be, c, lp, w, st_->eg);
   }
   final_logits(be, c, p, w, last_rows);
   for (int64_t b = 0; b < B; ++b) cache_.set_length(slots[size_t(b)], len[size_t(b)]);
@@ -332,7 +350,7 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
     pos32[size_t(b)] = int32_t(n);
   }
   std::unique_ptr<InferBuffers>& wp = st_->decode[B];
-  if (!wp) wp = alloc_buffers(be, c, B, B, true);
+  if (!wp) wp = alloc_buffers(be, c, B, B, true, st_->eg.active());
   InferBuffers& w = *wp;
   w.ids.copy_from_host(next_ids.data(), next_ids.size() * sizeof(int32_t));
   w.positions.copy_from_host(pos32.data(), pos32.size() * sizeof(int32_t));
@@ -356,7 +374,7 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
       const LayerParams& lp = p.layers[size_t(l)];
       be.rmsnorm_forward(w.resid, lp.input_norm, float(c.rms_norm_eps), w.in_normed, w.in_rstd);
       decode_attention(be, c, lp.attn, st_->rope, cache_.layer(l), w);
-      ffn_block(be, c, lp, w, rows);
+      ffn_block(be, c, lp, w, st_->eg, rows);
     }
     final_logits(be, c, p, w, {});
   };
@@ -367,7 +385,18 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
     w.moe.slot_to_sorted.copy_from_host(iota.data(), iota.size() * sizeof(int32_t));
     w.rows_ready = true;
   };
-  if (be.device().is_cpu()) {
+  if (st_->eg.active()) {
+    // Expert parallelism: the grouped MoE and its exchange (a host sync per layer), eager.
+    const bool cpu = be.device().is_cpu();
+    if (cpu) be.set_row_invariant_gemm(true);  // the dense layers as in the row-by-row path
+    try {
+      step(false);
+    } catch (...) {
+      if (cpu) be.set_row_invariant_gemm(false);
+      throw;
+    }
+    if (cpu) be.set_row_invariant_gemm(false);
+  } else if (be.device().is_cpu()) {
     // Row by row, whatever the batch: each linear layer through the row-invariant gemm
     // and the MoE per row (expert_rows_gemm), so a sequence's logits do not depend on the
     // other sequences of the step. Both are also the fastest CPU paths at decode batch

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <vector>
 
 #include "model/layers.h"
@@ -77,34 +76,6 @@ Model::Model(const ModelConfig& config, Backend& backend, DType compute_dtype,
 }
 
 Communicator* Model::expert_group() const { return ep_comm_; }
-
-void Model::gather_replica(Model& whole) const {
-  ZT_ASSERT(ep_comm_ != nullptr, "gather_replica: the model has no expert group");
-  ZT_ASSERT(whole.expert_group() == nullptr && whole.params_.flat.numel() > params_.flat.numel() &&
-                whole.config_.n_routed_experts == config_.n_routed_experts &&
-                whole.config_.num_hidden_layers == config_.num_hidden_layers,
-            "gather_replica: the replica must be the same model holding every expert");
-  ParamSet& dst = whole.params();  // marks its compute copy stale
-  std::map<std::string, Tensor*> by_name;
-  for (ParamEntry& e : dst.entries) by_name[e.name] = &e.view;
-  for (const ParamEntry& e : params_.entries) {
-    if (e.expert) continue;
-    auto it = by_name.find(e.name);
-    ZT_ASSERT(it != by_name.end(), "gather_replica: the replica has no %s", e.name.c_str());
-    be_.copy(e.view, *it->second);
-  }
-  for (size_t l = 0; l < params_.params.layers.size(); ++l) {
-    if (!params_.params.layers[l].is_moe) continue;
-    const MoeParams& from = params_.params.layers[l].moe;
-    MoeParams& to = dst.params.layers[l].moe;
-    for (auto [a, b] : {std::pair<const Tensor*, Tensor*>{&from.experts_gate, &to.experts_gate},
-                        {&from.experts_up, &to.experts_up},
-                        {&from.experts_down, &to.experts_down}}) {
-      Tensor out = b->view({b->numel()});
-      ep_comm_->all_gather(a->view({a->numel()}), out);
-    }
-  }
-}
 
 model::ExpertGroup Model::expert_group_args() const {
   model::ExpertGroup eg;

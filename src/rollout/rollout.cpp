@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "zeroth/backend.h"
+#include "zeroth/comm.h"
 #include "zeroth/error.h"
 
 namespace zeroth {
@@ -171,7 +172,18 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
     ++done;
   };
 
-  while (next < P || !run.empty()) {
+  // Expert parallelism: every prefill / decode step is collective over the expert group, so
+  // the group's ranks go through the loop together: a rank with nothing to prefill or
+  // decode when another has takes part with an idle step, and all leave when none has
+  // work left (three host all-reduces of one flag per iteration).
+  Communicator* const group = engine.expert_group();
+  auto anyone = [&](bool mine) {
+    if (!group) return mine;
+    int64_t flag = mine ? 1 : 0;
+    group->all_reduce_host(&flag, 1, ReduceOp::Max);
+    return flag != 0;
+  };
+  while (anyone(next < P || !run.empty())) {
     // Admit every queued prompt that has G free slots (lowest first), one prefill for all.
     std::vector<std::vector<int64_t>> groups;
     std::vector<int64_t> pslots;
@@ -192,7 +204,10 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       groups.push_back(std::move(group));
       ++next;
     }
-    if (!groups.empty()) {
+    if (anyone(!groups.empty()) && groups.empty()) {
+      engine.expert_idle_step();  // another rank of the expert group prefills
+      ++st.idle_steps;
+    } else if (!groups.empty()) {
       engine.prefill(pslots, pids);
       ++st.prefill_calls;
       // The G samples of prompt i draw from its logits row i: rows expanded to (n*G, V).
@@ -224,6 +239,10 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
         }
       }
       report();
+    }
+    if (anyone(!run.empty()) && run.empty()) {  // another rank of the expert group decodes
+      engine.expert_idle_step();
+      ++st.idle_steps;
     }
     if (run.empty()) continue;  // all admitted finished at once: admit more (or stop)
 

@@ -268,20 +268,6 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
   GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, pg.expert_data.get());
 
-  // Expert parallelism: the trainer's model holds 1/P of the routed experts, the
-  // rollout (and the eval) runs on a replica with every expert, refreshed from the
-  // trainer before each step's rollout: its own copy of everything else and the
-  // experts gathered from the expert group (the same fp32 weights, so the rollout's
-  // log-probs are the trainer's up to the rounding of the experts' GEMMs).
-  std::unique_ptr<Model> replica;
-  if (pg.expert) {
-    replica = std::make_unique<Model>(src.config, backend, DType::F32);
-    replica->release_grads();
-  }
-  Model& rollout_model = replica ? *replica : model;
-  auto sync_replica = [&] {
-    if (replica) model.gather_replica(*replica);
-  };
 
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
   const PromptData data = load_prompt_data(cfg.prompts, &tok, &tmpl, rc.add_special_tokens);
@@ -305,7 +291,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   PromptSampler sampler(data.train, c.run.seed, cfg.prompts.shuffle, start.cursor);
 
   const KvCachePlan plan = plan_kv_cache(src.config, rc);
-  ModelInference engine(rollout_model, plan.num_slots, plan.max_len);
+  ModelInference engine(model, plan.num_slots, plan.max_len);
   const SamplingParams sampling = grpo_detail::rollout_sampling(cfg);
   const StopParams stop = rc.stop_params(tok);
   const float temperature = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
@@ -331,7 +317,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
               world, gc.kl_coef, gc.kl_coef > 0 ? " (reference model)" : " (no reference model)");
   if (pg.expert)
     ZT_LOG_INFO("train: expert parallelism over %d ranks: the trainer holds routed experts [%lld, %lld) of %lld "
-                "per MoE layer; the rollout runs on a replica with every expert",
+                "per MoE layer; the rollout decodes with the same shards",
                 pg.expert_parallel, (long long)model.expert_shard().first,
                 (long long)(model.expert_shard().first + model.expert_shard().count),
                 (long long)src.config.n_routed_experts);
@@ -341,8 +327,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   GrpoTrainResult result;
   result.final_dir = run_dir + "/final";
   auto run_eval = [&](int64_t step) {
-    sync_replica();
-    const EvalResult er = evaluate_model(rollout_model, tok, cfg, data.eval, comm);
+    const EvalResult er = evaluate_model(model, tok, cfg, data.eval, comm);
     MetricMap m = er.metrics();
     metrics.log(step, m);
     m["step"] = double(step);
@@ -362,7 +347,6 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     double rollout_s = 0, reward_s = 0;
 
     // ---- rollout, rewards, advantages (dynamic sampling: more rounds until B groups) ----
-    sync_replica();
     RolloutSums sums(functions.size());
     double len_max = 0;
     std::vector<Group> kept;
@@ -381,7 +365,8 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       const uint64_t seq_base = uint64_t((((step - 1) * rounds_per_step + round) * B + shard.begin) * G);
       auto t0 = Clock::now();
       std::vector<Completion> outs;
-      if (!prompt_ids.empty()) outs = generate(engine, &tok, prompt_ids, G, sampling, stop, seq_base);
+      // (with expert parallelism every rank takes part, also one without prompts)
+      if (!prompt_ids.empty() || pg.expert) outs = generate(engine, &tok, prompt_ids, G, sampling, stop, seq_base);
       rollout_s += seconds_since(t0);
 
       t0 = Clock::now();

@@ -130,7 +130,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     throw ConfigError(strformat("key 'eval.pass_k': expected at most the %lld KV cache slots "
                                 "(rollout.num_slots / kv_cache_mb), found %lld",
                                 (long long)plan.num_slots, (long long)ec.pass_k));
-  if (!ids.empty()) {
+  if (!ids.empty() || model.expert_group()) {  // expert parallelism: every rank takes part
     ModelInference engine(model, plan.num_slots, plan.max_len);
     auto score = [&](const std::vector<Completion>& out) {
       std::vector<RewardSample> samples;
