@@ -102,6 +102,7 @@ class Model {
   // 0 (default) disables it. When > 0, forward() computes aux_loss() and every backward
   // adds its gradient (into the routers) to the gradient of the caller's loss.
   void set_aux_loss_alpha(float alpha);
+  float aux_loss_alpha() const { return aux_alpha_; }
   float aux_loss() const { return aux_loss_; }  // of the last forward (0 when disabled)
   // What the balance loss is a mean over: 0 (default) = each forward's B rows; n > 0 =
   // n sequences, so a trainer that splits a batch of n sequences into micro-batches (and

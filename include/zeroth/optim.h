@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "zeroth/backend.h"
+#include "zeroth/comm.h"
 #include "zeroth/config_reflect.h"
 #include "zeroth/error.h"
 #include "zeroth/model_config.h"
-#include "zeroth/comm.h"
 #include "zeroth/model_params.h"
 #include "zeroth/tensor.h"
 

@@ -4,14 +4,16 @@
 // Owns: matching HF tensor names to ParamSet entries, the checks on a directory's
 // config.json and tensors (missing, unexpected, mis-shaped: CheckpointErrors naming
 // the tensor and both shapes), dtype conversion on the way in and out, and which
-// tensors HF tolerates (multi-token-prediction layers, tied lm_head, rotary buffers).
+// tensors HF tolerates (multi-token-prediction layers, tied lm_head, rotary buffers),
+// reading only a shard's experts, and the per-part writer and index of an expert group.
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
 // (model_params.cpp).
 #include <cstdlib>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "io/io_util.h"
 #include "zeroth/error.h"

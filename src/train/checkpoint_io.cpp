@@ -1,5 +1,7 @@
 // Training checkpoints (train.h): HF model directories with tokenizer files, optimizer
-// state and trainer state, each written to a temporary directory and renamed into place.
+// state and trainer state, each written to a temporary directory and renamed into place;
+// with expert parallelism written by the ranks of the first expert group together (the
+// optimizer state in parts of HF-named moments, readable at any expert-parallel size).
 // Must not: decide when to save (the loop does) or define the weight format
 // (model_params.h) or the optimizer's state (optim.h).
 #include <algorithm>

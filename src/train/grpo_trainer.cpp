@@ -22,13 +22,13 @@
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/grad_sync.h"
-#include "zeroth/process_groups.h"
 #include "zeroth/grpo.h"
 #include "zeroth/log.h"
 #include "zeroth/model.h"
 #include "zeroth/model_infer.h"
 #include "zeroth/model_params.h"
 #include "zeroth/optim.h"
+#include "zeroth/process_groups.h"
 #include "zeroth/rollout.h"
 
 namespace zeroth {
@@ -268,7 +268,6 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
   GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, pg.expert_data.get());
 
-
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
   const PromptData data = load_prompt_data(cfg.prompts, &tok, &tmpl, rc.add_special_tokens);
   const uint64_t fingerprint = data.train.fingerprint();
@@ -506,7 +505,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     auto empty_pass = [&](Model& m, bool backward) {
       Tensor ids, targets;
       upload(empty_mbt, ids, targets);
-      const float aux = float(c.model.aux_loss_alpha);
+      const float aux = m.aux_loss_alpha();
       m.set_aux_loss_alpha(0.0f);
       m.forward(ids, &empty_mbt.lengths);
       Tensor lp = Tensor::empty(backend, {empty_mbt.N}, DType::F32);
