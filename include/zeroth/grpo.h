@@ -66,8 +66,10 @@ struct GrpoConfig {
             "of its tokens' ratios, clipped per sequence (GSPO, Zheng et al. 2025: it uses "
             "clip_low 3e-4, clip_high 4e-4); 'cispo' the REINFORCE-style loss of CISPO "
             "(MiniMax-M1): -sg(clip(rho_t, 1 - clip_low, 1 + clip_high)) A log pi(y_t), "
-            "every token keeps a gradient")
-        .one_of({"ppo_clip", "gspo", "cispo"});
+            "every token keeps a gradient; 'cispo_mask' CISPO with its paper's unified token "
+            "mask: tokens where PPO's clip is active (A > 0 and rho_t > 1 + clip_high, or "
+            "A < 0 and rho_t < 1 - clip_low) drop out, PPO's trust region")
+        .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask"});
     v.field("adv_eps", adv_eps, "Added to the group's reward std (advantage 'grpo' only)").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
         .min(0);
@@ -156,9 +158,9 @@ struct GrpoConfig {
                     "key 'grpo.clip_low': expected a number in [0, 1), found %g", clip_low);
     ZT_THROW_IF_NOT(dual_clip == 0.0 || dual_clip > 1.0, ConfigError,
                     "key 'grpo.dual_clip': expected 0 (off) or a number > 1, found %g", dual_clip);
-    ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "cispo", ConfigError,
-                    "key 'grpo.dual_clip': expected 0 with policy_loss 'cispo' (its clip bounds the "
-                    "importance weight, not the loss), found %g", dual_clip);
+    ZT_THROW_IF_NOT(dual_clip == 0.0 || (policy_loss != "cispo" && policy_loss != "cispo_mask"), ConfigError,
+                    "key 'grpo.dual_clip': expected 0 with policy_loss '%s' (its clip bounds the "
+                    "importance weight, not the loss), found %g", policy_loss.c_str(), dual_clip);
     ZT_THROW_IF_NOT(loss_norm_len == 0 || loss_agg == "seq_mean_token_sum_norm", ConfigError,
                     "key 'grpo.loss_norm_len': only used by loss_agg 'seq_mean_token_sum_norm', "
                     "found %lld with loss_agg '%s' (set it to 0)",

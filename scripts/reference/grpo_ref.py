@@ -13,7 +13,7 @@ x clip setting (ppo: 0.2/0.2; clip_higher: 0.2/0.28 (DAPO); dual_clip: 0.2/0.2, 
 entropy: clip-higher + dual clip + entropy_coef 0.01; gspo: policy_loss gspo, the
 sequence-level ratio of GSPO (Zheng et al. 2025) with its GSPO-token gradient, 0.1/0.12,
 c = 3; cispo: policy_loss cispo, -sg(clip(rho)) A log pi (MiniMax-M1), 0.2/0.28 and the
-entropy bonus).
+entropy bonus; cispo_mask: the same with the unified form's token mask).
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -42,6 +42,10 @@ CLIP_SETTINGS = {
     "gspo": dict(clip_low=0.1, clip_high=0.12, dual_clip=DUAL_C, entropy_coef=0.0, policy_loss="gspo"),
     # CISPO (MiniMax-M1): the clipped ratio weights A log pi, a stop-gradient constant
     "cispo": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.01, policy_loss="cispo"),
+    # CISPO with the unified formulation's mask M_t (MiniMax-M1 eq. 7): tokens where PPO's
+    # clip is active drop out
+    "cispo_mask": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.01,
+                       policy_loss="cispo_mask"),
 }
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
@@ -144,9 +148,12 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
     pg2 = -a * torch.clamp(ratio, lo, hi)
     pg = torch.maximum(pg1, pg2)
     clipped = (pg2 > pg1) & (mask > 0)
-    if clip.get("policy_loss") == "cispo":
+    if clip.get("policy_loss") in ("cispo", "cispo_mask"):
         pg = -a * torch.clamp(ratio, lo, hi).detach() * lp
         clipped = ((ratio < lo) | (ratio > hi)) & (mask > 0)
+        if clip["policy_loss"] == "cispo_mask":
+            keep = ~(((a > 0) & (ratio > hi)) | ((a < 0) & (ratio < lo)))
+            pg = torch.where(keep, pg, torch.zeros_like(pg))
     dual_active = torch.zeros(n, dtype=torch.bool)
     if clip["dual_clip"] > 0:
         pg3 = -a * clip["dual_clip"]

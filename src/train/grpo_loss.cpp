@@ -131,10 +131,12 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   if (b.n_tokens == 0) return out;
   ZT_ASSERT(b.logprob && b.old_logprob && b.advantage, "logprob, old_logprob and advantage are required");
   // GSPO: one ratio per sequence, the geometric mean of its tokens' (all in this micro-batch).
-  ZT_ASSERT(config.policy_loss == "ppo_clip" || config.policy_loss == "gspo" || config.policy_loss == "cispo",
+  ZT_ASSERT(config.policy_loss == "ppo_clip" || config.policy_loss == "gspo" || config.policy_loss == "cispo" ||
+                config.policy_loss == "cispo_mask",
             "unknown grpo.policy_loss '%s'", config.policy_loss.c_str());
   const bool gspo = config.policy_loss == "gspo";
-  const bool cispo = config.policy_loss == "cispo";
+  const bool cispo_mask = config.policy_loss == "cispo_mask";
+  const bool cispo = config.policy_loss == "cispo" || cispo_mask;
   std::vector<double> seq_ratio;
   if (gspo) {
     std::vector<double> log_sum(size_t(b.n_seqs), 0.0);
@@ -180,9 +182,11 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     double pg = unclipped, dpg = -a * ratio;
     if (cispo) {
       // CISPO: the clipped ratio is a constant weight of A log pi; no token loses its gradient.
+      // cispo_mask: the unified form's M_t = 0 where PPO's clip is active.
       const double c = ratio < lo ? lo : ratio > hi ? hi : ratio;
       pg = -a * c * lp;
       dpg = -a * c;
+      if (cispo_mask && ((a > 0.0 && ratio > hi) || (a < 0.0 && ratio < lo))) pg = dpg = 0.0;
       if (ratio > hi) st.clip_high += 1.0;
       else if (ratio < lo) st.clip_low += 1.0;
     } else if (clipped > unclipped) {

@@ -425,17 +425,17 @@ void check_golden_file(const std::string& name) {
 }  // namespace
 
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
     check_golden_file(std::string("token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_mean (GRPO paper)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
     check_golden_file(std::string("seq_mean_token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo"})
+  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
     check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
 }
 
@@ -445,14 +445,14 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
   for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
-  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo"}) {
+  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask"}) {
     GrpoConfig c;
     c.loss_agg = agg;
     c.policy_loss = policy_loss;
     c.kl_coef = 0.0;
     c.clip_low = 0.0;  // even a zero-width clip range leaves rho = 1 unclipped
     c.clip_high = 0.0;
-    c.dual_clip = c.policy_loss == "cispo" ? 0.0 : 1.5;
+    c.dual_clip = c.policy_loss == "cispo" || c.policy_loss == "cispo_mask" ? 0.0 : 1.5;
     GrpoCounts counts = count_grpo_tokens(d.view());
     counts.norm_len = 6;
     GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
