@@ -32,11 +32,14 @@ struct SequenceDataset {
   std::vector<int32_t> stream;  // packed: every document's tokens, each followed by EOS
   std::vector<int32_t> ids;     // rows: (count, T)
   std::vector<float> mask;      // rows: (count, T)
+  std::vector<int64_t> lengths; // rows: (count) real tokens of each row (the rest is padding)
   int64_t documents = 0;        // documents or examples read
   int64_t truncated = 0;        // rows: examples cut to T tokens
 
   // Writes sequence `index` (< count) into ids_out (T) and mask_out (T).
   void fill(int64_t index, int32_t* ids_out, float* mask_out) const;
+  // Real tokens of sequence `index`: T for packed sequences, the row's length for rows.
+  int64_t length(int64_t index) const { return packed ? seq_len : lengths[size_t(index)]; }
 };
 
 // Pretraining corpus -> packed sequences of `seq_len` (>= 2) tokens.

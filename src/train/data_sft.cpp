@@ -48,6 +48,7 @@ void append_sft_row(const SftExample& example, int32_t pad_id, SequenceDataset& 
   if (P + R > T) ++dataset.truncated;
   dataset.ids.insert(dataset.ids.end(), row.begin(), row.end());
   dataset.mask.insert(dataset.mask.end(), mask.begin(), mask.end());
+  dataset.lengths.push_back(used);
   ++dataset.count;
 }
 

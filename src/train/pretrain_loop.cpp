@@ -2,6 +2,7 @@
 // Must not: parse flags, choose the communicator/backend, or implement optimizer or
 // collective math (optim.h, grad_sync.h); file formats live in checkpoint_io.cpp and
 // data_*.cpp.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -175,6 +176,10 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   const int64_t N = micro * T;
   std::vector<int32_t> share_ids(size_t(per_rank * T));
   std::vector<float> share_mask(size_t(per_rank * T));
+  // SFT rows are padded: the forward then counts the expert loads (router-bias update)
+  // and the balance loss over each row's real tokens only.
+  const bool padded_rows = !data.packed;
+  std::vector<int64_t> share_len(static_cast<size_t>(per_rank)), micro_len(static_cast<size_t>(micro));
   std::vector<int32_t> h_targets(static_cast<size_t>(N));
   std::vector<float> h_dlogprob(static_cast<size_t>(N)), h_logprob(static_cast<size_t>(N));
   Tensor ids = Tensor::empty(backend, {micro, T}, DType::I32);
@@ -194,6 +199,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     int64_t local_count = 0;
     for (int64_t i = 0; i < per_rank; ++i) {
       data.fill(batch[size_t(rank * per_rank + i)], &share_ids[size_t(i * T)], &share_mask[size_t(i * T)]);
+      share_len[size_t(i)] = data.length(batch[size_t(rank * per_rank + i)]);
       for (int64_t t = 0; t < T; ++t) local_count += share_mask[size_t(i * T + t)] != 0.0f;
     }
     int64_t global_count = local_count;
@@ -214,7 +220,8 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
       ids.copy_from_host(mids, size_t(N) * sizeof(int32_t));
       targets.copy_from_host(h_targets.data(), h_targets.size() * sizeof(int32_t));
       dlogprob.copy_from_host(h_dlogprob.data(), h_dlogprob.size() * sizeof(float));
-      model.forward(ids);
+      std::copy(share_len.begin() + mb * micro, share_len.begin() + (mb + 1) * micro, micro_len.begin());
+      model.forward(ids, padded_rows ? &micro_len : nullptr);
       model.token_logprobs(targets, 1.0f, logprob, nullptr);
       model.backward_from_logprob_grad(dlogprob, nullptr);
       aux_sum += double(model.aux_loss());

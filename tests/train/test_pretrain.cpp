@@ -78,6 +78,7 @@ TEST_CASE("pretraining corpus packs documents separated by EOS into overlapping 
     float mask[4];
     ds.fill(i, ids, mask);
     for (int t = 0; t < 4; ++t) CHECK(ids[t] == all[size_t(i * 3 + t)]);
+    CHECK(ds.length(i) == 4);  // packed sequences have no padding
     CHECK(mask[0] == 1.0f);
     CHECK(mask[2] == 1.0f);
     CHECK(mask[3] == 0.0f);
@@ -131,12 +132,15 @@ TEST_CASE("SFT rows train on response tokens and EOS only, and bad lines name fi
   CHECK(ds.mask == want);
   CHECK(ds.ids[8] == 257);
   CHECK(ds.ids[11] == 258);
+  CHECK(ds.length(0) == 9);  // real tokens: prompt, response, EOS (the loop's row length)
   ds.seq_len = 8;  // truncation keeps the prompt and cuts the response
   ds.ids.clear();
   ds.mask.clear();
+  ds.lengths.clear();
   ds.count = 0;
   append_sft_row(ex, 258, ds);
   CHECK(ds.truncated == 1);
+  CHECK(ds.length(0) == 8);
   CHECK(ds.mask == std::vector<float>{0, 0, 0, 0, 0, 1, 1, 0});
 
   const std::string dir = temp_dir("sftbad");
