@@ -90,7 +90,9 @@ struct InferState;  // RoPE tables and work buffers (src/model/infer_forward.cpp
 //
 // Expert parallelism (a Model built with an expert group): prefill and decode_step are
 // collective over the group (each MoE layer sends its tokens to their experts' ranks and
-// back, with the grouped-GEMM MoE; no recorded graphs). The ranks of a group run their
+// back; no recorded graphs). The experts compute with grouped GEMMs, except in a CPU
+// decode step, where they compute row by row (expert_rows_gemm) as the single-rank CPU
+// decode does, so a decode step's logits are the single-rank model's bit for bit. The ranks of a group run their
 // own sequences, but every prefill or decode_step of one rank must be matched by a
 // prefill, decode_step or expert_idle_step of every other (generate() keeps them in step).
 class ModelInference {
@@ -117,10 +119,11 @@ class ModelInference {
 
   // Expert parallelism: the model's expert group (nullptr without expert parallelism).
   Communicator* expert_group() const;
-  // Takes part in a prefill or decode_step of the other ranks of the expert group with no
-  // tokens of its own: every MoE layer's exchange, in layer order, its experts computing
-  // the rows the others send. The cache and logits() are untouched.
-  void expert_idle_step();
+  // Takes part in a prefill (decode false) or decode_step (true) of the other ranks of the
+  // expert group with no tokens of its own: every MoE layer's exchange, in layer order,
+  // its experts computing the rows the others send (as that step computes them). The
+  // cache and logits() are untouched.
+  void expert_idle_step(bool decode);
 
   // Recorded decode steps (default on): on a backend that records (CUDA graphs), the
   // first decode step of each batch size is recorded with the sync-free MoE

@@ -254,13 +254,15 @@ ModelInference::~ModelInference() = default;
 
 Communicator* ModelInference::expert_group() const { return st_->eg.comm; }
 
-void ModelInference::expert_idle_step() {
+void ModelInference::expert_idle_step(bool decode) {
   ZT_ASSERT(st_->eg.active(), "expert_idle_step without an expert group");
   const ModelConfig& c = model_.config();
   const ModelParams& p = model_.params().params;
+  model::ExpertGroup eg = st_->eg;
+  eg.rows = decode && model_.backend().device().is_cpu();  // as decode_step computes
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     if (p.layers[size_t(l)].is_moe)
-      model::moe_ep_experts_forward(model_.backend(), c, p.layers[size_t(l)].moe, st_->eg, st_->idle);
+      model::moe_ep_experts_forward(model_.backend(), c, p.layers[size_t(l)].moe, eg, st_->idle);
 }
 
 void ModelInference::set_graphs(DecodeGraphs mode) {
@@ -386,15 +388,20 @@ void ModelInference::decode_step(const std::vector<int64_t>& slots,
     w.rows_ready = true;
   };
   if (st_->eg.active()) {
-    // Expert parallelism: the grouped MoE and its exchange (a host sync per layer), eager.
+    // Expert parallelism: the MoE with its exchange (a host sync per layer), eager. On the
+    // CPU row by row like the single-rank path below: the dense layers through the
+    // row-invariant gemm, the experts through expert_rows_gemm on the rows they receive.
     const bool cpu = be.device().is_cpu();
-    if (cpu) be.set_row_invariant_gemm(true);  // the dense layers as in the row-by-row path
+    st_->eg.rows = cpu;
+    if (cpu) be.set_row_invariant_gemm(true);
     try {
       step(false);
     } catch (...) {
+      st_->eg.rows = false;
       if (cpu) be.set_row_invariant_gemm(false);
       throw;
     }
+    st_->eg.rows = false;
     if (cpu) be.set_row_invariant_gemm(false);
   } else if (be.device().is_cpu()) {
     // Row by row, whatever the batch: each linear layer through the row-invariant gemm

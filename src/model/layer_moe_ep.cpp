@@ -80,6 +80,32 @@ void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams
   for (int64_t x : ep.load) R += x;
   ep.rows = R;
 
+  if (eg.rows) {  // per-row products in the received (source, expert) order: no regrouping
+    std::vector<int32_t> local(static_cast<size_t>(R));
+    int64_t i = 0;
+    for (int q = 0; q < P; ++q)
+      for (int64_t j = 0; j < El; ++j)
+        for (int64_t n = count(q, eg.first + j); n > 0; --n) local[size_t(i++)] = int32_t(j);
+    const DType ad = a.xs.dtype();
+    ensure_rows(be, ep.to_expert, R, 0, DType::I32);
+    ensure_rows(be, ep.xr, R, C, ad);
+    ensure_rows(be, ep.gate, R, Im, ad);
+    ensure_rows(be, ep.up, R, Im, ad);
+    ensure_rows(be, ep.h, R, Im, ad);
+    Tensor ids = rows_of(ep.to_expert, R), xr = rows_of(ep.xr, R);
+    if (R > 0) ids.copy_from_host(local.data(), size_t(R) * sizeof(int32_t));
+    comm.all_to_all_v(a.xs, times(ep.send_rows, C), xr, times(ep.recv_rows, C));
+    if (R > 0) {
+      Tensor gate = rows_of(ep.gate, R), up = rows_of(ep.up, R), h = rows_of(ep.h, R);
+      be.expert_rows_gemm(xr, p.experts_gate, ids, 1, gate);
+      be.expert_rows_gemm(xr, p.experts_up, ids, 1, up);
+      be.swiglu_forward(gate, up, h);
+      be.expert_rows_gemm(h, p.experts_down, ids, 1, xr);  // the outputs, in source order
+    }
+    comm.all_to_all_v(xr, times(ep.recv_rows, C), a.eo, times(ep.send_rows, C));
+    return;
+  }
+
   // Received rows are in (source q, expert j) order; the GEMMs want (j, q).
   std::vector<int32_t> perm(size_t(2 * R));  // to_expert | to_source
   {
@@ -134,6 +160,7 @@ void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams
 void moe_ep_experts_backward(Backend& be, const MoeParams& p, MoeParams& g,
                              const ExpertGroup& eg, const MoeActs& a, MoeScratch& s) {
   Communicator& comm = *eg.comm;
+  ZT_ASSERT(!eg.rows, "expert-parallel backward after a per-row (inference) forward");
   const MoeEpActs& ep = a.ep;
   const int64_t R = ep.rows, C = a.xs.size(1), Im = p.experts_gate.size(1);
   MoeEpScratch& es = s.ep;

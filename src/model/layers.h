@@ -110,6 +110,10 @@ void mlp_backward(Backend& be, const MlpParams& p, MlpParams& g, const Tensor& x
 struct ExpertGroup {
   Communicator* comm = nullptr;
   int64_t first = 0, count = 0;
+  // The local experts' products per row (Backend::expert_rows_gemm, row-invariant: a
+  // row's output does not depend on the others) instead of grouped GEMMs: the CPU decode,
+  // whose rows path the single-rank decode also takes. Forward only.
+  bool rows = false;
   bool active() const { return comm != nullptr && comm->size() > 1; }
 };
 
@@ -121,7 +125,8 @@ struct MoeEpActs {
   std::vector<int64_t> load;                  // (count) rows per local expert
   int64_t rows = 0;                           // R
   Tensor to_expert;  // I32 (cap): row i of the (expert, source) order is row to_expert[i] of
-                     // the received (source, expert) order
+                     // the received (source, expert) order; with ExpertGroup::rows, the
+                     // local expert of each received row instead
   Tensor to_source;  // I32 (cap): the inverse permutation
   Tensor xr;         // (cap, C) received rows; reused for the outputs sent back
   Tensor xe;         // (cap, C) the same rows grouped by local expert

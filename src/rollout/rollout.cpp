@@ -205,7 +205,7 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       ++next;
     }
     if (anyone(!groups.empty()) && groups.empty()) {
-      engine.expert_idle_step();  // another rank of the expert group prefills
+      engine.expert_idle_step(false);  // another rank of the expert group prefills
       ++st.idle_steps;
     } else if (!groups.empty()) {
       engine.prefill(pslots, pids);
@@ -241,7 +241,7 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       report();
     }
     if (anyone(!run.empty()) && run.empty()) {  // another rank of the expert group decodes
-      engine.expert_idle_step();
+      engine.expert_idle_step(true);
       ++st.idle_steps;
     }
     if (run.empty()) continue;  // all admitted finished at once: admit more (or stop)

@@ -237,6 +237,7 @@ TEST_CASE("expert parallelism: generate() on sharded experts equals the replicat
         worst = std::max(worst, std::fabs(double(a[i].logprobs[t]) - double(b[i].logprobs[t])));
     }
     CHECK(worst < 1e-5);
+    if (r == 0) WARN("P " << P << ": generate on sharded experts, max |log-prob difference| " << worst);
     if (prompts.empty()) CHECK(st.idle_steps > 0);  // it only took part
     CHECK(st.decode_steps + st.prefill_calls + st.idle_steps > 0);
     world.barrier();
