@@ -175,15 +175,13 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
   // Expert parallelism: every prefill / decode step is collective over the expert group, so
   // the group's ranks go through the loop together: a rank with nothing to prefill or
   // decode when another has takes part with an idle step, and all leave when none has
-  // work left (three host all-reduces of one flag per iteration).
-  Communicator* const group = engine.expert_group();
-  auto anyone = [&](bool mine) {
-    if (!group) return mine;
-    int64_t flag = mine ? 1 : 0;
-    group->all_reduce_host(&flag, 1, ReduceOp::Max);
-    return flag != 0;
+  // work left (two host all-reduces of flags per iteration).
+  Communicator* const experts = engine.expert_group();
+  auto anyone = [&](int64_t* flags, size_t n) {
+    if (experts) experts->all_reduce_host(flags, n, ReduceOp::Max);
   };
-  while (anyone(next < P || !run.empty())) {
+  for (;;) {
+    const bool work = next < P || !run.empty();
     // Admit every queued prompt that has G free slots (lowest first), one prefill for all.
     std::vector<std::vector<int64_t>> groups;
     std::vector<int64_t> pslots;
@@ -204,7 +202,10 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       groups.push_back(std::move(group));
       ++next;
     }
-    if (anyone(!groups.empty()) && groups.empty()) {
+    int64_t flags[2] = {work ? 1 : 0, groups.empty() ? 0 : 1};  // (any) work, prefill
+    anyone(flags, 2);
+    if (flags[0] == 0) break;
+    if (flags[1] != 0 && groups.empty()) {
       engine.expert_idle_step(false);  // another rank of the expert group prefills
       ++st.idle_steps;
     } else if (!groups.empty()) {
@@ -240,7 +241,9 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       }
       report();
     }
-    if (anyone(!run.empty()) && run.empty()) {  // another rank of the expert group decodes
+    int64_t decoding = run.empty() ? 0 : 1;
+    anyone(&decoding, 1);
+    if (decoding != 0 && run.empty()) {  // another rank of the expert group decodes
       engine.expert_idle_step(true);
       ++st.idle_steps;
     }
