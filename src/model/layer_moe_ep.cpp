@@ -17,6 +17,9 @@
 // Backward mirrors it: the output gradients go to the experts' ranks, the local
 // experts' weight gradients accumulate there (their rows from every rank of the group),
 // the input gradients come back.
+// With ExpertGroup::rows (the CPU decode) step 3 is per-row products
+// (Backend::expert_rows_gemm) in the received order: no regrouping, and each row's
+// output is what the single-rank decode computes for it.
 //
 // Owns: the count exchange, the permutations and the EP buffers (grown to the largest R
 // seen). Must not: know about data parallelism (the caller reduces expert gradients
