@@ -25,7 +25,7 @@ std::vector<GradBucket> make_grad_buckets(const ParamSet& layout, int64_t bucket
     starts.push_back({int64_t(p - base) / int64_t(layout.flat.element_size()), split_experts && e.expert});
   }
   std::sort(starts.begin(), starts.end());
-  // One entry per offset (an entry at 0 replaces the placeholder).
+  // One start per offset: a parameter at offset 0 replaces the {0, false} start above.
   std::vector<std::pair<int64_t, bool>> uniq;
   for (const auto& s : starts) {
     if (!uniq.empty() && uniq.back().first == s.first) uniq.back() = s;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -76,35 +77,44 @@ std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
   return len;
 }
 
+// The summed fields of the statistics structs, in their to_vector() order.
+constexpr double GrpoLossStats::*kLossStatsFields[] = {
+    &GrpoLossStats::tokens,    &GrpoLossStats::ratio_sum, &GrpoLossStats::clip_low,
+    &GrpoLossStats::clip_high, &GrpoLossStats::clip_dual, &GrpoLossStats::kl_sum,
+    &GrpoLossStats::entropy_sum, &GrpoLossStats::pg_loss_sum};
+constexpr double MismatchStats::*kMismatchFields[] = {
+    &MismatchStats::tokens,     &MismatchStats::neg_diff_sum, &MismatchStats::k3_sum,
+    &MismatchStats::abs_diff_sum, &MismatchStats::weight_sum, &MismatchStats::truncated,
+    &MismatchStats::rejected,   &MismatchStats::nonfinite};
+static_assert(std::size(kLossStatsFields) == size_t(GrpoLossStats::kFields), "GrpoLossStats fields");
+static_assert(std::size(kMismatchFields) == size_t(MismatchStats::kFields), "MismatchStats fields");
+
+template <class S, size_t N>
+void add_fields(S& to, const S& from, double S::*const (&fields)[N]) {
+  for (auto f : fields) to.*f += from.*f;
+}
+template <class S, size_t N>
+std::vector<double> fields_to_vector(const S& s, double S::*const (&fields)[N]) {
+  std::vector<double> v;
+  for (auto f : fields) v.push_back(s.*f);
+  return v;
+}
+template <class S, size_t N>
+S fields_from_vector(const std::vector<double>& v, double S::*const (&fields)[N]) {
+  ZT_ASSERT(v.size() == N, "%zu values, expected %zu", v.size(), N);
+  S s;
+  for (size_t i = 0; i < N; ++i) s.*fields[i] = v[i];
+  return s;
+}
+
 }  // namespace
 
-void GrpoLossStats::add(const GrpoLossStats& o) {
-  tokens += o.tokens;
-  ratio_sum += o.ratio_sum;
-  clip_low += o.clip_low;
-  clip_high += o.clip_high;
-  clip_dual += o.clip_dual;
-  kl_sum += o.kl_sum;
-  entropy_sum += o.entropy_sum;
-  pg_loss_sum += o.pg_loss_sum;
-}
+void GrpoLossStats::add(const GrpoLossStats& o) { add_fields(*this, o, kLossStatsFields); }
 
-std::vector<double> GrpoLossStats::to_vector() const {
-  return {tokens, ratio_sum, clip_low, clip_high, clip_dual, kl_sum, entropy_sum, pg_loss_sum};
-}
+std::vector<double> GrpoLossStats::to_vector() const { return fields_to_vector(*this, kLossStatsFields); }
 
 GrpoLossStats GrpoLossStats::from_vector(const std::vector<double>& v) {
-  ZT_ASSERT(v.size() == size_t(kFields), "%zu values, expected %d", v.size(), kFields);
-  GrpoLossStats s;
-  s.tokens = v[0];
-  s.ratio_sum = v[1];
-  s.clip_low = v[2];
-  s.clip_high = v[3];
-  s.clip_dual = v[4];
-  s.kl_sum = v[5];
-  s.entropy_sum = v[6];
-  s.pg_loss_sum = v[7];
-  return s;
+  return fields_from_vector<GrpoLossStats>(v, kLossStatsFields);
 }
 
 GrpoCounts count_grpo_tokens(const GrpoTokens& batch) {
@@ -229,32 +239,14 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
 }
 
 void MismatchStats::add(const MismatchStats& o) {
-  tokens += o.tokens;
-  neg_diff_sum += o.neg_diff_sum;
-  k3_sum += o.k3_sum;
-  abs_diff_sum += o.abs_diff_sum;
-  weight_sum += o.weight_sum;
-  truncated += o.truncated;
-  rejected += o.rejected;
-  nonfinite += o.nonfinite;
+  add_fields(*this, o, kMismatchFields);
   abs_diff_max = std::max(abs_diff_max, o.abs_diff_max);
 }
 
-std::vector<double> MismatchStats::to_vector() const {
-  return {tokens, neg_diff_sum, k3_sum, abs_diff_sum, weight_sum, truncated, rejected, nonfinite};
-}
+std::vector<double> MismatchStats::to_vector() const { return fields_to_vector(*this, kMismatchFields); }
 
 MismatchStats MismatchStats::from_vector(const std::vector<double>& v, double abs_diff_max) {
-  ZT_ASSERT(v.size() == size_t(kFields), "%zu values, expected %d", v.size(), kFields);
-  MismatchStats s;
-  s.tokens = v[0];
-  s.neg_diff_sum = v[1];
-  s.k3_sum = v[2];
-  s.abs_diff_sum = v[3];
-  s.weight_sum = v[4];
-  s.truncated = v[5];
-  s.rejected = v[6];
-  s.nonfinite = v[7];
+  MismatchStats s = fields_from_vector<MismatchStats>(v, kMismatchFields);
   s.abs_diff_max = abs_diff_max;
   return s;
 }
