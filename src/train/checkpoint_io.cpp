@@ -226,7 +226,6 @@ void write_optimizer_part(const std::string& path, const AdamW& optimizer, int p
     w.add("adamw.v." + v.entries[i].name, v.entries[i].view);
   }
   w.set_metadata("adamw.step", std::to_string(optimizer.step_count()));
-  w.set_metadata("format", "named");
   w.write(path);
 }
 
@@ -343,11 +342,8 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
                           const ProcessGroups& groups) {
-  const std::vector<std::string> parts = optimizer_parts(checkpoint_dir);
-  if (!parts.empty()) {  // written with expert parallelism: any size reads it by name
-    load_optimizer_parts(checkpoint_dir, parts, optimizer);
-    return;
-  }
+  // Parts (written with expert parallelism) are read by name at any size; the flat file of
+  // a run without it only fits the whole model's layout.
   ZT_THROW_IF_NOT(groups.expert_parallel == 1 || !fs::exists(checkpoint_dir + "/optimizer.safetensors"),
                   CheckpointError,
                   "%s: optimizer.safetensors was written with run.expert_parallel 1 (one flat buffer of "
