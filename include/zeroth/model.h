@@ -38,10 +38,11 @@
 namespace zeroth {
 
 class Communicator;
-struct ModelActivations;
+class ModelInference;     // model_infer.h
+struct ModelActivations;  // per-shape buffers (src/model/model.cpp)
 namespace model {
 struct ExpertGroup;  // src/model/layers.h
-}  // per-shape buffers (src/model/model_state.h)
+}
 
 // Expert-load statistics of one MoE layer from the last forward.
 struct MoeLayerStats {
@@ -84,8 +85,8 @@ class Model {
   Communicator* expert_group() const;
   ParamSet& grads() { return grads_; }
   void zero_grad();
-  // Frees the gradients of a model that is never trained (a frozen reference, a rollout
-  // replica): 4 bytes per parameter. backward and zero_grad are then errors.
+  // Frees the gradients of a model that is never trained (a frozen reference, an
+  // inference-only command): 4 bytes per parameter. backward and zero_grad are then errors.
   void release_grads();
   bool has_grads() const { return grads_.flat.defined(); }
 
@@ -152,6 +153,7 @@ class Model {
   void update_router_bias(float gamma, const std::vector<std::vector<int64_t>>& global_loads);
 
  private:
+  friend class ModelInference;  // runs the MoE layers with expert_group_args()
   void ensure_shape(int64_t B, int64_t T);
   model::ExpertGroup expert_group_args() const;
   void backward_from_logits_grad();

@@ -107,7 +107,7 @@ std::unique_ptr<InferBuffers> alloc_buffers(Backend& be, const ModelConfig& c, i
 // The MLP / MoE half of a layer: resid += ffn(norm(resid + branch)), with branch the
 // attention output (same order of adds as Model::forward).
 // rows: the sync-free MoE (model::moe_forward_rows), for recorded decode steps.
-// eg: expert parallelism (the grouped MoE with its exchange; rows must be false).
+// eg: expert parallelism (the MoE with its exchange; `rows`, moe_forward_rows, is then false).
 void ffn_block(Backend& be, const ModelConfig& c, const LayerParams& lp, InferBuffers& w,
                const model::ExpertGroup& eg, bool rows = false) {
   be.add(w.resid, w.branch, w.x_mid);
@@ -238,10 +238,8 @@ ModelInference::ModelInference(Model& model, int64_t num_slots, int64_t max_len)
   // Positions past a slot's length are never read; zeros keep a fresh cache's bytes
   // defined (copy_slot and checkpoints of it see no garbage).
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) be.fill(cache_.layer(l), 0.0);
-  if (Communicator* group = model.expert_group()) {
-    st_->eg.comm = group;
-    st_->eg.first = model.expert_shard().first;
-    st_->eg.count = model.expert_shard().local(c);
+  st_->eg = model.expert_group_args();
+  if (st_->eg.active()) {
     // The idle step's own rows: none (views of zero rows of one-row buffers).
     const int64_t k = c.num_experts_per_tok;
     st_->idle.xs = Tensor::empty(be, {k, c.hidden_size}, DType::F32).narrow(0, 0, 0);
