@@ -83,35 +83,16 @@ void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams
   for (int64_t x : ep.load) R += x;
   ep.rows = R;
 
-  if (eg.rows) {  // per-row products in the received (source, expert) order: no regrouping
-    std::vector<int32_t> local(static_cast<size_t>(R));
+  // The received rows come in (source q, expert j) order. Grouped GEMMs want them by
+  // expert: idx holds to_expert | to_source (R each). Per-row products take them as they
+  // come: idx holds each row's local expert.
+  std::vector<int32_t> idx(size_t(eg.rows ? R : 2 * R));
+  if (eg.rows) {
     int64_t i = 0;
     for (int q = 0; q < P; ++q)
       for (int64_t j = 0; j < El; ++j)
-        for (int64_t n = count(q, eg.first + j); n > 0; --n) local[size_t(i++)] = int32_t(j);
-    const DType ad = a.xs.dtype();
-    ensure_rows(be, ep.to_expert, R, 0, DType::I32);
-    ensure_rows(be, ep.xr, R, C, ad);
-    ensure_rows(be, ep.gate, R, Im, ad);
-    ensure_rows(be, ep.up, R, Im, ad);
-    ensure_rows(be, ep.h, R, Im, ad);
-    Tensor ids = rows_of(ep.to_expert, R), xr = rows_of(ep.xr, R);
-    if (R > 0) ids.copy_from_host(local.data(), size_t(R) * sizeof(int32_t));
-    comm.all_to_all_v(a.xs, times(ep.send_rows, C), xr, times(ep.recv_rows, C));
-    if (R > 0) {
-      Tensor gate = rows_of(ep.gate, R), up = rows_of(ep.up, R), h = rows_of(ep.h, R);
-      be.expert_rows_gemm(xr, p.experts_gate, ids, 1, gate);
-      be.expert_rows_gemm(xr, p.experts_up, ids, 1, up);
-      be.swiglu_forward(gate, up, h);
-      be.expert_rows_gemm(h, p.experts_down, ids, 1, xr);  // the outputs, in source order
-    }
-    comm.all_to_all_v(xr, times(ep.recv_rows, C), a.eo, times(ep.send_rows, C));
-    return;
-  }
-
-  // Received rows are in (source q, expert j) order; the GEMMs want (j, q).
-  std::vector<int32_t> perm(size_t(2 * R));  // to_expert | to_source
-  {
+        for (int64_t n = count(q, eg.first + j); n > 0; --n) idx[size_t(i++)] = int32_t(j);
+  } else {
     std::vector<int64_t> src_start(size_t(P), 0);  // first received row of source q
     for (int q = 1; q < P; ++q) src_start[size_t(q)] = src_start[size_t(q - 1)] + ep.recv_rows[size_t(q - 1)];
     std::vector<int64_t> within(size_t(P), 0);  // rows of source q before expert j
@@ -121,8 +102,8 @@ void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams
         const int64_t n = count(q, eg.first + j);
         for (int64_t r = 0; r < n; ++r, ++i) {
           const int64_t src_row = src_start[size_t(q)] + within[size_t(q)] + r;
-          perm[size_t(i)] = int32_t(src_row);
-          perm[size_t(R + src_row)] = int32_t(i);
+          idx[size_t(i)] = int32_t(src_row);
+          idx[size_t(R + src_row)] = int32_t(i);
         }
         within[size_t(q)] += n;
       }
@@ -131,31 +112,37 @@ void moe_ep_experts_forward(Backend& be, const ModelConfig& cfg, const MoeParams
 
   const DType ad = a.xs.dtype();
   ensure_rows(be, ep.to_expert, R, 0, DType::I32);
-  ensure_rows(be, ep.to_source, R, 0, DType::I32);
   ensure_rows(be, ep.xr, R, C, ad);
-  ensure_rows(be, ep.xe, R, C, ad);
   ensure_rows(be, ep.gate, R, Im, ad);
   ensure_rows(be, ep.up, R, Im, ad);
   ensure_rows(be, ep.h, R, Im, ad);
-  ensure_rows(be, ep.eo, R, C, ad);
-  Tensor to_expert = rows_of(ep.to_expert, R), to_source = rows_of(ep.to_source, R);
-  Tensor xr = rows_of(ep.xr, R);
-  if (R > 0) {
-    to_expert.copy_from_host(perm.data(), size_t(R) * sizeof(int32_t));
-    to_source.copy_from_host(perm.data() + R, size_t(R) * sizeof(int32_t));
+  if (!eg.rows) {
+    ensure_rows(be, ep.to_source, R, 0, DType::I32);
+    ensure_rows(be, ep.xe, R, C, ad);
+    ensure_rows(be, ep.eo, R, C, ad);
   }
+  Tensor to_expert = rows_of(ep.to_expert, R), xr = rows_of(ep.xr, R);
+  if (R > 0) to_expert.copy_from_host(idx.data(), size_t(R) * sizeof(int32_t));
 
   // 2-4: dispatch, experts, combine.
   comm.all_to_all_v(a.xs, times(ep.send_rows, C), xr, times(ep.recv_rows, C));
   if (R > 0) {
-    Tensor xe = rows_of(ep.xe, R), gate = rows_of(ep.gate, R), up = rows_of(ep.up, R);
-    Tensor h = rows_of(ep.h, R), eo = rows_of(ep.eo, R);
-    be.moe_gather(xr, to_expert, 1, xe);
-    be.grouped_gemm(xe, p.experts_gate, true, ep.load, gate);
-    be.grouped_gemm(xe, p.experts_up, true, ep.load, up);
-    be.swiglu_forward(gate, up, h);
-    be.grouped_gemm(h, p.experts_down, true, ep.load, eo);
-    be.moe_gather(eo, to_source, 1, xr);  // xr now holds the outputs, in source order
+    Tensor gate = rows_of(ep.gate, R), up = rows_of(ep.up, R), h = rows_of(ep.h, R);
+    if (eg.rows) {
+      be.expert_rows_gemm(xr, p.experts_gate, to_expert, 1, gate);
+      be.expert_rows_gemm(xr, p.experts_up, to_expert, 1, up);
+      be.swiglu_forward(gate, up, h);
+      be.expert_rows_gemm(h, p.experts_down, to_expert, 1, xr);  // the outputs, in source order
+    } else {
+      Tensor to_source = rows_of(ep.to_source, R), xe = rows_of(ep.xe, R), eo = rows_of(ep.eo, R);
+      to_source.copy_from_host(idx.data() + R, size_t(R) * sizeof(int32_t));
+      be.moe_gather(xr, to_expert, 1, xe);
+      be.grouped_gemm(xe, p.experts_gate, true, ep.load, gate);
+      be.grouped_gemm(xe, p.experts_up, true, ep.load, up);
+      be.swiglu_forward(gate, up, h);
+      be.grouped_gemm(h, p.experts_down, true, ep.load, eo);
+      be.moe_gather(eo, to_source, 1, xr);  // xr now holds the outputs, in source order
+    }
   }
   comm.all_to_all_v(xr, times(ep.recv_rows, C), a.eo, times(ep.send_rows, C));
 }
