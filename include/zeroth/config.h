@@ -63,7 +63,7 @@ struct RunConfig {
             "Expert parallelism: ranks per expert group; every MoE layer's routed experts are split "
             "over this many consecutive ranks (must divide the rank count and n_routed_experts; 1 = "
             "every rank holds every expert). Data parallelism spans all ranks either way. zeroth "
-            "pretrain and sft; train and generate need 1 for now")
+            "pretrain, sft and train (the trainer ranks; rl.rollout_ranks needs 1)")
         .min(1);
     v.field("log_level", log_level, "Lowest level of log line printed")
         .one_of({"debug", "info", "warn", "error"});
@@ -189,6 +189,8 @@ struct RlSection {
   int64_t eval_every = 0;
   bool eval_at_start = true;
   bool eval_at_end = true;
+  int64_t rollout_ranks = 0;
+  int64_t rollout_lag = 0;
 
   template <class V>
   void visit(V& v) {
@@ -207,6 +209,17 @@ struct RlSection {
     v.field("eval_every", eval_every, "Held-out evaluation every this many steps (0 = off)").min(0);
     v.field("eval_at_start", eval_at_start, "Evaluate before the first step (step 0) when an eval set exists");
     v.field("eval_at_end", eval_at_end, "Evaluate after the last step when an eval set exists");
+    v.field("rollout_ranks", rollout_ranks,
+            "Rollout workers: the last this many ranks only generate and score (no gradients, no "
+            "optimizer state), the others only train and send them the policy weights each step; "
+            "0 = every rank does both (colocated). Must leave at least one trainer rank")
+        .min(0);
+    v.field("rollout_lag", rollout_lag,
+            "Policy lag of the rollout: the completions of step s come from the policy after step "
+            "s-1-lag. 1 = one-step off-policy: with rollout_ranks the workers generate step s+1 "
+            "while the trainers train step s (colocated it only changes the algorithm)")
+        .min(0)
+        .max(1);
   }
 };
 

@@ -134,7 +134,8 @@ struct GrpoConfig {
             "optimizer step, else an extra forward pass before the first; verl's default); "
             "'auto' trainer when the trainer's compute dtype differs from the rollout's fp32 "
             "(bf16) or rollout_is is set, else the trainer's own forward when a step takes one "
-            "optimizer step and the rollout's otherwise (they agree to ~1e-6 in fp32)")
+            "optimizer step and the rollout's otherwise (they agree to ~1e-6 in fp32); with "
+            "rl.rollout_lag 1 and no rollout_is, 'auto' is the rollout's (the behaviour policy)")
         .one_of({"auto", "rollout", "trainer"});
     v.field("rollout_is", rollout_is,
             "Training-inference mismatch correction with rho = pi_old(trainer) / "

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpo_rollout_link.h"
 #include "grpo_trainer_util.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
@@ -58,18 +59,8 @@ void write_atomic(const std::string& path, const std::string& text) {
   if (ec) throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), ec.message().c_str()));
 }
 
-// One prompt's group on this rank: its G completions and their training inputs.
-struct Group {
-  int64_t global_index = 0;           // position among the step's trained groups (all ranks)
-  std::vector<int32_t> prompt;        // prompt ids
-  std::vector<Completion> completions;  // (G)
-  std::vector<double> advantage;      // (G)
-  std::vector<uint8_t> in_loss;       // (G) 0 = masked out (mask_truncated)
-  // Per completion token, filled by the old-log-prob pass when it runs: the trainer's
-  // log-prob at the rollout's weights, the rollout-correction weight, 1/0 kept/rejected.
-  std::vector<std::vector<float>> old_logprob, is_weight, keep;
-};
-
+using grpo_detail::Group;
+using grpo_detail::StepRollout;
 using SeqRef = std::pair<const Group*, int64_t>;  // (group, sample)
 
 // Real tokens of a sequence's row: its prompt and completion but the last completion
@@ -237,10 +228,31 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                                 "(%lld), found %lld", (long long)src.config.max_position_embeddings,
                                 (long long)rc.max_len));
 
-  // Data parallelism over every rank; expert groups when run.expert_parallel > 1.
-  const ProcessGroups pg = make_process_groups(comm, c.run.expert_parallel, src.config.n_routed_experts);
+  // Roles. Colocated (rl.rollout_ranks 0): every rank generates and trains. Else the last
+  // R ranks are rollout workers (generate and score with a gradient-free copy of the
+  // policy) and the others trainers; trainer 0 broadcasts the policy to the workers.
+  const int R = int(cfg.rl.rollout_ranks), lag = int(cfg.rl.rollout_lag);
+  if (R >= world)
+    throw ConfigError(strformat("key 'rl.rollout_ranks': expected at most %d (the %d rank(s) minus at least one "
+                                "trainer), found %d", world - 1, world, R));
+  if (R > 0 && c.run.expert_parallel > 1)
+    throw ConfigError(strformat("key 'rl.rollout_ranks': expected 0 with run.expert_parallel %d (a rollout worker "
+                                "holds every expert), found %d", c.run.expert_parallel, R));
+  const bool split = R > 0, worker = split && rank >= world - R, trains = !worker;
+  std::unique_ptr<Communicator> role_comm, weights_comm;
+  if (split) {
+    role_comm = comm.split(worker ? 1 : 0, rank);
+    weights_comm = comm.split(worker || rank == 0 ? 0 : kSplitNoColor, rank);
+  }
+  // The ranks of this rank's role: the trainers or the workers (every rank, colocated).
+  Communicator& team = split ? *role_comm : comm;
+
+  // Data parallelism over the trainers; expert groups when run.expert_parallel > 1.
+  const ProcessGroups pg = make_process_groups(team, c.run.expert_parallel, src.config.n_routed_experts);
   const DType compute = compute_dtype_for(backend, c.run.compute_dtype, "key 'run.compute_dtype'");
-  Model model(src.config, backend, compute, pg.expert.get());
+  // (a worker only decodes, and the rollout decodes with fp32 weights)
+  Model model(src.config, backend, worker ? DType::F32 : compute, pg.expert.get());
+  if (worker) model.release_grads();
   model.set_recompute(c.model.recompute);
   if (src.weights_dir.empty())
     init_params(src.config, model.params(), c.model.seed ? *c.model.seed : c.run.seed);
@@ -249,9 +261,28 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   model.set_aux_loss_alpha(float(c.model.aux_loss_alpha));
   const Model& policy = model;
 
+  // rl.rollout_lag 1: the policy one step behind (the weights batch s+1 is sampled with).
+  // Colocated it generates; on a trainer it is what a checkpoint saves as rollout/ (a
+  // resumed run samples its first batch with it). A worker's own model plays that part.
+  std::unique_ptr<Model> behind;
+  const std::string rollout_ckpt = resume_ckpt.empty() ? "" : resume_ckpt + "/rollout";
+  const bool have_rollout_ckpt = !rollout_ckpt.empty() && fs::exists(rollout_ckpt + "/config.json");
+  if (lag == 1 && !resume_ckpt.empty() && !have_rollout_ckpt)
+    ZT_LOG_WARN("train: %s has no rollout/ (written with rl.rollout_lag 0): the first resumed batch is sampled "
+                "with the checkpoint's policy", resume_ckpt.c_str());
+  if (lag == 1 && trains) {
+    behind = std::make_unique<Model>(src.config, backend, DType::F32, pg.expert.get());
+    behind->release_grads();
+    if (have_rollout_ckpt)
+      load_hf_weights(rollout_ckpt, src.config, behind->params());
+    else
+      backend.copy(policy.params().flat, behind->params().flat);
+  }
+  if (lag == 1 && worker && have_rollout_ckpt) load_hf_weights(rollout_ckpt, src.config, model.params());
+
   // The frozen reference model (only when the loss has a KL term).
   std::unique_ptr<Model> ref;
-  if (gc.kl_coef > 0.0) {
+  if (trains && gc.kl_coef > 0.0) {
     ref = std::make_unique<Model>(src.config, backend, compute, pg.expert.get());
     ref->release_grads();  // frozen
     if (!resume_ckpt.empty())
@@ -261,12 +292,20 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   }
 
   const int64_t opt_per_step = gc.ppo_epochs * gc.mini_batches;
+  // log pi_old. With rl.rollout_lag 1 the trainer is one update past the weights that
+  // sampled the batch, so 'auto' without a rollout correction takes the sampler's
+  // log-probs (the behaviour policy) instead of the trainer's.
+  const bool lagged_auto = lag == 1 && gc.old_logprobs == "auto" && gc.rollout_is == "none";
   // The rollout decodes with the fp32 master weights; a bf16 trainer differs from it.
-  const bool trainer_old = gc.trainer_old_logprobs(compute != DType::F32);
-  AdamW optimizer(c.optim, src.config, backend, model.expert_shard(), pg.expert.get());
-  if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer, pg);
+  const bool trainer_old = !lagged_auto && gc.trainer_old_logprobs(compute != DType::F32);
+  std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<GradSync> grad_sync;
+  if (trains) {
+    optimizer = std::make_unique<AdamW>(c.optim, src.config, backend, model.expert_shard(), pg.expert.get());
+    if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, *optimizer, pg);
+    grad_sync = std::make_unique<GradSync>(team, model.grads(), kDefaultGradBucketBytes, pg.expert_data.get());
+  }
   const LrSchedule schedule = LrSchedule::from_config(c.optim, steps * opt_per_step);
-  GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, pg.expert_data.get());
 
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
   const PromptData data = load_prompt_data(cfg.prompts, &tok, &tmpl, rc.add_special_tokens);
@@ -289,8 +328,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   }
   PromptSampler sampler(data.train, c.run.seed, cfg.prompts.shuffle, start.cursor);
 
+  // The generating ranks' engine: on the policy (colocated, lag 0), the lagged copy
+  // (colocated, lag 1) or a worker's model; trainers with workers have none.
+  Model* gen_model = worker ? &model : split ? nullptr : lag == 1 ? behind.get() : &model;
   const KvCachePlan plan = plan_kv_cache(src.config, rc);
-  ModelInference engine(model, plan.num_slots, plan.max_len);
+  std::unique_ptr<ModelInference> engine;
+  if (gen_model) engine = std::make_unique<ModelInference>(*gen_model, plan.num_slots, plan.max_len);
   const SamplingParams sampling = grpo_detail::rollout_sampling(cfg);
   const StopParams stop = rc.stop_params(tok);
   const float temperature = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
@@ -320,13 +363,18 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                 pg.expert_parallel, (long long)model.expert_shard().first,
                 (long long)(model.expert_shard().first + model.expert_shard().count),
                 (long long)src.config.n_routed_experts);
+  if (split)
+    ZT_LOG_INFO("train: %d trainer rank(s) and %d rollout worker(s) (ranks %d-%d)%s", world - R, R, world - R,
+                world - 1, lag == 1 ? "; the workers sample step s+1 while the trainers train step s" : "");
+  else if (lag == 1)
+    ZT_LOG_INFO("train: rl.rollout_lag 1: each step's batch is sampled with the policy of the step before");
   if (!resume_ckpt.empty())
     ZT_LOG_INFO("train: resuming from %s at step %lld", resume_ckpt.c_str(), (long long)start.step);
 
   GrpoTrainResult result;
   result.final_dir = run_dir + "/final";
   auto run_eval = [&](int64_t step) {
-    const EvalResult er = evaluate_model(model, tok, cfg, data.eval, comm);
+    const EvalResult er = evaluate_model(model, tok, cfg, data.eval, team);
     MetricMap m = er.metrics();
     metrics.log(step, m);
     m["step"] = double(step);
@@ -335,25 +383,27 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                 (long long)er.prompts, er.accuracy, er.format_rate,
                 er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k).c_str() : "");
   };
-  if (resume_ckpt.empty() && cfg.rl.eval_at_start && data.eval.size() > 0) run_eval(0);
+  if (trains && resume_ckpt.empty() && cfg.rl.eval_at_start && data.eval.size() > 0) run_eval(0);
 
   const float gamma = float(c.model.bias_update_speed);
   Progress progress("train", steps, "step");
   progress.resume_from(start.step);
   const int64_t rounds_per_step = 1 + (gc.dynamic_sampling ? gc.dynamic_max_extra_batches : 0);
-  for (int64_t step = start.step + 1; step <= steps; ++step) {
-    const auto t_step = Clock::now();
-    double rollout_s = 0, reward_s = 0;
-
-    // ---- rollout, rewards, advantages (dynamic sampling: more rounds until B groups) ----
+  // One step's rollout on the generating ranks (`team`): batches of B prompts, each rank
+  // its shard, G completions each, rewards, advantages; dynamic sampling draws more
+  // batches until B groups with a non-zero advantage are kept.
+  auto collect = [&](int64_t step) {
+    StepRollout ro;
     RolloutSums sums(functions.size());
     double len_max = 0;
-    std::vector<Group> kept;
+    std::vector<Group>& kept = ro.groups;
     int64_t kept_global = 0, rounds = 0;
+    double rollout_s = 0, reward_s = 0;
+    const int grank = team.rank(), gsize = team.size();
     for (int64_t round = 0;; ++round) {
       rounds = round + 1;
       const std::vector<const PromptRecord*> batch = sampler.next_batch(B);
-      const PromptShard shard = prompt_shard(B, rank, world);
+      const PromptShard shard = prompt_shard(B, grank, gsize);
       std::vector<Group> groups(size_t(shard.count));
       std::vector<std::vector<int32_t>> prompt_ids;
       for (int64_t i = 0; i < shard.count; ++i) {
@@ -365,7 +415,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       auto t0 = Clock::now();
       std::vector<Completion> outs;
       // (with expert parallelism every rank takes part, also one without prompts)
-      if (!prompt_ids.empty() || pg.expert) outs = generate(engine, &tok, prompt_ids, G, sampling, stop, seq_base);
+      if (!prompt_ids.empty() || pg.expert) outs = generate(*engine, &tok, prompt_ids, G, sampling, stop, seq_base);
       rollout_s += seconds_since(t0);
 
       t0 = Clock::now();
@@ -430,15 +480,15 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       }
       // Keep the groups with a non-zero advantage, in the global order (round, rank,
       // group), until B are kept.
-      std::vector<int64_t> counts(size_t(world), 0);
+      std::vector<int64_t> counts(size_t(gsize), 0);
       std::vector<size_t> mine;
       for (int64_t i = 0; i < shard.count; ++i)
         if (!adv.zero_group[size_t(i)]) mine.push_back(size_t(i));
-      counts[size_t(rank)] = int64_t(mine.size());
-      comm.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
+      counts[size_t(grank)] = int64_t(mine.size());
+      team.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
       int64_t offset = kept_global, total = 0;
-      for (int r = 0; r < world; ++r) {
-        if (r < rank) offset += counts[size_t(r)];
+      for (int r = 0; r < gsize; ++r) {
+        if (r < grank) offset += counts[size_t(r)];
         total += counts[size_t(r)];
       }
       const int64_t take = std::clamp<int64_t>(B - offset, 0, int64_t(mine.size()));
@@ -449,8 +499,65 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       kept_global += std::min(total, B - kept_global);
       if (kept_global >= B || round >= gc.dynamic_max_extra_batches) break;
     }
-    comm.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
-    comm.all_reduce_host(&len_max, 1, ReduceOp::Max);
+    team.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
+    team.all_reduce_host(&len_max, 1, ReduceOp::Max);
+    ro.sums = std::move(sums.v);
+    ro.len_max = len_max;
+    ro.kept_global = kept_global;
+    ro.rounds = rounds;
+    ro.rollout_s = rollout_s;
+    ro.reward_s = reward_s;
+    ro.cursor = sampler.cursor();
+    return ro;
+  };
+
+  // A rollout worker: (lag 0) the policy, then the step's batch to the trainers; (lag 1)
+  // the batch, then the policy the next batch is sampled with.
+  if (worker) {
+    double idle = 0;  // waiting for the trainers since the last batch was generated
+    for (int64_t step = start.step + 1; step <= steps; ++step) {
+      auto t0 = Clock::now();
+      if (lag == 0) weights_comm->broadcast(model.params().flat, 0);
+      idle += seconds_since(t0);
+      StepRollout ro = collect(step);
+      ro.idle_s = idle;
+      t0 = Clock::now();
+      grpo_detail::send_step_rollout(comm, backend, R, ro);
+      if (lag == 1 && step < steps) weights_comm->broadcast(model.params().flat, 0);
+      idle = seconds_since(t0);
+      if (options.show_progress) progress.update(step, "rollout worker");
+    }
+    if (options.show_progress) progress.finish("rollout worker");
+    return result;
+  }
+
+  for (int64_t step = start.step + 1; step <= steps; ++step) {
+    const auto t_step = Clock::now();
+    // ---- the step's batch: generated here (colocated) or by the workers ----
+    double wait_s = 0, sync_s = 0;
+    StepRollout ro;
+    if (split) {
+      auto t0 = Clock::now();
+      if (lag == 0 && weights_comm) weights_comm->broadcast(model.params().flat, 0);
+      sync_s += seconds_since(t0);
+      t0 = Clock::now();
+      ro = grpo_detail::recv_step_rollout(comm, backend, R);
+      wait_s = seconds_since(t0);
+      t0 = Clock::now();
+      if (lag == 1 && step < steps && weights_comm) weights_comm->broadcast(model.params().flat, 0);
+      sync_s += seconds_since(t0);
+    } else {
+      ro = collect(step);
+    }
+    // rl.rollout_lag 1: the policy before this step's update samples the next batch.
+    if (behind) backend.copy(policy.params().flat, behind->params().flat);
+    std::vector<Group> kept = std::move(ro.groups);
+    const int64_t kept_global = ro.kept_global, rounds = ro.rounds;
+    const double len_max = ro.len_max, rollout_s = ro.rollout_s, reward_s = ro.reward_s;
+    RolloutSums sums(functions.size());
+    ZT_ASSERT(ro.sums.size() == sums.v.size(), "rollout sums: %zu values, expected %zu", ro.sums.size(),
+              sums.v.size());
+    sums.v = ro.sums;
 
     // ---- policy update: ppo_epochs x mini_batches optimizer steps ----
     const auto t_train = Clock::now();
@@ -460,15 +567,16 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     for (const Group& g : kept)
       for (const Completion& cpl : g.completions)
         t_max = std::max(t_max, double(g.prompt.size() + cpl.ids.size() - 1));
-    comm.all_reduce_host(&t_max, 1, ReduceOp::Max);
+    team.all_reduce_host(&t_max, 1, ReduceOp::Max);
     const int64_t T = int64_t(t_max);
     const bool own_old = opt_per_step == 1;
     // log pi_old: the trainer's at the rollout's weights where the config asks for it; from
     // a pass before the first update when the step updates more than once, or when a mask
     // mode must know its rejected tokens before the loss normalisers; else from the
-    // micro-batch's own forward (one update: the weights have not moved yet).
+    // micro-batch's own forward (one update: the weights have not moved yet, unless
+    // rl.rollout_lag 1 sampled the batch one update earlier).
     const bool old_pass = trainer_old && (!own_old || gc.rollout_is_rejects());
-    const bool own_forward_old = own_old && !old_pass && gc.old_logprobs != "rollout";
+    const bool own_forward_old = own_old && !old_pass && gc.old_logprobs != "rollout" && !lagged_auto;
     const int64_t micro_cfg = cfg.rl.micro_batch, micro_tokens = cfg.rl.micro_batch_tokens;
     // With micro-batches packed by tokens the padding depends on the split: the expert
     // loads (router-bias update) then count the real tokens only.
@@ -588,7 +696,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
             counts.sequences += n > 0 ? 1.0 : 0.0;
           }
         double cs[3] = {counts.tokens, counts.sequences, double(seqs.size())};
-        comm.all_reduce_host(cs, 3, ReduceOp::Sum);
+        team.all_reduce_host(cs, 3, ReduceOp::Sum);
         counts.tokens = cs[0];
         counts.sequences = cs[1];
         // The balance loss (model.aux_loss_alpha): a mean over every sequence the
@@ -674,9 +782,9 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
             for (size_t e = 0; e < ms[l].load.size(); ++e) loads[l][e] += ms[l].load[e];
           }
         }
-        grad_sync.all_reduce(model.grads(), ReduceOp::Sum);
-        lr = schedule.lr_at(optimizer.step_count() + 1);
-        const float norm = optimizer.step(model.params(), model.grads(), lr);
+        grad_sync->all_reduce(model.grads(), ReduceOp::Sum);
+        lr = schedule.lr_at(optimizer->step_count() + 1);
+        const float norm = optimizer->step(model.params(), model.grads(), lr);
         grad_norm = norm;
         ++opt_steps;
         if (!std::isfinite(norm))
@@ -688,7 +796,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
           for (int64_t l = 0; l < src.config.num_hidden_layers; ++l)
             if (src.config.is_moe_layer(l)) loads.push_back(std::vector<int64_t>(size_t(src.config.n_routed_experts), 0));
         if (!loads.empty()) {
-          all_reduce_loads(comm, loads);
+          all_reduce_loads(team, loads);
           if (gamma > 0.0f) model.update_router_bias(gamma, loads);
           step_loads = loads;
         }
@@ -697,7 +805,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     std::vector<double> sv = stats.to_vector();
     sv.push_back(aux_sum);
     sv.push_back(loss_sum);
-    comm.all_reduce_host(sv.data(), sv.size(), ReduceOp::Sum);
+    team.all_reduce_host(sv.data(), sv.size(), ReduceOp::Sum);
     loss_sum = sv.back();
     sv.pop_back();
     aux_sum = sv.back();
@@ -705,14 +813,14 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     stats = GrpoLossStats::from_vector(sv);
     std::vector<double> mv = mismatch.to_vector();
     double mis_max = mismatch.abs_diff_max;
-    comm.all_reduce_host(mv.data(), mv.size(), ReduceOp::Sum);
-    comm.all_reduce_host(&mis_max, 1, ReduceOp::Max);
+    team.all_reduce_host(mv.data(), mv.size(), ReduceOp::Sum);
+    team.all_reduce_host(&mis_max, 1, ReduceOp::Max);
     mismatch = MismatchStats::from_vector(mv, mis_max);
     if (mismatch.nonfinite > 0)
       ZT_LOG_WARN("train: step %lld: %.0f loss tokens have a non-finite trainer or rollout log-prob",
                   (long long)step, mismatch.nonfinite);
     double pad[3] = {pad_tokens, row_tokens, empty_micro};
-    comm.all_reduce_host(pad, 3, ReduceOp::Sum);
+    team.all_reduce_host(pad, 3, ReduceOp::Sum);
     if (gc.reference_reset_due(step)) {
       backend.copy(policy.params().flat, ref->params().flat);
       ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
@@ -777,7 +885,12 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     m["reward_s"] = reward_s;
     m["train_s"] = train_s;
     m["step_s"] = step_s;
-    const DataCursor cursor = sampler.cursor();
+    if (split) {
+      m["trainer_wait_s"] = wait_s;       // the trainers waiting for the workers' batch
+      m["weight_sync_s"] = sync_s;        // trainer 0 broadcasting the policy
+      m["rollout_idle_s"] = ro.idle_s;    // a worker waiting for the trainers before this batch
+    }
+    const DataCursor cursor = ro.cursor;
     m["data_epoch"] = double(cursor.epoch);
     m["data_position"] = double(cursor.position);
     metrics.log(step, m);
@@ -797,19 +910,25 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
       st.step = step;
       st.cursor = cursor;
       st.stage = "grpo";
-      const std::string dir = save_train_checkpoint(run_dir, src.config, policy.params(), src.files, optimizer, st, pg);
+      const std::string dir = save_train_checkpoint(run_dir, src.config, policy.params(), src.files, *optimizer, st, pg);
       if (ref) save_model_dir(dir + "/reference", src.config, static_cast<const Model&>(*ref).params(), src.files, pg);
+      // rl.rollout_lag 1: the weights step + 1's batch is sampled with (the policy before
+      // this step's update).
+      if (behind)
+        save_model_dir(dir + "/rollout", src.config, static_cast<const Model&>(*behind).params(), src.files, pg);
       if (rank == 0) {
         const nlohmann::json js = {{"format_version", kGrpoStateVersion},
                                    {"step", step},
                                    {"prompts_fingerprint", strformat("%016llx", (unsigned long long)fingerprint)},
                                    {"world_size", world},
+                                   {"rollout_ranks", R},
+                                   {"rollout_lag", lag},
                                    {"expert_parallel", pg.expert_parallel},
                                    {"reference", bool(ref)}};
         write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
         ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
       }
-      comm.barrier();
+      team.barrier();
     }
   }
   if (options.show_progress)

@@ -251,3 +251,124 @@ TEST_CASE("GRPO expert parallel: 2 steps + --resume for 2 more equal 4 steps, bi
   }
   world.barrier();
 }
+
+namespace {
+
+// The cases below start from the cold start of the first test case (run before them),
+// with the trainer's old-log-prob pass (so every step reports the rollout/trainer
+// mismatch), the given extra settings and run directory.
+std::vector<std::string> worker_sets(const std::string& root, const std::string& dir,
+                                     const std::vector<std::string>& extra) {
+  std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                                   "grpo.old_logprobs=trainer", "run.run_dir=" + root + "/" + dir};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return sets;
+}
+
+// a == b for every metric but the wall-clock ones, and the same final weights.
+void require_identical(const GrpoTrainResult& a, const GrpoTrainResult& b, size_t b_offset = 0) {
+  REQUIRE(b.steps.size() >= a.steps.size() + b_offset);
+  for (size_t s = 0; s < a.steps.size(); ++s)
+    for (const auto& [k, v] : a.steps[s]) {
+      if (k == "tokens_per_s" || (k.size() > 2 && k.compare(k.size() - 2, 2, "_s") == 0)) continue;
+      INFO("step " << s + 1 << " " << k);
+      REQUIRE(b.steps[s + b_offset].count(k) == 1);
+      CHECK(b.steps[s + b_offset].at(k) == v);
+    }
+  CHECK(weights(a.final_dir) == weights(b.final_dir));
+}
+
+}  // namespace
+
+// Rollout workers (rl.rollout_ranks): the last np/2 ranks generate and score, the others
+// train and broadcast the policy to them every step. On-policy (rollout_lag 0) this is
+// the colocated run: bit for bit with one trainer (np 2), within fp32 tolerance with more.
+TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  if (np == 1) {
+    // No rank would be left to train.
+    CHECK_THROWS_WITH(run_grpo_training(load_train_config(root + "/grpo.yaml",
+                                                          worker_sets(root, "w_bad", {"rl.rollout_ranks=1"})),
+                                        world, *be),
+                      Catch::Contains("rl.rollout_ranks") && Catch::Contains("expected at most 0"));
+    return;
+  }
+  CHECK_THROWS_WITH(
+      run_grpo_training(load_train_config(root + "/grpo.yaml", worker_sets(root, "w_bad",
+                                                                           {"rl.rollout_ranks=1",
+                                                                            "run.expert_parallel=2"})),
+                        world, *be),
+      Catch::Contains("rl.rollout_ranks") && Catch::Contains("expert_parallel"));
+  const std::string workers = "rl.rollout_ranks=" + std::to_string(np / 2);
+  const SoloAndDp r = run_solo_then_dp(world, root, worker_sets(root, "solo_w", {}),
+                                       worker_sets(root, "dp_w", {workers}));
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
+    if (np == 2) require_identical(r.solo, r.dp);  // one trainer: the same arithmetic
+    for (const auto& m : r.dp.steps) {
+      CHECK(m.at("mismatch_abs_max") < 1e-5);  // the workers sampled with the trainer's weights
+      CHECK(m.count("trainer_wait_s") == 1);
+    }
+    CHECK(r.solo.steps[1].at("adv_abs_mean") > 0);
+  }
+  world.barrier();
+}
+
+// One-step off-policy (rl.rollout_lag 1): the batch of step s is sampled with the policy
+// of step s-2, so step 1 equals the on-policy run and step 2's trainer is one update past
+// its sampler. Workers (generating step s+1 while the trainers train step s) equal the
+// colocated lagged run: bit for bit at np 2, within fp32 tolerance with more trainers.
+TEST_CASE("GRPO rollout workers: rollout_lag 1 matches the colocated lagged run") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::vector<std::string> dp_extra =
+      np == 1 ? std::vector<std::string>{"rl.rollout_lag=1"}
+              : std::vector<std::string>{"rl.rollout_lag=1", "rl.rollout_ranks=" + std::to_string(np / 2)};
+  const SoloAndDp r = run_solo_then_dp(world, root, worker_sets(root, "solo_lag", {"rl.rollout_lag=1"}),
+                                       worker_sets(root, "dp_lag", dp_extra));
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
+    if (np <= 2) require_identical(r.solo, r.dp);
+    // Step 1 is on-policy; step 2's batch came from the step-0 policy, one update behind.
+    CHECK(r.solo.steps[0].at("mismatch_abs_max") < 1e-5);
+    CHECK(r.solo.steps[1].at("mismatch_abs_max") > 1e-3);
+    CHECK(r.dp.steps[1].at("mismatch_abs_max") > 1e-3);
+    CHECK(fs::exists(root + "/dp_lag/checkpoints/step_2/rollout/model.safetensors"));
+  }
+  world.barrier();
+}
+
+// The lagged run above (workers at np >= 2, colocated at np 1) resumed from its step-2
+// checkpoint for 2 more steps equals an uninterrupted 4-step run bit for bit: the
+// checkpoint's rollout/ holds the weights the next batch is sampled with.
+TEST_CASE("GRPO rollout workers: rollout_lag 1, 2 steps + --resume for 2 more equal 4 steps") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/dp_lag/checkpoints/step_2/grpo_state.json"));
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  GrpoTrainOptions opt;
+  opt.show_progress = false;
+  std::vector<std::string> extra = {"rl.rollout_lag=1", "train.steps=4"};
+  if (np > 1) extra.push_back("rl.rollout_ranks=" + std::to_string(np / 2));
+  const GrpoTrainResult whole =
+      run_grpo_training(load_train_config(root + "/grpo.yaml", worker_sets(root, "dp_lag4", extra)), world, *be, opt);
+  GrpoTrainOptions ropt = opt;
+  ropt.resume_dir = root + "/dp_lag";
+  const GrpoTrainResult resumed = run_grpo_training(
+      load_train_config(root + "/dp_lag/config.yaml", {"train.steps=4"}), world, *be, ropt);
+  if (world.rank() == 0) {
+    REQUIRE(resumed.steps.size() == 2);
+    GrpoTrainResult tail = whole;  // its steps 3 and 4
+    tail.steps.erase(tail.steps.begin(), tail.steps.begin() + 2);
+    require_identical(tail, resumed);
+    CHECK(weights(root + "/dp_lag/checkpoints/step_4/rollout") == weights(root + "/dp_lag4/checkpoints/step_4/rollout"));
+  }
+  world.barrier();
+}

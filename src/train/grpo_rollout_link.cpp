@@ -1,0 +1,188 @@
+// The rollout -> trainer hand-over of rl.rollout_ranks (grpo_rollout_link.h).
+#include "grpo_rollout_link.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "zeroth/backend.h"
+#include "zeroth/comm.h"
+#include "zeroth/error.h"
+#include "zeroth/prompt_data.h"
+#include "zeroth/tensor.h"
+
+namespace zeroth {
+namespace grpo_detail {
+
+namespace {
+
+// Little-endian, host layout: both ends are the same binary on the same kind of machine.
+class Writer {
+ public:
+  template <class T>
+  void put(T v) {
+    static_assert(std::is_trivially_copyable<T>::value, "plain values only");
+    const size_t at = out_.size();
+    out_.resize(at + sizeof(T));
+    std::memcpy(out_.data() + at, &v, sizeof(T));
+  }
+  template <class T>
+  void put_vec(const std::vector<T>& v) {
+    put<int64_t>(int64_t(v.size()));
+    const size_t at = out_.size();
+    out_.resize(at + v.size() * sizeof(T));
+    if (!v.empty()) std::memcpy(out_.data() + at, v.data(), v.size() * sizeof(T));
+  }
+  std::vector<uint8_t>& bytes() { return out_; }
+
+ private:
+  std::vector<uint8_t> out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::vector<uint8_t>& in) : in_(in) {}
+  template <class T>
+  T get() {
+    ZT_ASSERT(at_ + sizeof(T) <= in_.size(), "rollout message: read past its end (%zu bytes)", in_.size());
+    T v;
+    std::memcpy(&v, in_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return v;
+  }
+  template <class T>
+  std::vector<T> get_vec() {
+    const int64_t n = get<int64_t>();
+    ZT_ASSERT(n >= 0 && at_ + size_t(n) * sizeof(T) <= in_.size(), "rollout message: bad length %lld",
+              (long long)n);
+    std::vector<T> v(static_cast<size_t>(n));
+    if (n > 0) std::memcpy(v.data(), in_.data() + at_, size_t(n) * sizeof(T));
+    at_ += size_t(n) * sizeof(T);
+    return v;
+  }
+  bool done() const { return at_ == in_.size(); }
+
+ private:
+  const std::vector<uint8_t>& in_;
+  size_t at_ = 0;
+};
+
+constexpr int kTagSize = 41, kTagBytes = 42;
+
+}  // namespace
+
+std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, int64_t count) {
+  Writer w;
+  w.put_vec(r.sums);
+  w.put(r.len_max);
+  w.put(r.kept_global);
+  w.put(r.rounds);
+  w.put(r.rollout_s);
+  w.put(r.reward_s);
+  w.put(r.idle_s);
+  w.put(r.cursor.epoch);
+  w.put(r.cursor.position);
+  std::vector<const Group*> mine;
+  for (const Group& g : r.groups)
+    if (g.global_index >= begin && g.global_index < begin + count) mine.push_back(&g);
+  w.put<int64_t>(int64_t(mine.size()));
+  for (const Group* g : mine) {
+    // The trainer's fields; the completions' texts stay with the worker (the rewards are
+    // already in the advantages), the old-log-prob results do not exist yet.
+    w.put(g->global_index);
+    w.put_vec(g->prompt);
+    w.put_vec(g->advantage);
+    w.put_vec(g->in_loss);
+    w.put<int64_t>(int64_t(g->completions.size()));
+    for (const Completion& c : g->completions) {
+      w.put(c.prompt_index);
+      w.put(c.sample_index);
+      w.put(c.sequence_id);
+      w.put(int32_t(c.finish));
+      w.put_vec(c.ids);
+      w.put_vec(c.logprobs);
+    }
+  }
+  return std::move(w.bytes());
+}
+
+StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
+  Reader rd(bytes);
+  StepRollout r;
+  r.sums = rd.get_vec<double>();
+  r.len_max = rd.get<double>();
+  r.kept_global = rd.get<int64_t>();
+  r.rounds = rd.get<int64_t>();
+  r.rollout_s = rd.get<double>();
+  r.reward_s = rd.get<double>();
+  r.idle_s = rd.get<double>();
+  r.cursor.epoch = rd.get<int64_t>();
+  r.cursor.position = rd.get<int64_t>();
+  const int64_t n = rd.get<int64_t>();
+  ZT_ASSERT(n >= 0, "rollout message: %lld groups", (long long)n);
+  r.groups.resize(size_t(n));
+  for (Group& g : r.groups) {
+    g.global_index = rd.get<int64_t>();
+    g.prompt = rd.get_vec<int32_t>();
+    g.advantage = rd.get_vec<double>();
+    g.in_loss = rd.get_vec<uint8_t>();
+    const int64_t G = rd.get<int64_t>();
+    ZT_ASSERT(G >= 0, "rollout message: %lld completions", (long long)G);
+    g.completions.resize(size_t(G));
+    for (Completion& c : g.completions) {
+      c.prompt_index = rd.get<int64_t>();
+      c.sample_index = rd.get<int64_t>();
+      c.sequence_id = rd.get<uint64_t>();
+      c.finish = FinishReason(rd.get<int32_t>());
+      c.ids = rd.get_vec<int32_t>();
+      c.logprobs = rd.get_vec<float>();
+    }
+  }
+  ZT_ASSERT(rd.done(), "rollout message: %zu bytes, not all read", bytes.size());
+  return r;
+}
+
+void send_step_rollout(Communicator& world, Backend& backend, int rollout_ranks, const StepRollout& mine) {
+  const int trainers = world.size() - rollout_ranks;
+  for (int t = 0; t < trainers; ++t) {
+    const PromptShard share = prompt_shard(mine.kept_global, t, trainers);
+    std::vector<uint8_t> bytes = encode_step_rollout(mine, share.begin, share.count);
+    const int64_t n = int64_t(bytes.size());
+    Tensor size = Tensor::empty(backend, {1}, DType::I64);
+    size.copy_from_host(&n, sizeof(n));
+    world.send(size, t, kTagSize);
+    // Sent as whole I32 words (the tail zero-padded).
+    bytes.resize((bytes.size() + 3) / 4 * 4, 0);
+    Tensor payload = Tensor::empty(backend, {int64_t(bytes.size() / 4)}, DType::I32);
+    payload.copy_from_host(bytes.data(), bytes.size());
+    world.send(payload, t, kTagBytes);
+  }
+}
+
+StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout_ranks) {
+  const int first_worker = world.size() - rollout_ranks;
+  StepRollout out;
+  for (int w = first_worker; w < world.size(); ++w) {
+    Tensor size = Tensor::empty(backend, {1}, DType::I64);
+    world.recv(size, w, kTagSize);
+    int64_t n = 0;
+    size.copy_to_host(&n, sizeof(n));
+    ZT_ASSERT(n > 0, "rollout message of %lld bytes from rank %d", (long long)n, w);
+    std::vector<uint8_t> bytes(size_t((n + 3) / 4 * 4));
+    Tensor payload = Tensor::empty(backend, {int64_t(bytes.size() / 4)}, DType::I32);
+    world.recv(payload, w, kTagBytes);
+    payload.copy_to_host(bytes.data(), bytes.size());
+    bytes.resize(size_t(n));
+    StepRollout part = decode_step_rollout(bytes);
+    if (w == first_worker)
+      out = std::move(part);  // the step figures, and its groups
+    else
+      for (Group& g : part.groups) out.groups.push_back(std::move(g));
+  }
+  std::sort(out.groups.begin(), out.groups.end(),
+            [](const Group& a, const Group& b) { return a.global_index < b.global_index; });
+  return out;
+}
+
+}  // namespace grpo_detail
+}  // namespace zeroth

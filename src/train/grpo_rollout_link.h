@@ -1,0 +1,63 @@
+// Internal to the GRPO trainer (grpo_trainer.cpp): the groups of one step's rollout and
+// how rollout workers hand them to the trainer ranks (rl.rollout_ranks > 0).
+//
+// Owns: the Group record, the step's rollout summary (StepRollout), their byte encoding
+// and the rollout -> trainer transfer over the world communicator.
+// Must not: generate, score or train (grpo_trainer.cpp), or be included outside src/train.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "zeroth/data.h"
+#include "zeroth/rollout.h"
+
+namespace zeroth {
+
+class Backend;
+class Communicator;
+
+namespace grpo_detail {
+
+// One prompt's G completions and what the trainer needs of them.
+struct Group {
+  int64_t global_index = 0;           // position among the step's trained groups (all ranks)
+  std::vector<int32_t> prompt;        // prompt ids
+  std::vector<Completion> completions;  // (G)
+  std::vector<double> advantage;      // (G)
+  std::vector<uint8_t> in_loss;       // (G) 0 = masked out (mask_truncated)
+  // Per completion token, filled by the old-log-prob pass when it runs: the trainer's
+  // log-prob at the rollout's weights, the rollout-correction weight, 1/0 kept/rejected.
+  std::vector<std::vector<float>> old_logprob, is_weight, keep;
+};
+
+// One step's rollout: the groups a rank trains on and the step-wide rollout figures
+// (reduced over the ranks that generated them).
+struct StepRollout {
+  std::vector<Group> groups;  // this rank's, in global_index order
+  std::vector<double> sums;   // RolloutSums of grpo_trainer.cpp (global)
+  double len_max = 0;         // longest completion (global)
+  int64_t kept_global = 0;    // groups trained on, over all ranks
+  int64_t rounds = 0;         // sampling rounds (dynamic sampling)
+  double rollout_s = 0, reward_s = 0;  // generation and scoring time (first rollout rank)
+  double idle_s = 0;          // first rollout rank: waiting for weights before this batch
+  DataCursor cursor;          // the prompt sampler after this step's batches
+};
+
+// The bytes of `r` restricted to the groups with global_index in [begin, begin + count)
+// (a trainer's share), and back. decode_step_rollout asserts on a malformed buffer (it
+// only ever reads what encode_step_rollout wrote in the same binary).
+std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, int64_t count);
+StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes);
+
+// Rollout workers are the last R ranks of `world`, the trainers the first world.size() - R.
+// send: every worker sends each trainer t the groups of prompt_shard(kept_global, t,
+// trainers) it holds (and the step figures). recv: a trainer gathers its groups from every
+// worker (ordered by global_index) and the figures of the first one. Tensors for the
+// messages come from `backend` (the world communicator's device). Blocking; every message
+// goes from a worker to a trainer, in (worker, trainer) order, so nothing can deadlock.
+void send_step_rollout(Communicator& world, Backend& backend, int rollout_ranks, const StepRollout& mine);
+StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout_ranks);
+
+}  // namespace grpo_detail
+}  // namespace zeroth
