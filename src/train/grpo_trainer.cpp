@@ -562,7 +562,7 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     // ---- policy update: ppo_epochs x mini_batches optimizer steps ----
     const auto t_train = Clock::now();
     // One sequence length T for the whole step (global max of prompt + completion - 1),
-    // so a sequence's padding, and with it the expert loads, do not depend on the split.
+    // so the fixed split's (b, T) shapes do not depend on how the groups fall on ranks.
     double t_max = 1;
     for (const Group& g : kept)
       for (const Completion& cpl : g.completions)
@@ -578,14 +578,13 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     const bool old_pass = trainer_old && (!own_old || gc.rollout_is_rejects());
     const bool own_forward_old = own_old && !old_pass && gc.old_logprobs != "rollout" && !lagged_auto;
     const int64_t micro_cfg = cfg.rl.micro_batch, micro_tokens = cfg.rl.micro_batch_tokens;
-    // With micro-batches packed by tokens the padding depends on the split: the expert
-    // loads (router-bias update) then count the real tokens only.
     // One model's forward over a micro-batch and the log-probs of its targets (to the
     // host); `entropy` (device) gets the entropies when given. The model keeps what its
-    // backward needs.
+    // backward needs. The rows' lengths go with it, so the expert loads (router-bias
+    // update) and the balance loss count the real tokens only, not the padding.
     auto logprobs = [&](Model& m, const Tensor& ids, const Tensor& targets, const MicroBatch& mbt,
                         Tensor* entropy) {
-      m.forward(ids, micro_tokens > 0 ? &mbt.lengths : nullptr);
+      m.forward(ids, &mbt.lengths);
       Tensor lp = Tensor::empty(backend, {mbt.N}, DType::F32);
       m.token_logprobs(targets, temperature, lp, entropy);
       std::vector<float> h(size_t(mbt.N));
