@@ -124,6 +124,7 @@ struct TrainSection {
   int64_t seq_len = 256;
   int64_t log_every = 10;
   int64_t save_every = 0;
+  int64_t keep_checkpoints = 0;
 
   template <class V>
   void visit(V& v) {
@@ -141,6 +142,10 @@ struct TrainSection {
     v.field("save_every", save_every,
             "Write a checkpoint every this many steps (0 = only at the end; one is always written "
             "at the end)")
+        .min(0);
+    v.field("keep_checkpoints", keep_checkpoints,
+            "Keep only the newest this many complete checkpoints/step_N (older ones are deleted "
+            "once a newer one is complete); 0 = keep all")
         .min(0);
   }
 };

@@ -134,6 +134,13 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 std::string latest_checkpoint(const std::string& run_dir,
                               const std::string& marker = "trainer_state.json");
 
+// Deletes the complete checkpoints/step_N of run_dir (those holding `marker`) but the
+// newest `keep` (keep 0: none). Incomplete ones are left alone. Returns the deleted
+// directories, oldest first. Call on one rank, after the newest checkpoint is complete.
+// RuntimeError when a directory cannot be removed.
+std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep,
+                                           const std::string& marker = "trainer_state.json");
+
 // Reads trainer_state.json of a checkpoint directory. CheckpointError naming the file
 // and key for a missing or malformed file.
 TrainerState read_trainer_state(const std::string& checkpoint_dir);

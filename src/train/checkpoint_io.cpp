@@ -115,25 +115,48 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
   return dir;
 }
 
-std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
+namespace {
+
+// The complete checkpoints/step_N of run_dir (holding `marker`), by step.
+std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::string& run_dir,
+                                                                    const std::string& marker) {
+  std::vector<std::pair<long long, std::string>> out;
   const fs::path root = fs::path(run_dir) / "checkpoints";
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) return "";
-  long long best = -1;
-  std::string best_dir;
+  if (!fs::is_directory(root, ec)) return out;
   for (const auto& e : fs::directory_iterator(root, ec)) {
     const std::string n = e.path().filename().string();
     if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
     const std::string digits = n.substr(5);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
     if (!fs::exists(e.path() / marker)) continue;
-    const long long s = std::stoll(digits);
-    if (s > best) {
-      best = s;
-      best_dir = e.path().string();
-    }
+    out.emplace_back(std::stoll(digits), e.path().string());
   }
-  return best_dir;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
+  const auto all = complete_checkpoints(run_dir, marker);
+  return all.empty() ? "" : all.back().second;
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep, const std::string& marker) {
+  std::vector<std::string> removed;
+  if (keep <= 0) return removed;
+  const auto all = complete_checkpoints(run_dir, marker);
+  for (size_t i = 0; i + size_t(keep) < all.size(); ++i) {
+    std::error_code ec;
+    fs::remove_all(all[i].second, ec);
+    if (ec)
+      throw RuntimeError(strformat("cannot remove old checkpoint %s (train.keep_checkpoints): %s",
+                                   all[i].second.c_str(), ec.message().c_str()));
+    removed.push_back(all[i].second);
+  }
+  return removed;
 }
 
 TrainerState read_trainer_state(const std::string& checkpoint_dir) {

@@ -926,6 +926,9 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
                                    {"reference", bool(ref)}};
         write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
         ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
+        for (const std::string& old : prune_checkpoints(run_dir, c.train.keep_checkpoints, "grpo_state.json"))
+          ZT_LOG_INFO("train: removed %s (train.keep_checkpoints %lld)", old.c_str(),
+                      (long long)c.train.keep_checkpoints);
       }
       team.barrier();
     }

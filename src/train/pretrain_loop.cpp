@@ -275,6 +275,10 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
       const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files,
                                                     optimizer, state, groups);
       ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
+      if (rank == 0)
+        for (const std::string& old : prune_checkpoints(run_dir, tc.keep_checkpoints))
+          ZT_LOG_INFO("%s: removed %s (train.keep_checkpoints %lld)", name, old.c_str(),
+                      (long long)tc.keep_checkpoints);
     }
   }
   if (options.show_progress)

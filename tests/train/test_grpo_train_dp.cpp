@@ -355,7 +355,9 @@ TEST_CASE("GRPO rollout workers: rollout_lag 1, 2 steps + --resume for 2 more eq
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
   opt.show_progress = false;
-  std::vector<std::string> extra = {"rl.rollout_lag=1", "train.steps=4"};
+  // (a checkpoint every step, only the newest kept: the GRPO side of train.keep_checkpoints)
+  std::vector<std::string> extra = {"rl.rollout_lag=1", "train.steps=4", "train.save_every=1",
+                                    "train.keep_checkpoints=1"};
   if (np > 1) extra.push_back("rl.rollout_ranks=" + std::to_string(np / 2));
   const GrpoTrainResult whole =
       run_grpo_training(load_train_config(root + "/grpo.yaml", worker_sets(root, "dp_lag4", extra)), world, *be, opt);
@@ -369,6 +371,9 @@ TEST_CASE("GRPO rollout workers: rollout_lag 1, 2 steps + --resume for 2 more eq
     tail.steps.erase(tail.steps.begin(), tail.steps.begin() + 2);
     require_identical(tail, resumed);
     CHECK(weights(root + "/dp_lag/checkpoints/step_4/rollout") == weights(root + "/dp_lag4/checkpoints/step_4/rollout"));
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(root + "/dp_lag4/checkpoints")) left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{"step_4"});
   }
   world.barrier();
 }

@@ -4,6 +4,7 @@
 // logits, bit-exact resume) and config errors (exit code 2).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -273,6 +274,39 @@ TEST_CASE("zeroth pretrain --resume continues bit-exactly") {
   load_hf_weights(full + "/final", mc, x.params());
   load_hf_weights(part + "/final", mc, y.params());
   CHECK(x.params().flat.to_float_vector() == y.params().flat.to_float_vector());
+}
+
+TEST_CASE("train.keep_checkpoints keeps the newest complete checkpoints and resumes from them") {
+  log_configure(LogOptions{LogLevel::Warn});
+  // prune_checkpoints alone: complete = holding the marker; others are left alone.
+  const std::string fake = temp_dir("prune");
+  for (const char* d : {"step_2", "step_10", "step_9", "step_11", "step_x", ".step_12.tmp"}) {
+    fs::create_directories(fake + "/checkpoints/" + d);
+    if (std::string(d) != "step_11") std::ofstream(fake + "/checkpoints/" + d + "/trainer_state.json") << "{}";
+  }
+  CHECK(prune_checkpoints(fake, 0).empty());
+  const std::vector<std::string> removed = prune_checkpoints(fake, 2);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0] == fake + "/checkpoints/step_2");
+  for (const char* d : {"step_10", "step_9", "step_11", "step_x", ".step_12.tmp"})
+    CHECK(fs::exists(fake + "/checkpoints/" + d));
+  CHECK(latest_checkpoint(fake) == fake + "/checkpoints/step_10");
+
+  // zeroth pretrain: a checkpoint every step, the newest 2 kept; --resume continues.
+  const std::string data = kSrc + "/tests/train/data/tiny_corpus.txt";
+  const std::string dir = temp_dir("keep");
+  std::vector<std::string> args = {"--config", kSrc + "/configs/pretrain-tiny.yaml"};
+  std::vector<std::string> sets = tiny_overrides(dir, data);
+  sets.insert(sets.end(), {"train.steps=4", "train.save_every=1", "train.batch_size=2", "train.keep_checkpoints=2"});
+  for (const auto& o : sets) args.insert(args.end(), {"--set", o});
+  REQUIRE(cli::cmd_pretrain(args) == 0);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir + "/checkpoints")) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  CHECK(left == std::vector<std::string>{"step_3", "step_4"});
+  REQUIRE(cli::cmd_pretrain({"--resume", dir, "--set", "train.steps=5"}) == 0);
+  CHECK(fs::exists(dir + "/checkpoints/step_5/trainer_state.json"));
+  CHECK(!fs::exists(dir + "/checkpoints/step_3"));
 }
 
 TEST_CASE("zeroth sft trains on the tiny prompt/response set and its loss falls") {
