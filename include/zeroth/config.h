@@ -63,7 +63,7 @@ struct RunConfig {
             "Expert parallelism: ranks per expert group; every MoE layer's routed experts are split "
             "over this many consecutive ranks (must divide the rank count and n_routed_experts; 1 = "
             "every rank holds every expert). Data parallelism spans all ranks either way. zeroth "
-            "pretrain, sft and train (the trainer ranks; rl.rollout_ranks needs 1)")
+            "pretrain, sft and train (over the trainer ranks; a rollout worker holds every expert)")
         .min(1);
     v.field("log_level", log_level, "Lowest level of log line printed")
         .one_of({"debug", "info", "warn", "error"});

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <string>
 #include <type_traits>
 
 #include "zeroth/backend.h"
@@ -182,6 +184,64 @@ StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout
   std::sort(out.groups.begin(), out.groups.end(),
             [](const Group& a, const Group& b) { return a.global_index < b.global_index; });
   return out;
+}
+
+PolicyBroadcast::PolicyBroadcast(Communicator& world, int rollout_ranks, int expert_parallel,
+                                 const ModelConfig& config, Backend& backend)
+    : config_(config), backend_(backend), parts_(expert_parallel) {
+  const int rank = world.rank();
+  worker_ = rank >= world.size() - rollout_ranks;
+  for (int q = 0; q < parts_; ++q)
+    comms_.push_back(world.split(worker_ || rank == q ? 0 : kSplitNoColor, rank));
+}
+
+PolicyBroadcast::~PolicyBroadcast() = default;
+
+namespace {
+
+// The HF name of expert (j + shift) for a stacked expert's name of expert j:
+// "model.layers.L.mlp.experts.J.rest".
+std::string shift_expert(const std::string& name, int64_t shift) {
+  const std::string key = ".experts.";
+  const size_t at = name.find(key);
+  ZT_ASSERT(at != std::string::npos, "expert parameter without '.experts.': %s", name.c_str());
+  const size_t begin = at + key.size(), end = name.find('.', begin);
+  const int64_t j = std::stoll(name.substr(begin, end - begin));
+  return name.substr(0, begin) + std::to_string(j + shift) + name.substr(end);
+}
+
+}  // namespace
+
+void PolicyBroadcast::run(ParamSet& params) {
+  if (parts_ == 1) {
+    if (comms_[0]) comms_[0]->broadcast(params.flat, 0);
+    return;
+  }
+  if (!worker_) {
+    for (int q = 0; q < parts_; ++q)
+      if (comms_[size_t(q)]) comms_[size_t(q)]->broadcast(params.flat, comms_[size_t(q)]->rank());
+    return;
+  }
+  if (!scratch_) {
+    const ExpertShard shard0 = ExpertShard::of(config_, 0, parts_);
+    scratch_ = std::make_unique<ParamSet>(make_param_set(config_, backend_, DType::F32, shard0));
+    std::map<std::string, size_t> whole;
+    for (size_t i = 0; i < params.entries.size(); ++i) whole[params.entries[i].name] = i;
+    copies_.resize(size_t(parts_));
+    for (int q = 0; q < parts_; ++q)
+      for (const ParamEntry& e : scratch_->entries) {
+        if (!e.expert && q > 0) continue;  // the dense tensors: from shard 0
+        const std::string name = e.expert ? shift_expert(e.name, int64_t(q) * shard0.count) : e.name;
+        const auto it = whole.find(name);
+        ZT_ASSERT(it != whole.end(), "policy broadcast: %s not in the whole model", name.c_str());
+        copies_[size_t(q)].emplace_back(e.view, params.entries[it->second].view);
+      }
+  }
+  for (int q = 0; q < parts_; ++q) {
+    // (the trainer is rank 0 of this communicator: ranked by world rank, trainer q < workers)
+    comms_[size_t(q)]->broadcast(scratch_->flat, 0);
+    for (auto& [src, dst] : copies_[size_t(q)]) backend_.copy(src, dst);
+  }
 }
 
 }  // namespace grpo_detail

@@ -7,9 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "zeroth/data.h"
+#include "zeroth/model_params.h"
 #include "zeroth/rollout.h"
 
 namespace zeroth {
@@ -58,6 +61,31 @@ StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes);
 // goes from a worker to a trainer, in (worker, trainer) order, so nothing can deadlock.
 void send_step_rollout(Communicator& world, Backend& backend, int rollout_ranks, const StepRollout& mine);
 StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout_ranks);
+
+// The policy from the trainers to the rollout workers, once per step. Without expert
+// parallelism trainer 0 broadcasts its flat weights to the workers. With it (the trainers'
+// P > 1) trainer q of the first expert group (world rank q < P) broadcasts its shard over
+// a communicator of its own and the workers; a worker receives each shard into one
+// scratch buffer and copies its tensors into the whole model by name (the dense ones from
+// shard 0 only). Construction is collective over `world`.
+class PolicyBroadcast {
+ public:
+  PolicyBroadcast(Communicator& world, int rollout_ranks, int expert_parallel, const ModelConfig& config,
+                  Backend& backend);
+  ~PolicyBroadcast();
+  // Trainer q < P: sends `params` (its shard); other trainers: returns at once. Worker:
+  // receives into `params` (the whole model). Blocking.
+  void run(ParamSet& params);
+
+ private:
+  const ModelConfig& config_;
+  Backend& backend_;
+  bool worker_ = false;
+  int parts_ = 1;
+  std::vector<std::unique_ptr<Communicator>> comms_;  // [q]: trainer q + the workers (or null)
+  std::unique_ptr<ParamSet> scratch_;                 // a worker's receive buffer (P > 1)
+  std::vector<std::vector<std::pair<Tensor, Tensor>>> copies_;  // [q]: (scratch view, model view)
+};
 
 }  // namespace grpo_detail
 }  // namespace zeroth

@@ -235,20 +235,21 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
   if (R >= world)
     throw ConfigError(strformat("key 'rl.rollout_ranks': expected at most %d (the %d rank(s) minus at least one "
                                 "trainer), found %d", world - 1, world, R));
-  if (R > 0 && c.run.expert_parallel > 1)
-    throw ConfigError(strformat("key 'rl.rollout_ranks': expected 0 with run.expert_parallel %d (a rollout worker "
-                                "holds every expert), found %d", c.run.expert_parallel, R));
   const bool split = R > 0, worker = split && rank >= world - R, trains = !worker;
-  std::unique_ptr<Communicator> role_comm, weights_comm;
+  std::unique_ptr<Communicator> role_comm;
+  std::unique_ptr<grpo_detail::PolicyBroadcast> weights;  // trainers -> workers
   if (split) {
     role_comm = comm.split(worker ? 1 : 0, rank);
-    weights_comm = comm.split(worker || rank == 0 ? 0 : kSplitNoColor, rank);
+    weights = std::make_unique<grpo_detail::PolicyBroadcast>(comm, R, int(c.run.expert_parallel), src.config,
+                                                             backend);
   }
   // The ranks of this rank's role: the trainers or the workers (every rank, colocated).
   Communicator& team = split ? *role_comm : comm;
 
-  // Data parallelism over the trainers; expert groups when run.expert_parallel > 1.
-  const ProcessGroups pg = make_process_groups(team, c.run.expert_parallel, src.config.n_routed_experts);
+  // Data parallelism over the trainers; expert groups when run.expert_parallel > 1 (a
+  // worker holds every expert).
+  const ProcessGroups pg =
+      make_process_groups(team, worker ? 1 : c.run.expert_parallel, src.config.n_routed_experts);
   const DType compute = compute_dtype_for(backend, c.run.compute_dtype, "key 'run.compute_dtype'");
   // (a worker only decodes, and the rollout decodes with fp32 weights)
   Model model(src.config, backend, worker ? DType::F32 : compute, pg.expert.get());
@@ -517,13 +518,13 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     double idle = 0;  // waiting for the trainers since the last batch was generated
     for (int64_t step = start.step + 1; step <= steps; ++step) {
       auto t0 = Clock::now();
-      if (lag == 0) weights_comm->broadcast(model.params().flat, 0);
+      if (lag == 0) weights->run(model.params());
       idle += seconds_since(t0);
       StepRollout ro = collect(step);
       ro.idle_s = idle;
       t0 = Clock::now();
       grpo_detail::send_step_rollout(comm, backend, R, ro);
-      if (lag == 1 && step < steps) weights_comm->broadcast(model.params().flat, 0);
+      if (lag == 1 && step < steps) weights->run(model.params());
       idle = seconds_since(t0);
       if (options.show_progress) progress.update(step, "rollout worker");
     }
@@ -538,13 +539,13 @@ GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Ba
     StepRollout ro;
     if (split) {
       auto t0 = Clock::now();
-      if (lag == 0 && weights_comm) weights_comm->broadcast(model.params().flat, 0);
+      if (lag == 0) weights->run(model.params());
       sync_s += seconds_since(t0);
       t0 = Clock::now();
       ro = grpo_detail::recv_step_rollout(comm, backend, R);
       wait_s = seconds_since(t0);
       t0 = Clock::now();
-      if (lag == 1 && step < steps && weights_comm) weights_comm->broadcast(model.params().flat, 0);
+      if (lag == 1 && step < steps) weights->run(model.params());
       sync_s += seconds_since(t0);
     } else {
       ro = collect(step);
