@@ -73,6 +73,22 @@ std::vector<float> weights(const std::string& model_dir) {
   return out;
 }
 
+// The weights of model directory `dp_dir` within 1e-5 + 1e-4 |w| of `solo_dir`'s.
+void check_weights_close(const std::string& dp_dir, const std::string& solo_dir, int np) {
+  const std::vector<float> a = weights(dp_dir), b = weights(solo_dir);
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    worst = std::max(worst, d);
+    bad += d > 1e-5 + 1e-4 * std::fabs(double(b[i]));
+  }
+  INFO("np " << np << ": max |w_dp - w_1| = " << worst);
+  CHECK(bad == 0);
+  WARN("np " << np << ": max |w_dp - w_1| = " << worst);
+}
+
 // Every step's metrics and the final weights of a data-parallel run against one rank's.
 void compare_runs(const GrpoTrainResult& dp, const GrpoTrainResult& solo, int np,
                   const std::vector<std::string>& extra_keys) {
@@ -88,18 +104,7 @@ void compare_runs(const GrpoTrainResult& dp, const GrpoTrainResult& solo, int np
       CHECK(std::fabs(dp.steps[s].at(k) - solo.steps[s].at(k)) <= 1e-5 + 1e-4 * std::fabs(solo.steps[s].at(k)));
     }
   }
-  const std::vector<float> a = weights(dp.final_dir), b = weights(solo.final_dir);
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  size_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(double(a[i]) - double(b[i]));
-    worst = std::max(worst, d);
-    bad += d > 1e-5 + 1e-4 * std::fabs(double(b[i]));
-  }
-  INFO("np " << np << ": max |w_dp - w_1| = " << worst);
-  CHECK(bad == 0);
-  WARN("np " << np << ": max |w_dp - w_1| = " << worst);
+  check_weights_close(dp.final_dir, solo.final_dir, np);
 }
 
 // `zeroth train` with root/grpo.yaml and `solo_sets` on rank 0 alone (a local
@@ -219,7 +224,7 @@ TEST_CASE("GRPO expert parallel: experts split over 2 ranks match one rank") {
 
 // The expert-parallel run of the case above, resumed from its step-2 checkpoint for 2 more
 // steps, equals an uninterrupted 4-step expert-parallel run bit for bit: the sharded
-// policy, reference and optimizer parts, and the replica gathered from them.
+// policy, reference and optimizer parts, and the rollout that decodes on them.
 TEST_CASE("GRPO expert parallel: 2 steps + --resume for 2 more equal 4 steps, bit for bit") {
   Communicator& world = train_test::world();
   const int np = world.size();
@@ -406,17 +411,7 @@ TEST_CASE("GRPO expert parallel: rollout_lag 1 with a sharded lagged copy matche
   if (world.rank() == 0) {
     // (the solo lagged run's metrics are in its metrics.jsonl; compare the weights and
     // the step-2 staleness)
-    const std::vector<float> a = weights(ep.final_dir), b = weights(root + "/solo_lag/final");
-    REQUIRE(a.size() == b.size());
-    size_t bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      const double d = std::fabs(double(a[i]) - double(b[i]));
-      worst = std::max(worst, d);
-      bad += d > 1e-5 + 1e-4 * std::fabs(double(b[i]));
-    }
-    INFO("np " << np << " expert parallel, lag 1: max |w - w_1| = " << worst);
-    CHECK(bad == 0);
+    check_weights_close(ep.final_dir, root + "/solo_lag/final", np);
     CHECK(ep.steps[1].at("mismatch_abs_max") > 1e-3);
     CHECK(fs::exists(root + "/ep_lag/checkpoints/step_2/rollout/model-00002-of-00002.safetensors"));
   }
