@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "train/grpo_rollout_link.h"
 #include "train/grpo_trainer_util.h"
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
@@ -313,6 +314,74 @@ TEST_CASE("micro-batch plans: fixed runs, and packed by tokens") {
     }
     CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
   }
+}
+
+TEST_CASE("rollout hand-over: a trainer's share of the groups and the step figures survive encoding") {
+  using grpo_detail::Group;
+  using grpo_detail::StepRollout;
+  StepRollout r;
+  r.sums = {1.5, -2.0, 3.25};
+  r.len_max = 17;
+  r.kept_global = 5;
+  r.rounds = 2;
+  r.rollout_s = 0.5;
+  r.reward_s = 0.25;
+  r.idle_s = 0.125;
+  r.cursor.epoch = 3;
+  r.cursor.position = 41;
+  for (int64_t gi : {4, 1, 2}) {  // a worker's groups (any order)
+    Group g;
+    g.global_index = gi;
+    g.prompt = {int32_t(gi), 7, 8};
+    for (int64_t j = 0; j < 2; ++j) {
+      Completion c;
+      c.prompt_index = gi;
+      c.sample_index = j;
+      c.sequence_id = uint64_t(100 * gi + j);
+      c.ids.assign(size_t(gi + j), int32_t(j + 1));  // (group 1's first completion is 1 token)
+      c.logprobs.assign(c.ids.size(), -0.5f * float(j + 1));
+      c.finish = j == 0 ? FinishReason::kStop : FinishReason::kLength;
+      c.text = "not sent";
+      g.completions.push_back(c);
+      g.advantage.push_back(0.75 * double(j) - 0.25);
+      g.in_loss.push_back(uint8_t(j));
+    }
+    r.groups.push_back(g);
+  }
+  // Trainer share [1, 3): groups 1 and 2 only, in the worker's order.
+  const StepRollout d = grpo_detail::decode_step_rollout(grpo_detail::encode_step_rollout(r, 1, 2));
+  CHECK(d.sums == r.sums);
+  CHECK(d.len_max == 17);
+  CHECK(d.kept_global == 5);
+  CHECK(d.rounds == 2);
+  CHECK(d.rollout_s == 0.5);
+  CHECK(d.reward_s == 0.25);
+  CHECK(d.idle_s == 0.125);
+  CHECK(d.cursor.epoch == 3);
+  CHECK(d.cursor.position == 41);
+  REQUIRE(d.groups.size() == 2);
+  for (size_t k = 0; k < 2; ++k) {
+    const Group &a = d.groups[k], &b = r.groups[k + 1];
+    CHECK(a.global_index == b.global_index);
+    CHECK(a.prompt == b.prompt);
+    CHECK(a.advantage == b.advantage);
+    CHECK(a.in_loss == b.in_loss);
+    REQUIRE(a.completions.size() == 2);
+    for (size_t j = 0; j < 2; ++j) {
+      const Completion &x = a.completions[j], &y = b.completions[j];
+      CHECK(x.prompt_index == y.prompt_index);
+      CHECK(x.sample_index == y.sample_index);
+      CHECK(x.sequence_id == y.sequence_id);
+      CHECK(x.ids == y.ids);
+      CHECK(x.logprobs == y.logprobs);
+      CHECK(x.finish == y.finish);
+      CHECK(x.text.empty());  // the texts stay with the worker
+    }
+  }
+  // An empty share still carries the step figures.
+  const StepRollout none = grpo_detail::decode_step_rollout(grpo_detail::encode_step_rollout(r, 5, 0));
+  CHECK(none.groups.empty());
+  CHECK(none.kept_global == 5);
 }
 
 TEST_CASE("zeroth train: micro-batches packed by tokens train on the same batch with less padding") {
