@@ -141,5 +141,8 @@ void save_hf_parts_index(const std::string& dir, const ModelConfig& config, cons
                          int parts, DType dtype = DType::F32);
 // "model-00002-of-00004.safetensors" for part 1 of 4.
 std::string hf_part_file_name(int part, int parts);
+// A routed expert's HF name (`...mlp.experts.{e}.*`) with e + shift: the name in the
+// whole model of a shard's expert (shift = the shard's first expert).
+std::string shift_expert_name(const std::string& name, int64_t shift);
 
 }  // namespace zeroth

@@ -225,10 +225,7 @@ void save_hf_weights(const std::string& dir, const ModelConfig& config, const Pa
   write_config_last(dir, config, dtype);
 }
 
-namespace {
-
-// `name` (a routed expert's HF name, `...mlp.experts.{e}.*`) with e + shift.
-std::string shift_expert(const std::string& name, int64_t shift) {
+std::string shift_expert_name(const std::string& name, int64_t shift) {
   const std::string mid = ".mlp.experts.";
   const size_t at = name.find(mid);
   ZT_ASSERT(at != std::string::npos, "not an expert tensor: %s", name.c_str());
@@ -236,8 +233,6 @@ std::string shift_expert(const std::string& name, int64_t shift) {
   const long long e = std::stoll(name.substr(b, end - b));
   return name.substr(0, b) + std::to_string(e + shift) + name.substr(end);
 }
-
-}  // namespace
 
 std::string hf_part_file_name(int part, int parts) {
   return strformat("model-%05d-of-%05d.safetensors", part + 1, parts);
@@ -271,7 +266,7 @@ void save_hf_parts_index(const std::string& dir, const ModelConfig& config, cons
       continue;
     }
     for (int q = 0; q < parts; ++q) {
-      weight_map[shift_expert(e.name, q * per)] = hf_part_file_name(q, parts);
+      weight_map[shift_expert_name(e.name, q * per)] = hf_part_file_name(q, parts);
       total += bytes;
     }
   }

@@ -197,21 +197,6 @@ PolicyBroadcast::PolicyBroadcast(Communicator& world, int rollout_ranks, int exp
 
 PolicyBroadcast::~PolicyBroadcast() = default;
 
-namespace {
-
-// The HF name of expert (j + shift) for a stacked expert's name of expert j:
-// "model.layers.L.mlp.experts.J.rest".
-std::string shift_expert(const std::string& name, int64_t shift) {
-  const std::string key = ".experts.";
-  const size_t at = name.find(key);
-  ZT_ASSERT(at != std::string::npos, "expert parameter without '.experts.': %s", name.c_str());
-  const size_t begin = at + key.size(), end = name.find('.', begin);
-  const int64_t j = std::stoll(name.substr(begin, end - begin));
-  return name.substr(0, begin) + std::to_string(j + shift) + name.substr(end);
-}
-
-}  // namespace
-
 void PolicyBroadcast::run(ParamSet& params) {
   if (parts_ == 1) {
     if (comms_[0]) comms_[0]->broadcast(params.flat, 0);
@@ -231,7 +216,7 @@ void PolicyBroadcast::run(ParamSet& params) {
     for (int q = 0; q < parts_; ++q)
       for (const ParamEntry& e : scratch_->entries) {
         if (!e.expert && q > 0) continue;  // the dense tensors: from shard 0
-        const std::string name = e.expert ? shift_expert(e.name, int64_t(q) * shard0.count) : e.name;
+        const std::string name = e.expert ? shift_expert_name(e.name, int64_t(q) * shard0.count) : e.name;
         const auto it = whole.find(name);
         ZT_ASSERT(it != whole.end(), "policy broadcast: %s not in the whole model", name.c_str());
         copies_[size_t(q)].emplace_back(e.view, params.entries[it->second].view);
