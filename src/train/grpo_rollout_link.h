@@ -1,9 +1,9 @@
-// Internal to the GRPO trainer (grpo_trainer.cpp): the groups of one step's rollout and
+// Internal to the GRPO trainer (grpo_run.h): the groups of one step's rollout and
 // how rollout workers hand them to the trainer ranks (rl.rollout_ranks > 0).
 //
 // Owns: the Group record, the step's rollout summary (StepRollout), their byte encoding
 // and the rollout -> trainer transfer over the world communicator.
-// Must not: generate, score or train (grpo_trainer.cpp), or be included outside src/train.
+// Must not: generate, score or train (grpo_collect.cpp, grpo_update.cpp), or be included outside src/train.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,7 @@ struct Group {
 // (reduced over the ranks that generated them).
 struct StepRollout {
   std::vector<Group> groups;  // this rank's, in global_index order
-  std::vector<double> sums;   // RolloutSums of grpo_trainer.cpp (global)
+  std::vector<double> sums;   // RolloutSums of grpo_run.h (global)
   double len_max = 0;         // longest completion (global)
   int64_t kept_global = 0;    // groups trained on, over all ranks
   int64_t rounds = 0;         // sampling rounds (dynamic sampling)

@@ -1,6 +1,6 @@
 // grpo_trainer_util.h: model source, prompt encoding, the TrainConfig load/dump, GRPO
 // checkpoint discovery and held-out evaluation (evaluate_model).
-// Must not: run training steps (grpo_trainer.cpp does).
+// Must not: run training steps (GrpoRun does, grpo_run.h).
 #include <algorithm>
 #include <filesystem>
 #include <fstream>

@@ -1,0 +1,150 @@
+// GrpoRun::collect (grpo_run.h): one step's rollout on the generating ranks (`team`):
+// batches of B prompts, each rank its shard, G completions each, rewards, advantages;
+// dynamic sampling draws more batches until B groups with a non-zero advantage are kept.
+// Must not: train, or send anything to other roles (the worker loop in grpo_trainer.cpp
+// hands the result to the trainers).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "grpo_run.h"
+#include "zeroth/comm.h"
+
+namespace zeroth {
+namespace grpo_detail {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+}  // namespace
+
+StepRollout GrpoRun::collect(int64_t step) {
+  const RolloutConfig& rc = cfg_.rollout;
+  const GrpoConfig& gc = cfg_.grpo;
+  const Tokenizer& tok = *src_.tokenizer;
+  const std::vector<RewardFunctionConfig>& functions = cfg_.rewards.functions;
+  const int64_t B = B_, G = G_;
+  const int64_t rounds_per_step = 1 + (gc.dynamic_sampling ? gc.dynamic_max_extra_batches : 0);
+  Communicator& team = *team_;
+  StepRollout ro;
+  RolloutSums sums(functions.size());
+  double len_max = 0;
+  std::vector<Group>& kept = ro.groups;
+  int64_t kept_global = 0, rounds = 0;
+  double rollout_s = 0, reward_s = 0;
+  const int grank = team.rank(), gsize = team.size();
+  for (int64_t round = 0;; ++round) {
+    rounds = round + 1;
+    const std::vector<const PromptRecord*> batch = sampler_->next_batch(B);
+    const PromptShard shard = prompt_shard(B, grank, gsize);
+    std::vector<Group> groups(size_t(shard.count));
+    std::vector<std::vector<int32_t>> prompt_ids;
+    for (int64_t i = 0; i < shard.count; ++i) {
+      groups[size_t(i)].prompt = encode_record(*batch[size_t(shard.begin + i)], *tmpl_, tok, rc.add_special_tokens);
+      prompt_ids.push_back(groups[size_t(i)].prompt);
+    }
+    const uint64_t seq_base = uint64_t((((step - 1) * rounds_per_step + round) * B + shard.begin) * G);
+    auto t0 = Clock::now();
+    std::vector<Completion> outs;
+    // (with expert parallelism every rank takes part, also one without prompts)
+    if (!prompt_ids.empty() || pg_.expert) outs = generate(*engine_, &tok, prompt_ids, G, sampling_, stop_, seq_base);
+    rollout_s += seconds_since(t0);
+
+    t0 = Clock::now();
+    std::vector<RewardSample> samples(outs.size());
+    for (size_t k = 0; k < outs.size(); ++k) {
+      const PromptRecord& rec = *batch[size_t(shard.begin + outs[k].prompt_index)];
+      samples[k].kind = rec.kind;
+      samples[k].completion = outs[k].text;
+      samples[k].gold = rec.gold;
+      samples[k].problem = rec.problem;
+    }
+    const std::vector<RewardResult> scored = composer_->score_batch(samples);
+    std::vector<double> rewards(outs.size());
+    std::vector<int64_t> lengths(outs.size());
+    std::vector<uint8_t> truncated(outs.size()), in_loss;
+    for (size_t k = 0; k < outs.size(); ++k) {
+      rewards[k] = scored[k].reward;
+      lengths[k] = int64_t(outs[k].ids.size());
+      truncated[k] = outs[k].finish == FinishReason::kLength;
+    }
+    apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
+    Advantages adv;
+    if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
+    reward_s += seconds_since(t0);
+
+    auto& v = sums.v;
+    for (size_t k = 0; k < outs.size(); ++k) {
+      v[RolloutSums::kSamples] += 1;
+      v[RolloutSums::kReward] += rewards[k];
+      v[RolloutSums::kReward2] += rewards[k] * rewards[k];
+      v[RolloutSums::kCorrect] += scored[k].correct;
+      v[RolloutSums::kFormat] += scored[k].format_ok;
+      v[RolloutSums::kLen] += double(lengths[k]);
+      v[RolloutSums::kTrunc] += truncated[k];
+      v[RolloutSums::kAdv] += adv.values[k];
+      v[RolloutSums::kAdv2] += adv.values[k] * adv.values[k];
+      v[RolloutSums::kAdvAbs] += std::fabs(adv.values[k]);
+      v[RolloutSums::kMasked] += in_loss[k] == 0;
+      for (size_t f = 0; f < functions.size(); ++f)
+        v[RolloutSums::kFixed + f] += scored[k].component(functions[f].name);
+      len_max = std::max(len_max, double(lengths[k]));
+    }
+    v[RolloutSums::kGroups] += double(shard.count);
+    v[RolloutSums::kZeroGroups] += double(adv.zero_groups);
+    for (int64_t i = 0; i < shard.count; ++i) {
+      Group& g = groups[size_t(i)];
+      for (int64_t j = 0; j < G; ++j) {
+        const size_t k = size_t(i * G + j);
+        g.completions.push_back(std::move(outs[k]));
+        g.advantage.push_back(adv.values[k]);
+        g.in_loss.push_back(in_loss[k]);
+      }
+    }
+
+    if (!gc.dynamic_sampling) {
+      for (int64_t i = 0; i < shard.count; ++i) {
+        groups[size_t(i)].global_index = shard.begin + i;
+        kept.push_back(std::move(groups[size_t(i)]));
+      }
+      kept_global = B;
+      break;
+    }
+    // Keep the groups with a non-zero advantage, in the global order (round, rank,
+    // group), until B are kept.
+    std::vector<int64_t> counts(size_t(gsize), 0);
+    std::vector<size_t> mine;
+    for (int64_t i = 0; i < shard.count; ++i)
+      if (!adv.zero_group[size_t(i)]) mine.push_back(size_t(i));
+    counts[size_t(grank)] = int64_t(mine.size());
+    team.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
+    int64_t offset = kept_global, total = 0;
+    for (int r = 0; r < gsize; ++r) {
+      if (r < grank) offset += counts[size_t(r)];
+      total += counts[size_t(r)];
+    }
+    const int64_t take = std::clamp<int64_t>(B - offset, 0, int64_t(mine.size()));
+    for (int64_t t = 0; t < take; ++t) {
+      groups[mine[size_t(t)]].global_index = offset + t;
+      kept.push_back(std::move(groups[mine[size_t(t)]]));
+    }
+    kept_global += std::min(total, B - kept_global);
+    if (kept_global >= B || round >= gc.dynamic_max_extra_batches) break;
+  }
+  team.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
+  team.all_reduce_host(&len_max, 1, ReduceOp::Max);
+  ro.sums = std::move(sums.v);
+  ro.len_max = len_max;
+  ro.kept_global = kept_global;
+  ro.rounds = rounds;
+  ro.rollout_s = rollout_s;
+  ro.reward_s = reward_s;
+  ro.cursor = sampler_->cursor();
+  return ro;
+}
+
+}  // namespace grpo_detail
+}  // namespace zeroth

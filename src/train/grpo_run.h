@@ -1,0 +1,171 @@
+// Internal to the GRPO trainer: GrpoRun, the state of one `zeroth train` run between
+// steps, and the micro-batch record of its policy update.
+//
+// Where things live:
+//   grpo_trainer.cpp  setup (weights, roles, models, optimizer, data, engine), the step
+//                     loop, a rollout worker's loop, eval, metrics, checkpoints
+//   grpo_collect.cpp  one step's rollout: generate, score, advantages, dynamic sampling
+//   grpo_update.cpp   one step's policy update: micro-batches, the old-log-prob pass,
+//                     the loss, backward, all-reduce, AdamW, the router-bias update
+// Must not: be included outside src/train (the public API is include/zeroth/grpo_trainer.h),
+// or implement the GRPO math (grpo.h), sampling (rollout.h), rewards (rewards.h), AdamW
+// (optim.h) or the gradient all-reduce (grad_sync.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "grpo_rollout_link.h"
+#include "grpo_trainer_util.h"
+#include "zeroth/grpo.h"
+#include "zeroth/grpo_trainer.h"
+#include "zeroth/metrics.h"
+#include "zeroth/optim.h"
+#include "zeroth/process_groups.h"
+#include "zeroth/prompt.h"
+#include "zeroth/prompt_data.h"
+#include "zeroth/rewards.h"
+#include "zeroth/rollout.h"
+#include "zeroth/train.h"
+
+namespace zeroth {
+
+class AdamW;
+class Backend;
+class Communicator;
+class GradSync;
+class Model;
+class ModelInference;
+
+namespace grpo_detail {
+
+using SeqRef = std::pair<const Group*, int64_t>;  // (group, sample)
+
+// Real tokens of a sequence's row: its prompt and completion but the last completion
+// token (only a target).
+int64_t row_length(const SeqRef& r);
+
+// The host arrays of one micro-batch: the plan's sequences as prompt + completion rows
+// padded to plan.T. Completion token t of a sequence with a P-token prompt is predicted
+// at position P + t - 1 (at()); mask is 1 there for samples in the loss (and, after the
+// old-log-prob pass of a mask mode, for the tokens it kept).
+struct MicroBatch {
+  int64_t S = 0, T = 0, N = 0;
+  std::vector<int32_t> ids, targets, seq;  // (S, T) each
+  std::vector<float> mask, rollout_lp;     // (S, T) each
+  std::vector<double> adv;                 // (S)
+  std::vector<int64_t> lengths;            // (S) real tokens of each row
+  size_t at(int64_t s, int64_t P, int64_t t) const { return size_t(s * T + P + t - 1); }
+};
+
+MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, const MicroPlan& plan, int32_t pad_id);
+
+// One row of one padding token and no target: what an expert-parallel rank runs when
+// other ranks of its expert group have more micro-batches (its forward and backward only
+// take part in the experts' exchange; the row has no loss and no expert load).
+MicroBatch empty_micro_batch(int32_t pad_id);
+
+// Sums over every sampled completion of a step (all sampling rounds), all-reduced.
+struct RolloutSums {
+  enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
+                  kZeroGroups, kGroups, kMasked, kFixed };
+  std::vector<double> v;
+  explicit RolloutSums(size_t components) : v(kFixed + components, 0.0) {}
+};
+
+// What one step's policy update measured, reduced over the trainers.
+struct StepUpdate {
+  GrpoLossStats stats;
+  MismatchStats mismatch;
+  bool has_mismatch = false;  // the trainer's log-probs at the rollout's weights were computed
+  double loss_sum = 0, aux_sum = 0;  // over optimizer steps
+  double grad_norm = 0, lr = 0;      // of the last optimizer step
+  double trained_tokens = 0;
+  int64_t opt_steps = 0;
+  double pad_tokens = 0, row_tokens = 0;  // padding and all row positions of the micro-batches
+  double empty_micro = 0;                 // expert parallelism: empty micro-batches run
+  std::vector<std::vector<int64_t>> loads;  // (MoE layers, experts) of the last optimizer step
+};
+
+// One GRPO run: built by the constructor (collective over `comm`), then run() once.
+class GrpoRun {
+ public:
+  GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, const GrpoTrainOptions& options);
+  ~GrpoRun();
+  GrpoRun(const GrpoRun&) = delete;
+  GrpoRun& operator=(const GrpoRun&) = delete;
+
+  GrpoTrainResult run();
+
+ private:
+  // grpo_trainer.cpp
+  void log_setup() const;
+  void run_worker();
+  void run_eval(int64_t step);
+  MetricMap step_metrics(const StepRollout& ro, const StepUpdate& up, double train_s, double step_s,
+                         double wait_s, double sync_s) const;
+  void save_checkpoint(int64_t step, const DataCursor& cursor);
+  // grpo_collect.cpp
+  StepRollout collect(int64_t step);
+  // grpo_update.cpp
+  StepUpdate update(int64_t step, std::vector<Group>& kept, int64_t kept_global);
+  std::vector<float> logprobs(Model& m, const MicroBatch& mbt, Tensor& ids, Tensor& targets, Tensor* entropy);
+  void upload(const MicroBatch& mbt, Tensor& ids, Tensor& targets);
+  void empty_pass(Model& m, bool backward);
+  int64_t extra_micro_batches(size_t mine, StepUpdate& up);
+  void old_logprob_pass(std::vector<Group>& kept, int64_t T, StepUpdate& up);
+
+  const TrainConfig& cfg_;
+  Communicator& comm_;
+  Backend& backend_;
+  const GrpoTrainOptions options_;
+  const int64_t B_, G_, steps_;  // prompts and samples per step, steps
+  int rank_ = 0, world_ = 1;
+
+  // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
+  std::string resume_ckpt_;  // "" = a fresh run
+  TrainerState start_;
+  std::string init_;
+  ModelSource src_;
+
+  // Roles. Colocated (rl.rollout_ranks 0): every rank generates and trains. Else the last
+  // R ranks are rollout workers (generate and score with a gradient-free copy of the
+  // policy) and the others trainers; trainer 0 broadcasts the policy to the workers.
+  int R_ = 0, lag_ = 0;
+  bool split_ = false, worker_ = false, trains_ = true;
+  std::unique_ptr<Communicator> role_comm_;
+  std::unique_ptr<PolicyBroadcast> weights_;  // trainers -> workers
+  Communicator* team_ = nullptr;              // the ranks of this rank's role (all, colocated)
+  ProcessGroups pg_;
+  DType compute_ = DType::F32;
+
+  std::unique_ptr<Model> model_;   // the policy (a worker: its gradient-free copy)
+  std::unique_ptr<Model> behind_;  // rl.rollout_lag 1 on trainers: the policy one step behind
+  std::unique_ptr<Model> ref_;     // the frozen reference (only when the loss has a KL term)
+  bool lagged_auto_ = false, trainer_old_ = false;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<GradSync> grad_sync_;
+  LrSchedule schedule_;
+
+  std::unique_ptr<PromptTemplate> tmpl_;
+  PromptData data_;
+  uint64_t fingerprint_ = 0;
+  std::unique_ptr<PromptSampler> sampler_;
+  KvCachePlan plan_;
+  std::unique_ptr<ModelInference> engine_;  // the generating ranks' (none on trainers with workers)
+  SamplingParams sampling_;
+  StopParams stop_;
+  float temperature_ = 1.0f;
+  std::unique_ptr<RewardComposer> composer_;
+  int32_t pad_id_ = 0;
+  std::unique_ptr<MicroBatch> empty_mbt_;  // empty_micro_batch(pad_id_)
+
+  std::unique_ptr<MetricsWriter> metrics_;
+  GrpoTrainResult result_;
+};
+
+}  // namespace grpo_detail
+}  // namespace zeroth
