@@ -71,6 +71,8 @@ void launch_fill(void* x, DType dtype, int64_t n, double value, cudaStream_t str
                                                                   bits);
       break;
     }
+    case DType::F8E4M3:
+      ZT_ASSERT(false, "fill: F8_E4M3 is a storage dtype only");
   }
   ZT_CUDA_CHECK_LAUNCH();
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,6 +70,10 @@ struct ModelConfig {
   std::optional<int64_t> pad_token_id;
   std::string torch_dtype = "bfloat16";
   int64_t num_nextn_predict_layers = 0;    // MTP layers in HF checkpoints: ignored on load
+  // An FP8 checkpoint's quantization_config (quant_method fp8, fmt e4m3): the weight
+  // block (rows, cols) of its *_scale_inv tensors (HF's default 128 x 128). Read only:
+  // load_hf_weights dequantizes, and zeroth saves F32/BF16 (config.json without it).
+  std::optional<std::array<int64_t, 2>> fp8_weight_block;
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }  // Dqk
   bool is_moe_layer(int64_t layer) const { return layer >= first_k_dense_replace; }

@@ -116,7 +116,8 @@ void init_params(const ModelConfig& config, ParamSet& params, uint64_t seed);
 // Loads HF safetensors weights (model.safetensors, or the sharded index) from `dir`
 // into `params` (a shard of the experts reads only its experts' tensors; the others'
 // are skipped, not unexpected): every parameter must be present with the right shape (F32/BF16/F16
-// converted); missing, extra (other than ignored MTP layers) or mis-shaped tensors are
+// converted; F8_E4M3 weights of an FP8 checkpoint, as DeepSeek-V3/R1 are published, dequantized
+// with their `*_scale_inv` block scales and config.json's quantization_config.weight_block_size); missing, extra (other than ignored MTP layers) or mis-shaped tensors are
 // CheckpointErrors naming the tensor and both shapes. When `dir` holds a config.json it
 // must describe the same architecture as `config` (else a CheckpointError listing each
 // differing key, expected and found). A tied model's lm_head.weight, if present, and

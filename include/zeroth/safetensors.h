@@ -4,7 +4,8 @@
 // Owns: the on-disk format (8-byte little-endian header length N, N bytes of JSON
 // header padded with spaces, then the data buffer), its validation, the HF shard
 // naming and index file. Files written here load in HF `safetensors`/`transformers`
-// and HF-written files load here (dtypes F32, BF16, F16, I32, I64 only).
+// and HF-written files load here (dtypes F32, BF16, F16, I32, I64, and F8_E4M3, which
+// only reads as raw bytes: load_hf_weights dequantizes it with its block scales).
 // Must not: know about models, parameter names or parallel layouts; allocate device
 // memory itself (Tensor variants copy into tensors the caller made).
 //

@@ -2,6 +2,7 @@
 #include "zeroth/dtype.h"
 
 #include <cmath>
+#include <limits>
 
 namespace zeroth {
 
@@ -12,6 +13,7 @@ const char* dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::I32: return "I32";
     case DType::I64: return "I64";
+    case DType::F8E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -22,6 +24,7 @@ bool dtype_from_name(const std::string& n, DType* out) {
   else if (n == "F16") *out = DType::F16;
   else if (n == "I32") *out = DType::I32;
   else if (n == "I64") *out = DType::I64;
+  else if (n == "F8_E4M3") *out = DType::F8E4M3;
   else return false;
   return true;
 }
@@ -74,6 +77,14 @@ uint16_t float_to_f16(float f) {
   uint32_t rem = mant & 0x1fffu;
   if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
   return uint16_t(sign | half);
+}
+
+float f8e4m3_to_float(uint8_t b) {
+  const float sign = (b & 0x80u) ? -1.0f : 1.0f;
+  const int exp = (b >> 3) & 0xf, mant = b & 0x7;
+  if (exp == 0xf && mant == 0x7) return std::numeric_limits<float>::quiet_NaN();
+  if (exp == 0) return sign * std::ldexp(float(mant), -9);  // subnormal: mant / 8 * 2^-6
+  return sign * std::ldexp(float(8 + mant), exp - 10);      // (1 + mant / 8) * 2^(exp - 7)
 }
 
 }  // namespace zeroth

@@ -81,7 +81,7 @@ SafetensorsInfo parse_entry(const std::string& path, const std::string& name, co
   if (!dt.is_string() || !dtype_from_name(dt.get<std::string>(), &info.dtype))
     fail_tensor(
         path, name,
-        "unsupported dtype " + io::json_brief(dt) + "; expected one of F32, BF16, F16, I32, I64");
+        "unsupported dtype " + io::json_brief(dt) + "; expected one of F32, BF16, F16, I32, I64, F8_E4M3");
 
   const json& sh = e["shape"];
   if (!sh.is_array())

@@ -48,6 +48,32 @@ bool is_ignored_key(const std::string& k) {
   return false;
 }
 
+// quantization_config: block-quantized FP8 (DeepSeek-V3/R1's published weights) is the
+// one zeroth loads; returns weight_block_size (default 128 x 128).
+std::array<int64_t, 2> read_fp8_quantization(const json& q, const std::string& file) {
+  auto fail = [&](const char* key, const char* expected, const json& found) {
+    throw ConfigError(strformat("%s: key 'quantization_config%s%s': expected %s, found %s", file.c_str(),
+                                *key ? "." : "", key, expected, io::json_brief(found).c_str()));
+  };
+  if (!q.is_object()) fail("", "an object", q);
+  auto it = q.find("quant_method");
+  if (it == q.end() || *it != "fp8")
+    fail("quant_method", "\"fp8\" (block-quantized FP8 weights, the one quantization zeroth loads)",
+         it == q.end() ? json("nothing") : *it);
+  it = q.find("fmt");
+  if (it != q.end() && *it != "e4m3") fail("fmt", "\"e4m3\"", *it);
+  std::array<int64_t, 2> block = {128, 128};
+  it = q.find("weight_block_size");
+  if (it != q.end() && !it->is_null()) {
+    const json& w = *it;
+    if (!w.is_array() || w.size() != 2 || !w[0].is_number_integer() || !w[1].is_number_integer() ||
+        w[0].get<int64_t>() <= 0 || w[1].get<int64_t>() <= 0)
+      fail("weight_block_size", "[rows, cols] of two positive integers", w);
+    block = {w[0].get<int64_t>(), w[1].get<int64_t>()};
+  }
+  return block;
+}
+
 class Reader {
  public:
   Reader(const json& obj, std::string source, std::string prefix = "")
@@ -357,11 +383,9 @@ ModelConfig read_model_config(const std::string& path) {
       throw ConfigError(strformat("%s: key '%s': expected %s, found %s", file.c_str(), req.key,
                                   req.value.dump().c_str(), io::json_brief(*it).c_str()));
   }
-  if (j.contains("quantization_config"))
-    throw ConfigError(strformat("%s: key 'quantization_config': quantized (e.g. FP8) checkpoints are "
-                                "not supported; expected a bf16/f32 checkpoint",
-                                file.c_str()));
   ModelConfig c;
+  if (j.contains("quantization_config") && !j["quantization_config"].is_null())
+    c.fp8_weight_block = read_fp8_quantization(j["quantization_config"], file);
   Reader r(j, file);
   r.integer("vocab_size", &c.vocab_size);
   r.integer("hidden_size", &c.hidden_size);
@@ -419,7 +443,8 @@ ModelConfig read_model_config(const std::string& path) {
         "num_experts_per_tok", "first_k_dense_replace", "norm_topk_prob", "hidden_act",
         "max_position_embeddings", "initializer_range", "rms_norm_eps", "tie_word_embeddings",
         "rope_theta", "rope_scaling", "rope_interleave", "attention_bias", "bos_token_id",
-        "eos_token_id", "pad_token_id", "torch_dtype", "num_nextn_predict_layers"};
+        "eos_token_id", "pad_token_id", "torch_dtype", "num_nextn_predict_layers",
+        "quantization_config"};  // (FP8 weights: read by load_hf_weights)
     bool known = is_ignored_key(it.key());
     for (const char* k : kKnown) known = known || it.key() == k;
     if (!known) ZT_LOG_DEBUG("%s: ignoring key '%s' (not used by zeroth)", file.c_str(), it.key().c_str());

@@ -3,7 +3,8 @@
 //
 // Owns: matching HF tensor names to ParamSet entries, the checks on a directory's
 // config.json and tensors (missing, unexpected, mis-shaped: CheckpointErrors naming
-// the tensor and both shapes), dtype conversion on the way in and out, and which
+// the tensor and both shapes), dtype conversion on the way in and out (FP8 block
+// dequantization on the way in), and which
 // tensors HF tolerates (multi-token-prediction layers, tied lm_head, rotary buffers),
 // reading only a shard's experts, and the per-part writer and index of an expert group.
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
@@ -119,10 +120,72 @@ bool other_shards_expert(const std::string& name, const ModelConfig& config, con
 
 }  // namespace
 
+namespace {
+
+// FP8 checkpoints (DeepSeek-V3/R1 as published): config.json's quantization_config
+// {quant_method: fp8, fmt: e4m3, weight_block_size: [128, 128]}; every F8_E4M3 weight W
+// (R, C) comes with W_scale_inv (ceil(R / br), ceil(C / bc)), and its value is
+// fp8(W[r, c]) * scale_inv[r / br, c / bc].
+struct Fp8Blocks {
+  int64_t rows = 128, cols = 128;  // HF's default weight_block_size
+};
+
+// A `*_scale_inv` tensor whose weight is in the file as F8_E4M3: read with its weight.
+bool is_fp8_scale(const std::string& name, const ShardedSafetensors& st) {
+  static const std::string kSuffix = "_scale_inv";
+  if (!ends_with(name, kSuffix)) return false;
+  const std::string weight = name.substr(0, name.size() - kSuffix.size());
+  return st.has(weight) && st.info(weight).dtype == DType::F8E4M3;
+}
+
+// Dequantizes the F8_E4M3 weight `name` with its block scales into `dst` (same shape).
+void load_fp8_weight(const ShardedSafetensors& st, const std::string& name, const Fp8Blocks& blocks,
+                     Tensor& dst) {
+  const SafetensorsInfo& info = st.info(name);
+  if (info.shape.size() != 2)
+    throw CheckpointError(strformat("%s: tensor '%s': an F8_E4M3 tensor must be a 2-D weight with block scales, "
+                                    "found shape %s", st.path().c_str(), name.c_str(), shape_str(info.shape).c_str()));
+  const std::string scale_name = name + "_scale_inv";
+  if (!st.has(scale_name))
+    throw CheckpointError(strformat("%s: tensor '%s' is F8_E4M3 but its block scales '%s' are missing",
+                                    st.path().c_str(), name.c_str(), scale_name.c_str()));
+  const int64_t R = info.shape[0], C = info.shape[1];
+  const int64_t nbr = (R + blocks.rows - 1) / blocks.rows, nbc = (C + blocks.cols - 1) / blocks.cols;
+  const Shape want = {nbr, nbc};
+  const SafetensorsInfo& si = st.info(scale_name);
+  if (!dtype_is_float(si.dtype) || si.shape != want)
+    throw CheckpointError(strformat("%s: tensor '%s': expected F32/BF16/F16 block scales of shape %s (weight %s in "
+                                    "blocks of %lld x %lld, quantization_config.weight_block_size), found %s %s",
+                                    st.path().c_str(), scale_name.c_str(), shape_str(want).c_str(),
+                                    shape_str(info.shape).c_str(), (long long)blocks.rows, (long long)blocks.cols,
+                                    dtype_name(si.dtype), shape_str(si.shape).c_str()));
+  std::vector<float> scale(size_t(nbr * nbc));
+  st.read_into_converting(scale_name, scale.data(), DType::F32, want);
+  float decode[256];
+  for (int v = 0; v < 256; ++v) decode[v] = f8e4m3_to_float(uint8_t(v));
+  const uint8_t* q = static_cast<const uint8_t*>(st.data(name));
+  std::vector<float> w(size_t(R * C));
+  for (int64_t r = 0; r < R; ++r) {
+    const float* srow = &scale[size_t((r / blocks.rows) * nbc)];
+    for (int64_t c = 0; c < C; ++c) w[size_t(r * C + c)] = decode[q[r * C + c]] * srow[c / blocks.cols];
+  }
+  if (dst.dtype() == DType::F32) {
+    dst.copy_from_host(w.data(), w.size() * sizeof(float));
+    return;
+  }
+  std::vector<uint8_t> conv(size_t(R * C) * dtype_size(dst.dtype()));
+  io::convert_floats(w.data(), DType::F32, conv.data(), dst.dtype(), uint64_t(R * C));
+  dst.copy_from_host(conv.data(), conv.size());
+}
+
+}  // namespace
+
 void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet& params) {
   const std::string config_file = io::join_path(dir, "config.json");
+  Fp8Blocks fp8_blocks;  // without a config.json: HF's default
   if (io::is_directory(dir) && io::is_regular_file(config_file)) {
     const ModelConfig found = read_model_config(config_file);
+    if (found.fp8_weight_block) fp8_blocks = {(*found.fp8_weight_block)[0], (*found.fp8_weight_block)[1]};
     const std::vector<std::string> diffs = config_differences(config, found);
     if (!diffs.empty()) {
       std::string msg = strformat(
@@ -133,6 +196,7 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
     }
   }
   const ShardedSafetensors st = ShardedSafetensors::open(dir);
+  int64_t fp8_tensors = 0;
   std::map<std::string, ParamEntry*> wanted;
   for (ParamEntry& e : params.entries) wanted[e.name] = &e;
 
@@ -148,6 +212,7 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
         ZT_LOG_DEBUG("%s: ignoring lm_head.weight of a tied model", st.path().c_str());
         continue;
       }
+      if (is_fp8_scale(name, st)) continue;  // read with its weight
       unexpected.push_back(name);
       continue;
     }
@@ -157,12 +222,22 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
       throw CheckpointError(strformat("%s: tensor '%s': expected shape %s, found %s",
                                       st.path().c_str(), name.c_str(), shape_str(dst.shape()).c_str(),
                                       shape_str(info.shape).c_str()));
+    if (info.dtype == DType::F8E4M3) {
+      load_fp8_weight(st, name, fp8_blocks, dst);
+      seen.insert(name);
+      ++fp8_tensors;
+      continue;
+    }
     if (!dtype_is_float(info.dtype))
-      throw CheckpointError(strformat("%s: tensor '%s': expected a float dtype (F32, BF16, F16), found %s",
+      throw CheckpointError(strformat("%s: tensor '%s': expected a float dtype (F32, BF16, F16, or F8_E4M3 "
+                                      "with block scales), found %s",
                                       st.path().c_str(), name.c_str(), dtype_name(info.dtype)));
     st.read_into_converting(name, dst);
     seen.insert(name);
   }
+  if (fp8_tensors > 0)
+    ZT_LOG_INFO("%s: dequantized %lld FP8 (e4m3) weights with their %lld x %lld block scales", st.path().c_str(),
+                (long long)fp8_tensors, (long long)fp8_blocks.rows, (long long)fp8_blocks.cols);
   if (!unexpected.empty()) {
     std::string list;
     for (size_t i = 0; i < unexpected.size() && i < 5; ++i)

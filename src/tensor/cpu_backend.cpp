@@ -95,6 +95,7 @@ void CpuBackend::fill(Tensor& x, double value) {
                 "fill: value %g is not an I64", value);
       fill_typed(threads_, x.data<int64_t>(), n, int64_t(value));
       break;
+    case DType::F8E4M3: ZT_ASSERT(false, "fill: F8_E4M3 is a storage dtype only");
   }
 }
 

@@ -46,6 +46,7 @@ void gather_f32(const char* p, DType t, int64_t stride, int64_t n, float* out) {
       for (int64_t i = 0; i < n; ++i) out[i] = float(s[i * stride]);
       return;
     }
+    case DType::F8E4M3: ZT_ASSERT(false, "copy: F8_E4M3 is a storage dtype only");
   }
 }
 

@@ -55,6 +55,7 @@ static void check_shape(const Shape& shape) {
 
 Tensor Tensor::empty(Backend& be, const Shape& shape, DType dtype) {
   check_shape(shape);
+  ZT_ASSERT(dtype != DType::F8E4M3, "Tensor::empty: F8_E4M3 is a storage dtype only (dequantize it on load)");
   Tensor t;
   t.storage_ = std::make_shared<Storage>();
   t.storage_->bytes = size_t(shape_numel(shape)) * dtype_size(dtype);

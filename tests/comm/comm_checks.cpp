@@ -26,6 +26,7 @@ void store(DType t, void* p, size_t i, double v) {
     case DType::F16: static_cast<uint16_t*>(p)[i] = float_to_f16(float(v)); return;
     case DType::I32: static_cast<int32_t*>(p)[i] = int32_t(v); return;
     case DType::I64: static_cast<int64_t*>(p)[i] = int64_t(v); return;
+    case DType::F8E4M3: break;  // storage only
   }
 }
 
@@ -36,6 +37,7 @@ double load(DType t, const void* p, size_t i) {
     case DType::F16: return f16_to_float(static_cast<const uint16_t*>(p)[i]);
     case DType::I32: return static_cast<const int32_t*>(p)[i];
     case DType::I64: return double(static_cast<const int64_t*>(p)[i]);
+    case DType::F8E4M3: break;  // storage only
   }
   return NAN;
 }

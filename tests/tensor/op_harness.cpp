@@ -46,6 +46,7 @@ double round_to(DType dt, double v) {
     case DType::F16: return double(f16_to_float(float_to_f16(float(v))));
     case DType::I32: return double(int32_t(v));
     case DType::I64: return double(int64_t(v));
+    case DType::F8E4M3: break;  // storage only: no op takes it
   }
   return v;
 }
@@ -76,6 +77,7 @@ Tensor upload(Backend& be, const std::vector<double>& values, const Shape& shape
       case DType::F16: h = float_to_f16(f); std::memcpy(p, &h, 2); break;
       case DType::I32: { int32_t x = int32_t(values[i]); std::memcpy(p, &x, 4); break; }
       case DType::I64: { int64_t x = int64_t(values[i]); std::memcpy(p, &x, 8); break; }
+      case DType::F8E4M3: FAIL("F8_E4M3 is a storage dtype only");
     }
   }
   t.copy_from_host(bytes.data(), bytes.size());
@@ -98,6 +100,7 @@ std::vector<double> download(const Tensor& t) {
       case DType::F16: std::memcpy(&h, p, 2); out[i] = f16_to_float(h); break;
       case DType::I32: std::memcpy(&i32, p, 4); out[i] = double(i32); break;
       case DType::I64: std::memcpy(&i64, p, 8); out[i] = double(i64); break;
+      case DType::F8E4M3: FAIL("F8_E4M3 is a storage dtype only");
     }
   }
   return out;
