@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "temp_dir.h"
 #include "zeroth/backend.h"
 #include "zeroth/error.h"
 #include "zeroth/model_config.h"
@@ -36,14 +37,8 @@ Backend& cpu() {
   return *be;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/zeroth_test_fp8_XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : zeroth_test::TempDir {
+  TempDir() : zeroth_test::TempDir("zeroth_test_fp8") {}
 };
 
 std::vector<float> floats_of(const Tensor& t) {

@@ -21,6 +21,7 @@
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
 #include "zeroth/safetensors.h"
+#include "temp_dir.h"
 #include "zeroth/tokenizer.h"
 
 using namespace zeroth;
@@ -36,16 +37,8 @@ Backend& cpu() {
   return *be;
 }
 
-// A fresh empty directory, removed by the destructor.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/zeroth_test_model_params_XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+struct TempDir : zeroth_test::TempDir {
+  TempDir() : zeroth_test::TempDir("zeroth_test_model_params") {}
 };
 
 std::vector<uint8_t> bytes_of(const Tensor& t) {
