@@ -244,8 +244,14 @@ struct EvalSection {
             "k samples per prompt at eval.temperature: eval_pass_at_k (any of k correct) and "
             "eval_sampled_accuracy (mean over samples); 0 = off")
         .min(0);
-    v.field("temperature", temperature, "Sampling temperature of the pass@k samples").min(0);
+    v.field("temperature", temperature, "Sampling temperature of the pass@k samples (0 = greedy, else >= 0.01)")
+        .min(0);
     v.field("seed", seed, "Seed of the pass@k draws (0 = derived from run.seed)");
+  }
+  void validate() const {
+    ZT_THROW_IF_NOT(temperature == 0.0 || temperature >= kMinSamplingTemperature, ConfigError,
+                    "key 'eval.temperature': expected 0 (greedy) or a number >= %g, found %g",
+                    kMinSamplingTemperature, temperature);
   }
 };
 
@@ -307,7 +313,15 @@ struct Config {
   }
 
   // Checks that span sections (a ConfigError names the key it is about).
-  void validate() const { grpo.validate_with_rollout(rollout.group_size, rollout.max_new_tokens); }
+  void validate() const {
+    grpo.validate_with_rollout(rollout.group_size, rollout.max_new_tokens);
+    // A mini-batch is a set of whole prompt groups: more than B would run fewer optimizer
+    // steps than the learning-rate schedule counts.
+    ZT_THROW_IF_NOT(grpo.mini_batches <= rl.prompts_per_step, ConfigError,
+                    "key 'grpo.mini_batches': expected at most rl.prompts_per_step (%lld: a mini-batch holds "
+                    "whole prompt groups), found %lld",
+                    (long long)rl.prompts_per_step, (long long)grpo.mini_batches);
+  }
 };
 
 // Loads `path` with its `defaults:` chain, applies `overrides` ("section.key=value",

@@ -159,8 +159,12 @@ PromptDataset load_prompt_source(const PromptSourceConfig& source, const std::st
 // overlap removal, max_prompt_tokens filter (needs `tokenizer` and `tmpl`: the prompt is
 // counted as encode_prompt(render(fields)), with `add_special_tokens`), eval_limit.
 // Throws DataError when the train set ends up empty, ConfigError when sources is empty.
+// max_len > 0 (the rollout's rollout.max_len): a kept prompt (train or eval) that leaves
+// no room for a new token (max_len - 1 tokens at most) or renders to no token at all is a
+// DataError naming its file:line, here rather than at the step that samples it.
 PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tokenizer = nullptr,
-                            const PromptTemplate* tmpl = nullptr, bool add_special_tokens = true);
+                            const PromptTemplate* tmpl = nullptr, bool add_special_tokens = true,
+                            int64_t max_len = 0);
 
 // The key of RNG stream `name` under `seed` (SplitMix64 of the seed xor FNV-1a of the
 // name, as params_init keys tensors): independent streams from one run.seed.

@@ -54,7 +54,7 @@ struct RolloutConfig {
             "max_len tokens fit (at least group_size slots must); 0 = no cap")
         .min(0);
     v.field("max_new_tokens", max_new_tokens, "Most tokens generated per completion").min(1);
-    v.field("temperature", temperature, "Sampling temperature; 0 = greedy (log-probs at T = 1)").min(0);
+    v.field("temperature", temperature, "Sampling temperature; 0 = greedy (log-probs at T = 1), else >= 0.01").min(0);
     v.field("top_k", top_k, "Keep the k most probable tokens; 0 = off").min(0);
     v.field("top_p", top_p, "Nucleus: smallest most-probable set with this mass; 1 = off").min(0).max(1);
     v.field("min_p", min_p, "Keep tokens with p >= min_p * max p; 0 = off").min(0).max(1);
@@ -78,6 +78,9 @@ struct RolloutConfig {
                     (long long)group_size, (long long)num_slots);
     ZT_THROW_IF_NOT(top_p > 0.0 && top_p <= 1.0, ConfigError,
                     "key 'rollout.top_p': expected a number in (0, 1], found %g", top_p);
+    ZT_THROW_IF_NOT(temperature == 0.0 || temperature >= kMinSamplingTemperature, ConfigError,
+                    "key 'rollout.temperature': expected 0 (greedy) or a number >= %g, found %g",
+                    kMinSamplingTemperature, temperature);
     ZT_THROW_IF_NOT(max_new_tokens < max_len, ConfigError,
                     "key 'rollout.max_new_tokens': expected < max_len (%lld) to leave room for "
                     "the prompt, found %lld",

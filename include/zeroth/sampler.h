@@ -30,8 +30,12 @@
 
 namespace zeroth {
 
+// The lowest sampling temperature above 0 (as vLLM's floor): below it logit / T leaves
+// too little precision for the probabilities and the trainer's log-probs at T.
+constexpr double kMinSamplingTemperature = 0.01;
+
 struct SamplingParams {
-  float temperature = 1.0f;  // 0 = greedy
+  float temperature = 1.0f;  // 0 = greedy, else >= kMinSamplingTemperature
   int64_t top_k = 0;         // 0 = off
   float top_p = 1.0f;        // 1 = off; in (0, 1]
   float min_p = 0.0f;        // 0 = off; in [0, 1]

@@ -141,6 +141,13 @@ std::string latest_checkpoint(const std::string& run_dir,
 std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep,
                                            const std::string& marker = "trainer_state.json");
 
+// A new run (no --resume) into run_dir: a UsageError when run_dir already holds another
+// run's checkpoints/ or final/ (naming them, and --resume / --overwrite / another
+// --run-dir), so a reused or mistyped --run-dir cannot mix two runs; with `overwrite`
+// removes that run's checkpoints/, final/, cold_start/, metrics.jsonl and tb/ instead
+// (on `rank` 0 only; the caller synchronises). `command` names the CLI in the message.
+void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank, const char* command);
+
 // Reads trainer_state.json of a checkpoint directory. CheckpointError naming the file
 // and key for a missing or malformed file.
 TrainerState read_trainer_state(const std::string& checkpoint_dir);

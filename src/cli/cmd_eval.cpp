@@ -57,7 +57,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
   const RolloutConfig& rc = config.rollout;
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
-  const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens);
+  const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens, rc.max_len);
   if (data.eval.size() == 0)
     throw ConfigError("key 'prompts.eval_sources': expected an eval set (eval_sources, eval_count or "
                       "eval_fraction), found none");

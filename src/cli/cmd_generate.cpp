@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "cli/cli.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
@@ -120,11 +121,7 @@ std::vector<PromptLine> read_prompts(const std::string& path, const Tokenizer* t
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = strformat("%s:%lld", path.c_str(), lineno);
     PromptLine line;
-    try {
-      line.obj = nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw DataError(strformat("%s: invalid JSON: %s", where.c_str(), e.what()));
-    }
+    line.obj = io::parse_json_input<nlohmann::ordered_json>(text, where);
     if (!line.obj.is_object() || (!line.obj.contains("ids") && !line.obj.contains("prompt")))
       throw DataError(strformat("%s: expected an object with \"prompt\" (text) or \"ids\" (token "
                                 "ids), found %s",

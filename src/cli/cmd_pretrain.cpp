@@ -22,7 +22,7 @@ namespace zeroth {
 namespace cli {
 
 static const char kLmUsage[] =
-    "usage: zeroth %s --config CONFIG.yaml [--set section.key=value ...] [--run-dir DIR]\n"
+    "usage: zeroth %s --config CONFIG.yaml [--set section.key=value ...] [--run-dir DIR] [--overwrite]\n"
     "       zeroth %s --resume RUN_DIR [--config CONFIG.yaml] [--set ...]\n"
     "\n"
     "%s\n"
@@ -35,6 +35,8 @@ static const char kLmUsage[] =
     "  --run-dir D    same as --set run.run_dir=D\n"
     "  --resume R     continue run directory R from its newest checkpoints/step_N\n"
     "                 (config: R/config.yaml unless --config is given; run.run_dir = R)\n"
+    "  --overwrite    start over in a RUN_DIR that holds another run's checkpoints or\n"
+    "                 final model (deleted first); without it that is an error\n"
     "\n"
     "Writes RUN_DIR/config.yaml, RUN_DIR/metrics.jsonl (one JSON object per step),\n"
     "RUN_DIR/checkpoints/step_N/ (HF model + optimizer + data cursor) every\n"
@@ -43,7 +45,7 @@ static const char kLmUsage[] =
 // Shared by cmd_pretrain and cmd_sft.
 int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
   const char* name = lm_stage_name(stage);
-  Args args(name, argv, {"config", "set", "run-dir", "resume"}, {}, {"set"});
+  Args args(name, argv, {"config", "set", "run-dir", "resume", "overwrite"}, {"overwrite"}, {"set"});
   if (args.help()) {
     const char* what = stage == LmStage::Pretrain
                            ? "Pretrains a model: next-token loss over a corpus packed into train.seq_len\n"
@@ -65,12 +67,17 @@ int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
     config_path = options.resume_dir + "/config.yaml";
   }
   std::vector<std::string> overrides = args.all("set");
+  check_run_dir_flags(args, options.resume_dir, name);
   if (args.has("run-dir")) overrides.push_back("run.run_dir=" + args.get("run-dir"));
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const Config config = load_config(config_path, overrides);
 
   RunContext ctx = start_run(config.run);
   run_collectively(ctx, name, [&]() {
+    if (options.resume_dir.empty()) {
+      prepare_fresh_run_dir(config.run.run_dir, args.has("overwrite"), ctx.world->rank(), name);
+      ctx.world->barrier();
+    }
     LmTrainResult r = run_lm_training(config, stage, *ctx.comm, *ctx.backend, options);
     if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
   });

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "cli/cli.h"
 #include "zeroth/config_node.h"
 #include "zeroth/config_reflect.h"
@@ -139,7 +140,7 @@ int run_batch(const Args& args, const RewardComposer& composer) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = strformat("%s:%lld", input.c_str(), lineno);
     samples.push_back(parse_reward_sample(text, where, default_lang));
-    objs.push_back(nlohmann::ordered_json::parse(text));
+    objs.push_back(io::parse_json_input<nlohmann::ordered_json>(text, where));
   }
   if (in.bad()) throw DataError(strformat("%s: read failed", input.c_str()));
 

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "cli/cli.h"
 #include "zeroth/backend.h"
 #include "zeroth/error.h"
@@ -62,12 +63,7 @@ std::vector<ScoreLine> read_lines(const std::string& path, int64_t vocab) {
   for (int64_t lineno = 1; std::getline(in, text); ++lineno) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     ScoreLine line;
-    try {
-      line.obj = nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw DataError(strformat("%s:%lld: invalid JSON: %s", path.c_str(), (long long)lineno,
-                                e.what()));
-    }
+    line.obj = io::parse_json_input<nlohmann::ordered_json>(text, strformat("%s:%lld", path.c_str(), (long long)lineno));
     if (!line.obj.is_object() || !line.obj.contains("ids"))
       throw DataError(strformat("%s:%lld: expected an object with key \"ids\", found %s",
                                 path.c_str(), (long long)lineno,

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "cli/cli.h"
 #include "zeroth/error.h"
 #include "zeroth/tokenizer.h"
@@ -55,12 +56,7 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
   for (int64_t lineno = 1; std::getline(in, text); ++lineno) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = strformat("%s:%lld", input.c_str(), (long long)lineno);
-    nlohmann::ordered_json obj;
-    try {
-      obj = nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw DataError(strformat("%s: invalid JSON: %s", where.c_str(), e.what()));
-    }
+    nlohmann::ordered_json obj = io::parse_json_input<nlohmann::ordered_json>(text, where);
     const char* key = decode ? "ids" : "text";
     if (!obj.is_object() || !obj.contains(key))
       throw DataError(strformat("%s: expected an object with key \"%s\", found %s", where.c_str(),

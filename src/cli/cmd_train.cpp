@@ -15,12 +15,13 @@
 #include "zeroth/error.h"
 #include "zeroth/grpo_trainer.h"
 #include "zeroth/log.h"
+#include "zeroth/train.h"
 
 namespace zeroth {
 namespace cli {
 
 static const char kTrainUsage[] =
-    "usage: zeroth train --config CONFIG.yaml [--set section.key=value ...] [--run-dir DIR]\n"
+    "usage: zeroth train --config CONFIG.yaml [--set section.key=value ...] [--run-dir DIR] [--overwrite]\n"
     "       zeroth train --resume RUN_DIR [--config CONFIG.yaml] [--set ...]\n"
     "\n"
     "GRPO reinforcement learning: each step samples rollout.group_size completions for\n"
@@ -36,6 +37,8 @@ static const char kTrainUsage[] =
     "  --run-dir D    same as --set run.run_dir=D\n"
     "  --resume R     continue run directory R from its newest complete checkpoint\n"
     "                 (config: R/config.yaml unless --config is given; run.run_dir = R)\n"
+    "  --overwrite    start over in a RUN_DIR that holds another run's checkpoints or\n"
+    "                 final model (deleted first); without it that is an error\n"
     "\n"
     "Writes RUN_DIR/config.yaml, RUN_DIR/metrics.jsonl (one JSON object per step, eval\n"
     "rows with eval_accuracy), RUN_DIR/tb/ (TensorBoard), RUN_DIR/checkpoints/step_N/\n"
@@ -43,7 +46,7 @@ static const char kTrainUsage[] =
     "and RUN_DIR/cold_start/ when cold_start.path is set.\n";
 
 int cmd_train(const std::vector<std::string>& argv) {
-  Args args("train", argv, {"config", "set", "run-dir", "resume"}, {}, {"set"});
+  Args args("train", argv, {"config", "set", "run-dir", "resume", "overwrite"}, {"overwrite"}, {"set"});
   if (args.help()) {
     std::printf("%s", kTrainUsage);
     return 0;
@@ -58,12 +61,17 @@ int cmd_train(const std::vector<std::string>& argv) {
     config_path = options.resume_dir + "/config.yaml";
   }
   std::vector<std::string> overrides = args.all("set");
+  check_run_dir_flags(args, options.resume_dir, "train");
   if (args.has("run-dir")) overrides.push_back("run.run_dir=" + args.get("run-dir"));
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const TrainConfig config = load_train_config(config_path, overrides);
 
   RunContext ctx = start_run(config.run);
   run_collectively(ctx, "train", [&]() {
+    if (options.resume_dir.empty()) {
+      prepare_fresh_run_dir(config.run.run_dir, args.has("overwrite"), ctx.world->rank(), "train");
+      ctx.world->barrier();
+    }
     GrpoTrainResult r = run_grpo_training(config, *ctx.comm, *ctx.backend, options);
     if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
   });

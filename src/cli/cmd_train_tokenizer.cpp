@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "cli/cli.h"
 #include "zeroth/error.h"
 #include "zeroth/tokenizer.h"
@@ -83,12 +84,7 @@ int cmd_train_tokenizer(const std::vector<std::string>& argv) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (jsonl) {
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        throw DataError(strformat("%s:%lld: not JSON (%s)", input.c_str(), (long long)line_no, e.what()));
-      }
+      nlohmann::json j = io::parse_json_input<nlohmann::json>(line, strformat("%s:%lld", input.c_str(), (long long)line_no));
       if (!j.is_object() || !j.contains(field) || !j[field].is_string())
         throw DataError(strformat("%s:%lld: expected an object with a string \"%s\"", input.c_str(),
                                   (long long)line_no, field.c_str()));

@@ -1,8 +1,10 @@
 // RunContext (run_context.h): world communicator, logging, backend, device communicator,
 // and the collective error handling of the training commands.
+
 #include "cli/run_context.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "zeroth/backend_factory.h"
@@ -47,6 +49,21 @@ void run_collectively(RunContext& ctx, const char* command, const std::function<
       MpiRuntime::abort(e.exit_code());
     }
     throw;
+  }
+}
+
+void check_run_dir_flags(const Args& args, const std::string& resume_dir, const char* command) {
+  if (resume_dir.empty()) return;
+  if (args.has("overwrite"))
+    throw UsageError(strformat("%s: --overwrite starts a new run; it cannot go with --resume %s", command,
+                               resume_dir.c_str()));
+  if (args.has("run-dir")) {
+    std::error_code ec1, ec2;
+    const auto a = std::filesystem::weakly_canonical(args.get("run-dir"), ec1);
+    const auto b = std::filesystem::weakly_canonical(resume_dir, ec2);
+    if (ec1 || ec2 || a != b)
+      throw UsageError(strformat("%s: --run-dir %s and --resume %s: a resumed run continues in its own directory "
+                                 "(drop --run-dir)", command, args.get("run-dir").c_str(), resume_dir.c_str()));
   }
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 
+#include "cli/cli.h"
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
 #include "zeroth/config.h"
@@ -33,6 +34,10 @@ RunContext start_run(const RunConfig& run, bool device_collectives = true);
 // together; one rank failing alone would leave the others in a collective). Otherwise
 // rethrows.
 void run_collectively(RunContext& ctx, const char* command, const std::function<void()>& fn);
+
+// The run-directory flags of `zeroth train|pretrain|sft`: --resume R continues R, so a
+// --run-dir naming another directory, or --overwrite, is a UsageError.
+void check_run_dir_flags(const Args& args, const std::string& resume_dir, const char* command);
 
 }  // namespace cli
 }  // namespace zeroth

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <climits>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 
@@ -129,6 +130,9 @@ void read_value(const ConfigNode& node, const std::string& path, const FieldCons
     if (end != s.c_str() + s.size() || !decimal || (errno == ERANGE && std::isinf(v)))
       fail_expected(node, path, expect_number(c, false));
   }
+  // Every float key is finite and fits a float (several are used as one): .inf or 1e300
+  // would pass a ">= 0" and poison the run.
+  if (!(std::fabs(v) <= double(FLT_MAX))) fail_expected(node, path, "a finite " + expect_number(c, false).substr(2));
   if (!in_range(v, c)) fail_expected(node, path, expect_number(c, false));
   out = v;
 }

@@ -1,5 +1,6 @@
-// Helpers shared by the safetensors reader, writer and sharded loader (internal to
-// src/io). Owns: the POSIX check macro, message formatting of shapes/JSON values,
+// Helpers shared by the safetensors reader, writer and sharded loader, and the modules
+// that read JSON from input files. Owns: the POSIX check macro, message formatting of
+// shapes/JSON values, parsing one JSON value of an input file (parse_json_input),
 // element conversion between float dtypes, and small file-system helpers.
 // Must not: know the safetensors format itself.
 #pragma once
@@ -28,6 +29,28 @@ std::string errno_message(int err, const std::string& path);
 // is shallow and small, else described ("an array of 3 elements") so that hostile
 // nesting cannot recurse deeply.
 std::string json_brief(const nlohmann::json& j);
+
+// The deepest nesting parse_json_input accepts: deeper values would overflow the stack
+// of the recursive copy, dump and destruction of nlohmann's values.
+constexpr int kMaxJsonInputDepth = 256;
+
+// One JSON value read from an input file (a JSONL line, ...), as `Json` (nlohmann::json
+// or ordered_json). Any failure is a DataError "<where>: invalid JSON: <reason>": a
+// syntax error, a number out of range (1e999), nesting deeper than kMaxJsonInputDepth.
+template <class Json>
+Json parse_json_input(const std::string& text, const std::string& where) {
+  typename Json::parser_callback_t limit = [&where](int depth, nlohmann::json::parse_event_t, Json&) {
+    if (depth > kMaxJsonInputDepth)
+      throw DataError(where + ": invalid JSON: nested deeper than " + std::to_string(kMaxJsonInputDepth) +
+                      " levels");
+    return true;
+  };
+  try {
+    return Json::parse(text, limit);
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(where + ": invalid JSON: " + e.what());
+  }
+}
 
 // "F32[2, 3]" for messages.
 std::string dtype_shape_str(DType dtype, const Shape& shape);

@@ -9,6 +9,7 @@
 // reading only a shard's experts, and the per-part writer and index of an expert group.
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
 // (model_params.cpp).
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -262,16 +263,36 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
 
 namespace {
 
+// A diverged model is not saved: a CheckpointError naming the tensor, before any file is
+// written (the previous checkpoint stays the newest).
+void check_finite(const std::string& dir, const ParamEntry& e, const void* host) {
+  const int64_t n = e.view.numel();
+  int64_t bad = 0;
+  if (e.view.dtype() == DType::F32) {
+    const float* p = static_cast<const float*>(host);
+    for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  } else if (e.view.dtype() == DType::BF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(host);
+    for (int64_t i = 0; i < n; ++i) bad += (p[i] & 0x7f80u) == 0x7f80u;  // exponent all ones
+  }
+  if (bad > 0)
+    throw CheckpointError(strformat("%s: tensor '%s' has %lld non-finite value(s) of %lld: the model has "
+                                    "diverged; not saving it (lower optim.lr, or resume from the last checkpoint)",
+                                    dir.c_str(), e.name.c_str(), (long long)bad, (long long)n));
+}
+
 // Adds one parameter to `writer` in `dtype` (a host tensor already in that dtype is
 // referenced, not copied: keep it unchanged until the write).
-void add_entry(SafetensorsWriter& writer, const ParamEntry& e, DType dtype) {
+void add_entry(SafetensorsWriter& writer, const std::string& dir, const ParamEntry& e, DType dtype) {
   const Tensor& t = e.view;
   if (t.dtype() == dtype && t.device().is_cpu()) {
+    check_finite(dir, e, t.data_ptr());
     writer.add(e.name, dtype, t.shape(), t.data_ptr());
     return;
   }
   std::vector<uint8_t> host(t.nbytes());
   t.copy_to_host(host.data(), host.size());
+  check_finite(dir, e, host.data());
   if (t.dtype() == dtype) {
     writer.add_copy(e.name, dtype, t.shape(), host.data());
   } else {
@@ -295,7 +316,7 @@ void save_hf_weights(const std::string& dir, const ModelConfig& config, const Pa
   ZT_THROW_IF_NOT(dtype == DType::F32 || dtype == DType::BF16, CheckpointError,
                   "%s: weights are saved as F32 or BF16, not %s", dir.c_str(), dtype_name(dtype));
   SafetensorsWriter writer;
-  for (const ParamEntry& e : params.entries) add_entry(writer, e, dtype);
+  for (const ParamEntry& e : params.entries) add_entry(writer, dir, e, dtype);
   writer.write_sharded(dir, max_shard_bytes);
   write_config_last(dir, config, dtype);
 }
@@ -324,7 +345,7 @@ void save_hf_weights_part(const std::string& dir, const ModelConfig& config, con
             (long long)want.first, (long long)want.count);
   SafetensorsWriter writer;  // this part's experts; part 0 also every other tensor
   for (const ParamEntry& e : params.entries)
-    if (e.expert || part == 0) add_entry(writer, e, dtype);
+    if (e.expert || part == 0) add_entry(writer, dir, e, dtype);
   writer.write(io::join_path(dir, hf_part_file_name(part, parts)));
 }
 

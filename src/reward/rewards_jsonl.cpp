@@ -3,6 +3,7 @@
 // `zeroth reward` and dataset loaders. Must not: score anything or read files.
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "zeroth/error.h"
 #include "zeroth/rewards.h"
 
@@ -93,12 +94,7 @@ CodeProblem parse_tests(const json& t, const std::string& where, CodeLanguage de
 
 RewardSample parse_reward_sample(const std::string& json_line, const std::string& where,
                                  CodeLanguage default_language) {
-  json obj;
-  try {
-    obj = json::parse(json_line);
-  } catch (const json::parse_error& e) {
-    throw DataError(strformat("%s: invalid JSON: %s", where.c_str(), e.what()));
-  }
+  const json obj = io::parse_json_input<json>(json_line, where);
   if (!obj.is_object())
     throw DataError(strformat("%s: expected a JSON object, found a %s", where.c_str(), obj.type_name()));
   RewardSample s;

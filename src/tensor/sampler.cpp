@@ -12,9 +12,9 @@
 namespace zeroth {
 
 void SamplingParams::validate(const char* where) const {
-  ZT_THROW_IF_NOT(std::isfinite(temperature) && temperature >= 0.0f, ConfigError,
-                  "%s: key 'temperature': expected a number >= 0, found %g", where,
-                  double(temperature));
+  ZT_THROW_IF_NOT(std::isfinite(temperature) && (temperature == 0.0f || temperature >= float(kMinSamplingTemperature)),
+                  ConfigError, "%s: key 'temperature': expected 0 (greedy) or a number >= %g, found %g", where,
+                  kMinSamplingTemperature, double(temperature));
   ZT_THROW_IF_NOT(top_k >= 0, ConfigError, "%s: key 'top_k': expected >= 0 (0 = off), found %lld",
                   where, (long long)top_k);
   ZT_THROW_IF_NOT(top_p > 0.0f && top_p <= 1.0f, ConfigError,
@@ -96,7 +96,9 @@ static int32_t sample_unfiltered(const float* logits, int64_t vocab, float tempe
     passes = target < before + s;
     if (!passes) before += s;
   }
-  ZT_ASSERT(pick >= 0, "sampler: no token has a positive probability");
+  // Every probability rounded to 0 (logits so large that x / T - zmax loses all precision,
+  // e.g. a diverging model): the distribution's limit, its most probable token.
+  if (pick < 0) return argmax(logits, vocab);
   const int64_t j0 = pick * kSampleBlock, n = std::min(kSampleBlock, vocab - j0);
   unfiltered_probs(logits + j0, n, inv_t, zmax, p);
   double cum = before;

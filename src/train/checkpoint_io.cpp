@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
 #include "zeroth/optim.h"
@@ -142,6 +143,35 @@ std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::s
 std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
   const auto all = complete_checkpoints(run_dir, marker);
   return all.empty() ? "" : all.back().second;
+}
+
+void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank, const char* command) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  const fs::path ck = fs::path(run_dir) / "checkpoints";
+  if (fs::is_directory(ck, ec))
+    for (const auto& e : fs::directory_iterator(ck, ec)) {
+      (void)e;
+      found.push_back("checkpoints/");
+      break;
+    }
+  if (fs::exists(fs::path(run_dir) / "final", ec)) found.push_back("final/");
+  if (found.empty()) return;
+  if (!overwrite) {
+    std::string what;
+    for (const std::string& f : found) what += (what.empty() ? "" : ", ") + f;
+    throw UsageError(strformat("run directory '%s' already holds a run (%s): continue it with 'zeroth %s --resume %s', "
+                               "choose another --run-dir, or add --overwrite to delete that run and start over",
+                               run_dir.c_str(), what.c_str(), command, run_dir.c_str()));
+  }
+  if (rank != 0) return;
+  for (const char* name : {"checkpoints", "final", "cold_start", "metrics.jsonl", "tb"}) {
+    const fs::path p = fs::path(run_dir) / name;
+    fs::remove_all(p, ec);
+    if (ec) throw RuntimeError(strformat("--overwrite: cannot remove %s: %s", p.c_str(), ec.message().c_str()));
+  }
+  ZT_LOG_WARN("%s: --overwrite: removed the previous run's checkpoints, final model and metrics in %s", command,
+              run_dir.c_str());
 }
 
 std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep, const std::string& marker) {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "zeroth/data.h"
 #include "zeroth/error.h"
 #include "zeroth/tokenizer.h"
@@ -48,12 +49,7 @@ SequenceDataset load_pretrain_corpus(const std::string& path, const std::string&
     if (format == "text") {
       text = line;
     } else {
-      nlohmann::json obj;
-      try {
-        obj = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw DataError(strformat("%s:%lld: invalid JSON: %s", path.c_str(), lineno, e.what()));
-      }
+      nlohmann::json obj = io::parse_json_input<nlohmann::json>(line, strformat("%s:%lld", path.c_str(), lineno));
       if (!obj.is_object() || !obj.contains(text_field) || !obj[text_field].is_string())
         throw DataError(strformat("%s:%lld: expected an object with the string field \"%s\" "
                                   "(data.text_field), found %s",

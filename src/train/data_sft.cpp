@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "zeroth/data.h"
 #include "zeroth/error.h"
 #include "zeroth/tokenizer.h"
@@ -72,12 +73,7 @@ SequenceDataset load_sft_dataset(const std::string& path, const SftFormat& forma
   std::string line;
   for (long long lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json obj;
-    try {
-      obj = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw DataError(strformat("%s:%lld: invalid JSON: %s", path.c_str(), lineno, e.what()));
-    }
+    const nlohmann::json obj = io::parse_json_input<nlohmann::json>(line, strformat("%s:%lld", path.c_str(), lineno));
     if (!obj.is_object())
       throw DataError(strformat("%s:%lld: expected a JSON object, found %s", path.c_str(), lineno,
                                 obj.type_name()));

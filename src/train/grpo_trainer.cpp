@@ -99,7 +99,7 @@ void check_prompts_fingerprint(const std::string& ckpt, uint64_t fingerprint) {
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", ckpt.c_str(), e.what()));
   }
-  if (!js.is_object() || !js.contains("prompts_fingerprint") ||
+  if (!js.is_object() || !js.contains("prompts_fingerprint") || !js["prompts_fingerprint"].is_string() ||
       js["prompts_fingerprint"].get<std::string>() != strformat("%016llx", (unsigned long long)fingerprint))
     throw CheckpointError(strformat("%s/grpo_state.json: key 'prompts_fingerprint': expected %016llx (the "
                                     "training prompts of this config), found %s: the prompts changed",
@@ -221,7 +221,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
 
   // ---- prompts, the rollout engine, rewards ----
   tmpl_ = std::make_unique<PromptTemplate>(rc.prompt_template, "key 'rollout.prompt_template'");
-  data_ = load_prompt_data(cfg.prompts, &tok, tmpl_.get(), rc.add_special_tokens);
+  data_ = load_prompt_data(cfg.prompts, &tok, tmpl_.get(), rc.add_special_tokens, rc.max_len);
   fingerprint_ = data_.train.fingerprint();
   if (!resume_ckpt_.empty()) check_prompts_fingerprint(resume_ckpt_, fingerprint_);
   sampler_ = std::make_unique<PromptSampler>(data_.train, cfg.run.seed, cfg.prompts.shuffle, start_.cursor);
@@ -363,11 +363,12 @@ GrpoTrainResult GrpoRun::run() {
     if (options_.show_progress) progress.update(step, strformat("reward %.3f", m["reward_mean"]));
     if (step % cfg_.train.log_every == 0 || step == steps_) ZT_LOG_INFO("train %s", line.c_str());
 
+    // The checkpoint first: an eval that fails loses nothing trained.
+    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_)
+      save_checkpoint(step, ro.cursor);
     if (data_.eval.size() > 0 && ((cfg_.rl.eval_every > 0 && step % cfg_.rl.eval_every == 0) ||
                                   (step == steps_ && cfg_.rl.eval_at_end)))
       run_eval(step);
-    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_)
-      save_checkpoint(step, ro.cursor);
   }
   if (options_.show_progress)
     progress.finish(result_.steps.empty() ? "" : strformat("reward %.3f", result_.steps.back()["reward_mean"]));

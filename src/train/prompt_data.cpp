@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/io_util.h"
 #include "zeroth/error.h"
 #include "zeroth/math_verify.h"
 #include "zeroth/prompt.h"
@@ -128,12 +129,7 @@ PromptDataset load_prompt_source(const PromptSourceConfig& src, const std::strin
     if (src.limit > 0 && ds.stats.read >= src.limit) break;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = strformat("%s:%lld", src.path.c_str(), lineno);
-    json obj;
-    try {
-      obj = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw DataError(strformat("%s: invalid JSON: %s", where.c_str(), e.what()));
-    }
+    const json obj = io::parse_json_input<json>(line, where);
     if (!obj.is_object())
       throw DataError(strformat("%s: expected a JSON object, found a %s", where.c_str(), obj.type_name()));
     ++ds.stats.read;
@@ -204,7 +200,7 @@ static PromptDataset load_pooled(const std::vector<PromptSourceConfig>& sources,
 }
 
 static void filter_long(PromptDataset& ds, int64_t max_tokens, const Tokenizer& tok, const PromptTemplate& tmpl,
-                        bool add_special) {
+                        bool add_special, int64_t max_len) {
   std::vector<PromptRecord> kept;
   for (auto& r : ds.records) {
     const int64_t n = int64_t(encode_prompt(tok, tmpl.render(r.fields, r.where), add_special, r.where).size());
@@ -212,6 +208,11 @@ static void filter_long(PromptDataset& ds, int64_t max_tokens, const Tokenizer& 
       ++ds.stats.too_long;
       continue;
     }
+    if (max_len > 0 && (n < 1 || n > max_len - 1))
+      throw DataError(strformat("%s: the rendered prompt has %lld tokens; rollout.max_len %lld leaves room for 1 to "
+                                "%lld (the prompt and at least one new token): raise rollout.max_len, or set "
+                                "prompts.max_prompt_tokens to drop longer prompts",
+                                r.where.c_str(), (long long)n, (long long)max_len, (long long)(max_len - 1)));
     ds.stats.max_prompt_tokens_seen = std::max(ds.stats.max_prompt_tokens_seen, n);
     kept.push_back(std::move(r));
   }
@@ -219,7 +220,7 @@ static void filter_long(PromptDataset& ds, int64_t max_tokens, const Tokenizer& 
 }
 
 PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tokenizer, const PromptTemplate* tmpl,
-                            bool add_special_tokens) {
+                            bool add_special_tokens, int64_t max_len) {
   config.validate();
   if (config.sources.empty())
     throw ConfigError("key 'prompts.sources': expected at least one prompt file, found none");
@@ -256,8 +257,8 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
     out.train.records = std::move(train);
   }
   if (tokenizer != nullptr && tmpl != nullptr) {
-    filter_long(out.train, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens);
-    filter_long(out.eval, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens);
+    filter_long(out.train, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens, max_len);
+    filter_long(out.eval, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens, max_len);
   } else {
     ZT_ASSERT(config.max_prompt_tokens == 0, "max_prompt_tokens needs a tokenizer and a template");
   }

@@ -123,6 +123,16 @@ SweepPlan plan_sweep(const SweepSpec& spec, const std::string& out_dir) {
                                       spec.path.c_str(), t.name.c_str(), plan.out_dir.c_str()));
       }
     }
+    // One sweep per directory: a started trial of the sweep there must stay in the plan
+    // (a new sweep.json without it would hide it from status and report).
+    for (const auto& o : old.trials) {
+      bool kept = false;
+      for (const auto& t : plan.trials) kept = kept || t.name == o.name;
+      if (!kept && trial_started(plan.out_dir + "/" + o.name))
+        throw ConfigError(strformat("%s: %s holds another sweep (its trial '%s' has run and is not in this one); a "
+                                    "sweep directory holds one sweep: use another --out",
+                                    spec.path.c_str(), plan.out_dir.c_str(), o.name.c_str()));
+    }
   }
 
   std::error_code ec;

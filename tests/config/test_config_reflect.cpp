@@ -133,6 +133,13 @@ TEST_CASE("out-of-range values and integer overflow", "[config]") {
         "9223372036854775807], found 9223372036854775808");
   CHECK(error_of(kModel + "algo:\n  q_lora_rank: 0\n") ==
         "t.yaml:3:16: key 'algo.q_lora_rank': expected an integer >= 1, found 0");
+  // Float keys are finite and fit a float: .inf or 1e300 would pass a ">= 0".
+  CHECK(error_of(kModel + "algo:\n  kl_coef: .inf\n") ==
+        "t.yaml:3:12: key 'algo.kl_coef': expected a finite number >= 0, found '.inf'");
+  CHECK(error_of(kModel + "algo:\n  kl_coef: 1e300\n") ==
+        "t.yaml:3:12: key 'algo.kl_coef': expected a finite number >= 0, found 1e300");
+  CHECK(error_of(kModel + "algo:\n  weights: [1, -.inf]\n") ==
+        "t.yaml:3:16: key 'algo.weights[1]': expected a finite number >= 0, found '-.inf'");
   CHECK(error_of(kModel + "model: {vocab: 0}\n").find("key 'model': key given twice") != std::string::npos);
 }
 

@@ -233,6 +233,25 @@ TEST_CASE("an expert shard holds its experts: layout, init and loading a whole c
   for (const ParamEntry& e : b.entries) CHECK(bytes_of(e.view) == bytes_of(init_by_name[e.name]->view));
 }
 
+TEST_CASE("a diverged model (non-finite weights) is not saved", "[model_params]") {
+  const ModelConfig c = tiny();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    ParamSet ps = make_param_set(c, cpu());
+    init_params(c, ps, 1);
+    Tensor& w = ps.params.layers[1].attn.o_proj;
+    std::vector<float> h(size_t(w.numel()));
+    w.copy_to_host(h.data(), h.size() * sizeof(float));
+    h[3] = NAN;
+    h[7] = INFINITY;
+    w.copy_from_host(h.data(), h.size() * sizeof(float));
+    TempDir d;
+    CHECK_THROWS_WITH(save_hf_weights(d.path, c, ps, dt),
+                      Catch::Contains("tensor 'model.layers.1.self_attn.o_proj.weight' has 2 non-finite value(s)") &&
+                          Catch::Contains("diverged; not saving it"));
+    CHECK(fs::is_empty(d.path));  // nothing written: the previous checkpoint stays the newest
+  }
+}
+
 TEST_CASE("a checkpoint of another model is refused with the differing keys", "[model_params]") {
   const ModelConfig c = read_model_config(kGolden + "tiny_q_lora_untied");
   ModelConfig other = c;

@@ -175,6 +175,12 @@ TEST_CASE("sampler: the unfiltered draw is the id-order walk of the distribution
   // Only one token has p > 0: every draw is it.
   const std::vector<float> one{-INFINITY, 0.0f, NAN, -1000.0f};
   for (uint64_t s = 0; s < 20; ++s) CHECK(sample_token(one.data(), 4, params(1, 0, 1, 0), s, s) == 1);
+  // Logits so large (a diverging model) that x / T - zmax keeps no precision and every
+  // probability rounds to 0: the draw is the most probable token, not an abort.
+  std::vector<float> huge(300);
+  for (size_t i = 0; i < huge.size(); ++i) huge[i] = 1e30f * float(1 + (i * 37) % 101) / 101.0f;
+  huge[123] = 2e30f;
+  for (uint64_t s = 0; s < 20; ++s) CHECK(sample_token(huge.data(), 300, params(0.7f, 0, 1, 0), s, s) == 123);
 }
 
 TEST_CASE("token_logprob matches the backend's logprob op", "[rollout][sampler]") {
@@ -206,8 +212,15 @@ TEST_CASE("sampling and rollout config checks", "[rollout][sampler]") {
   CHECK_THROWS_AS(params(1, -2, 1, 0).validate("rollout"), ConfigError);
   CHECK_THROWS_AS(params(1, 0, 1, 1.5f).validate("rollout"), ConfigError);
   CHECK_NOTHROW(params(0, 0, 1, 0).validate("rollout"));
+  // Between 0 (greedy) and 0.01 the scaled logits lose the precision sampling needs.
+  CHECK_THROWS_WITH(params(1e-20f, 0, 1, 0).validate("rollout"),
+                    Catch::Contains("key 'temperature': expected 0 (greedy) or a number >= 0.01, found 1e-20"));
+  CHECK_NOTHROW(params(0.01f, 0, 1, 0).validate("rollout"));
   RolloutConfig rc;
   CHECK_NOTHROW(rc.validate());
+  rc.temperature = 0.005;
+  CHECK_THROWS_WITH(rc.validate(), Catch::Contains("key 'rollout.temperature': expected 0 (greedy) or a number >= 0.01"));
+  rc.temperature = 1.0;
   rc.num_slots = 4;
   rc.group_size = 8;
   CHECK_THROWS_WITH(rc.validate(), Catch::Contains("rollout.num_slots"));

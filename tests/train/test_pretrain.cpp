@@ -309,6 +309,43 @@ TEST_CASE("train.keep_checkpoints keeps the newest complete checkpoints and resu
   CHECK(!fs::exists(dir + "/checkpoints/step_3"));
 }
 
+TEST_CASE("a new run does not overwrite another run's directory unless --overwrite") {
+  log_configure(LogOptions{LogLevel::Warn});
+  const std::string data = kSrc + "/tests/train/data/tiny_corpus.txt";
+  const std::string dir = temp_dir("fresh");
+  auto args_for = [&](const std::vector<std::string>& extra_sets, const std::vector<std::string>& flags) {
+    std::vector<std::string> args = {"--config", kSrc + "/configs/pretrain-tiny.yaml"};
+    std::vector<std::string> sets = tiny_overrides(dir, data);
+    sets.insert(sets.end(), {"train.batch_size=2", "train.save_every=1"});
+    sets.insert(sets.end(), extra_sets.begin(), extra_sets.end());
+    for (const auto& o : sets) args.insert(args.end(), {"--set", o});
+    args.insert(args.end(), flags.begin(), flags.end());
+    return args;
+  };
+  REQUIRE(cli::cmd_pretrain(args_for({"train.steps=2"}, {})) == 0);
+  REQUIRE(fs::exists(dir + "/checkpoints/step_2"));
+  // The same --run-dir again: refused, naming what is there and the ways out.
+  try {
+    cli::cmd_pretrain(args_for({"train.steps=1"}, {}));
+    FAIL("a second run overwrote the first");
+  } catch (const UsageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("run directory '" + dir + "' already holds a run (checkpoints/, final/)") &&
+                             Catch::Contains("--resume " + dir) && Catch::Contains("--overwrite"));
+  }
+  CHECK(fs::exists(dir + "/checkpoints/step_2"));  // untouched
+  // --overwrite: the old run's checkpoints and metrics go; the new run is alone there.
+  REQUIRE(cli::cmd_pretrain(args_for({"train.steps=1"}, {"--overwrite"})) == 0);
+  CHECK(fs::exists(dir + "/checkpoints/step_1"));
+  CHECK_FALSE(fs::exists(dir + "/checkpoints/step_2"));
+  CHECK(read_lines(dir + "/metrics.jsonl").size() == 1);
+  // --resume continues its own directory: another --run-dir or --overwrite is an error.
+  CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--run-dir", dir + "/other"}),
+                    Catch::Contains("a resumed run continues in its own directory"));
+  CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--overwrite"}), Catch::Contains("cannot go with --resume"));
+  REQUIRE(cli::cmd_pretrain({"--resume", dir, "--run-dir", dir, "--set", "train.steps=2"}) == 0);
+  CHECK(fs::exists(dir + "/checkpoints/step_2/trainer_state.json"));
+}
+
 TEST_CASE("zeroth sft trains on the tiny prompt/response set and its loss falls") {
   log_configure(LogOptions{LogLevel::Warn});
   const std::string run = temp_dir("sft");

@@ -169,6 +169,13 @@ TEST_CASE("prompt loading errors are DataErrors naming file:line and the field")
   CHECK_THAT(e, Catch::Contains("expected a non-empty string"));
   e = load("[1, 2]\n");
   CHECK_THAT(e, Catch::Contains("e.jsonl:1: expected a JSON object, found a array"));
+  // A number out of range and nesting that would overflow the stack: invalid JSON too.
+  e = load("{\"question\": \"q\", \"answer\": 1e999}\n");
+  CHECK_THAT(e, Catch::Contains("e.jsonl:1: invalid JSON: ") && Catch::Contains("number overflow"));
+  e = load("{\"question\": \"q\", \"answer\": \"1\", \"x\": " + std::string(100000, '[') + std::string(100000, ']') + "}\n");
+  CHECK_THAT(e, Catch::Contains("e.jsonl:1: invalid JSON: nested deeper than 256 levels"));
+  e = load("{\"question\": \"q\", \"answer\": \"1\", \"x\": " + std::string(200, '[') + std::string(200, ']') + "}\n");
+  CHECK(e == "(no error)");
 
   s.kind = "code";
   e = load("{\"question\": \"q\", \"test_list\": \"assert f()\"}\n");
@@ -271,6 +278,19 @@ TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long")
   c.max_prompt_tokens = 5;
   CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true); }),
              Catch::Contains("2 over max_prompt_tokens = 5"));
+  // rollout.max_len: a kept prompt that leaves no room for a token is a DataError at load
+  // (naming file:line), not a failure at the step that samples it.
+  c.max_prompt_tokens = 0;
+  CHECK(load_prompt_data(c, tok.get(), &tmpl, true, 34).train.size() == 2);  // 33 tokens + 1 new
+  CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true, 33); }),
+             Catch::Contains("p.jsonl:2: the rendered prompt has 33 tokens; rollout.max_len 33 leaves room for 1 to 32"));
+  c.max_prompt_tokens = 18;  // dropped first, so it no longer matters
+  CHECK(load_prompt_data(c, tok.get(), &tmpl, true, 33).train.size() == 1);
+  c.max_prompt_tokens = 0;
+  c.eval_sources.resize(1);
+  c.eval_sources[0].path = write_file(dir, "e.jsonl", "{\"prompt\": \"an eval problem that is long\", \"answer\": \"3\"}\n");
+  CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true, 34); }),
+             Catch::Contains("e.jsonl:1: the rendered prompt has 35 tokens"));
 }
 
 TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH and MBPP files") {

@@ -294,6 +294,15 @@ TEST_CASE("sweep plan: trial directories with resolved configs and sweep.json") 
   const SweepSpec changed = spec_from(dir, "set:\n  train.steps: 6\naxes:\n  grpo.kl_coef: [0, 0.001]\n");
   const std::string err = error_of([&] { plan_sweep(changed, out); });
   CHECK(err.find("trial 'kl_coef=0' has already run") != std::string::npos);
+  // Another sweep into the same directory would hide the started trial: refused, and
+  // sweep.json stays the first sweep's.
+  const SweepSpec other = spec_from(dir, "set:\n  train.steps: 5\naxes:\n  grpo.kl_coef: [0.002]\n");
+  CHECK_THAT(error_of([&] { plan_sweep(other, out); }),
+             Catch::Contains("holds another sweep (its trial 'kl_coef=0' has run and is not in this one)"));
+  CHECK(read_sweep_plan(out).trials.size() == 2);
+  // Adding a trial keeps the started ones: allowed.
+  const SweepSpec grown = spec_from(dir, "set:\n  train.steps: 5\naxes:\n  grpo.kl_coef: [0, 0.001, 0.01]\n");
+  CHECK(plan_sweep(grown, out).trials.size() == 3);
 }
 
 // A fake `zeroth train`: writes metrics.jsonl rows for the steps it runs and a checkpoint
