@@ -147,7 +147,8 @@ struct KvCachePlan {
   int64_t bytes = 0;            // num_slots * max_len * bytes_per_token
   bool capped = false;          // num_slots was lowered to fit kv_cache_mb
 };
-// kv_cache_mb = 0: no cap (rollout.num_slots x rollout.max_len). Otherwise the largest
+// max_len: rollout.max_len, at most the model's max_position_embeddings.
+// kv_cache_mb = 0: no cap (rollout.num_slots x max_len). Otherwise the largest
 // num_slots <= rollout.num_slots with num_slots * max_len * bytes_per_token <= the cap;
 // fewer than group_size slots is a ConfigError naming the keys, the bytes per token and
 // the memory G slots would need.

@@ -2,6 +2,7 @@
 // config (greedy pass@1, and pass@k when eval.pass_k > 0), through evaluate_model
 // (zeroth/grpo_trainer.h). Data parallel under mpirun.
 // Must not: contain evaluation logic (src/train/grpo_trainer_util.cpp does).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -57,7 +58,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
   std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
   const RolloutConfig& rc = config.rollout;
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
-  const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens, rc.max_len);
+  const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens,
+                                           std::min(rc.max_len, mc.max_position_embeddings));
   if (data.eval.size() == 0)
     throw ConfigError("key 'prompts.eval_sources': expected an eval set (eval_sources, eval_count or "
                       "eval_fraction), found none");

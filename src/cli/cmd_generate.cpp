@@ -165,7 +165,7 @@ std::vector<PromptLine> read_prompts(const std::string& path, const Tokenizer* t
     }
     if (int64_t(line.ids.size()) > max_len)
       throw DataError(strformat("%s: the prompt has %zu tokens; the cache holds %lld per sequence "
-                                "(rollout.max_len)",
+                                "(rollout.max_len, at most the model's max_position_embeddings)",
                                 where.c_str(), line.ids.size(), (long long)max_len));
     out.push_back(std::move(line));
   }

@@ -55,7 +55,7 @@ float parse_float_flag(const std::string& name, const std::string& v) {
   return x;
 }
 
-std::vector<ScoreLine> read_lines(const std::string& path, int64_t vocab) {
+std::vector<ScoreLine> read_lines(const std::string& path, int64_t vocab, int64_t max_positions) {
   std::ifstream in(path);
   if (!in) throw DataError(strformat("%s: cannot open for reading", path.c_str()));
   std::vector<ScoreLine> out;
@@ -73,6 +73,10 @@ std::vector<ScoreLine> read_lines(const std::string& path, int64_t vocab) {
       throw DataError(strformat("%s:%lld: \"ids\": expected a non-empty array of token ids, found %s",
                                 path.c_str(), (long long)lineno,
                                 ids.is_array() ? "an empty array" : ids.type_name()));
+    if (int64_t(ids.size()) > max_positions)
+      throw DataError(strformat("%s:%lld: \"ids\": %zu tokens, the model takes at most %lld "
+                                "(max_position_embeddings)",
+                                path.c_str(), (long long)lineno, ids.size(), (long long)max_positions));
     for (size_t i = 0; i < ids.size(); ++i) {
       const auto& v = ids[i];
       if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab)
@@ -107,7 +111,7 @@ int cmd_score(const std::vector<std::string>& argv) {
   if (args.has("threads")) threads = int(parse_float_flag("threads", args.get("threads")));
 
   ModelConfig config = read_model_config(model_dir);
-  std::vector<ScoreLine> lines = read_lines(input, config.vocab_size);
+  std::vector<ScoreLine> lines = read_lines(input, config.vocab_size, config.max_position_embeddings);
   auto backend = make_cpu_backend(threads);
   Model model(config, *backend);
   model.release_grads();  // inference only

@@ -283,7 +283,8 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
 
 KvCachePlan plan_kv_cache(const ModelConfig& model, const RolloutConfig& rollout) {
   KvCachePlan plan;
-  plan.max_len = rollout.max_len;
+  // The cache never holds positions the model was not built for.
+  plan.max_len = std::min(rollout.max_len, model.max_position_embeddings);
   plan.num_slots = rollout.num_slots;
   plan.bytes_per_token = MlaKvCache::bytes_per_token(model, DType::F32);
   const int64_t per_slot = plan.max_len * plan.bytes_per_token;

@@ -368,7 +368,13 @@ TEST_CASE("zeroth score writes the golden log-probabilities and names bad lines"
       {"{\"ids\": []}", "non-empty"},
       {"{\"tokens\": [1]}", "\"ids\""},
       {"{\"ids\": [1, 2.5]}", "integer"},
-      {"not json", "invalid JSON"}};
+      {"not json", "invalid JSON"},
+      {"{\"ids\": [" + [] {
+         std::string s = "1";
+         for (int i = 1; i < 129; ++i) s += ", 1";
+         return s;
+       }() + "]}",
+       "129 tokens, the model takes at most 128 (max_position_embeddings)"}};
   for (const auto& [text, what] : bad) {
     {
       std::ofstream bf(in);

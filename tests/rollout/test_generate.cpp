@@ -197,6 +197,9 @@ TEST_CASE("KV cache cap: slots sized to rollout.kv_cache_mb, length at the cache
   CHECK(plan.bytes <= 524288);
   rc.kv_cache_mb = 100.0;  // more than needed: the configured slots
   CHECK(plan_kv_cache(m.cfg, rc).num_slots == 64);
+  rc.max_len = 4096;  // beyond the model's 128 positions: the cache stops there
+  CHECK(plan_kv_cache(m.cfg, rc).max_len == m.cfg.max_position_embeddings);
+  rc.max_len = 128;
   rc.kv_cache_mb = 0.1;  // 3 slots < group_size 4
   try {
     plan_kv_cache(m.cfg, rc);
