@@ -80,7 +80,8 @@ optim: {lr: $lr, weight_decay: 0.0, grad_clip: 1.0, schedule: $schedule, warmup_
 train: {steps: $steps, batch_size: $batch, seq_len: $seq, log_every: 20, save_every: $SAVE}
 data: {path: $data, format: text}
 EOF
-  "$Z" pretrain --config "$OUT/$name.yaml" > "$OUT/$name.log" 2>&1
+  # (--overwrite: a rerun of the recipe into the same OUT regenerates every stage)
+  "$Z" pretrain --config "$OUT/$name.yaml" --overwrite > "$OUT/$name.log" 2>&1
 }
 
 stage "1 corpus and prompts"
@@ -88,7 +89,7 @@ stage "1 corpus and prompts"
 "$Z" demo-data --out "$OUT/data-big" --seed 1 --corpus-bytes "$ARITH_BYTES" --eval 300 > "$OUT/data-big.log" 2>&1
 
 stage "2 tokenizer (words keep their leading space)"
-"$Z" train-tokenizer --input "$OUT/data/pretrain.txt" --out "$OUT/tokenizer" --vocab-size 1024 \
+"$Z" train-tokenizer --input "$OUT/data/pretrain.txt" --out "$OUT/tokenizer" --vocab-size 1024 --force \
   --pattern "'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+" \
   > "$OUT/tokenizer.log" 2>&1
 

@@ -23,7 +23,7 @@ static const char kTrainTokenizerUsage[] =
     "usage: zeroth train-tokenizer --input FILE --out DIR [--vocab-size 1024]\n"
     "                              [--field F] [--pattern REGEX] [--special T1,T2,...]\n"
     "                              [--bos T] [--eos T] [--pad T] [--no-add-bos]\n"
-    "                              [--min-frequency 2]\n"
+    "                              [--min-frequency 2] [--force]\n"
     "\n"
     "  --input FILE        the corpus: one document per line (a .jsonl file: the --field\n"
     "                      string of each line)\n"
@@ -40,13 +40,15 @@ static const char kTrainTokenizerUsage[] =
     "  --bos/--eos/--pad T which special token plays each role (defaults: the three above;\n"
     "                      '' for none)\n"
     "  --no-add-bos        do not prepend BOS when encoding with special tokens\n"
-    "  --min-frequency N   never merge a pair seen fewer than N times (default 2)\n";
+    "  --min-frequency N   never merge a pair seen fewer than N times (default 2)\n"
+    "  --force             replace an existing DIR/tokenizer.json (without it, an error:\n"
+    "                      a model directory's tokenizer must keep matching its weights)\n";
 
 int cmd_train_tokenizer(const std::vector<std::string>& argv) {
   Args args("train-tokenizer", argv,
             {"input", "out", "vocab-size", "field", "pattern", "special", "bos", "eos", "pad",
-             "no-add-bos", "min-frequency"},
-            {"no-add-bos"});
+             "no-add-bos", "min-frequency", "force"},
+            {"no-add-bos", "force"});
   if (args.help()) {
     std::printf("%s", kTrainTokenizerUsage);
     return 0;
@@ -56,6 +58,10 @@ int cmd_train_tokenizer(const std::vector<std::string>& argv) {
                                args.positional()[0].c_str()));
   const std::string input = args.required("input");
   const std::string out = args.required("out");
+  if (std::filesystem::exists(std::filesystem::path(out) / "tokenizer.json") && !args.has("force"))
+    throw UsageError(strformat("--out %s already holds a tokenizer.json (a model directory's tokenizer must keep "
+                               "matching its weights); add --force to replace it",
+                               out.c_str()));
   BpeTrainOptions opt;
   opt.vocab_size = int32_t(parse_int_flag("vocab-size", args.get("vocab-size", "1024"), 1));
   opt.min_frequency = parse_int_flag("min-frequency", args.get("min-frequency", "2"), 1);

@@ -427,6 +427,21 @@ TEST_CASE("zeroth ckpt init writes a loadable model directory, info describes it
   REQUIRE(run_cli("ckpt init --config " + kModels + "tiny.json --seed 6 --out " + out2 + " --force") == 0);
 }
 
+TEST_CASE("zeroth train-tokenizer does not replace a tokenizer.json without --force", "[model_params][cli]") {
+  TempDir d;
+  const std::string corpus = std::string(ZEROTH_SOURCE_DIR) + "/tests/train/data/tiny_corpus.txt";
+  const std::string args = "train-tokenizer --input " + corpus + " --out " + d.path;
+  REQUIRE(run_cli(args + " --vocab-size 300") == 0);
+  std::ifstream in(d / "tokenizer.json");
+  const std::string first((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string out;
+  CHECK(run_cli(args + " --vocab-size 290", &out) == 2);  // another tokenizer: refused
+  CHECK(out.find("already holds a tokenizer.json") != std::string::npos);
+  std::ifstream again(d / "tokenizer.json");
+  CHECK(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()) == first);
+  CHECK(run_cli(args + " --vocab-size 290 --force") == 0);
+}
+
 TEST_CASE("zeroth ckpt rejects bad arguments with exit code 2", "[model_params][cli]") {
   TempDir d;
   const std::string cfg = kModels + "tiny.json";
