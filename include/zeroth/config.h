@@ -249,9 +249,7 @@ struct EvalSection {
     v.field("seed", seed, "Seed of the pass@k draws (0 = derived from run.seed)");
   }
   void validate() const {
-    ZT_THROW_IF_NOT(temperature == 0.0 || temperature >= kMinSamplingTemperature, ConfigError,
-                    "key 'eval.temperature': expected 0 (greedy) or a number >= %g, found %g",
-                    kMinSamplingTemperature, temperature);
+    check_sampling_temperature(temperature, "key 'eval.temperature'");
   }
 };
 

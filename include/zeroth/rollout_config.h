@@ -78,9 +78,7 @@ struct RolloutConfig {
                     (long long)group_size, (long long)num_slots);
     ZT_THROW_IF_NOT(top_p > 0.0 && top_p <= 1.0, ConfigError,
                     "key 'rollout.top_p': expected a number in (0, 1], found %g", top_p);
-    ZT_THROW_IF_NOT(temperature == 0.0 || temperature >= kMinSamplingTemperature, ConfigError,
-                    "key 'rollout.temperature': expected 0 (greedy) or a number >= %g, found %g",
-                    kMinSamplingTemperature, temperature);
+    check_sampling_temperature(temperature, "key 'rollout.temperature'");
     ZT_THROW_IF_NOT(max_new_tokens < max_len, ConfigError,
                     "key 'rollout.max_new_tokens': expected < max_len (%lld) to leave room for "
                     "the prompt, found %lld",

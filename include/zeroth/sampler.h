@@ -25,14 +25,28 @@
 //   relative) of a boundary, as the CUDA sampler's chunked sums.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include "zeroth/error.h"
 
 namespace zeroth {
 
 // The lowest sampling temperature above 0 (as vLLM's floor): below it logit / T leaves
 // too little precision for the probabilities and the trainer's log-probs at T.
 constexpr double kMinSamplingTemperature = 0.01;
+
+// ConfigError "<key>: expected 0 (greedy) or a number >= 0.01, found T" unless the
+// temperature is 0 or at least kMinSamplingTemperature (`key` as in "key 'rollout.temperature'").
+inline void check_sampling_temperature(double temperature, const std::string& key) {
+  // (compared as the float the sampler uses, so a config's 0.01 passes as SamplingParams' 0.01f)
+  ZT_THROW_IF_NOT(std::isfinite(temperature) &&
+                      (temperature == 0.0 || float(temperature) >= float(kMinSamplingTemperature)),
+                  ConfigError, "%s: expected 0 (greedy) or a number >= %g, found %g", key.c_str(),
+                  kMinSamplingTemperature, temperature);
+}
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy, else >= kMinSamplingTemperature

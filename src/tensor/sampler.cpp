@@ -12,9 +12,7 @@
 namespace zeroth {
 
 void SamplingParams::validate(const char* where) const {
-  ZT_THROW_IF_NOT(std::isfinite(temperature) && (temperature == 0.0f || temperature >= float(kMinSamplingTemperature)),
-                  ConfigError, "%s: key 'temperature': expected 0 (greedy) or a number >= %g, found %g", where,
-                  kMinSamplingTemperature, double(temperature));
+  check_sampling_temperature(double(temperature), std::string(where) + ": key 'temperature'");
   ZT_THROW_IF_NOT(top_k >= 0, ConfigError, "%s: key 'top_k': expected >= 0 (0 = off), found %lld",
                   where, (long long)top_k);
   ZT_THROW_IF_NOT(top_p > 0.0f && top_p <= 1.0f, ConfigError,

@@ -14,13 +14,6 @@
 namespace zeroth {
 namespace grpo_detail {
 
-namespace {
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-}  // namespace
-
 StepRollout GrpoRun::collect(int64_t step) {
   const RolloutConfig& rc = cfg_.rollout;
   const GrpoConfig& gc = cfg_.grpo;

@@ -12,6 +12,7 @@
 // (optim.h) or the gradient all-reduce (grad_sync.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,11 @@ class Model;
 class ModelInference;
 
 namespace grpo_detail {
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 using SeqRef = std::pair<const Group*, int64_t>;  // (group, sample)
 

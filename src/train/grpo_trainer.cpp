@@ -38,12 +38,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kGrpoStateVersion = 1;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // Writes `text` to `path` through a temporary file and a rename.
 void write_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + strformat(".tmp.%ld", static_cast<long>(::getpid()));
@@ -338,9 +332,9 @@ GrpoTrainResult GrpoRun::run() {
     } else {
       ro = collect(step);
     }
-    ZT_ASSERT(ro.sums.size() == RolloutSums(cfg_.rewards.functions.size()).v.size(),
+    ZT_ASSERT(ro.sums.size() == RolloutSums::kFixed + cfg_.rewards.functions.size(),
               "rollout sums: %zu values, expected %zu", ro.sums.size(),
-              RolloutSums(cfg_.rewards.functions.size()).v.size());
+              size_t(RolloutSums::kFixed) + cfg_.rewards.functions.size());
     // rl.rollout_lag 1: the policy before this step's update samples the next batch.
     if (behind_) backend_.copy(static_cast<const Model&>(*model_).params().flat, behind_->params().flat);
 

@@ -13,7 +13,7 @@ struct TempDir {
   std::string path;
   // `prefix`: the directory's name before mkdtemp's random suffix.
   explicit TempDir(const std::string& prefix = "zeroth_test") {
-    std::string tmpl = "/tmp/" + prefix + "_XXXXXX";
+    std::string tmpl = "/tmp/" + prefix + "_" + std::string(6, 'X');  // mkdtemp's template suffix
     REQUIRE(mkdtemp(tmpl.data()) != nullptr);
     path = tmpl;
   }
