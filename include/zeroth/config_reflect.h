@@ -14,7 +14,7 @@
 //
 // Field types: bool, int, int64_t, uint64_t, double, std::string (enums: a string with
 // .one_of), std::optional<T> (YAML null), std::vector<scalar>, nested sections
-// (structs with visit) and std::vector<section>. Constraints: .min(x) and .max(x) on
+// (structs with visit) and std::vector<section>. Constraints: .min(x), .gt(x) (exclusive) and .max(x) on
 // numbers (and their lists), .one_of({...}) on strings, .required() on any field.
 //
 // Owns: the field list, type conversions and the generic load/dump/docs templates.
@@ -38,6 +38,7 @@ namespace zeroth {
 // Constraints on one field, set by chaining onto `field()`.
 struct FieldConstraints {
   bool has_min = false, has_max = false;
+  bool min_exclusive = false;  // .gt(x): min is excluded
   double min = 0, max = 0;
   std::vector<std::string> one_of;  // allowed strings; empty = any
   bool required = false;            // must be given (the default is not used)
@@ -46,6 +47,7 @@ struct FieldConstraints {
 class FieldSpec {
  public:
   FieldSpec& min(double v) { c_.has_min = true; c_.min = v; return *this; }
+  FieldSpec& gt(double v) { c_.has_min = true; c_.min_exclusive = true; c_.min = v; return *this; }
   FieldSpec& max(double v) { c_.has_max = true; c_.max = v; return *this; }
   FieldSpec& one_of(std::vector<std::string> allowed) { c_.one_of = std::move(allowed); return *this; }
   FieldSpec& required() { c_.required = true; return *this; }

@@ -60,6 +60,9 @@ struct SftFormat {
   bool add_eos = true;   // append EOS after the response (it is trained on)
   int32_t eos_id = -1;
   int32_t pad_id = -1;   // fills the sequence after the example (mask 0)
+  // The config keys error messages name (zeroth train's cold start: cold_start.*).
+  std::string data_keys = "data";
+  std::string seq_len_key = "train.seq_len";
 };
 
 // One SFT example as token ids: prompt (template applied, tokenizer specials such as

@@ -26,7 +26,8 @@ inline constexpr char kR1ZeroTemplate[] =
 
 class PromptTemplate {
  public:
-  // Parses `text`; an unmatched brace, an empty or malformed field name is a
+  // Parses `text`; an unmatched brace, an empty or malformed field name, or no field at
+  // all (every prompt would render the same) is a
   // ConfigError naming `source` (e.g. "config.yaml: key 'rollout.prompt_template'")
   // and the character offset.
   explicit PromptTemplate(const std::string& text = kR1ZeroTemplate,

@@ -56,7 +56,7 @@ struct RolloutConfig {
     v.field("max_new_tokens", max_new_tokens, "Most tokens generated per completion").min(1);
     v.field("temperature", temperature, "Sampling temperature; 0 = greedy (log-probs at T = 1), else >= 0.01").min(0);
     v.field("top_k", top_k, "Keep the k most probable tokens; 0 = off").min(0);
-    v.field("top_p", top_p, "Nucleus: smallest most-probable set with this mass; 1 = off").min(0).max(1);
+    v.field("top_p", top_p, "Nucleus: smallest most-probable set with this mass; 1 = off").gt(0).max(1);
     v.field("min_p", min_p, "Keep tokens with p >= min_p * max p; 0 = off").min(0).max(1);
     v.field("seed", seed, "Sampling seed (draws depend on seed, sequence id and step only)");
     v.field("stop", stop, "Stop strings, matched on the decoded text");

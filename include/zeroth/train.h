@@ -60,6 +60,14 @@ struct LmTrainOptions {
   // Continue the run in this directory from its newest checkpoints/step_N ("" = start).
   std::string resume_dir;
   bool show_progress = true;
+  // The config section error messages name for the data and batch-shape keys (data.path,
+  // data.prompt_field, train.seq_len, ...); "" = their own sections. The cold start of
+  // zeroth train sets "cold_start" (its keys have the same names there).
+  std::string key_section;
+  // "SECTION.leaf" as error messages name it: key_section.leaf when key_section is set.
+  std::string key(const char* section, const char* leaf) const {
+    return (key_section.empty() ? std::string(section) : key_section) + "." + leaf;
+  }
 };
 
 struct LmTrainResult {

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "zeroth/config.h"
 #include "zeroth/error.h"
+#include "zeroth/prompt.h"
 
 namespace zeroth {
 namespace cli {
@@ -50,6 +51,9 @@ int cmd_config(const std::vector<std::string>& argv) {
     throw UsageError(strformat("unknown action '%s' (expected show, check or docs)",
                                action.c_str()));
   Config config = load_config(args.required("config"), args.all("set"));
+  // The prompt template is parsed where the rollout is built: here too, so that `check`
+  // fails on what train/eval/generate would refuse.
+  PromptTemplate(config.rollout.prompt_template, "key 'rollout.prompt_template'");
   if (action == "show") std::printf("%s", dump_config_yaml(config).c_str());
   else std::printf("ok\n");
   return 0;

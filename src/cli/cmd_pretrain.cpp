@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,10 @@ int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
   if (args.has("run-dir")) overrides.push_back("run.run_dir=" + args.get("run-dir"));
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const Config config = load_config(config_path, overrides);
+  if (!options.resume_dir.empty()) {
+    const std::optional<Config> recorded = load_recorded_config<Config>(options.resume_dir, load_config);
+    check_resumed_model_keys(options.resume_dir, config, recorded ? &*recorded : nullptr, {}, name);
+  }
 
   RunContext ctx = start_run(config.run);
   run_collectively(ctx, name, [&]() {

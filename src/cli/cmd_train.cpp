@@ -4,6 +4,7 @@
 // Must not: contain training logic (src/train does).
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,13 @@ int cmd_train(const std::vector<std::string>& argv) {
   if (args.has("run-dir")) overrides.push_back("run.run_dir=" + args.get("run-dir"));
   if (!options.resume_dir.empty()) overrides.push_back("run.run_dir=" + options.resume_dir);
   const TrainConfig config = load_train_config(config_path, overrides);
+  if (!options.resume_dir.empty()) {
+    const std::optional<TrainConfig> recorded = load_recorded_config<TrainConfig>(options.resume_dir, load_train_config);
+    check_resumed_model_keys(options.resume_dir, config, recorded ? &*recorded : nullptr,
+                             {{"cold_start.path", config.cold_start.path,
+                               recorded ? recorded->cold_start.path : config.cold_start.path}},
+                             "train");
+  }
 
   RunContext ctx = start_run(config.run);
   run_collectively(ctx, "train", [&]() {

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "zeroth/backend_factory.h"
 #include "zeroth/error.h"
@@ -65,6 +67,25 @@ void check_run_dir_flags(const Args& args, const std::string& resume_dir, const 
       throw UsageError(strformat("%s: --run-dir %s and --resume %s: a resumed run continues in its own directory "
                                  "(drop --run-dir)", command, args.get("run-dir").c_str(), resume_dir.c_str()));
   }
+}
+
+void check_resumed_model_keys(const std::string& resume_dir, const Config& now, const Config* recorded,
+                              const std::vector<ResumedKey>& extra, const char* command) {
+  if (!recorded) return;
+  auto seed = [](const std::optional<uint64_t>& s) {
+    return s ? std::to_string(*s) : std::string("null");
+  };
+  std::vector<ResumedKey> keys = {{"model.init", now.model.init, recorded->model.init},
+                                  {"model.tokenizer", now.model.tokenizer, recorded->model.tokenizer},
+                                  {"model.seed", seed(now.model.seed), seed(recorded->model.seed)}};
+  keys.insert(keys.end(), extra.begin(), extra.end());
+  for (const ResumedKey& k : keys)
+    if (k.now != k.recorded)
+      throw ConfigError(strformat(
+          "key '%s': %s --resume %s continues from the checkpoint's weights and tokenizer, so this key must "
+          "stay '%s' (as %s/config.yaml records), found '%s'; drop the override, or start a new run "
+          "(model.init=<a checkpoint> to start from its weights)",
+          k.key.c_str(), command, resume_dir.c_str(), k.recorded.c_str(), resume_dir.c_str(), k.now.c_str()));
 }
 
 }  // namespace cli

@@ -6,13 +6,19 @@
 // Must not: know what the command does.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/cli.h"
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
 #include "zeroth/config.h"
+#include "zeroth/error.h"
+#include "zeroth/log.h"
 
 namespace zeroth {
 namespace cli {
@@ -38,6 +44,32 @@ void run_collectively(RunContext& ctx, const char* command, const std::function<
 // The run-directory flags of `zeroth train|pretrain|sft`: --resume R continues R, so a
 // --run-dir naming another directory, or --overwrite, is a UsageError.
 void check_run_dir_flags(const Args& args, const std::string& resume_dir, const char* command);
+
+// A resumed run takes its weights and tokenizer from its checkpoint, so the keys that chose
+// them (model.init, model.tokenizer, model.seed, and `extra` such as cold_start.path for
+// train) must keep the values RESUME_DIR/config.yaml recorded: a change would not take
+// effect, and the config.yaml the resumed run rewrites would describe a model it never
+// used. ConfigError naming the key, both values and the way out. `recorded` is null when
+// RESUME_DIR/config.yaml is missing or unreadable (nothing to compare; a warning).
+struct ResumedKey {
+  std::string key, now, recorded;
+};
+template <class C, class Load>
+std::optional<C> load_recorded_config(const std::string& resume_dir, Load load) {
+  const std::string path = resume_dir + "/config.yaml";
+  try {
+    if (!std::filesystem::exists(path)) {
+      ZT_LOG_WARN("%s is missing: the model keys of this resume are not checked against the run's", path.c_str());
+      return std::nullopt;
+    }
+    return load(path, std::vector<std::string>{});
+  } catch (const ConfigError& e) {
+    ZT_LOG_WARN("the model keys of this resume are not checked against the run's: %s", e.what());
+    return std::nullopt;
+  }
+}
+void check_resumed_model_keys(const std::string& resume_dir, const Config& now, const Config* recorded,
+                              const std::vector<ResumedKey>& extra, const char* command);
 
 }  // namespace cli
 }  // namespace zeroth

@@ -27,8 +27,9 @@ static std::string format_number(double v) {
 
 static std::string range_suffix(const FieldConstraints& c) {
   if (c.has_min && c.has_max)
-    return " in [" + format_number(c.min) + ", " + format_number(c.max) + "]";
-  if (c.has_min) return " >= " + format_number(c.min);
+    return std::string(" in ") + (c.min_exclusive ? "(" : "[") + format_number(c.min) + ", " +
+           format_number(c.max) + "]";
+  if (c.has_min) return (c.min_exclusive ? " > " : " >= ") + format_number(c.min);
   if (c.has_max) return " <= " + format_number(c.max);
   return "";
 }
@@ -60,7 +61,7 @@ std::string expect_string(const FieldConstraints& c, bool plural) {
 }
 
 static bool in_range(long double v, const FieldConstraints& c) {
-  return !(c.has_min && v < static_cast<long double>(c.min)) &&
+  return !(c.has_min && (c.min_exclusive ? v <= static_cast<long double>(c.min) : v < static_cast<long double>(c.min))) &&
          !(c.has_max && v > static_cast<long double>(c.max));
 }
 

@@ -10,6 +10,7 @@
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
 // (model_params.cpp).
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -139,6 +140,38 @@ bool is_fp8_scale(const std::string& name, const ShardedSafetensors& st) {
   return st.has(weight) && st.info(weight).dtype == DType::F8E4M3;
 }
 
+// Non-finite values among n floats of `dtype` (F32, BF16, F16; 0 for other dtypes): NaN
+// and infinity have every exponent bit set.
+int64_t count_nonfinite(const void* data, DType dtype, int64_t n) {
+  // (memcpy: a tensor mapped from a safetensors file need not be aligned)
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  int64_t bad = 0;
+  if (dtype == DType::F32) {
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t v;
+      std::memcpy(&v, p + 4 * i, 4);
+      bad += (v & 0x7f800000u) == 0x7f800000u;
+    }
+  } else if (dtype == DType::BF16 || dtype == DType::F16) {
+    const uint16_t mask = dtype == DType::BF16 ? 0x7f80u : 0x7c00u;
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t v;
+      std::memcpy(&v, p + 2 * i, 2);
+      bad += (v & mask) == mask;
+    }
+  }
+  return bad;
+}
+
+// A checkpoint with NaN or infinite weights is refused when it loads (a diverged model
+// would otherwise sample from NaN logits and score NaN log-probs without a word).
+void check_loaded_finite(const std::string& path, const std::string& name, int64_t bad, int64_t n) {
+  if (bad > 0)
+    throw CheckpointError(strformat("%s: tensor '%s' has %lld non-finite value(s) of %lld: the model has "
+                                    "diverged (use an earlier checkpoint)",
+                                    path.c_str(), name.c_str(), (long long)bad, (long long)n));
+}
+
 // Dequantizes the F8_E4M3 weight `name` with its block scales into `dst` (same shape).
 void load_fp8_weight(const ShardedSafetensors& st, const std::string& name, const Fp8Blocks& blocks,
                      Tensor& dst) {
@@ -170,6 +203,7 @@ void load_fp8_weight(const ShardedSafetensors& st, const std::string& name, cons
     const float* srow = &scale[size_t((r / blocks.rows) * nbc)];
     for (int64_t c = 0; c < C; ++c) w[size_t(r * C + c)] = decode[q[r * C + c]] * srow[c / blocks.cols];
   }
+  check_loaded_finite(st.path(), name, count_nonfinite(w.data(), DType::F32, R * C), R * C);
   if (dst.dtype() == DType::F32) {
     dst.copy_from_host(w.data(), w.size() * sizeof(float));
     return;
@@ -233,6 +267,7 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamSet
       throw CheckpointError(strformat("%s: tensor '%s': expected a float dtype (F32, BF16, F16, or F8_E4M3 "
                                       "with block scales), found %s",
                                       st.path().c_str(), name.c_str(), dtype_name(info.dtype)));
+    check_loaded_finite(st.path(), name, count_nonfinite(st.data(name), info.dtype, dst.numel()), dst.numel());
     st.read_into_converting(name, dst);
     seen.insert(name);
   }
@@ -267,14 +302,7 @@ namespace {
 // written (the previous checkpoint stays the newest).
 void check_finite(const std::string& dir, const ParamEntry& e, const void* host) {
   const int64_t n = e.view.numel();
-  int64_t bad = 0;
-  if (e.view.dtype() == DType::F32) {
-    const float* p = static_cast<const float*>(host);
-    for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
-  } else if (e.view.dtype() == DType::BF16) {
-    const uint16_t* p = static_cast<const uint16_t*>(host);
-    for (int64_t i = 0; i < n; ++i) bad += (p[i] & 0x7f80u) == 0x7f80u;  // exponent all ones
-  }
+  const int64_t bad = count_nonfinite(host, e.view.dtype(), n);
   if (bad > 0)
     throw CheckpointError(strformat("%s: tensor '%s' has %lld non-finite value(s) of %lld: the model has "
                                     "diverged; not saving it (lower optim.lr, or resume from the last checkpoint)",

@@ -51,6 +51,10 @@ PromptTemplate::PromptTemplate(const std::string& text, const std::string& sourc
     }
   }
   if (!lit.empty()) pieces_.push_back({false, lit});
+  ZT_THROW_IF_NOT(!fields_.empty(), ConfigError,
+                  "%s: expected at least one {field} of the dataset record, e.g. {prompt}, found '%s' (every "
+                  "prompt would render as the same text)",
+                  source.c_str(), text.c_str());
 }
 
 std::string PromptTemplate::render(const std::map<std::string, std::string>& fields,

@@ -77,9 +77,9 @@ SequenceDataset load_sft_dataset(const std::string& path, const SftFormat& forma
     if (!obj.is_object())
       throw DataError(strformat("%s:%lld: expected a JSON object, found %s", path.c_str(), lineno,
                                 obj.type_name()));
-    const std::string& prompt = string_field(obj, format.prompt_field, "data.prompt_field", path, lineno);
+    const std::string& prompt = string_field(obj, format.prompt_field, (format.data_keys + ".prompt_field").c_str(), path, lineno);
     const std::string& response =
-        string_field(obj, format.response_field, "data.response_field", path, lineno);
+        string_field(obj, format.response_field, (format.data_keys + ".response_field").c_str(), path, lineno);
     SftExample ex;
     try {
       ex = encode_sft_example(prompt, response, format, tokenizer);
@@ -87,12 +87,13 @@ SequenceDataset load_sft_dataset(const std::string& path, const SftFormat& forma
       throw DataError(strformat("%s:%lld: %s", path.c_str(), lineno, e.what()));
     }
     if (ex.response.empty())
-      throw DataError(strformat("%s:%lld: expected a non-empty response (or data.add_eos), found an "
-                                "empty one", path.c_str(), lineno));
+      throw DataError(strformat("%s:%lld: expected a non-empty response (or %s.add_eos), found an "
+                                "empty one", path.c_str(), lineno, format.data_keys.c_str()));
     if (int64_t(ex.prompt.size()) >= seq_len)
       throw DataError(strformat("%s:%lld: the prompt takes %zu tokens, expected fewer than "
-                                "train.seq_len = %lld so that some response is trained on",
-                                path.c_str(), lineno, ex.prompt.size(), (long long)seq_len));
+                                "%s = %lld so that some response is trained on",
+                                path.c_str(), lineno, ex.prompt.size(), format.seq_len_key.c_str(),
+                                (long long)seq_len));
     append_sft_row(ex, format.pad_id, ds);
     ++ds.documents;
   }

@@ -68,7 +68,10 @@ std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& 
   c.data.response_field = cs.response_field;
   c.data.prompt_template = cs.prompt_template.empty() ? cfg.rollout.prompt_template : cs.prompt_template;
   c.data.add_eos = true;
-  c.data.validate();
+  if (c.data.prompt_template.find("{prompt}") == std::string::npos)
+    throw ConfigError(strformat("key '%s': expected a text containing '{prompt}', found '%s'",
+                                cs.prompt_template.empty() ? "rollout.prompt_template" : "cold_start.template",
+                                c.data.prompt_template.c_str()));
   c.train.steps = cs.steps;
   c.train.batch_size = cs.batch_size;
   c.train.seq_len = cs.seq_len;
@@ -78,6 +81,7 @@ std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& 
   c.optim.total_steps = 0;
   LmTrainOptions o;
   o.show_progress = show_progress;
+  o.key_section = "cold_start";
   if (!latest_checkpoint(c.run.run_dir).empty()) o.resume_dir = c.run.run_dir;
   ZT_LOG_INFO("train: cold start: SFT on %s for %lld steps in %s", cs.path.c_str(), (long long)cs.steps,
               c.run.run_dir.c_str());
@@ -194,8 +198,14 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   if (trains_ && gc.kl_coef > 0.0) {
     ref_ = std::make_unique<Model>(src_.config, backend, compute_, pg_.expert.get());
     ref_->release_grads();  // frozen
-    if (!resume_ckpt_.empty())
+    if (!resume_ckpt_.empty()) {
+      if (!fs::exists(resume_ckpt_ + "/reference/config.json"))
+        throw ConfigError(strformat(
+            "key 'grpo.kl_coef': %s has no reference model (the run reached it with grpo.kl_coef 0), so the KL "
+            "cannot be switched on when resuming; resume with grpo.kl_coef=0, or start a new run with "
+            "model.init=%s (its reference is then these weights)", resume_ckpt_.c_str(), resume_ckpt_.c_str()));
       load_hf_weights(resume_ckpt_ + "/reference", src_.config, ref_->params());
+    }
     else
       backend.copy(policy.params().flat, ref_->params().flat);
   }

@@ -35,10 +35,11 @@ const char* lm_stage_name(LmStage stage) { return stage == LmStage::Pretrain ? "
 namespace {
 
 SequenceDataset load_stage_data(const Config& config, LmStage stage, const Tokenizer& tok,
-                                const ModelConfig& mc, int32_t* eos_out) {
+                                const ModelConfig& mc, const LmTrainOptions& options, int32_t* eos_out) {
   const DataSection& d = config.data;
   if (d.path.empty())
-    throw ConfigError(strformat("key 'data.path': required by zeroth %s, found nothing", lm_stage_name(stage)));
+    throw ConfigError(strformat("key '%s': required by zeroth %s, found nothing", options.key("data", "path").c_str(),
+                                lm_stage_name(stage)));
   int32_t eos = tok.special_ids().eos;
   if (eos < 0 && mc.eos_token_id) eos = int32_t(*mc.eos_token_id);
   if (eos < 0)
@@ -53,6 +54,8 @@ SequenceDataset load_stage_data(const Config& config, LmStage stage, const Token
   f.add_eos = d.add_eos;
   f.eos_id = eos;
   f.pad_id = tok.special_ids().pad >= 0 ? tok.special_ids().pad : eos;
+  f.data_keys = options.key_section.empty() ? "data" : options.key_section;
+  f.seq_len_key = options.key("train", "seq_len");
   return load_sft_dataset(d.path, f, tok, config.train.seq_len);
 }
 
@@ -95,8 +98,8 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
 
   // Batch shape: each rank takes batch_size / world sequences, in micro-batches.
   if (tc.batch_size % world != 0)
-    throw ConfigError(strformat("key 'train.batch_size': expected a multiple of the %d data-parallel ranks, "
-                                "found %lld", world, (long long)tc.batch_size));
+    throw ConfigError(strformat("key '%s': expected a multiple of the %d data-parallel ranks, found %lld",
+                                options.key("train", "batch_size").c_str(), world, (long long)tc.batch_size));
   const int64_t per_rank = tc.batch_size / world;
   const int64_t micro = tc.micro_batch > 0 ? tc.micro_batch : per_rank;
   if (per_rank % micro != 0)
@@ -125,10 +128,11 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     check_tokenizer_fits(src, resume_ckpt);  // resolve_model_source checked the init's
   }
   if (src.config.max_position_embeddings < T)
-    throw ConfigError(strformat("key 'train.seq_len': expected at most the model's max_position_embeddings "
-                                "(%lld), found %lld", (long long)src.config.max_position_embeddings, (long long)T));
+    throw ConfigError(strformat("key '%s': expected at most the model's max_position_embeddings (%lld), found %lld",
+                                options.key("train", "seq_len").c_str(),
+                                (long long)src.config.max_position_embeddings, (long long)T));
   int32_t eos = -1;
-  const SequenceDataset data = load_stage_data(config, stage, *src.tokenizer, src.config, &eos);
+  const SequenceDataset data = load_stage_data(config, stage, *src.tokenizer, src.config, options, &eos);
 
   // Process groups: data parallelism over every rank; expert groups when
   // run.expert_parallel > 1 (the routed experts split over them).

@@ -124,6 +124,11 @@ TEST_CASE("out-of-range values and integer overflow", "[config]") {
         "t.yaml:3:15: key 'algo.group_size': expected an integer in [1, 1024], found 0");
   CHECK(error_of(kModel + "algo:\n  clip:\n    low: 1.5\n") ==
         "t.yaml:4:10: key 'algo.clip.low': expected a number in [0, 1], found 1.5");
+  // .gt(x): the minimum is excluded, and the message says so
+  CHECK(error_of(kModel + "algo:\n  clip:\n    low: 0\n    high: 0\n") ==
+        "t.yaml:5:11: key 'algo.clip.high': expected a number in (0, 1], found 0");
+  CHECK(error_of(kModel + "algo:\n  clip:\n    high: 1.5\n") ==
+        "t.yaml:4:11: key 'algo.clip.high': expected a number in (0, 1], found 1.5");
   CHECK(error_of(kModel + "algo:\n  weights: [1, -0.5]\n") ==
         "t.yaml:3:16: key 'algo.weights[1]': expected a number >= 0, found -0.5");
   CHECK(error_of(kModel + "algo:\n  seed: -1\n") ==

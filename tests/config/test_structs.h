@@ -19,7 +19,7 @@ struct ClipCfg {
   template <class V>
   void visit(V& v) {
     v.field("low", low, "Lower clip").min(0).max(1);
-    v.field("high", high, "Upper clip").min(0).max(1);
+    v.field("high", high, "Upper clip").gt(0).max(1);
   }
   void validate() const {
     if (low > high)

@@ -252,6 +252,42 @@ TEST_CASE("a diverged model (non-finite weights) is not saved", "[model_params]"
   }
 }
 
+TEST_CASE("a checkpoint with non-finite weights is refused when it loads (F32, BF16, F16)", "[model_params]") {
+  const ModelConfig c = read_model_config(kGolden + "tiny_q_full_tied");
+  const SafetensorsFile f = SafetensorsFile::open(kGolden + "tiny_q_full_tied/model.safetensors");
+  const std::string bad = "model.layers.1.self_attn.kv_a_proj_with_mqa.weight";
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    INFO(dtype_name(dt));
+    TempDir d;
+    SafetensorsWriter w;
+    for (const std::string& n : f.names()) {
+      const SafetensorsInfo& info = f.info(n);
+      const int64_t numel = shape_numel(info.shape);
+      std::vector<float> v(static_cast<size_t>(numel));
+      std::memcpy(v.data(), f.data(n), v.size() * sizeof(float));
+      if (n == bad) {
+        v[5] = NAN;
+        v[9] = -INFINITY;
+      }
+      std::vector<uint8_t> conv(size_t(numel) * dtype_size(dt));
+      for (int64_t i = 0; i < numel; ++i) {
+        if (dt == DType::F32) {
+          std::memcpy(&conv[size_t(4 * i)], &v[size_t(i)], 4);
+          continue;
+        }
+        const uint16_t h = dt == DType::BF16 ? float_to_bf16(v[size_t(i)]) : float_to_f16(v[size_t(i)]);
+        std::memcpy(&conv[size_t(2 * i)], &h, 2);
+      }
+      w.add_copy(n, dt, info.shape, conv.data());
+    }
+    w.write(d / "model.safetensors");
+    ParamSet ps = make_param_set(c, cpu());
+    CHECK_THROWS_WITH(load_hf_weights(d.path, c, ps),
+                      Catch::Contains("tensor '" + bad + "' has 2 non-finite value(s)") &&
+                          Catch::Contains("the model has diverged"));
+  }
+}
+
 TEST_CASE("a checkpoint of another model is refused with the differing keys", "[model_params]") {
   const ModelConfig c = read_model_config(kGolden + "tiny_q_lora_untied");
   ModelConfig other = c;

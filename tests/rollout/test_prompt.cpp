@@ -85,6 +85,10 @@ TEST_CASE("prompt: custom templates, literal braces and errors", "[rollout][prom
                     Catch::Contains("cfg.yaml") && Catch::Contains("offset 2"));
   CHECK_THROWS_AS(PromptTemplate("{}", "cfg.yaml"), ConfigError);
   CHECK_THROWS_AS(PromptTemplate("{two words}", "cfg.yaml"), ConfigError);
+  // No field: every prompt would be the same text.
+  CHECK_THROWS_WITH(PromptTemplate("Hello {{prompt}}", "cfg.yaml"),
+                    Catch::Contains("cfg.yaml: expected at least one {field}"));
+  CHECK_THROWS_AS(PromptTemplate("", "cfg.yaml"), ConfigError);
 }
 
 TEST_CASE("prompt: special tokens come from the tokenizer", "[rollout][prompt]") {

@@ -146,6 +146,20 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
 
   // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
   REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
+
+  // A resume keeps the keys that chose the model (they could not take effect), and a run
+  // saved without a reference cannot switch the KL on.
+  const auto yaml_before = file_bytes(b + "/config.yaml");
+  CHECK_THROWS_WITH(cli::cmd_train({"--resume", b, "--set", "model.init=" + a + "/final"}),
+                    Catch::Contains("key 'model.init'") && Catch::Contains("continues from the checkpoint's weights"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--resume", b, "--config", cfg, "--set", "cold_start.path=" + cfg}),
+                    Catch::Contains("key 'cold_start.path'"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--resume", b, "--set", "model.seed=7"}), Catch::Contains("key 'model.seed'"));
+  CHECK(file_bytes(b + "/config.yaml") == yaml_before);
+  REQUIRE(cli::cmd_train({"--resume", b, "--set", "train.steps=5", "--set", "grpo.kl_coef=0"}) == 0);
+  CHECK_FALSE(fs::exists(b + "/checkpoints/step_5/reference"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--resume", b, "--set", "train.steps=6", "--set", "grpo.kl_coef=0.01"}),
+                    Catch::Contains("key 'grpo.kl_coef'") && Catch::Contains("has no reference model"));
 }
 
 TEST_CASE("zeroth train: config errors name the key") {
@@ -160,6 +174,18 @@ TEST_CASE("zeroth train: config errors name the key") {
   CHECK_THROWS_AS(load_train_config(cfg, {"rl.prompts_per_stpe=3"}), ConfigError);
   // --resume of a directory without checkpoints.
   CHECK_THROWS_AS(cli::cmd_train({"--resume", dir, "--config", cfg}), CheckpointError);
+  // The cold start's errors name its own keys (not the data:/train: keys it maps to).
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/cs1", "--set", "cold_start.seq_len=2"}),
+                    Catch::Contains("expected fewer than cold_start.seq_len = 2"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/cs2", "--set",
+                                    "cold_start.response_field=nosuch"}),
+                    Catch::Contains("cold_start.response_field"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/cs3", "--set",
+                                    "cold_start.template=no field"}),
+                    Catch::Contains("key 'cold_start.template'"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/cs4", "--set", "cold_start.path=''",
+                                    "--set", "rollout.prompt_template=Hello"}),
+                    Catch::Contains("key 'rollout.prompt_template'") && Catch::Contains("at least one {field}"));
 }
 
 // A cold (random) tiny model, no cold start and no eval: 4 prompts x 4 samples a step.

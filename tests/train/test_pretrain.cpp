@@ -344,6 +344,9 @@ TEST_CASE("a new run does not overwrite another run's directory unless --overwri
   CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--overwrite"}), Catch::Contains("cannot go with --resume"));
   REQUIRE(cli::cmd_pretrain({"--resume", dir, "--run-dir", dir, "--set", "train.steps=2"}) == 0);
   CHECK(fs::exists(dir + "/checkpoints/step_2/trainer_state.json"));
+  // The keys that chose the model keep their recorded values on resume.
+  CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--set", "model.tokenizer=" + kSrc + "/configs/demo/base"}),
+                    Catch::Contains("key 'model.tokenizer'") && Catch::Contains(dir + "/config.yaml records"));
 }
 
 TEST_CASE("zeroth sft trains on the tiny prompt/response set and its loss falls") {
