@@ -205,6 +205,8 @@ int cmd_generate(const std::vector<std::string>& argv) {
   const std::string model_dir = args.required("model");
   const std::string prompts_path = args.required("prompts");
   const std::string output = args.required("output");
+  io::check_input_file(prompts_path, "a JSONL file of prompts");
+  io::check_output_file(output, "output", prompts_path);
   const int threads = parse_threads(args);
   const RolloutConfig rc = load_rollout_config(args);
 
@@ -272,10 +274,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
                        secs > 0 ? double(st.generated_tokens) / secs : 0.0));
 
   int64_t n_stop = 0;
-  const std::string tmp = output + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) throw RuntimeError(strformat("%s: cannot open for writing", tmp.c_str()));
+  io::write_file_atomic(output, [&](std::ostream& f) {
     for (const Completion& c : out) {
       const PromptLine& l = lines[size_t(c.prompt_index)];
       nlohmann::ordered_json o = l.obj;
@@ -290,14 +289,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
       n_stop += c.finish == FinishReason::kStop;
       f << o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
-    f.flush();
-    if (!f) throw RuntimeError(strformat("%s: write failed", tmp.c_str()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, output, ec);
-  if (ec)
-    throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), output.c_str(),
-                                 ec.message().c_str()));
+  });
   std::fprintf(stderr,
                "zeroth generate: %zu completions -> %s (%lld stop, %lld length); %lld tokens in "
                "%.2f s (%.1f tok/s), %lld decode steps, mean batch %.1f\n",

@@ -127,6 +127,8 @@ int run_single(const Args& args, const RewardComposer& composer) {
 int run_batch(const Args& args, const RewardComposer& composer) {
   const std::string input = args.required("input");
   const std::string output = args.required("output");
+  io::check_input_file(input, "a JSONL file");
+  io::check_output_file(output, "output", input);
   CodeLanguage default_lang = CodeLanguage::Python;
   bool ok = parse_code_language(composer.config().code.language, &default_lang);
   ZT_ASSERT(ok, "code.language passed one_of");
@@ -146,10 +148,7 @@ int run_batch(const Args& args, const RewardComposer& composer) {
 
   std::vector<RewardResult> results = composer.score_batch(samples);
 
-  const std::string tmp = output + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw RuntimeError(strformat("%s: cannot open for writing", tmp.c_str()));
+  io::write_file_atomic(output, [&](std::ostream& out) {
     for (size_t i = 0; i < results.size(); ++i) {
       nlohmann::ordered_json& o = objs[i];
       o["reward"] = results[i].reward;
@@ -158,14 +157,7 @@ int run_batch(const Args& args, const RewardComposer& composer) {
       if (samples[i].kind == RewardKind::Math) o["extracted"] = results[i].extracted;
       out << o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
-    out.flush();
-    if (!out) throw RuntimeError(strformat("%s: write failed", tmp.c_str()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, output, ec);
-  if (ec)
-    throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), output.c_str(),
-                                 ec.message().c_str()));
+  });
 
   // Summary: counts per kind and verdict, mean reward and components.
   std::map<std::string, int64_t> counts;

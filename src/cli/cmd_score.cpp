@@ -104,6 +104,8 @@ int cmd_score(const std::vector<std::string>& argv) {
   const std::string model_dir = args.required("model");
   const std::string input = args.required("input");
   const std::string output = args.required("output");
+  io::check_input_file(input, "a JSONL file");
+  io::check_output_file(output, "output", input);
   const float temperature = parse_float_flag("temperature", args.get("temperature", "1"));
   if (!(temperature > 0.0f))
     throw UsageError(strformat("--temperature: expected a number > 0, found %g", double(temperature)));
@@ -117,10 +119,7 @@ int cmd_score(const std::vector<std::string>& argv) {
   model.release_grads();  // inference only
   load_hf_weights(model_dir, config, model.params());
 
-  const std::string tmp = output + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw RuntimeError(strformat("%s: cannot open for writing", tmp.c_str()));
+  io::write_file_atomic(output, [&](std::ostream& out) {
     for (ScoreLine& line : lines) {
       // One sequence per forward (B = 1, T = its length).
       const int64_t T = int64_t(line.ids.size());
@@ -138,14 +137,7 @@ int cmd_score(const std::vector<std::string>& argv) {
       line.obj["logprobs"] = v;
       out << line.obj.dump() << '\n';
     }
-    out.flush();
-    if (!out) throw RuntimeError(strformat("%s: write failed", tmp.c_str()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, output, ec);
-  if (ec)
-    throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), output.c_str(),
-                                 ec.message().c_str()));
+  });
   std::fprintf(stderr, "zeroth score: %zu sequences -> %s\n", lines.size(), output.c_str());
   return 0;
 }

@@ -45,6 +45,8 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
   const std::string tok_path = args.required("tokenizer");
   const std::string input = args.required("input");
   const std::string output = args.required("output");
+  io::check_input_file(input, "a JSONL file");
+  io::check_output_file(output, "output", input);
   const bool decode = args.has("decode"), no_special = args.has("no-special");
   std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
   const int64_t vocab = tok->vocab_size();
@@ -88,19 +90,9 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
     lines.push_back(obj.dump());
   }
 
-  const std::string tmp = output + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw RuntimeError(strformat("%s: cannot open for writing", tmp.c_str()));
+  io::write_file_atomic(output, [&](std::ostream& out) {
     for (const std::string& l : lines) out << l << '\n';
-    out.flush();
-    if (!out) throw RuntimeError(strformat("%s: write failed", tmp.c_str()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, output, ec);
-  if (ec)
-    throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), output.c_str(),
-                                 ec.message().c_str()));
+  });
   std::fprintf(stderr, "zeroth tokenize: %zu lines %s -> %s\n", lines.size(),
                decode ? "decoded" : "encoded", output.c_str());
   return 0;

@@ -69,8 +69,14 @@ int cmd_train_tokenizer(const std::vector<std::string>& argv) {
   if (args.has("special")) {
     opt.special_tokens.clear();
     std::stringstream ss(args.get("special"));
-    for (std::string t; std::getline(ss, t, ',');)
-      if (!t.empty()) opt.special_tokens.push_back(t);
+    for (std::string t; std::getline(ss, t, ',');) {
+      if (t.empty())
+        throw UsageError(strformat("--special '%s': expected comma-separated tokens, found an empty one",
+                                   args.get("special").c_str()));
+      opt.special_tokens.push_back(t);
+    }
+    if (opt.special_tokens.empty())
+      throw UsageError("--special: expected comma-separated tokens, found none");
     // Roles default to the first three of a custom list only when named.
     opt.bos_token = opt.eos_token = opt.pad_token = "";
   }
@@ -79,6 +85,7 @@ int cmd_train_tokenizer(const std::vector<std::string>& argv) {
   if (args.has("pad")) opt.pad_token = args.get("pad");
   opt.add_bos = !args.has("no-add-bos") && !opt.bos_token.empty();
 
+  io::check_input_file(input, "a text or JSONL corpus file");
   std::ifstream in(input, std::ios::binary);
   if (!in) throw DataError(strformat("%s: cannot open the corpus", input.c_str()));
   const bool jsonl = input.size() >= 6 && input.compare(input.size() - 6, 6, ".jsonl") == 0;

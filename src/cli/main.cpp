@@ -1,6 +1,7 @@
 // zeroth: entry point. Dispatches to a subcommand and maps errors to exit codes
 // (0 ok, 2 usage/config error, 1 runtime failure).
 #include <cstdio>
+#include <new>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -63,6 +64,10 @@ int main(int argc, char** argv) {
     } catch (const Error& e) {
       std::fprintf(stderr, "zeroth %s: error: %s\n", c.name, e.what());
       return e.exit_code();
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "zeroth %s: error: out of host memory (an input, a config value or the model is "
+                   "larger than this machine's memory or the process's limit)\n", c.name);
+      return 1;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "zeroth %s: error: %s\n", c.name, e.what());
       return 1;

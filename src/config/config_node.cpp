@@ -96,8 +96,16 @@ static std::string join_key(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
 }
 
+// The most nodes one YAML document may expand to: aliases share nodes in yaml-cpp, and a
+// few hundred bytes of nested aliases ("billion laughs") expand to billions when copied.
+constexpr size_t kMaxConfigNodes = 100000;
+
 static ConfigNode from_yaml(const YAML::Node& n, const std::string& file, const SourcePos& fallback,
-                            const std::string& path) {
+                            const std::string& path, size_t& nodes) {
+  if (++nodes > kMaxConfigNodes)
+    config_fail_at(mark_pos(n.Mark(), file, fallback),
+                   strformat("expected at most %zu YAML values in a config file, found more (nested aliases "
+                             "expanding?)", kMaxConfigNodes));
   ConfigNode out;
   out.pos = mark_pos(n.Mark(), file, fallback);
   switch (n.Type()) {
@@ -116,7 +124,7 @@ static ConfigNode from_yaml(const YAML::Node& n, const std::string& file, const 
       out.kind = ConfigNode::Kind::List;
       size_t i = 0;
       for (const auto& item : n)
-        out.items.push_back(from_yaml(item, file, out.pos, strformat("%s[%zu]", path.c_str(), i++)));
+        out.items.push_back(from_yaml(item, file, out.pos, strformat("%s[%zu]", path.c_str(), i++), nodes));
       break;
     }
     case YAML::NodeType::Map:
@@ -131,7 +139,7 @@ static ConfigNode from_yaml(const YAML::Node& n, const std::string& file, const 
         if (const ConfigNode::Entry* prev = out.find(key))
           config_fail(key_pos, join_key(path, key),
                       strformat("key given twice (first at line %d)", prev->key_pos.line));
-        ConfigNode value = from_yaml(kv.second, file, key_pos, join_key(path, key));
+        ConfigNode value = from_yaml(kv.second, file, key_pos, join_key(path, key), nodes);
         out.entries.push_back(ConfigNode::Entry{key, key_pos, std::move(value)});
       }
       break;
@@ -147,15 +155,25 @@ ConfigNode parse_config_yaml(const std::string& text, const std::string& file) {
     SourcePos pos = mark_pos(e.mark, file, SourcePos{file, 0, 0});
     config_fail_at(pos, "YAML syntax error: " + e.msg);
   }
-  return from_yaml(doc, file, SourcePos{file, 1, 1}, "");
+  size_t nodes = 0;
+  return from_yaml(doc, file, SourcePos{file, 1, 1}, "", nodes);
 }
 
 // ---- defaults chains ----
 
+// The largest config file read (a config is a few KB; this stops /dev/zero or a data
+// file named by mistake from filling memory).
+constexpr size_t kMaxConfigBytes = size_t(16) << 20;
+
 static bool read_text(const std::string& path, std::string* text, std::string* why) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) {
+  const fs::file_status st = fs::status(path, ec);
+  if (!ec && fs::is_directory(st)) {
     *why = "is a directory";
+    return false;
+  }
+  if (!ec && (fs::is_character_file(st) || fs::is_block_file(st) || fs::is_socket(st))) {
+    *why = "is a device or socket, not a file";
     return false;
   }
   std::ifstream in(path, std::ios::binary);
@@ -163,13 +181,19 @@ static bool read_text(const std::string& path, std::string* text, std::string* w
     *why = std::strerror(errno);
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  text->clear();
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text->append(buf, size_t(in.gcount()));
+    if (text->size() > kMaxConfigBytes) {
+      *why = strformat("larger than %zu MiB (expected a YAML config file)", kMaxConfigBytes >> 20);
+      return false;
+    }
+  }
   if (in.bad()) {
     *why = std::strerror(errno);
     return false;
   }
-  *text = ss.str();
   return true;
 }
 
@@ -295,7 +319,8 @@ void apply_config_override(ConfigNode& root, const std::string& spec) {
 
   ConfigNode value;
   try {
-    value = from_yaml(YAML::Load(text), pos.file, pos, path);
+    size_t nodes = 0;
+    value = from_yaml(YAML::Load(text), pos.file, pos, path, nodes);
   } catch (const YAML::Exception& e) {
     throw ConfigError(strformat("--set %s: value is not valid YAML: %s", spec.c_str(), e.msg.c_str()));
   }

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace zeroth {
 namespace io {
@@ -133,6 +135,44 @@ bool is_directory(const std::string& path) {
 bool is_regular_file(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void check_input_file(const std::string& path, const std::string& what) {
+  if (is_directory(path))
+    throw DataError(strformat("%s: is a directory (expected %s)", path.c_str(), what.c_str()));
+}
+
+void check_output_file(const std::string& path, const std::string& flag, const std::string& input) {
+  if (path.empty()) throw UsageError(strformat("--%s: expected a file path, found nothing", flag.c_str()));
+  if (is_directory(path))
+    throw UsageError(strformat("--%s %s: is a directory (expected a file path)", flag.c_str(), path.c_str()));
+  const std::string dir = dir_of(path);
+  if (!is_directory(dir))
+    throw UsageError(strformat("--%s %s: the directory '%s' does not exist", flag.c_str(), path.c_str(),
+                               dir.c_str()));
+  struct stat a, b;
+  if (!input.empty() && ::stat(path.c_str(), &a) == 0 && ::stat(input.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+      a.st_ino == b.st_ino)
+    throw UsageError(strformat("--%s %s: is the input file (writing it would replace the input); choose "
+                               "another path", flag.c_str(), path.c_str()));
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  const std::string tmp = path + ".tmp";
+  try {
+    {
+      std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
+      if (!out) throw RuntimeError(strformat("%s: cannot open for writing: %s", tmp.c_str(), std::strerror(errno)));
+      write(out);
+      out.flush();
+      if (!out) throw RuntimeError(strformat("%s: write failed", tmp.c_str()));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), std::strerror(errno)));
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
 }
 
 }  // namespace io

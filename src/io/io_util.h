@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <functional>
+#include <ostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -76,6 +78,20 @@ std::string join_path(const std::string& dir, const std::string& name);
 
 bool is_directory(const std::string& path);
 bool is_regular_file(const std::string& path);
+
+// An input file (a JSONL or text file a command reads): a directory would read as zero
+// lines, so it is a DataError "<path>: is a directory (expected <what>)". A missing file
+// is left to the caller's open.
+void check_input_file(const std::string& path, const std::string& what);
+
+// The output file of a command, checked before the work starts: a UsageError naming
+// `flag` when it is a directory, its directory does not exist, or it is the same file as
+// `input` (when given: writing it would replace the input).
+void check_output_file(const std::string& path, const std::string& flag, const std::string& input = "");
+
+// Writes `path` atomically: `write` fills PATH.tmp, which is renamed over `path`. On any
+// failure the .tmp is removed and the error (RuntimeError for I/O) propagates.
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 
 }  // namespace io
 }  // namespace zeroth

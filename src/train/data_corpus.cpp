@@ -36,6 +36,7 @@ SequenceDataset load_pretrain_corpus(const std::string& path, const std::string&
   ZT_ASSERT(seq_len >= 2 && eos_id >= 0);
   if (format != "text" && format != "jsonl")
     throw ConfigError(strformat("key 'data.format': expected 'text' or 'jsonl', found '%s'", format.c_str()));
+  io::check_input_file(path, "a text or JSONL corpus file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(strformat("%s: cannot open the corpus for reading", path.c_str()));
   SequenceDataset ds;

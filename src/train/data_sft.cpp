@@ -66,6 +66,7 @@ static const std::string& string_field(const nlohmann::json& obj, const std::str
 SequenceDataset load_sft_dataset(const std::string& path, const SftFormat& format,
                                  const Tokenizer& tokenizer, int64_t seq_len) {
   ZT_ASSERT(seq_len >= 2 && format.pad_id >= 0);
+  io::check_input_file(path, "a JSONL file of prompt/response pairs");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(strformat("%s: cannot open the SFT data for reading", path.c_str()));
   SequenceDataset ds;

@@ -64,6 +64,9 @@ ModelSource resolve_model_source(const std::string& init, const std::string& tok
     if (!fs::exists(tokenizer_key))
       throw ConfigError(strformat("key 'model.tokenizer': expected 'auto', 'bytes' or an existing path, "
                                   "found '%s'", tokenizer_key.c_str()));
+    if (fs::is_directory(tokenizer_key) && !fs::exists(fs::path(tokenizer_key) / "tokenizer.json"))
+      throw ConfigError(strformat("key 'model.tokenizer': expected a tokenizer.json or a directory holding one, "
+                                  "found the directory '%s' without tokenizer.json", tokenizer_key.c_str()));
     load_source_tokenizer(tokenizer_key, src);
   }
   check_tokenizer_fits(src, init);

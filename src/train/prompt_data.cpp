@@ -119,6 +119,7 @@ PromptDataset load_prompt_source(const PromptSourceConfig& src, const std::strin
   if (!parse_reward_kind(src.kind, &kind))
     throw ConfigError(strformat("key '%s.kind': expected 'math' or 'code', found '%s'", key.c_str(),
                                 src.kind.c_str()));
+  io::check_input_file(src.path, strformat("a JSONL prompt file (%s.path)", key.c_str()));
   std::ifstream in(src.path, std::ios::binary);
   if (!in)
     throw DataError(strformat("%s: cannot open the prompt file (%s.path) for reading", src.path.c_str(),

@@ -3,6 +3,8 @@
 // and key suggestions. Fixtures live in tests/config/data.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -84,6 +86,29 @@ TEST_CASE("defaults errors: cycles, missing files, malformed lists", "[config]")
         "cannot read config file '" + kData + "no_such_file.yaml': No such file or directory");
   CHECK(error_of([] { load_config_tree(kData + "list_top.yaml"); }) ==
         kData + "list_top.yaml:1:1: expected a map of sections at the top level, found a list");
+}
+
+TEST_CASE("config files are bounded: devices, huge files, alias bombs", "[config]") {
+  CHECK(error_of([] { load_config_tree(kData + "device_default.yaml"); }) ==
+        kData + "device_default.yaml:1:12: key 'defaults': cannot read '/dev/zero': is a device or socket, not a file");
+  // A file over 16 MiB is not a config (a data file named by mistake).
+  const std::string tmp = (std::filesystem::temp_directory_path() / "zeroth_test_big_config.yaml").string();
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    const std::string line = "# " + std::string(1022, 'x') + "\n";
+    for (int i = 0; i < 17 * 1024; ++i) out << line;
+  }
+  CHECK_THAT(error_of([&] { load_config_tree(tmp); }), Catch::Contains("larger than 16 MiB"));
+  std::filesystem::remove(tmp);
+  // Nested aliases: 8 levels of 10 expand to 10^8 values; refused after the first 100000.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) bomb += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  CHECK_THAT(error_of([&] { parse_config_yaml(bomb, "bomb.yaml"); }),
+             Catch::StartsWith("bomb.yaml:") && Catch::Contains("expected at most 100000 YAML values"));
 }
 
 TEST_CASE("an error in a default file names that file and line", "[config]") {

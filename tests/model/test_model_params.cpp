@@ -476,6 +476,11 @@ TEST_CASE("zeroth train-tokenizer does not replace a tokenizer.json without --fo
   std::ifstream again(d / "tokenizer.json");
   CHECK(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()) == first);
   CHECK(run_cli(args + " --vocab-size 290 --force") == 0);
+  // An empty entry in --special would silently drop the BOS/EOS/PAD tokens.
+  CHECK(run_cli(args + " --force --special ,,", &out) == 2);
+  CHECK(out.find("found an empty one") != std::string::npos);
+  CHECK(run_cli("train-tokenizer --input " + d.path + " --out " + d.path + "/t2", &out) == 1);
+  CHECK(out.find("is a directory (expected a text or JSONL corpus file)") != std::string::npos);
 }
 
 TEST_CASE("zeroth ckpt rejects bad arguments with exit code 2", "[model_params][cli]") {

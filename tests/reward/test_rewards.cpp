@@ -65,6 +65,11 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return out;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 RewardsConfig load_rewards_yaml(const TempDir& dir, const std::string& yaml) {
   return load_config_as<RewardsOnly>(dir.write("rewards.yaml", yaml), {}).rewards;
 }
@@ -405,6 +410,22 @@ TEST_CASE("zeroth reward: math batch, --config with a full run config, bad lines
   CHECK_THROWS_AS(cli::cmd_reward({"--input", (dir.path / "missing.jsonl").string(), "--output", output}), DataError);
   const std::string bad_cfg = dir.write("bad.yaml", "rewards:\n  math: {rel_tol: 2}\n");
   CHECK_THROWS_AS(cli::cmd_reward({"--input", input, "--output", output, "--config", bad_cfg}), ConfigError);
+
+  // Paths checked before the work: a directory as input or output, the input as output,
+  // an output in a missing directory. Nothing is left behind (no OUT.tmp).
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", dir.path.string(), "--output", output}),
+                    Catch::Contains(dir.path.string() + ": is a directory (expected a JSONL file)"));
+  const fs::path sub = dir.path / "sub";
+  fs::create_directories(sub);
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", input, "--output", sub.string()}),
+                    Catch::Contains("--output " + sub.string() + ": is a directory"));
+  CHECK_FALSE(fs::exists(sub.string() + ".tmp"));
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", input, "--output", (dir.path / "nosuch" / "o.jsonl").string()}),
+                    Catch::Contains("does not exist"));
+  const std::string before = read_text(input);
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", input, "--output", (dir.path / "." / "in.jsonl").string()}),
+                    Catch::Contains("is the input file"));
+  CHECK(read_text(input) == before);
 }
 
 TEST_CASE("zeroth bench reward: math rows print a table and JSON", "[rewards][cli]") {

@@ -432,6 +432,10 @@ TEST_CASE("sweep run: local executor, failures recorded, DONE skipped, interrupt
   const SweepReport rk = build_sweep_report(out, "kl", "best", true, "min");
   CHECK(rk.rows[0].name == "kl_coef=0");
   CHECK(rk.rows[0].best_step == 1);
+  // A metric no trial logs is an error listing the ones logged (not a table of dashes).
+  CHECK_THROWS_WITH(build_sweep_report(out, "eval_acuracy", "", true),
+                    Catch::Contains("--metric 'eval_acuracy': no trial's metrics.jsonl has it") &&
+                        Catch::Contains("eval_accuracy"));
   // CSV and Markdown files through the command.
   rc = cli::cmd_sweep({"report", out, "--csv", dir + "/r.csv", "--md", dir + "/r.md"});
   CHECK(rc == 0);
