@@ -238,14 +238,45 @@ ConfigDocRow doc_row(const ConfigField& f) {
   return row;
 }
 
+// The last node under `n` (itself included) that a --set override wrote (its position
+// names the override), or null.
+static const ConfigNode* find_override(const ConfigNode& n) {
+  if (n.pos.line == 0 && n.pos.file.compare(0, 6, "--set ") == 0) return &n;
+  const ConfigNode* found = nullptr;
+  for (const ConfigNode& item : n.items)
+    if (const ConfigNode* f = find_override(item)) found = f;
+  for (const ConfigNode::Entry& e : n.entries)
+    if (const ConfigNode* f = find_override(e.value)) found = f;
+  return found;
+}
+
 void rethrow_validate_error(const ConfigError& e, const ConfigNode* node, const SourcePos& parent_pos,
                             const std::string& path) {
   SourcePos pos = node ? node->pos : parent_pos;
   const std::string msg = e.what(), prefix = "key '" + join(path, "");
   if (node && node->kind == ConfigNode::Kind::Map && msg.compare(0, prefix.size(), prefix) == 0) {
-    size_t end = msg.find_first_of(".['", prefix.size());
-    std::string key = msg.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
-    if (const ConfigNode::Entry* entry = node->find(key)) pos = entry->value.pos;
+    // Follow the key the message names ('rewards.math.rel_tol') as deep as the tree goes.
+    const ConfigNode* at = node;
+    size_t start = prefix.size();
+    bool resolved = false;  // the whole key found
+    while (at->kind == ConfigNode::Kind::Map) {
+      const size_t end = msg.find_first_of(".['", start);
+      const std::string key = msg.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      const ConfigNode::Entry* entry = at->find(key);
+      if (!entry) break;
+      at = &entry->value;
+      pos = at->pos;
+      if (end == std::string::npos || msg[end] != '.') {
+        resolved = true;
+        break;
+      }
+      start = end + 1;
+    }
+    // A cross-key check on a section ('rewards.math'), or on a key the files do not set:
+    // when a --set changed a key in it, that override is the likelier cause than the file
+    // line where the section starts.
+    if (!resolved || at->kind == ConfigNode::Kind::Map)
+      if (const ConfigNode* o = find_override(*at)) pos = o->pos;
   }
   config_fail_at(pos, msg);
 }
