@@ -50,6 +50,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
     throw UsageError(strformat("unexpected argument '%s' (see 'zeroth eval --help')", args.positional()[0].c_str()));
   const std::string model_dir = args.required("model");
   const TrainConfig config = load_train_config(args.required("config"), args.all("set"));
+  if (!config.eval.greedy && config.eval.pass_k == 0)
+    throw ConfigError("key 'eval.greedy': false with eval.pass_k 0 measures nothing; set eval.greedy=true or "
+                      "eval.pass_k >= 1");
 
   RunContext ctx = start_run(config.run, false);
   Backend* const backend = ctx.backend.get();

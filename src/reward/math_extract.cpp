@@ -146,6 +146,9 @@ constexpr const char* kExtractors[] = {"boxed", "answer_tag", "the_answer_is", "
 }  // namespace
 
 void validate_math_verify_options(const MathVerifyOptions& opts) {
+  ZT_THROW_IF_NOT(!opts.extractors.empty(), ConfigError,
+                  "expected at least one math extractor (boxed, answer_tag, the_answer_is, gsm8k, last_number), "
+                  "found none (no answer would ever be extracted)");
   for (const std::string& name : opts.extractors) {
     bool known = false;
     for (const char* k : kExtractors) known = known || name == k;

@@ -36,6 +36,14 @@ SandboxLimits RewardsLimitsConfig::to_limits() const {
 }
 
 void RewardsConfig::validate() const {
+  if (functions.empty())
+    throw ConfigError("key 'rewards.functions': expected at least one reward function, found none (every "
+                      "completion would score 0)");
+  bool any_weight = false;
+  for (const RewardFunctionConfig& f : functions) any_weight = any_weight || f.weight != 0.0;
+  if (!any_weight)
+    throw ConfigError("key 'rewards.functions': expected a non-zero weight on at least one function, found all 0 "
+                      "(every completion would score 0)");
   std::set<std::string> seen;
   for (size_t i = 0; i < functions.size(); ++i) {
     const RewardFunctionConfig& f = functions[i];

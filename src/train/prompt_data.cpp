@@ -272,6 +272,12 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
                               (long long)out.train.stats.read, (long long)out.train.stats.no_answer,
                               (long long)out.train.stats.overlap_dropped, (long long)out.train.stats.too_long,
                               (long long)config.max_prompt_tokens));
+  const bool eval_configured = !config.eval_sources.empty() || config.eval_count > 0 || config.eval_fraction > 0;
+  if (eval_configured && out.eval.records.empty())
+    throw DataError(strformat("prompts: the eval set is empty (%lld read, %lld without an answer, %lld over "
+                              "max_prompt_tokens = %lld)",
+                              (long long)out.eval.stats.read, (long long)out.eval.stats.no_answer,
+                              (long long)out.eval.stats.too_long, (long long)config.max_prompt_tokens));
   return out;
 }
 

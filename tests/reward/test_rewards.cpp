@@ -246,7 +246,13 @@ TEST_CASE("config errors name the key", "[rewards]") {
   // The error points at the file and line.
   CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: format}\n    - {name: format}\n"),
              Catch::Contains("rewards.yaml:"));
-  CHECK(config_error("rewards:\n  functions: []\n").empty());  // no function: reward 0, allowed
+  // No function, or only zero weights: every completion would score 0 (nothing to learn).
+  CHECK_THAT(config_error("rewards:\n  functions: []\n"),
+             Catch::Contains("key 'rewards.functions': expected at least one reward function"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: format, weight: 0}\n"),
+             Catch::Contains("expected a non-zero weight on at least one function"));
+  CHECK_THAT(config_error("rewards:\n  math: {extractors: []}\n"),
+             Catch::Contains("rewards.math") && Catch::Contains("expected at least one math extractor"));
 }
 
 TEST_CASE("the config maps onto the verifiers' own structs", "[rewards]") {

@@ -291,6 +291,10 @@ TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long")
   c.eval_sources[0].path = write_file(dir, "e.jsonl", "{\"prompt\": \"an eval problem that is long\", \"answer\": \"3\"}\n");
   CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true, 34); }),
              Catch::Contains("e.jsonl:1: the rendered prompt has 35 tokens"));
+  // An eval set that max_prompt_tokens empties is an error, not a run that evaluates nothing.
+  c.max_prompt_tokens = 18;
+  CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true, 64); }),
+             Catch::Contains("the eval set is empty (1 read, 0 without an answer, 1 over max_prompt_tokens = 18)"));
 }
 
 TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH and MBPP files") {
