@@ -138,7 +138,8 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 
 // The newest complete checkpoints/step_N of run_dir, or "" when there is none. A
 // checkpoint is complete when it holds `marker` (the file its writer publishes last:
-// trainer_state.json for pretrain/sft, grpo_state.json for GRPO).
+// trainer_state.json for pretrain/sft, grpo_state.json for GRPO). A newer step_N without
+// it is passed over with a warning.
 std::string latest_checkpoint(const std::string& run_dir,
                               const std::string& marker = "trainer_state.json");
 
@@ -157,8 +158,12 @@ std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t k
 void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank, const char* command);
 
 // Reads trainer_state.json of a checkpoint directory. CheckpointError naming the file
-// and key for a missing or malformed file.
+// and key for a missing or malformed file, or a step other than checkpoints/step_N's N.
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
+
+// A resume from a checkpoint at `step` needs train.steps >= step (equal: nothing left to
+// train; the final model is written again). ConfigError naming train.steps otherwise.
+void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps);
 
 // Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer);

@@ -142,6 +142,21 @@ std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::s
 
 std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
   const auto all = complete_checkpoints(run_dir, marker);
+  // A newer step_N without its marker (a save cut short, or a damaged copy) is passed
+  // over: say so, since the steps after the one used are trained again.
+  const long long newest = all.empty() ? -1 : all.back().first;
+  std::error_code ec;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (fs::is_directory(root, ec))
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("step_", 0) != 0 || n.size() == 5 || n.size() > 23 ||
+          n.find_first_not_of("0123456789", 5) != std::string::npos || !e.is_directory(ec))
+        continue;
+      if (std::stoll(n.substr(5)) > newest && !fs::exists(e.path() / marker, ec))
+        ZT_LOG_WARN("%s is incomplete (no %s): passed over%s", e.path().string().c_str(), marker.c_str(),
+                    all.empty() ? "" : (" for " + all.back().second).c_str());
+    }
   return all.empty() ? "" : all.back().second;
 }
 
@@ -189,6 +204,13 @@ std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t k
   return removed;
 }
 
+void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps) {
+  if (step > steps)
+    throw ConfigError(strformat("key 'train.steps': expected at least %lld (%s is at step %lld), found %lld; "
+                                "--set train.steps=N to continue the run",
+                                (long long)step, checkpoint_dir.c_str(), (long long)step, (long long)steps));
+}
+
 TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   const std::string path = checkpoint_dir + "/trainer_state.json";
   std::ifstream in(path);
@@ -210,6 +232,12 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
                                     kTrainerStateVersion, (long long)get_int("format_version")));
   TrainerState st;
   st.step = get_int("step");
+  // checkpoints/step_N holds step N: another step means a copied or edited checkpoint.
+  const std::string name = fs::path(checkpoint_dir).filename().string();
+  if (name.rfind("step_", 0) == 0 && name.size() > 5 && name.find_first_not_of("0123456789", 5) == std::string::npos &&
+      name.substr(5) != std::to_string(st.step))
+    throw CheckpointError(strformat("%s: key 'step': expected %s (the directory's step), found %lld", path.c_str(),
+                                    name.substr(5).c_str(), (long long)st.step));
   st.cursor.epoch = get_int("data_epoch");
   st.cursor.position = get_int("data_position");
   if (!js.contains("stage") || !js["stage"].is_string())

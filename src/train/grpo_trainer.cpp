@@ -128,6 +128,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
     if (start_.stage != "grpo")
       throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected 'grpo', found '%s'",
                                       resume_ckpt_.c_str(), start_.stage.c_str()));
+    check_resume_steps(resume_ckpt_, start_.step, steps_);
   }
   init_ = cfg.model.init;
   std::string tokenizer_key = cfg.model.tokenizer;

@@ -11,6 +11,7 @@
 #include <regex>
 #include <string>
 #include <vector>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "zeroth/backend.h"
@@ -344,6 +345,20 @@ TEST_CASE("a new run does not overwrite another run's directory unless --overwri
   CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--overwrite"}), Catch::Contains("cannot go with --resume"));
   REQUIRE(cli::cmd_pretrain({"--resume", dir, "--run-dir", dir, "--set", "train.steps=2"}) == 0);
   CHECK(fs::exists(dir + "/checkpoints/step_2/trainer_state.json"));
+  // A resume needs train.steps >= the checkpoint's step; a trainer_state.json whose step is
+  // not its directory's is refused.
+  CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--set", "train.steps=1"}),
+                    Catch::Contains("key 'train.steps': expected at least 2"));
+  {
+    const std::string ts = dir + "/checkpoints/step_2/trainer_state.json";
+    nlohmann::json js = nlohmann::json::parse(std::ifstream(ts));
+    const nlohmann::json saved = js;
+    js["step"] = 7;
+    std::ofstream(ts) << js.dump();
+    CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--set", "train.steps=8"}),
+                      Catch::Contains("key 'step': expected 2 (the directory's step), found 7"));
+    std::ofstream(ts) << saved.dump();
+  }
   // The keys that chose the model keep their recorded values on resume.
   CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--set", "model.tokenizer=" + kSrc + "/configs/demo/base"}),
                     Catch::Contains("key 'model.tokenizer'") && Catch::Contains(dir + "/config.yaml records"));
