@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,17 @@ static uint64_t parse_seed(const std::string& s) {
   return uint64_t(v);
 }
 
+static std::string human_bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? strformat("%llu B", (unsigned long long)b) : strformat("%.2f %s", v, units[u]);
+}
+
 static int ckpt_init(const Args& args) {
   const std::string config_path = args.required("config");
   const uint64_t seed = parse_seed(args.required("seed"));
@@ -126,13 +138,21 @@ static int ckpt_init(const Args& args) {
   if (fs::exists(fs::path(out) / "config.json") && !args.has("force"))
     throw UsageError(strformat("%s already holds a model (config.json); pass --force to overwrite it",
                                out.c_str()));
+  // The weights first: a model too large for this machine fails before DIR is made.
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::optional<ParamSet> made;
+  try {
+    made.emplace(make_param_set(config, *cpu, DType::F32));
+  } catch (const RuntimeError& e) {
+    throw RuntimeError(strformat("%s: the model's %lld parameters need %s in fp32: %s", config_path.c_str(),
+                                 (long long)config.num_parameters(),
+                                 human_bytes(uint64_t(config.num_parameters()) * 4).c_str(), e.what()));
+  }
+  ParamSet& params = *made;
+  init_params(config, params, seed);
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw RuntimeError(strformat("%s: cannot create the directory: %s", out.c_str(), ec.message().c_str()));
-
-  std::unique_ptr<Backend> cpu = make_cpu_backend();
-  ParamSet params = make_param_set(config, *cpu, DType::F32);
-  init_params(config, params, seed);
   if (!tok_json.empty()) write_file(out + "/tokenizer.json", tok_json);
   if (!tok_config_json.empty()) write_file(out + "/tokenizer_config.json", tok_config_json);
   save_hf_weights(out, config, params, dtype);
@@ -143,16 +163,6 @@ static int ckpt_init(const Args& args) {
   return 0;
 }
 
-static std::string human_bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = double(b);
-  int u = 0;
-  while (v >= 1024.0 && u < 4) {
-    v /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? strformat("%llu B", (unsigned long long)b) : strformat("%.2f %s", v, units[u]);
-}
 
 static int ckpt_info(const Args& args) {
   if (args.positional().size() != 2)

@@ -33,7 +33,11 @@ int64_t truncate_metrics_jsonl(const std::string& path, int64_t max_step) {
   int64_t kept = 0, line_no = 0;
   while (pos < text.size()) {
     const size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) break;  // a last line cut short: dropped
+    if (nl == std::string::npos) {  // a last line cut short (the process was killed writing it)
+      ZT_LOG_WARN("%s:%lld: dropping a last line cut short (%zu bytes without a newline)", path.c_str(),
+                  (long long)line_no + 1, text.size() - pos);
+      break;
+    }
     ++line_no;
     const std::string line = text.substr(pos, nl - pos);
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);

@@ -530,25 +530,42 @@ class CorpusWriter {
 
 }  // namespace
 
+// Draws in a row without a new problem before the problem space counts as used up.
+constexpr int64_t kMaxDemoMisses = 100000;
+
 DemoData generate_demo_data(const DemoDataOptions& o) {
   ZT_ASSERT(o.train_prompts > 0 && o.eval_prompts > 0 && o.corpus_bytes > 0);
   DemoData out;
   std::unordered_set<std::string> eval_keys;
   {  // held out first: families in turn, unique keys
     Rng r(rng_stream_key(o.seed, "demo/eval"));
+    int64_t misses = 0;  // draws in a row that gave no new problem
     for (int64_t i = 0; int64_t(out.eval.size()) < o.eval_prompts; ++i) {
       Made m = make_problem(r, int(i % kNumFamilies));
-      if (eval_keys.insert(m.p.key).second) out.eval.push_back(std::move(m.p));
-      ZT_ASSERT(i < 100 * o.eval_prompts, "cannot find %lld distinct eval problems", (long long)o.eval_prompts);
+      if (eval_keys.insert(m.p.key).second) {
+        out.eval.push_back(std::move(m.p));
+        misses = 0;
+      } else if (++misses > kMaxDemoMisses) {
+        throw UsageError(strformat("--eval %lld: the demo's problem families gave only %zu distinct eval problems "
+                                   "(no new one in %lld draws); ask for fewer",
+                                   (long long)o.eval_prompts, out.eval.size(), (long long)kMaxDemoMisses));
+      }
     }
   }
   {  // train: any family, no eval key, no repeated question text
     Rng r(rng_stream_key(o.seed, "demo/train"));
     std::unordered_set<std::string> seen;
-    for (int64_t tries = 0; int64_t(out.train.size()) < o.train_prompts; ++tries) {
-      ZT_ASSERT(tries < 100 * o.train_prompts, "cannot find %lld train problems", (long long)o.train_prompts);
+    int64_t misses = 0;
+    while (int64_t(out.train.size()) < o.train_prompts) {
       Made m = make_problem(r, int(r.in(0, kNumFamilies - 1)));
-      if (eval_keys.count(m.p.key) || !seen.insert(m.p.question).second) continue;
+      if (eval_keys.count(m.p.key) || !seen.insert(m.p.question).second) {
+        if (++misses > kMaxDemoMisses)
+          throw UsageError(strformat("--train %lld: the demo's problem families gave only %zu distinct train "
+                                     "problems besides the eval set (no new one in %lld draws); ask for fewer",
+                                     (long long)o.train_prompts, out.train.size(), (long long)kMaxDemoMisses));
+        continue;
+      }
+      misses = 0;
       out.train.push_back(std::move(m.p));
     }
   }
