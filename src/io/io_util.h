@@ -11,6 +11,8 @@
 #include <ostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "zeroth/dtype.h"
 #include "zeroth/error.h"
@@ -38,13 +40,22 @@ constexpr int kMaxJsonInputDepth = 256;
 
 // One JSON value read from an input file (a JSONL line, ...), as `Json` (nlohmann::json
 // or ordered_json). Any failure is a DataError "<where>: invalid JSON: <reason>": a
-// syntax error, a number out of range (1e999), nesting deeper than kMaxJsonInputDepth.
+// syntax error, a number out of range (1e999), nesting deeper than kMaxJsonInputDepth,
+// a key given twice in one object (the parser would keep one silently).
 template <class Json>
 Json parse_json_input(const std::string& text, const std::string& where) {
-  typename Json::parser_callback_t limit = [&where](int depth, nlohmann::json::parse_event_t, Json&) {
+  std::vector<std::unordered_set<std::string>> keys;  // one set per open object
+  typename Json::parser_callback_t limit = [&where, &keys](int depth, nlohmann::json::parse_event_t event,
+                                                           Json& parsed) {
     if (depth > kMaxJsonInputDepth)
       throw DataError(where + ": invalid JSON: nested deeper than " + std::to_string(kMaxJsonInputDepth) +
                       " levels");
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) keys.emplace_back();
+    else if (event == E::object_end && !keys.empty()) keys.pop_back();
+    else if (event == E::key && !keys.empty() && parsed.is_string() &&
+             !keys.back().insert(parsed.template get<std::string>()).second)
+      throw DataError(where + ": invalid JSON: key " + parsed.dump() + " given twice in one object");
     return true;
   };
   try {

@@ -238,6 +238,9 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   if (gen_model) engine_ = std::make_unique<ModelInference>(*gen_model, plan_.num_slots, plan_.max_len);
   sampling_ = rollout_sampling(cfg);
   stop_ = rc.stop_params(tok);
+  if (rc.stop_at_eos && tok.special_ids().eos < 0 && rank_ == 0)
+    ZT_LOG_WARN("train: rollout.stop_at_eos is true but the tokenizer has no EOS token: completions end only at "
+                "rollout.stop strings, stop_token_ids or max_new_tokens");
   temperature_ = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
   composer_ = std::make_unique<RewardComposer>(cfg.rewards);
   pad_id_ = tok.special_ids().pad >= 0 ? tok.special_ids().pad

@@ -176,6 +176,11 @@ TEST_CASE("prompt loading errors are DataErrors naming file:line and the field")
   CHECK_THAT(e, Catch::Contains("e.jsonl:1: invalid JSON: nested deeper than 256 levels"));
   e = load("{\"question\": \"q\", \"answer\": \"1\", \"x\": " + std::string(200, '[') + std::string(200, ']') + "}\n");
   CHECK(e == "(no error)");
+  // A key given twice: the parser would keep one of them silently.
+  e = load("{\"question\": \"q\", \"answer\": \"1\", \"question\": \"other\"}\n");
+  CHECK_THAT(e, Catch::Contains("e.jsonl:1: invalid JSON: key \"question\" given twice in one object"));
+  e = load("{\"question\": \"q\", \"answer\": \"1\", \"meta\": {\"a\": 1, \"b\": {\"a\": 2}}, \"a\": 3}\n");
+  CHECK(e == "(no error)");  // the same key in different objects is fine
 
   s.kind = "code";
   e = load("{\"question\": \"q\", \"test_list\": \"assert f()\"}\n");
