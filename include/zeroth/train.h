@@ -162,8 +162,9 @@ void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank,
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
 
 // A resume from a checkpoint at `step` needs train.steps >= step (equal: nothing left to
-// train; the final model is written again). ConfigError naming train.steps otherwise.
-void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps);
+// train; the final model is written again). ConfigError naming `key` otherwise.
+void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps,
+                        const std::string& key = "train.steps");
 
 // Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer);

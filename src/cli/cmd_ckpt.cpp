@@ -149,10 +149,10 @@ static int ckpt_init(const Args& args) {
                                  human_bytes(uint64_t(config.num_parameters()) * 4).c_str(), e.what()));
   }
   ParamSet& params = *made;
-  init_params(config, params, seed);
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw RuntimeError(strformat("%s: cannot create the directory: %s", out.c_str(), ec.message().c_str()));
+  init_params(config, params, seed);
   if (!tok_json.empty()) write_file(out + "/tokenizer.json", tok_json);
   if (!tok_config_json.empty()) write_file(out + "/tokenizer_config.json", tok_config_json);
   save_hf_weights(out, config, params, dtype);

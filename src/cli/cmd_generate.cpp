@@ -206,7 +206,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
   const std::string prompts_path = args.required("prompts");
   const std::string output = args.required("output");
   io::check_input_file(prompts_path, "a JSONL file of prompts");
-  io::check_output_file(output, "output", prompts_path);
+  io::check_output_file(output, "output");
   const int threads = parse_threads(args);
   const RolloutConfig rc = load_rollout_config(args);
 

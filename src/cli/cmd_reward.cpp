@@ -128,7 +128,7 @@ int run_batch(const Args& args, const RewardComposer& composer) {
   const std::string input = args.required("input");
   const std::string output = args.required("output");
   io::check_input_file(input, "a JSONL file");
-  io::check_output_file(output, "output", input);
+  io::check_output_file(output, "output");
   CodeLanguage default_lang = CodeLanguage::Python;
   bool ok = parse_code_language(composer.config().code.language, &default_lang);
   ZT_ASSERT(ok, "code.language passed one_of");

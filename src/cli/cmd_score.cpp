@@ -105,7 +105,7 @@ int cmd_score(const std::vector<std::string>& argv) {
   const std::string input = args.required("input");
   const std::string output = args.required("output");
   io::check_input_file(input, "a JSONL file");
-  io::check_output_file(output, "output", input);
+  io::check_output_file(output, "output");
   const float temperature = parse_float_flag("temperature", args.get("temperature", "1"));
   if (!(temperature > 0.0f))
     throw UsageError(strformat("--temperature: expected a number > 0, found %g", double(temperature)));

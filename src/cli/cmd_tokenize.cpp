@@ -46,7 +46,7 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
   const std::string input = args.required("input");
   const std::string output = args.required("output");
   io::check_input_file(input, "a JSONL file");
-  io::check_output_file(output, "output", input);
+  io::check_output_file(output, "output");
   const bool decode = args.has("decode"), no_special = args.has("no-special");
   std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
   const int64_t vocab = tok->vocab_size();

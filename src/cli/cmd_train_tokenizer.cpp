@@ -36,7 +36,7 @@ static const char kTrainTokenizerUsage[] =
     "  --pattern REGEX     the pre-tokenizer's Split regex (default: contractions, letter\n"
     "                      runs, single digits, symbol runs with a leading space, spaces)\n"
     "  --special LIST      special tokens, given the last ids in this order\n"
-    "                      (default <|bos|>,<|eos|>,<|pad|>)\n"
+    "                      (default <|bos|>,<|eos|>,<|pad|>; '' for none)\n"
     "  --bos/--eos/--pad T which special token plays each role (defaults: the three above;\n"
     "                      '' for none)\n"
     "  --no-add-bos        do not prepend BOS when encoding with special tokens\n"
@@ -75,8 +75,7 @@ int cmd_train_tokenizer(const std::vector<std::string>& argv) {
                                    args.get("special").c_str()));
       opt.special_tokens.push_back(t);
     }
-    if (opt.special_tokens.empty())
-      throw UsageError("--special: expected comma-separated tokens, found none");
+    // --special '' : no special tokens at all (then no BOS/EOS/PAD roles either).
     // Roles default to the first three of a custom list only when named.
     opt.bos_token = opt.eos_token = opt.pad_token = "";
   }

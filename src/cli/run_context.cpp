@@ -79,8 +79,16 @@ void check_resumed_model_keys(const std::string& resume_dir, const Config& now, 
                                   {"model.tokenizer", now.model.tokenizer, recorded->model.tokenizer},
                                   {"model.seed", seed(now.model.seed), seed(recorded->model.seed)}};
   keys.insert(keys.end(), extra.begin(), extra.end());
+  // Paths are the same when they name the same file ('./x' and '$PWD/x').
+  auto same = [](const ResumedKey& k) {
+    if (k.now == k.recorded) return true;
+    if (k.key == "model.seed" || k.now.empty() || k.recorded.empty()) return false;
+    std::error_code ec;
+    const bool eq = std::filesystem::equivalent(k.now, k.recorded, ec);
+    return !ec && eq;
+  };
   for (const ResumedKey& k : keys)
-    if (k.now != k.recorded)
+    if (!same(k))
       throw ConfigError(strformat(
           "key '%s': %s --resume %s continues from the checkpoint's weights and tokenizer, so this key must "
           "stay '%s' (as %s/config.yaml records), found '%s'; drop the override, or start a new run "

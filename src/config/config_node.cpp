@@ -172,8 +172,8 @@ static bool read_text(const std::string& path, std::string* text, std::string* w
     *why = "is a directory";
     return false;
   }
-  if (!ec && (fs::is_character_file(st) || fs::is_block_file(st) || fs::is_socket(st))) {
-    *why = "is a device or socket, not a file";
+  if (!ec && fs::is_socket(st)) {
+    *why = "is a socket, not a file";
     return false;
   }
   std::ifstream in(path, std::ios::binary);

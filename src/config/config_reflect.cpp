@@ -238,15 +238,20 @@ ConfigDocRow doc_row(const ConfigField& f) {
   return row;
 }
 
-// The last node under `n` (itself included) that a --set override wrote (its position
-// names the override), or null.
-static const ConfigNode* find_override(const ConfigNode& n) {
-  if (n.pos.line == 0 && n.pos.file.compare(0, 6, "--set ") == 0) return &n;
+// The last node under `n` (itself included) that a --set override of `key` or of a key
+// inside it wrote (its position, "--set K=V", names the override), or null.
+static const ConfigNode* find_override(const ConfigNode& n, const std::string& key) {
+  if (n.pos.line == 0 && n.pos.file.compare(0, 6, "--set ") == 0) {
+    const std::string set_key = n.pos.file.substr(6, n.pos.file.find('=') - 6);
+    const bool inside = set_key.compare(0, key.size(), key) == 0 &&
+                        (set_key.size() == key.size() || set_key[key.size()] == '.' || set_key[key.size()] == '[');
+    if (inside) return &n;
+  }
   const ConfigNode* found = nullptr;
   for (const ConfigNode& item : n.items)
-    if (const ConfigNode* f = find_override(item)) found = f;
+    if (const ConfigNode* f = find_override(item, key)) found = f;
   for (const ConfigNode::Entry& e : n.entries)
-    if (const ConfigNode* f = find_override(e.value)) found = f;
+    if (const ConfigNode* f = find_override(e.value, key)) found = f;
   return found;
 }
 
@@ -272,11 +277,12 @@ void rethrow_validate_error(const ConfigError& e, const ConfigNode* node, const 
       }
       start = end + 1;
     }
-    // A cross-key check on a section ('rewards.math'), or on a key the files do not set:
-    // when a --set changed a key in it, that override is the likelier cause than the file
-    // line where the section starts.
-    if (!resolved || at->kind == ConfigNode::Kind::Map)
-      if (const ConfigNode* o = find_override(*at)) pos = o->pos;
+    // A cross-key check on a section ('rewards.math'): when a --set changed a key in it,
+    // that override is the likelier cause than the file line where the section starts.
+    if (resolved && at->kind == ConfigNode::Kind::Map) {
+      const size_t end = msg.find('\'', prefix.size());
+      if (const ConfigNode* o = find_override(*at, msg.substr(5, end - 5))) pos = o->pos;
+    }
   }
   config_fail_at(pos, msg);
 }

@@ -142,7 +142,7 @@ void check_input_file(const std::string& path, const std::string& what) {
     throw DataError(strformat("%s: is a directory (expected %s)", path.c_str(), what.c_str()));
 }
 
-void check_output_file(const std::string& path, const std::string& flag, const std::string& input) {
+void check_output_file(const std::string& path, const std::string& flag) {
   if (path.empty()) throw UsageError(strformat("--%s: expected a file path, found nothing", flag.c_str()));
   if (is_directory(path))
     throw UsageError(strformat("--%s %s: is a directory (expected a file path)", flag.c_str(), path.c_str()));
@@ -150,11 +150,6 @@ void check_output_file(const std::string& path, const std::string& flag, const s
   if (!is_directory(dir))
     throw UsageError(strformat("--%s %s: the directory '%s' does not exist", flag.c_str(), path.c_str(),
                                dir.c_str()));
-  struct stat a, b;
-  if (!input.empty() && ::stat(path.c_str(), &a) == 0 && ::stat(input.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
-      a.st_ino == b.st_ino)
-    throw UsageError(strformat("--%s %s: is the input file (writing it would replace the input); choose "
-                               "another path", flag.c_str(), path.c_str()));
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {

@@ -96,9 +96,9 @@ bool is_regular_file(const std::string& path);
 void check_input_file(const std::string& path, const std::string& what);
 
 // The output file of a command, checked before the work starts: a UsageError naming
-// `flag` when it is a directory, its directory does not exist, or it is the same file as
-// `input` (when given: writing it would replace the input).
-void check_output_file(const std::string& path, const std::string& flag, const std::string& input = "");
+// `flag` when it is a directory or its directory does not exist. (The output may be the
+// input: commands read all input before write_file_atomic replaces it.)
+void check_output_file(const std::string& path, const std::string& flag);
 
 // Writes `path` atomically: `write` fills PATH.tmp, which is renamed over `path`. On any
 // failure the .tmp is removed and the error (RuntimeError for I/O) propagates.

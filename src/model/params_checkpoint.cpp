@@ -146,7 +146,10 @@ int64_t count_nonfinite(const void* data, DType dtype, int64_t n) {
   // (memcpy: a tensor mapped from a safetensors file need not be aligned)
   const unsigned char* p = static_cast<const unsigned char*>(data);
   int64_t bad = 0;
+  // (threads for large tensors: a 100B-parameter load scans ~200 GB)
+  const bool par = n >= (int64_t(1) << 20);
   if (dtype == DType::F32) {
+#pragma omp parallel for reduction(+ : bad) if (par)
     for (int64_t i = 0; i < n; ++i) {
       uint32_t v;
       std::memcpy(&v, p + 4 * i, 4);
@@ -154,6 +157,7 @@ int64_t count_nonfinite(const void* data, DType dtype, int64_t n) {
     }
   } else if (dtype == DType::BF16 || dtype == DType::F16) {
     const uint16_t mask = dtype == DType::BF16 ? 0x7f80u : 0x7c00u;
+#pragma omp parallel for reduction(+ : bad) if (par)
     for (int64_t i = 0; i < n; ++i) {
       uint16_t v;
       std::memcpy(&v, p + 2 * i, 2);

@@ -204,11 +204,12 @@ std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t k
   return removed;
 }
 
-void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps) {
+void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps, const std::string& key) {
   if (step > steps)
-    throw ConfigError(strformat("key 'train.steps': expected at least %lld (%s is at step %lld), found %lld; "
-                                "--set train.steps=N to continue the run",
-                                (long long)step, checkpoint_dir.c_str(), (long long)step, (long long)steps));
+    throw ConfigError(strformat("key '%s': expected at least %lld (%s is at step %lld), found %lld; "
+                                "--set %s=N to continue the run", key.c_str(),
+                                (long long)step, checkpoint_dir.c_str(), (long long)step, (long long)steps,
+                                key.c_str()));
 }
 
 TrainerState read_trainer_state(const std::string& checkpoint_dir) {

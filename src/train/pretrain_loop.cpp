@@ -122,7 +122,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     if (start.stage != name)
       throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected '%s', found '%s'",
                                       resume_ckpt.c_str(), name, start.stage.c_str()));
-    check_resume_steps(resume_ckpt, start.step, tc.steps);
+    check_resume_steps(resume_ckpt, start.step, tc.steps, options.key("train", "steps"));
     src.config = read_model_config(resume_ckpt);
     src.weights_dir = resume_ckpt;
     load_source_tokenizer(resume_ckpt, src);

@@ -13,6 +13,7 @@
 
 #include "io/io_util.h"
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/math_verify.h"
 #include "zeroth/prompt.h"
 #include "zeroth/prompt_data.h"
@@ -232,6 +233,9 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
   } else if (config.eval_count > 0 || config.eval_fraction > 0) {
     const int64_t n = int64_t(out.train.records.size());
     const int64_t held = config.eval_count > 0 ? config.eval_count : int64_t(config.eval_fraction * double(n));
+    if (held == 0)
+      ZT_LOG_WARN("prompts.eval_fraction %g of %lld prompts rounds down to 0: no eval set", config.eval_fraction,
+                  (long long)n);
     if (held >= n)
       throw DataError(strformat("prompts.eval_count: holding out %lld of the %lld training prompts leaves "
                                 "none to train on", (long long)held, (long long)n));
@@ -257,6 +261,7 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
     }
     out.train.records = std::move(train);
   }
+  const int64_t eval_before = int64_t(out.eval.records.size());
   if (tokenizer != nullptr && tmpl != nullptr) {
     filter_long(out.train, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens, max_len);
     filter_long(out.eval, config.max_prompt_tokens, *tokenizer, *tmpl, add_special_tokens, max_len);
@@ -272,12 +277,13 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
                               (long long)out.train.stats.read, (long long)out.train.stats.no_answer,
                               (long long)out.train.stats.overlap_dropped, (long long)out.train.stats.too_long,
                               (long long)config.max_prompt_tokens));
-  const bool eval_configured = !config.eval_sources.empty() || config.eval_count > 0 || config.eval_fraction > 0;
-  if (eval_configured && out.eval.records.empty())
-    throw DataError(strformat("prompts: the eval set is empty (%lld read, %lld without an answer, %lld over "
-                              "max_prompt_tokens = %lld)",
-                              (long long)out.eval.stats.read, (long long)out.eval.stats.no_answer,
-                              (long long)out.eval.stats.too_long, (long long)config.max_prompt_tokens));
+  // An eval set that was asked for and had prompts, but that the filters emptied.
+  if (out.eval.records.empty() && (eval_before > 0 || !config.eval_sources.empty()))
+    throw DataError(strformat("prompts: the eval set is empty (%lld prompt(s) held out or read, %lld without an "
+                              "answer, %lld over max_prompt_tokens = %lld)",
+                              (long long)std::max<int64_t>(eval_before, out.eval.stats.read),
+                              (long long)out.eval.stats.no_answer, (long long)out.eval.stats.too_long,
+                              (long long)config.max_prompt_tokens));
   return out;
 }
 

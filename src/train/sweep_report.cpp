@@ -110,11 +110,13 @@ SweepReport build_sweep_report(const std::string& out_dir, const std::string& me
     }
     r.rows.push_back(std::move(row));
   }
-  if (!seen_metrics.empty() && !seen_metrics.count(r.metric)) {
+  // An explicit --metric that no trial logs is a typo; the sweep's own metric may simply
+  // not be logged yet (before the first eval), so status and report show dashes for it.
+  if (!metric.empty() && !seen_metrics.empty() && !seen_metrics.count(r.metric)) {
     std::string known;
     for (const std::string& m : seen_metrics) known += (known.empty() ? "" : ", ") + m;
-    throw UsageError(strformat("%s '%s': no trial's metrics.jsonl has it; found %s",
-                               metric.empty() ? "the sweep's metric" : "--metric", r.metric.c_str(), known.c_str()));
+    throw UsageError(strformat("--metric '%s': no trial's metrics.jsonl has it; found %s", r.metric.c_str(),
+                               known.c_str()));
   }
   for (const char* m : kExtraMetrics)
     if (seen_metrics.count(m) && m != r.metric) r.extra_metrics.push_back(m);

@@ -69,6 +69,13 @@ TEST_CASE("Config: errors in the run section", "[config]") {
         "--set run.threads=-2: key 'run.threads': expected an integer >= 0, found -2");
   CHECK(error_of(kData + "run.yaml", {"run.name=a/b"}) ==
         "--set run.name=a/b: key 'run.name': expected a non-empty name without '/' (it names a directory), found 'a/b'");
+  // A check on a whole section (rewards.math) blames the --set that changed a key in it,
+  // not the line of a defaults file where the section starts; an unrelated --set is not blamed.
+  const std::string demo = std::string(ZEROTH_SOURCE_DIR) + "/configs/demo/grpo.yaml";
+  CHECK_THAT(error_of(demo, {"rewards.math.rel_tol=5"}),
+             Catch::StartsWith("--set rewards.math.rel_tol=5: key 'rewards.math': "));
+  CHECK_THAT(error_of(demo, {"rewards.format.think_open_in_prompt=false", "rewards.format.answer_open=<think>"}),
+             Catch::StartsWith("--set rewards.format.answer_open=<think>: key 'rewards.format.answer_open'"));
 }
 
 TEST_CASE("write_resolved_config writes a config.yaml that loads back identically", "[config]") {

@@ -359,7 +359,10 @@ TEST_CASE("a new run does not overwrite another run's directory unless --overwri
                       Catch::Contains("key 'step': expected 2 (the directory's step), found 7"));
     std::ofstream(ts) << saved.dump();
   }
-  // The keys that chose the model keep their recorded values on resume.
+  // The keys that chose the model keep their recorded values on resume (the same file under
+  // another spelling is the same value).
+  REQUIRE(cli::cmd_pretrain({"--resume", dir, "--set", "model.init=" + kSrc + "/configs/models/../models/tiny.json"}) ==
+          0);
   CHECK_THROWS_WITH(cli::cmd_pretrain({"--resume", dir, "--set", "model.tokenizer=" + kSrc + "/configs/demo/base"}),
                     Catch::Contains("key 'model.tokenizer'") && Catch::Contains(dir + "/config.yaml records"));
 }

@@ -299,7 +299,11 @@ TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long")
   // An eval set that max_prompt_tokens empties is an error, not a run that evaluates nothing.
   c.max_prompt_tokens = 18;
   CHECK_THAT(error_of([&] { load_prompt_data(c, tok.get(), &tmpl, true, 64); }),
-             Catch::Contains("the eval set is empty (1 read, 0 without an answer, 1 over max_prompt_tokens = 18)"));
+             Catch::Contains("the eval set is empty (1 prompt(s) held out or read, 0 without an answer, 1 over max_prompt_tokens = 18)"));
+  // An eval_fraction that rounds down to 0 prompts is no eval set (a warning), not an error.
+  c.eval_sources.clear();
+  c.eval_fraction = 0.1;  // of 2 prompts
+  CHECK(load_prompt_data(c, tok.get(), &tmpl, true, 64).eval.size() == 0);
 }
 
 TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH and MBPP files") {
