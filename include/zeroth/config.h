@@ -179,10 +179,12 @@ struct DataSection {
             "Visit sequences in a new seeded order every epoch (seed: run.seed); false = file order");
   }
   // The template must contain "{prompt}".
-  void validate() const {
-    if (prompt_template.find("{prompt}") == std::string::npos)
-      throw ConfigError(strformat("key 'data.template': expected a text containing '{prompt}', found '%s'",
-                                  prompt_template.c_str()));
+  void validate() const { check_template(prompt_template, "data.template"); }
+  // ConfigError naming `key` when an SFT template lacks "{prompt}" (also zeroth train's
+  // cold start, whose template comes from cold_start.template or rollout.prompt_template).
+  static void check_template(const std::string& text, const char* key) {
+    if (text.find("{prompt}") == std::string::npos)
+      throw ConfigError(strformat("key '%s': expected a text containing '{prompt}', found '%s'", key, text.c_str()));
   }
 };
 

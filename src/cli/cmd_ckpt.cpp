@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -162,7 +162,6 @@ static int ckpt_init(const Args& args) {
               tok_json.empty() ? ", no tokenizer" : "");
   return 0;
 }
-
 
 static int ckpt_info(const Args& args) {
   if (args.positional().size() != 2)

@@ -1,9 +1,9 @@
 // zeroth: entry point. Dispatches to a subcommand and maps errors to exit codes
 // (0 ok, 2 usage/config error, 1 runtime failure).
 #include <cstdio>
-#include <new>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 

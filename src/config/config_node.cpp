@@ -167,13 +167,8 @@ constexpr size_t kMaxConfigBytes = size_t(16) << 20;
 
 static bool read_text(const std::string& path, std::string* text, std::string* why) {
   std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (!ec && fs::is_directory(st)) {
+  if (fs::is_directory(path, ec)) {
     *why = "is a directory";
-    return false;
-  }
-  if (!ec && fs::is_socket(st)) {
-    *why = "is a socket, not a file";
     return false;
   }
   std::ifstream in(path, std::ios::binary);

@@ -61,8 +61,8 @@ std::string expect_string(const FieldConstraints& c, bool plural) {
 }
 
 static bool in_range(long double v, const FieldConstraints& c) {
-  return !(c.has_min && (c.min_exclusive ? v <= static_cast<long double>(c.min) : v < static_cast<long double>(c.min))) &&
-         !(c.has_max && v > static_cast<long double>(c.max));
+  const long double lo = c.min, hi = c.max;
+  return !(c.has_min && (c.min_exclusive ? v <= lo : v < lo)) && !(c.has_max && v > hi);
 }
 
 void read_value(const ConfigNode& node, const std::string& path, const FieldConstraints&, bool& out) {

@@ -9,9 +9,8 @@
 // reading only a shard's experts, and the per-part writer and index of an expert group.
 // Must not: parse safetensors itself (zeroth/safetensors.h) or know the layout
 // (model_params.cpp).
-#include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>

@@ -118,46 +118,61 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 
 namespace {
 
-// The complete checkpoints/step_N of run_dir (holding `marker`), by step.
-std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::string& run_dir,
-                                                                    const std::string& marker) {
-  std::vector<std::pair<long long, std::string>> out;
+// N of a directory named step_N (1 to 18 digits), or -1 for any other name.
+long long step_of_dir_name(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 23 ||
+      name.find_first_not_of("0123456789", 5) != std::string::npos)
+    return -1;
+  return std::stoll(name.substr(5));
+}
+
+struct StepDir {
+  long long step;
+  std::string path;
+  bool complete;  // holds the marker
+};
+
+// The checkpoints/step_N directories of run_dir, by step.
+std::vector<StepDir> step_dirs(const std::string& run_dir, const std::string& marker) {
+  std::vector<StepDir> out;
   const fs::path root = fs::path(run_dir) / "checkpoints";
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return out;
   for (const auto& e : fs::directory_iterator(root, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("step_", 0) != 0 || !e.is_directory()) continue;
-    const std::string digits = n.substr(5);
-    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
-      continue;
-    if (!fs::exists(e.path() / marker)) continue;
-    out.emplace_back(std::stoll(digits), e.path().string());
+    const long long step = step_of_dir_name(e.path().filename().string());
+    if (step < 0 || !e.is_directory()) continue;
+    out.push_back({step, e.path().string(), fs::exists(e.path() / marker)});
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const StepDir& a, const StepDir& b) { return a.step < b.step; });
+  return out;
+}
+
+// The complete checkpoints/step_N of run_dir (holding `marker`), by step.
+std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::string& run_dir,
+                                                                    const std::string& marker) {
+  std::vector<std::pair<long long, std::string>> out;
+  for (const StepDir& d : step_dirs(run_dir, marker))
+    if (d.complete) out.emplace_back(d.step, d.path);
   return out;
 }
 
 }  // namespace
 
 std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
-  const auto all = complete_checkpoints(run_dir, marker);
+  const std::vector<StepDir> dirs = step_dirs(run_dir, marker);
+  std::string newest;
+  for (const StepDir& d : dirs)
+    if (d.complete) newest = d.path;
   // A newer step_N without its marker (a save cut short, or a damaged copy) is passed
   // over: say so, since the steps after the one used are trained again.
-  const long long newest = all.empty() ? -1 : all.back().first;
-  std::error_code ec;
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  if (fs::is_directory(root, ec))
-    for (const auto& e : fs::directory_iterator(root, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("step_", 0) != 0 || n.size() == 5 || n.size() > 23 ||
-          n.find_first_not_of("0123456789", 5) != std::string::npos || !e.is_directory(ec))
-        continue;
-      if (std::stoll(n.substr(5)) > newest && !fs::exists(e.path() / marker, ec))
-        ZT_LOG_WARN("%s is incomplete (no %s): passed over%s", e.path().string().c_str(), marker.c_str(),
-                    all.empty() ? "" : (" for " + all.back().second).c_str());
-    }
-  return all.empty() ? "" : all.back().second;
+  bool past_newest = newest.empty();
+  for (const StepDir& d : dirs) {
+    if (past_newest && !d.complete)
+      ZT_LOG_WARN("%s is incomplete (no %s): passed over%s", d.path.c_str(), marker.c_str(),
+                  newest.empty() ? "" : (" for " + newest).c_str());
+    past_newest = past_newest || d.path == newest;
+  }
+  return newest;
 }
 
 void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank, const char* command) {
@@ -234,11 +249,10 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   TrainerState st;
   st.step = get_int("step");
   // checkpoints/step_N holds step N: another step means a copied or edited checkpoint.
-  const std::string name = fs::path(checkpoint_dir).filename().string();
-  if (name.rfind("step_", 0) == 0 && name.size() > 5 && name.find_first_not_of("0123456789", 5) == std::string::npos &&
-      name.substr(5) != std::to_string(st.step))
-    throw CheckpointError(strformat("%s: key 'step': expected %s (the directory's step), found %lld", path.c_str(),
-                                    name.substr(5).c_str(), (long long)st.step));
+  const long long dir_step = step_of_dir_name(fs::path(checkpoint_dir).filename().string());
+  if (dir_step >= 0 && dir_step != st.step)
+    throw CheckpointError(strformat("%s: key 'step': expected %lld (the directory's step), found %lld", path.c_str(),
+                                    dir_step, (long long)st.step));
   st.cursor.epoch = get_int("data_epoch");
   st.cursor.position = get_int("data_position");
   if (!js.contains("stage") || !js["stage"].is_string())

@@ -78,9 +78,10 @@ SequenceDataset load_sft_dataset(const std::string& path, const SftFormat& forma
     if (!obj.is_object())
       throw DataError(strformat("%s:%lld: expected a JSON object, found %s", path.c_str(), lineno,
                                 obj.type_name()));
-    const std::string& prompt = string_field(obj, format.prompt_field, (format.data_keys + ".prompt_field").c_str(), path, lineno);
-    const std::string& response =
-        string_field(obj, format.response_field, (format.data_keys + ".response_field").c_str(), path, lineno);
+    const std::string prompt_key = format.data_keys + ".prompt_field";
+    const std::string response_key = format.data_keys + ".response_field";
+    const std::string& prompt = string_field(obj, format.prompt_field, prompt_key.c_str(), path, lineno);
+    const std::string& response = string_field(obj, format.response_field, response_key.c_str(), path, lineno);
     SftExample ex;
     try {
       ex = encode_sft_example(prompt, response, format, tokenizer);

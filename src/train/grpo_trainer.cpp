@@ -68,10 +68,8 @@ std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& 
   c.data.response_field = cs.response_field;
   c.data.prompt_template = cs.prompt_template.empty() ? cfg.rollout.prompt_template : cs.prompt_template;
   c.data.add_eos = true;
-  if (c.data.prompt_template.find("{prompt}") == std::string::npos)
-    throw ConfigError(strformat("key '%s': expected a text containing '{prompt}', found '%s'",
-                                cs.prompt_template.empty() ? "rollout.prompt_template" : "cold_start.template",
-                                c.data.prompt_template.c_str()));
+  DataSection::check_template(c.data.prompt_template,
+                              cs.prompt_template.empty() ? "rollout.prompt_template" : "cold_start.template");
   c.train.steps = cs.steps;
   c.train.batch_size = cs.batch_size;
   c.train.seq_len = cs.seq_len;
@@ -206,9 +204,9 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
             "cannot be switched on when resuming; resume with grpo.kl_coef=0, or start a new run with "
             "model.init=%s (its reference is then these weights)", resume_ckpt_.c_str(), resume_ckpt_.c_str()));
       load_hf_weights(resume_ckpt_ + "/reference", src_.config, ref_->params());
-    }
-    else
+    } else {
       backend.copy(policy.params().flat, ref_->params().flat);
+    }
   }
 
   // log pi_old. With rl.rollout_lag 1 the trainer is one update past the weights that
