@@ -125,6 +125,7 @@ struct TrainSection {
   int64_t log_every = 10;
   int64_t save_every = 0;
   int64_t keep_checkpoints = 0;
+  double time_limit_minutes = 0.0;
 
   template <class V>
   void visit(V& v) {
@@ -146,6 +147,12 @@ struct TrainSection {
     v.field("keep_checkpoints", keep_checkpoints,
             "Keep only the newest this many complete checkpoints/step_N (older ones are deleted "
             "once a newer one is complete); 0 = keep all")
+        .min(0);
+    v.field("time_limit_minutes", time_limit_minutes,
+            "Wall-clock limit: stop at the step boundary where the next step would end after this "
+            "many minutes since the command started (the longest step so far is the estimate), with "
+            "a checkpoint and exit status 75; --resume continues the run exactly. Counts the cold "
+            "start too. 0 = no limit (a stop signal still works: docs/launch.md)")
         .min(0);
   }
 };

@@ -27,6 +27,7 @@
 #include "zeroth/metrics.h"
 #include "zeroth/prompt_data.h"
 #include "zeroth/rewards.h"
+#include "zeroth/run_stop.h"
 
 namespace zeroth {
 
@@ -53,7 +54,8 @@ struct GrpoTrainOptions {
 struct GrpoTrainResult {
   std::vector<MetricMap> steps;  // one per step run by this call (global values)
   std::vector<MetricMap> evals;  // eval rows (with "step" added), in order
-  std::string final_dir;         // run_dir/final
+  std::string final_dir;         // run_dir/final (written only when the run was not stopped)
+  RunStop stop;                  // stopped early (run_stop.h); stop.where "cold start" when in it
 };
 
 // Runs config.train.steps GRPO steps (after the cold start, if configured) on `backend`

@@ -29,6 +29,7 @@
 #include "zeroth/data.h"
 #include "zeroth/model_config.h"
 #include "zeroth/process_groups.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/tokenizer.h"
 
 namespace zeroth {
@@ -72,7 +73,8 @@ struct LmTrainOptions {
 
 struct LmTrainResult {
   std::vector<StepMetrics> steps;  // the steps run by this call
-  std::string final_dir;           // run_dir/final
+  std::string final_dir;           // run_dir/final (written only when the run was not stopped)
+  RunStop stop;                    // stopped early (run_stop.h): a checkpoint of stop.step exists
 };
 
 // Runs `stage` for config.train.steps steps on `backend` (CPU, or a device backend whose

@@ -78,15 +78,21 @@ int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {
   }
 
   RunContext ctx = start_run(config.run);
+  install_stop_handlers(ctx.world->rank() == 0);
+  int rc = 0;
   run_collectively(ctx, name, [&]() {
     if (options.resume_dir.empty()) {
       prepare_fresh_run_dir(config.run.run_dir, args.has("overwrite"), ctx.world->rank(), name);
       ctx.world->barrier();
     }
     LmTrainResult r = run_lm_training(config, stage, *ctx.comm, *ctx.backend, options);
+    if (r.stop.stopped) {
+      rc = report_stop(name, r.stop, config.run.run_dir);
+      return;
+    }
     if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
   });
-  return 0;
+  return rc;
 }
 
 int cmd_pretrain(const std::vector<std::string>& args) { return run_lm_command(LmStage::Pretrain, args); }

@@ -75,15 +75,21 @@ int cmd_train(const std::vector<std::string>& argv) {
   }
 
   RunContext ctx = start_run(config.run);
+  install_stop_handlers(ctx.world->rank() == 0);
+  int rc = 0;
   run_collectively(ctx, "train", [&]() {
     if (options.resume_dir.empty()) {
       prepare_fresh_run_dir(config.run.run_dir, args.has("overwrite"), ctx.world->rank(), "train");
       ctx.world->barrier();
     }
     GrpoTrainResult r = run_grpo_training(config, *ctx.comm, *ctx.backend, options);
+    if (r.stop.stopped) {
+      rc = report_stop("train", r.stop, config.run.run_dir);
+      return;
+    }
     if (ctx.world->rank() == 0) std::printf("%s\n", r.final_dir.c_str());
   });
-  return 0;
+  return rc;
 }
 
 }  // namespace cli

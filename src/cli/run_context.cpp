@@ -54,6 +54,13 @@ void run_collectively(RunContext& ctx, const char* command, const std::function<
   }
 }
 
+int report_stop(const char* command, const RunStop& stop, const std::string& run_dir) {
+  ZT_LOG_WARN("%s: stopped early%s after step %lld (%s), with a checkpoint; continue with: zeroth %s --resume %s",
+              command, stop.where.empty() ? "" : (" in the " + stop.where).c_str(), (long long)stop.step,
+              stop.reason.c_str(), command, run_dir.c_str());
+  return kExitStopped;
+}
+
 void check_run_dir_flags(const Args& args, const std::string& resume_dir, const char* command) {
   if (resume_dir.empty()) return;
   if (args.has("overwrite"))

@@ -19,6 +19,7 @@
 #include "zeroth/config.h"
 #include "zeroth/error.h"
 #include "zeroth/log.h"
+#include "zeroth/run_stop.h"
 
 namespace zeroth {
 namespace cli {
@@ -40,6 +41,10 @@ RunContext start_run(const RunConfig& run, bool device_collectives = true);
 // together; one rank failing alone would leave the others in a collective). Otherwise
 // rethrows.
 void run_collectively(RunContext& ctx, const char* command, const std::function<void()>& fn);
+
+// A training command that stopped early (run_stop.h): logs where, why and how to go on
+// (`zeroth COMMAND --resume RUN_DIR`) and returns kExitStopped.
+int report_stop(const char* command, const RunStop& stop, const std::string& run_dir);
 
 // The run-directory flags of `zeroth train|pretrain|sft`: --resume R continues R, so a
 // --run-dir naming another directory, or --overwrite, is a UsageError.

@@ -113,7 +113,8 @@ class GrpoRun {
   void run_eval(int64_t step);
   MetricMap step_metrics(const StepRollout& ro, const StepUpdate& up, double train_s, double step_s,
                          double wait_s, double sync_s) const;
-  void save_checkpoint(int64_t step, const DataCursor& cursor);
+  // eval_pending: the eval of `step` is due but skipped (a stop); the resume runs it.
+  void save_checkpoint(int64_t step, const DataCursor& cursor, bool eval_pending = false);
   // grpo_collect.cpp
   StepRollout collect(int64_t step);
   // grpo_update.cpp
@@ -134,6 +135,7 @@ class GrpoRun {
   // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
   std::string resume_ckpt_;  // "" = a fresh run
   TrainerState start_;
+  bool eval_pending_ = false;  // the resumed checkpoint's eval was skipped by a stop
   std::string init_;
   ModelSource src_;
 

@@ -83,7 +83,31 @@ std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& 
   if (!latest_checkpoint(c.run.run_dir).empty()) o.resume_dir = c.run.run_dir;
   ZT_LOG_INFO("train: cold start: SFT on %s for %lld steps in %s", cs.path.c_str(), (long long)cs.steps,
               c.run.run_dir.c_str());
-  return run_lm_training(c, LmStage::Sft, comm, backend, o).final_dir;
+  LmTrainResult r = run_lm_training(c, LmStage::Sft, comm, backend, o);
+  if (r.stop.stopped) {
+    r.stop.where = "cold start";
+    throw RunStopped{r.stop};
+  }
+  return r.final_dir;
+}
+
+// grpo_state.json's eval_pending: the run stopped at a step whose eval was then due (it
+// runs first when the run resumes). False when absent (older checkpoints).
+bool read_eval_pending(const std::string& ckpt) {
+  std::ifstream in(ckpt + "/grpo_state.json");
+  const nlohmann::json js = nlohmann::json::parse(in, nullptr, false);
+  return js.is_object() && js.contains("eval_pending") && js["eval_pending"].is_boolean() &&
+         js["eval_pending"].get<bool>();
+}
+
+// RUN_DIR/config.yaml (rank 0).
+void write_run_config(const TrainConfig& cfg, int rank) {
+  if (rank != 0) return;
+  const std::string& run_dir = cfg.run.run_dir;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) throw RuntimeError(strformat("cannot create run directory '%s': %s", run_dir.c_str(), ec.message().c_str()));
+  write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
 }
 
 // The prompts a resumed run trains on must be the checkpoint's (grpo_state.json).
@@ -119,9 +143,16 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   start_.stage = "grpo";
   if (!options.resume_dir.empty()) {
     resume_ckpt_ = latest_grpo_checkpoint(options.resume_dir);
-    if (resume_ckpt_.empty())
+    const std::string cold_dir = cfg.run.run_dir + "/cold_start";
+    const bool cold_started = !cfg.cold_start.path.empty() &&
+                              (!latest_checkpoint(cold_dir).empty() || fs::exists(cold_dir + "/final/config.json"));
+    if (resume_ckpt_.empty() && !cold_started)
       throw CheckpointError(strformat("%s: --resume found no complete checkpoints/step_N (with "
                                       "grpo_state.json) to continue from", options.resume_dir.c_str()));
+    if (resume_ckpt_.empty())  // stopped in the cold start: it resumes, then GRPO starts
+      ZT_LOG_INFO("train: %s has no GRPO checkpoint yet: continuing from the cold start", options.resume_dir.c_str());
+  }
+  if (!resume_ckpt_.empty()) {
     start_ = read_trainer_state(resume_ckpt_);
     if (start_.stage != "grpo")
       throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected 'grpo', found '%s'",
@@ -134,6 +165,8 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
     init_ = resume_ckpt_;
     tokenizer_key = "auto";
   } else if (!cfg.cold_start.path.empty()) {
+    // config.yaml first, so that a run stopped in its cold start can be resumed.
+    write_run_config(cfg, comm.rank());
     init_ = run_cold_start(cfg, comm, backend, options.show_progress);
     tokenizer_key = "auto";
   }
@@ -247,12 +280,8 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
 
   // ---- the run directory ----
   const std::string& run_dir = cfg.run.run_dir;
-  if (rank_ == 0) {
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    if (ec) throw RuntimeError(strformat("cannot create run directory '%s': %s", run_dir.c_str(), ec.message().c_str()));
-    write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
-  }
+  write_run_config(cfg, rank_);
+  eval_pending_ = !resume_ckpt_.empty() && read_eval_pending(resume_ckpt_);
   MetricsWriterOptions mo;
   mo.resume_step = resume_ckpt_.empty() ? -1 : start_.step;
   metrics_ = std::make_unique<MetricsWriter>(run_dir, rank_, mo);
@@ -302,17 +331,27 @@ void GrpoRun::run_worker() {
   Progress progress("train", steps_, "step");
   progress.resume_from(start_.step);
   double idle = 0;  // waiting for the trainers since the last batch was generated
+  // The stop agreement of the trainers' step s (their poll after it): here after sending
+  // batch s (lag 0), or after generating batch s + 1 (lag 1, whose batch is then dropped).
+  StopCheck stop(cfg_.train.time_limit_minutes, "train.time_limit_minutes");
+  auto stopped = [&](int64_t trained_step) {
+    const std::string why = stop.poll(comm_);
+    if (!why.empty()) result_.stop = {true, trained_step, why, ""};
+    return !why.empty();
+  };
   for (int64_t step = start_.step + 1; step <= steps_; ++step) {
     auto t0 = Clock::now();
     if (lag_ == 0) weights_->run(model_->params());
     idle += seconds_since(t0);
     StepRollout ro = collect(step);
     ro.idle_s = idle;
+    if (lag_ == 1 && step - 1 > start_.step && stopped(step - 1)) break;
     t0 = Clock::now();
     send_step_rollout(comm_, backend_, R_, ro);
     if (lag_ == 1 && step < steps_) weights_->run(model_->params());
     idle = seconds_since(t0);
     if (options_.show_progress) progress.update(step, "rollout worker");
+    if (lag_ == 0 && step < steps_ && stopped(step)) break;
   }
   if (options_.show_progress) progress.finish("rollout worker");
 }
@@ -320,12 +359,16 @@ void GrpoRun::run_worker() {
 GrpoTrainResult GrpoRun::run() {
   if (worker_) {
     run_worker();
+    if (result_.stop.stopped) result_.final_dir.clear();
     return std::move(result_);
   }
   if (resume_ckpt_.empty() && cfg_.rl.eval_at_start && data_.eval.size() > 0) run_eval(0);
+  // The eval a stop skipped (grpo_state.json eval_pending).
+  if (eval_pending_ && data_.eval.size() > 0) run_eval(start_.step);
 
   Progress progress("train", steps_, "step");
   progress.resume_from(start_.step);
+  StopCheck stop(cfg_.train.time_limit_minutes, "train.time_limit_minutes");
   for (int64_t step = start_.step + 1; step <= steps_; ++step) {
     const auto t_step = Clock::now();
     // ---- the step's batch: generated here (colocated) or by the workers ----
@@ -369,15 +412,28 @@ GrpoTrainResult GrpoRun::run() {
     if (options_.show_progress) progress.update(step, strformat("reward %.3f", m["reward_mean"]));
     if (step % cfg_.train.log_every == 0 || step == steps_) ZT_LOG_INFO("train %s", line.c_str());
 
+    // Every rank (the workers too) agrees whether to stop here: a signal or
+    // train.time_limit_minutes. A stop saves this step, and leaves its eval to the resume.
+    const bool eval_due = data_.eval.size() > 0 && ((cfg_.rl.eval_every > 0 && step % cfg_.rl.eval_every == 0) ||
+                                                    (step == steps_ && cfg_.rl.eval_at_end));
+    const std::string why = step < steps_ ? stop.poll(comm_) : "";
     // The checkpoint first: an eval that fails loses nothing trained.
-    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_)
-      save_checkpoint(step, ro.cursor);
-    if (data_.eval.size() > 0 && ((cfg_.rl.eval_every > 0 && step % cfg_.rl.eval_every == 0) ||
-                                  (step == steps_ && cfg_.rl.eval_at_end)))
-      run_eval(step);
+    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_ || !why.empty())
+      save_checkpoint(step, ro.cursor, !why.empty() && eval_due);
+    if (!why.empty()) {
+      result_.stop = {true, step, why, ""};
+      ZT_LOG_WARN("train: stopped after step %lld of %lld (%s)%s", (long long)step, (long long)steps_, why.c_str(),
+                  eval_due ? "; its eval runs when the run resumes" : "");
+      break;
+    }
+    if (eval_due) run_eval(step);
   }
   if (options_.show_progress)
     progress.finish(result_.steps.empty() ? "" : strformat("reward %.3f", result_.steps.back()["reward_mean"]));
+  if (result_.stop.stopped) {
+    result_.final_dir.clear();
+    return std::move(result_);
+  }
   save_model_dir(result_.final_dir, src_.config, static_cast<const Model&>(*model_).params(), src_.files, pg_);
   ZT_LOG_INFO("train: final model in %s", result_.final_dir.c_str());
   return std::move(result_);
@@ -456,7 +512,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
 
 // The pretrain checkpoint, then the reference, the lagged policy, then grpo_state.json
 // (its presence marks the GRPO checkpoint complete).
-void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor) {
+void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, bool eval_pending) {
   const std::string& run_dir = cfg_.run.run_dir;
   TrainerState st;
   st.step = step;
@@ -477,7 +533,8 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor) {
                                {"rollout_ranks", R_},
                                {"rollout_lag", lag_},
                                {"expert_parallel", pg_.expert_parallel},
-                               {"reference", bool(ref_)}};
+                               {"reference", bool(ref_)},
+                               {"eval_pending", eval_pending}};
     write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
     ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
     for (const std::string& old : prune_checkpoints(run_dir, cfg_.train.keep_checkpoints, "grpo_state.json"))
@@ -491,8 +548,14 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor) {
 
 GrpoTrainResult run_grpo_training(const TrainConfig& cfg, Communicator& comm, Backend& backend,
                                   const GrpoTrainOptions& options) {
-  grpo_detail::GrpoRun run(cfg, comm, backend, options);
-  return run.run();
+  try {
+    grpo_detail::GrpoRun run(cfg, comm, backend, options);
+    return run.run();
+  } catch (const RunStopped& s) {  // in the cold start (every rank)
+    GrpoTrainResult r;
+    r.stop = s.stop;
+    return r;
+  }
 }
 
 }  // namespace zeroth

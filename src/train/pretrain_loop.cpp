@@ -23,6 +23,7 @@
 #include "zeroth/model_params.h"
 #include "zeroth/optim.h"
 #include "zeroth/process_groups.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/tokenizer.h"
 #include "zeroth/train.h"
 
@@ -198,6 +199,18 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
   Progress progress(name, tc.steps, "step");
   progress.resume_from(start.step);
   TrainerState state = start;
+  std::string last_saved;  // the newest checkpoint this call wrote
+  auto save_checkpoint = [&]() {
+    const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files, optimizer,
+                                                  state, groups);
+    ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
+    if (rank == 0)
+      for (const std::string& old : prune_checkpoints(run_dir, tc.keep_checkpoints))
+        ZT_LOG_INFO("%s: removed %s (train.keep_checkpoints %lld)", name, old.c_str(), (long long)tc.keep_checkpoints);
+    last_saved = dir;
+    return dir;
+  };
+  StopCheck stop_check(tc.time_limit_minutes, "train.time_limit_minutes");
   for (int64_t step = start.step + 1; step <= tc.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> batch = sampler.next(tc.batch_size);
@@ -276,18 +289,26 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
 
     state.step = step;
     state.cursor = m.cursor;
-    if ((tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps) {
-      const std::string dir = save_train_checkpoint(run_dir, src.config, model.params(), src.files,
-                                                    optimizer, state, groups);
-      ZT_LOG_INFO("%s: checkpoint %s", name, dir.c_str());
-      if (rank == 0)
-        for (const std::string& old : prune_checkpoints(run_dir, tc.keep_checkpoints))
-          ZT_LOG_INFO("%s: removed %s (train.keep_checkpoints %lld)", name, old.c_str(),
-                      (long long)tc.keep_checkpoints);
+    const bool saved = (tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps;
+    if (saved) save_checkpoint();
+    // Every rank agrees whether to stop here (a signal, train.time_limit_minutes).
+    if (step < tc.steps) {
+      const std::string why = stop_check.poll(comm);
+      if (!why.empty()) {
+        result.stop = {true, step, why, ""};
+        const std::string dir = saved ? last_saved : save_checkpoint();
+        ZT_LOG_WARN("%s: stopped after step %lld of %lld (%s); checkpoint %s", name, (long long)step,
+                    (long long)tc.steps, why.c_str(), dir.c_str());
+        break;
+      }
     }
   }
   if (options.show_progress)
     progress.finish(result.steps.empty() ? "" : strformat("loss %.4f", result.steps.back().loss));
+  if (result.stop.stopped) {
+    result.final_dir.clear();
+    return result;
+  }
   save_model_dir(result.final_dir, src.config, model.params(), src.files, groups);
   ZT_LOG_INFO("%s: final model in %s", name, result.final_dir.c_str());
   return result;

@@ -27,6 +27,7 @@
 #include "zeroth/model.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/safetensors.h"
 
 namespace zeroth {
@@ -160,6 +161,100 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
   CHECK_FALSE(fs::exists(b + "/checkpoints/step_5/reference"));
   CHECK_THROWS_WITH(cli::cmd_train({"--resume", b, "--set", "train.steps=6", "--set", "grpo.kl_coef=0.01"}),
                     Catch::Contains("key 'grpo.kl_coef'") && Catch::Contains("has no reference model"));
+}
+
+static std::string write_plain_config(const std::string& dir);
+
+// The metrics (all but wall-clock keys), final weights and last optimizer state of two
+// run directories are the same bit for bit.
+static void require_same_run(const std::string& a, const std::string& c, int64_t last_step) {
+  for (const std::string& file : {std::string("/metrics.jsonl"), std::string("/cold_start/metrics.jsonl")}) {
+    if (!fs::exists(a + file)) continue;
+    const auto ma = read_jsonl(a + file), mc = read_jsonl(c + file);
+    INFO(file);
+    REQUIRE(ma.size() == mc.size());
+    for (size_t i = 0; i < ma.size(); ++i) {
+      INFO("line " << i);
+      REQUIRE(ma[i].size() == mc[i].size());
+      for (auto it = ma[i].begin(); it != ma[i].end(); ++it)
+        if (!timing_key(it.key())) CHECK(it.value().dump() == mc[i][it.key()].dump());
+    }
+  }
+  CHECK(file_bytes(a + "/final/model.safetensors") == file_bytes(c + "/final/model.safetensors"));
+  const std::string opt = "/checkpoints/step_" + std::to_string(last_step) + "/optimizer.safetensors";
+  CHECK(file_bytes(a + opt) == file_bytes(c + opt));
+}
+
+// `zeroth train` with train.time_limit_minutes so small that every step boundary stops
+// the run, then `--resume` until it ends: returns the number of invocations.
+static int run_stopping_at_every_step(const std::string& cfg, const std::string& run, std::vector<std::string> args) {
+  std::vector<std::string> first = {"--config", cfg, "--run-dir", run, "--set", "train.time_limit_minutes=1e-9"};
+  first.insert(first.end(), args.begin(), args.end());
+  int rc = cli::cmd_train(first), invocations = 1;
+  while (rc == kExitStopped && invocations < 20) {
+    rc = cli::cmd_train({"--resume", run});
+    ++invocations;
+  }
+  CHECK(rc == 0);
+  return invocations;
+}
+
+// A time limit small enough to stop at every step boundary: each invocation does one
+// step, writes a checkpoint and exits with kExitStopped; `--resume` continues, through the
+// cold start -> GRPO hand-over and the evals a stop leaves pending, and the chain ends bit
+// for bit where an uninterrupted run does.
+TEST_CASE("zeroth train: stopped at every step boundary (time limit) and resumed equals one run") {
+  const std::string dir = temp_dir("stop");
+  SECTION("through the cold start") {
+    const std::string cfg = write_data(dir);
+    const std::string a = dir + "/a", c = dir + "/c";
+    const std::vector<std::string> sets = {"--set", "cold_start.steps=3", "--set", "rl.eval_every=1"};
+    std::vector<std::string> args = {"--config", cfg, "--run-dir", a};
+    args.insert(args.end(), sets.begin(), sets.end());
+    REQUIRE(cli::cmd_train(args) == 0);
+    args = {"--config", cfg, "--run-dir", c, "--set", "train.time_limit_minutes=1e-9"};
+    args.insert(args.end(), sets.begin(), sets.end());
+    REQUIRE(cli::cmd_train(args) == kExitStopped);
+    // Stopped after the cold start's step 1: its checkpoint and the run's config.yaml (so
+    // --resume works), but no GRPO checkpoint and no final model.
+    CHECK(fs::exists(c + "/cold_start/checkpoints/step_1/trainer_state.json"));
+    CHECK(fs::exists(c + "/config.yaml"));
+    CHECK_FALSE(fs::exists(c + "/cold_start/final"));
+    CHECK_FALSE(fs::exists(c + "/checkpoints"));
+    REQUIRE(cli::cmd_train({"--resume", c}) == kExitStopped);  // cold start step 2
+    REQUIRE(cli::cmd_train({"--resume", c}) == kExitStopped);  // step 3 (its last), GRPO step 1
+    CHECK(fs::exists(c + "/cold_start/final/config.json"));
+    std::ifstream in(c + "/checkpoints/step_1/grpo_state.json");
+    CHECK(nlohmann::json::parse(in)["eval_pending"] == true);  // eval_every 1: due, skipped
+    CHECK_FALSE(fs::exists(c + "/final"));
+    int rc = kExitStopped, more = 0;
+    while (rc == kExitStopped && more < 10) {
+      rc = cli::cmd_train({"--resume", c});
+      ++more;
+    }
+    CHECK(rc == 0);
+    CHECK(more == 3);  // GRPO steps 2, 3, 4
+    CHECK(read_jsonl(a + "/metrics.jsonl").size() == 8);  // 4 steps, 4 evals
+    CHECK(file_bytes(a + "/cold_start/final/model.safetensors") ==
+          file_bytes(c + "/cold_start/final/model.safetensors"));
+    require_same_run(a, c, 4);
+  }
+  SECTION("GRPO steps that move the policy, a KL reference and an eval every step") {
+    const std::string cfg = write_plain_config(dir);
+    const std::vector<std::string> sets = {"--set", "train.steps=4", "--set", "grpo.kl_coef=0.05",
+                                           "--set", "prompts.eval_count=4", "--set", "rl.eval_every=1"};
+    std::vector<std::string> args = {"--config", cfg, "--run-dir", dir + "/p"};
+    args.insert(args.end(), sets.begin(), sets.end());
+    REQUIRE(cli::cmd_train(args) == 0);
+    CHECK(run_stopping_at_every_step(cfg, dir + "/q", sets) == 4);
+    double gnorm = 0;
+    for (const auto& row : read_jsonl(dir + "/p/metrics.jsonl"))
+      if (row.contains("grad_norm")) gnorm += row["grad_norm"].get<double>();
+    CHECK(gnorm > 0);
+    require_same_run(dir + "/p", dir + "/q", 4);
+    CHECK(file_bytes(dir + "/p/checkpoints/step_4/reference/model.safetensors") ==
+          file_bytes(dir + "/q/checkpoints/step_4/reference/model.safetensors"));
+  }
 }
 
 TEST_CASE("zeroth train: config errors name the key") {

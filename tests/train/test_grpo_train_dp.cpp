@@ -417,3 +417,57 @@ TEST_CASE("GRPO expert parallel: rollout_lag 1 with a sharded lagged copy matche
   }
   world.barrier();
 }
+
+// train.time_limit_minutes small enough to stop at every step boundary: every rank (the
+// rollout workers too, whose loop is a step ahead with rl.rollout_lag 1) stops after the
+// same step with a checkpoint, and the chain of resumed runs equals the uninterrupted
+// run bit for bit. Workers (np >= 2) at lag 0 and 1; expert parallelism at np >= 2.
+TEST_CASE("GRPO stop: a time limit stops every rank at the same step; resumed runs equal the whole run") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  GrpoTrainOptions opt;
+  opt.show_progress = false;
+  std::vector<std::pair<std::string, std::vector<std::string>>> cases = {{"lag0", {}}, {"lag1", {"rl.rollout_lag=1"}}};
+  if (np > 1) {
+    for (auto& c : cases) c.second.push_back("rl.rollout_ranks=" + std::to_string(np / 2));
+    cases.push_back({"ep", {"run.expert_parallel=2"}});
+  }
+  for (const auto& [name, extra] : cases) {
+    INFO(name << " at np " << np);
+    std::vector<std::string> sets = extra;
+    sets.push_back("train.steps=4");
+    const GrpoTrainResult whole =
+        run_grpo_training(load_train_config(root + "/grpo.yaml", worker_sets(root, "stop_whole_" + name, sets)), world,
+                          *be, opt);
+    sets.push_back("train.time_limit_minutes=1e-9");
+    const std::string chain_dir = root + "/stop_chain_" + name;
+    GrpoTrainResult chain =
+        run_grpo_training(load_train_config(root + "/grpo.yaml", worker_sets(root, "stop_chain_" + name, sets)), world,
+                          *be, opt);
+    for (int64_t step = 1; step <= 4; ++step) {
+      if (step < 4) {
+        REQUIRE(chain.stop.stopped);  // on every rank
+        CHECK(chain.stop.step == step);
+        CHECK(chain.final_dir.empty());
+      } else {
+        CHECK_FALSE(chain.stop.stopped);
+        break;
+      }
+      world.barrier();
+      REQUIRE(fs::exists(chain_dir + "/checkpoints/step_" + std::to_string(step) + "/grpo_state.json"));
+      GrpoTrainOptions ropt = opt;
+      ropt.resume_dir = chain_dir;
+      GrpoTrainResult next = run_grpo_training(load_train_config(chain_dir + "/config.yaml", {}), world, *be, ropt);
+      next.steps.insert(next.steps.begin(), chain.steps.begin(), chain.steps.end());
+      chain = std::move(next);
+    }
+    if (world.rank() == 0) {
+      REQUIRE(chain.steps.size() == 4);
+      require_identical(whole, chain);
+    }
+    world.barrier();
+  }
+}

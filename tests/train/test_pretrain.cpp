@@ -23,6 +23,7 @@
 #include "zeroth/model.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/tokenizer.h"
 #include "zeroth/train.h"
 
@@ -275,6 +276,39 @@ TEST_CASE("zeroth pretrain --resume continues bit-exactly") {
   load_hf_weights(full + "/final", mc, x.params());
   load_hf_weights(part + "/final", mc, y.params());
   CHECK(x.params().flat.to_float_vector() == y.params().flat.to_float_vector());
+}
+
+// A time limit small enough to stop at every step boundary: each invocation does one
+// step, saves it (between train.save_every's checkpoints too), exits with kExitStopped and
+// writes no final/; the chain of --resume runs equals the uninterrupted run bit for bit.
+TEST_CASE("zeroth pretrain: stopped by the time limit at every step and resumed equals one run") {
+  log_configure(LogOptions{LogLevel::Warn});
+  const std::string data = kSrc + "/tests/train/data/tiny_corpus.txt";
+  const std::string full = temp_dir("stop_full"), part = temp_dir("stop_part");
+  auto args_for = [&](const std::string& dir, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--config", kSrc + "/configs/pretrain-tiny.yaml"};
+    std::vector<std::string> sets = tiny_overrides(dir, data);
+    sets.insert(sets.end(), {"train.steps=4", "train.save_every=3", "train.batch_size=2"});
+    sets.insert(sets.end(), extra.begin(), extra.end());
+    for (const auto& o : sets) args.insert(args.end(), {"--set", o});
+    return args;
+  };
+  REQUIRE(cli::cmd_pretrain(args_for(full, {})) == 0);
+  REQUIRE(cli::cmd_pretrain(args_for(part, {"train.time_limit_minutes=1e-9"})) == kExitStopped);
+  CHECK(read_trainer_state(part + "/checkpoints/step_1").step == 1);
+  CHECK_FALSE(fs::exists(part + "/final"));
+  CHECK(read_lines(part + "/metrics.jsonl").size() == 1);
+  CHECK(cli::cmd_pretrain({"--resume", part}) == kExitStopped);  // step 2
+  CHECK(cli::cmd_pretrain({"--resume", part}) == kExitStopped);  // step 3 (a save_every step)
+  CHECK(cli::cmd_pretrain({"--resume", part}) == 0);             // step 4, the last: no stop
+  const auto a = read_lines(full + "/metrics.jsonl"), b = read_lines(part + "/metrics.jsonl");
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);
+  auto strip = [](const std::string& l) { return std::regex_replace(l, std::regex("\"tokens_per_s\":[^,}]*,?"), ""); };
+  for (size_t i = 0; i < 4; ++i) CHECK(strip(a[i]) == strip(b[i]));
+  std::ifstream fa(full + "/final/model.safetensors", std::ios::binary), fb(part + "/final/model.safetensors", std::ios::binary);
+  const std::string wa((std::istreambuf_iterator<char>(fa)), {}), wb((std::istreambuf_iterator<char>(fb)), {});
+  CHECK((!wa.empty() && wa == wb));
 }
 
 TEST_CASE("train.keep_checkpoints keeps the newest complete checkpoints and resumes from them") {
