@@ -43,6 +43,29 @@ case "${1:-}" in
     [[ "$out" == "mpirun -np 16 --map-by ppr:8:node"*"-x CUDA_DEVICE_MAX_CONNECTIONS"*"train --resume $tmp/run"* ]] ||
       fail "mpirun launcher: $out"
     echo "check-launchers: slurm dry runs ok"
+    # The stop signal: SIGUSR1 to the batch script reaches the launcher (a fake srun that
+    # stops like zeroth: exit 75 on SIGUSR1), and ZEROTH_REQUEUE=1 requeues the job.
+    mkdir -p "$tmp/bin"
+    cat > "$tmp/bin/srun" <<'FAKE'
+#!/bin/bash
+trap 'sleep 0.2; exit 75' USR1
+echo started > "$FAKE_DIR/srun.started"
+for _ in $(seq 1 300); do sleep 0.1; done
+exit 1
+FAKE
+    printf '#!/bin/bash\necho "$@" > "$FAKE_DIR/scontrol.args"\n' > "$tmp/bin/scontrol"
+    chmod +x "$tmp/bin/srun" "$tmp/bin/scontrol"
+    FAKE_DIR="$tmp" PATH="$tmp/bin:$PATH" ZEROTH_BIN="$(type -P true)" SLURM_JOB_ID=4242 ZEROTH_REQUEUE=1 \
+      bash "$sb" --resume "$tmp/run" 2> "$tmp/sbatch.err" &
+    pid=$!
+    for _ in $(seq 1 100); do [[ -f "$tmp/srun.started" ]] && break; sleep 0.1; done
+    [[ -f "$tmp/srun.started" ]] || fail "the fake srun did not start"
+    kill -USR1 "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    ((rc == 75)) || fail "SIGUSR1: expected exit status 75 from the batch script, found $rc ($(cat "$tmp/sbatch.err"))"
+    [[ "$(cat "$tmp/scontrol.args" 2> /dev/null)" == "requeue 4242" ]] || fail "ZEROTH_REQUEUE=1 did not requeue the job"
+    echo "check-launchers: slurm stop signal forwarded, job requeued"
     ;;
   *) echo "usage: check-launchers.sh local ZEROTH_BINARY | slurm" >&2; exit 2 ;;
 esac

@@ -155,6 +155,8 @@ struct SweepRunOptions {
 
 struct SweepRunResult {
   int done = 0, failed = 0, skipped = 0, started = 0;
+  int stopped = 0;  // trials that stopped early with a checkpoint (exit 75; resumed next time)
+  int signal = 0;   // the signal that stopped the sweep (local/mpirun), 0 = none
   std::vector<std::string> commands;  // what ran (or would run, --dry-run), one per trial
   std::string sbatch_script;          // slurm: the script written
 };

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "zeroth/error.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/sweep.h"
 
 namespace zeroth {
@@ -55,7 +56,9 @@ static const char kSweepUsage[] =
     "\n"
     "ZEROTH_SWEEP_TRAIN_CMD, when set, is a shell command run instead of `zeroth` (and the\n"
     "launcher) for each trial: `$ZEROTH_SWEEP_TRAIN_CMD train ...` (for tests).\n"
-    "Exit status: 0 when every trial is done or was submitted, 1 when a trial failed.\n";
+    "Exit status: 0 when every trial is done or was submitted, 1 when a trial failed, 75 when\n"
+    "the sweep or a trial was stopped early (SIGINT/SIGTERM/SIGUSR1: the running trials stop at\n"
+    "their next step with a checkpoint; run the same command again to continue).\n";
 
 static int positive(const std::string& flag, const std::string& v, int min) {
   char* end = nullptr;
@@ -178,9 +181,15 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   std::fflush(stdout);
   const SweepRunResult r = run_sweep(plan, o);
   if (o.dry_run || o.executor == "slurm") return 0;
-  std::printf("zeroth sweep: %d done, %d failed (%zu trials); 'zeroth sweep report %s' ranks them\n", r.done,
-              r.failed, plan.trials.size(), out.c_str());
-  return r.failed > 0 ? 1 : 0;
+  std::printf("zeroth sweep: %d done, %d failed%s (%zu trials); 'zeroth sweep report %s' ranks them\n", r.done,
+              r.failed, r.stopped ? strformat(", %d stopped with a checkpoint", r.stopped).c_str() : "",
+              plan.trials.size(), out.c_str());
+  if (r.failed > 0) return 1;
+  if (r.signal || r.stopped) {
+    std::printf("zeroth sweep: stopped early; run the same command again to continue\n");
+    return kExitStopped;
+  }
+  return 0;
 }
 
 }  // namespace cli

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +21,7 @@
 #include <thread>
 
 #include "zeroth/error.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/sweep.h"
 
 namespace zeroth {
@@ -91,6 +94,48 @@ class SweepLock {
  private:
   int fd_ = -1;
 };
+
+// The sweep's own stop signals (local/mpirun executors): the first SIGINT, SIGTERM or
+// SIGUSR1 stops starting trials and asks the running ones to stop at their next step with
+// a checkpoint (SIGUSR1, which mpirun forwards); a later SIGINT/SIGTERM is passed on as
+// SIGTERM (they stop at once). The handler only records; the wait loop forwards.
+volatile std::sig_atomic_t g_sweep_signal = 0;  // the first signal
+volatile std::sig_atomic_t g_sweep_hard = 0;    // SIGINT/SIGTERM seen after the first signal
+
+void on_sweep_signal(int sig) {
+  if (g_sweep_signal == 0)
+    g_sweep_signal = sig;
+  else if (sig != SIGUSR1)
+    g_sweep_hard = 1;
+}
+
+// Installs on_sweep_signal without SA_RESTART (waitpid returns EINTR) for the life of
+// the object; the previous handlers come back after.
+class SweepSignals {
+ public:
+  SweepSignals() {
+    g_sweep_signal = 0;
+    g_sweep_hard = 0;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sweep_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~SweepSignals() {
+    for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  SweepSignals(const SweepSignals&) = delete;
+  SweepSignals& operator=(const SweepSignals&) = delete;
+
+ private:
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGUSR1};
+  struct sigaction old_[3];
+};
+
+const char* sweep_signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
 
 struct Job {
   size_t trial = 0;
@@ -179,11 +224,26 @@ SweepRunResult run_slurm(const SweepPlan& plan, const SweepRunOptions& o, const 
     << "if [[ -f \"$dir/DONE\" ]]; then echo \"zeroth sweep: $trial is done; skipped\" >&2; exit 0; fi\n"
     << "export ZEROTH_BIN=\"${ZEROTH_BIN:-" << bin << "}\"\n"
     << "echo \"$(hostname) $$ slurm:${SLURM_JOB_ID:-?}\" > \"$dir/RUNNING\"\n"
-    << "bash " << shell_quote(tmpl) << " \"$dir/config.yaml\" \"$dir\"\n"
-    << "rc=$?\n"
+    << "# SIGUSR1 (the template's --signal=B:USR1@600, before the time limit) goes on to the trial,\n"
+    << "# which stops after its step with a checkpoint (exit 75): no FAILED, the next run resumes it.\n"
+    << "bash " << shell_quote(tmpl) << " \"$dir/config.yaml\" \"$dir\" &\n"
+    << "pid=$!\n"
+    << "interrupted=0\n"
+    << "trap 'interrupted=1; kill -USR1 \"$pid\" 2>/dev/null || true' USR1\n"
+    << "trap 'interrupted=1; kill -TERM \"$pid\" 2>/dev/null || true' TERM\n"
+    << "while :; do\n"
+    << "  interrupted=0; rc=0; wait \"$pid\" || rc=$?\n"
+    << "  if ((interrupted && rc > 128)); then\n"
+    << "    if kill -0 \"$pid\" 2>/dev/null; then continue; fi\n"
+    << "    rc=0; wait \"$pid\" 2>/dev/null || rc=$?\n"
+    << "  fi\n"
+    << "  break\n"
+    << "done\n"
     << "rm -f \"$dir/RUNNING\"\n"
     << "if ((rc == 0)); then\n"
     << "  echo \"exit 0\" > \"$dir/DONE\"; rm -f \"$dir/FAILED\"\n"
+    << "elif ((rc == " << kExitStopped << ")); then\n"
+    << "  echo \"zeroth sweep: $trial stopped with a checkpoint; the next run resumes it\" >&2; rm -f \"$dir/FAILED\"\n"
     << "else\n"
     << "  echo \"exit $rc\" > \"$dir/FAILED\"\n"
     << "fi\n"
@@ -316,8 +376,23 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
   std::map<pid_t, size_t> running;  // pid -> index into jobs
   size_t next = 0;
   const size_t n = plan.trials.size();
-  while (next < jobs.size() || !running.empty()) {
-    while (next < jobs.size() && running.size() < static_cast<size_t>(parallel)) {
+  SweepSignals signals;
+  bool asked = false, told_hard = false;  // forwarded SIGUSR1 / SIGTERM to the trials
+  while ((next < jobs.size() && !g_sweep_signal) || !running.empty()) {
+    if (g_sweep_signal && !asked) {
+      asked = true;
+      r.signal = int(g_sweep_signal);
+      std::printf("zeroth sweep: %s: no more trials start; the %zu running stop at their next step with a "
+                  "checkpoint (SIGINT/SIGTERM again: stop them at once)\n",
+                  sweep_signal_name(r.signal), running.size());
+      std::fflush(stdout);
+      for (const auto& kv : running) ::kill(kv.first, SIGUSR1);
+    }
+    if (g_sweep_hard && !told_hard) {
+      told_hard = true;
+      for (const auto& kv : running) ::kill(kv.first, SIGTERM);
+    }
+    while (!g_sweep_signal && next < jobs.size() && running.size() < static_cast<size_t>(parallel)) {
       const Job& j = jobs[next];
       const auto& t = plan.trials[j.trial];
       const std::string dir = plan.out_dir + "/" + t.name;
@@ -329,12 +404,14 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
       running[pid] = next++;
       ++r.started;
     }
+    // Polled, so a signal that lands just before the wait is still seen within 50 ms.
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      throw RuntimeError(strformat("waitpid: %s", std::strerror(errno)));
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0 || (pid < 0 && errno == EINTR)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
     }
+    if (pid < 0) throw RuntimeError(strformat("waitpid: %s", std::strerror(errno)));
     auto it = running.find(pid);
     if (it == running.end()) continue;
     const Job& j = jobs[it->second];
@@ -347,6 +424,11 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
       ::unlink((dir + "/FAILED").c_str());
       ++r.done;
       std::printf("[%zu/%zu] %s: done\n", j.trial + 1, n, t.name.c_str());
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == kExitStopped) {
+      ::unlink((dir + "/FAILED").c_str());  // interrupted: the next run resumes it
+      ++r.stopped;
+      std::printf("[%zu/%zu] %s: stopped with a checkpoint (exit %d); the next run resumes it\n", j.trial + 1, n,
+                  t.name.c_str(), kExitStopped);
     } else {
       write_file(dir + "/FAILED", status_text(status) + "\n");
       ++r.failed;

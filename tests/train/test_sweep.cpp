@@ -8,20 +8,25 @@
 #include <fcntl.h>
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "zeroth/error.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/sweep.h"
 
 namespace zeroth {
@@ -599,4 +604,61 @@ TEST_CASE("sweep end to end: zeroth train on the tiny model, interrupted and res
   CHECK(r.rows[1].rank == 2);
   CHECK(r.rows[0].has_final);
   ::unsetenv("ZEROTH_SWEEP_TRAIN_CMD");
+}
+
+// A signal to `zeroth sweep` (SIGTERM here, as `kill` or Slurm sends it): no trial starts
+// after it, the running ones get SIGUSR1 and stop after their step with a checkpoint (exit
+// 75, no FAILED), and the sweep exits 75. Trials of 100000 steps: only the stop ends them.
+TEST_CASE("sweep end to end: a signal stops the running trials with checkpoints and starts no more") {
+  const std::string dir = temp_dir("stop");
+  const std::string out = dir + "/out";
+  std::ofstream(dir + "/train.jsonl") << "{\"prompt\": \"1+1\", \"answer\": \"2\"}\n{\"prompt\": \"2+2\", \"answer\": \"4\"}\n";
+  write(dir + "/base.yaml", "run:\n  threads: 1\n  seed: 7\n"
+                            "model:\n  init: " + kSrc + "/configs/models/tiny.json\n"
+                            "train:\n  steps: 100000\n  save_every: 0\n  log_every: 1000\n"
+                            "rollout:\n  group_size: 2\n  num_slots: 4\n  max_len: 24\n  max_new_tokens: 8\n"
+                            "  prompt_template: '{prompt}='\n"
+                            "rl:\n  prompts_per_step: 2\n"
+                            "prompts:\n  sources:\n    - path: " + dir + "/train.jsonl\n"
+                            "rewards:\n  functions:\n    - {name: accuracy, weight: 1.0}\n");
+  write(dir + "/sweep.yaml", "base: base.yaml\naxes:\n  grpo.kl_coef: [0, 0.05, 0.1]\nmetric: reward_mean\n"
+                             "executor:\n  name: local\n  parallel: 2\n");
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const std::string log = dir + "/sweep.out";
+    std::freopen(log.c_str(), "w", stdout);
+    std::freopen(log.c_str(), "a", stderr);
+    ::execl(ZEROTH_BINARY, ZEROTH_BINARY, "sweep", "--config", (dir + "/sweep.yaml").c_str(), "--out", out.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Both running trials have logged a step.
+  auto steps_of = [&](const std::string& t) { return read_trial_state(out + "/" + t).last_step; };
+  int status = 0;
+  for (int i = 0; i < 1200 && (steps_of("kl_coef=0") < 1 || steps_of("kl_coef=0.05") < 1); ++i) {
+    REQUIRE(::waitpid(pid, &status, WNOHANG) == 0);  // the sweep is still running
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(steps_of("kl_coef=0") >= 1);
+  REQUIRE(steps_of("kl_coef=0.05") >= 1);
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  const std::string log = read(dir + "/sweep.out");
+  INFO(log);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == kExitStopped));
+  CHECK(log.find("SIGTERM: no more trials start") != std::string::npos);
+  CHECK(log.find("kl_coef=0: stopped with a checkpoint (exit 75)") != std::string::npos);
+  CHECK(log.find("kl_coef=0.05: stopped with a checkpoint (exit 75)") != std::string::npos);
+  for (const char* t : {"kl_coef=0", "kl_coef=0.05"}) {
+    INFO(t);
+    const TrialState st = read_trial_state(out + "/" + t);
+    CHECK(st.state == "interrupted");
+    CHECK(st.has_checkpoint);  // the stop's (save_every 0: no other)
+    CHECK(fs::exists(out + "/" + t + "/checkpoints/step_" + std::to_string(st.last_step) + "/grpo_state.json"));
+    CHECK_FALSE(fs::exists(out + "/" + t + "/FAILED"));
+    CHECK(read(out + "/" + t + "/train.log").find("SIGUSR1") != std::string::npos);
+  }
+  CHECK(read_trial_state(out + "/kl_coef=0.1").state == "pending");  // never started
 }
