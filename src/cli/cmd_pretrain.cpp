@@ -41,7 +41,11 @@ static const char kLmUsage[] =
     "\n"
     "Writes RUN_DIR/config.yaml, RUN_DIR/metrics.jsonl (one JSON object per step),\n"
     "RUN_DIR/checkpoints/step_N/ (HF model + optimizer + data cursor) every\n"
-    "train.save_every steps and at the end, and RUN_DIR/final/ (HF model + tokenizer).\n";
+    "train.save_every steps and at the end, and RUN_DIR/final/ (HF model + tokenizer).\n"
+    "\n"
+    "SIGUSR1 (what mpirun forwards), SIGTERM, Ctrl-C or train.time_limit_minutes stop the run\n"
+    "after the step in progress with a checkpoint (exit status 75; a second SIGTERM/Ctrl-C\n"
+    "stops at once); --resume RUN_DIR continues it exactly.\n";
 
 // Shared by cmd_pretrain and cmd_sft.
 int run_lm_command(LmStage stage, const std::vector<std::string>& argv) {

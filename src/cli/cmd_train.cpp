@@ -44,7 +44,11 @@ static const char kTrainUsage[] =
     "Writes RUN_DIR/config.yaml, RUN_DIR/metrics.jsonl (one JSON object per step, eval\n"
     "rows with eval_accuracy), RUN_DIR/tb/ (TensorBoard), RUN_DIR/checkpoints/step_N/\n"
     "every train.save_every steps and at the end, RUN_DIR/final/ (HF model + tokenizer),\n"
-    "and RUN_DIR/cold_start/ when cold_start.path is set.\n";
+    "and RUN_DIR/cold_start/ when cold_start.path is set.\n"
+    "\n"
+    "SIGUSR1 (what mpirun forwards), SIGTERM, Ctrl-C or train.time_limit_minutes stop the run\n"
+    "after the step in progress with a checkpoint (exit status 75; a second SIGTERM/Ctrl-C\n"
+    "stops at once); --resume RUN_DIR continues it exactly.\n";
 
 int cmd_train(const std::vector<std::string>& argv) {
   Args args("train", argv, {"config", "set", "run-dir", "resume", "overwrite"}, {"overwrite"}, {"set"});

@@ -422,7 +422,7 @@ GrpoTrainResult GrpoRun::run() {
       save_checkpoint(step, ro.cursor, !why.empty() && eval_due);
     if (!why.empty()) {
       result_.stop = {true, step, why, ""};
-      ZT_LOG_WARN("train: stopped after step %lld of %lld (%s)%s", (long long)step, (long long)steps_, why.c_str(),
+      ZT_LOG_INFO("train: stopped after step %lld of %lld%s", (long long)step, (long long)steps_,
                   eval_due ? "; its eval runs when the run resumes" : "");
       break;
     }

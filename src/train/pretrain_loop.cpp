@@ -297,8 +297,8 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
       if (!why.empty()) {
         result.stop = {true, step, why, ""};
         const std::string dir = saved ? last_saved : save_checkpoint();
-        ZT_LOG_WARN("%s: stopped after step %lld of %lld (%s); checkpoint %s", name, (long long)step,
-                    (long long)tc.steps, why.c_str(), dir.c_str());
+        ZT_LOG_INFO("%s: stopped after step %lld of %lld; checkpoint %s", name, (long long)step, (long long)tc.steps,
+                    dir.c_str());
         break;
       }
     }

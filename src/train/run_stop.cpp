@@ -102,8 +102,8 @@ std::string StopCheck::reason_of(int64_t code) const {
   if (code == 0) return "";
   if (code == kTimeLimitCode) {
     const double min = limit_s_ / 60.0;
-    return strformat("%s %g: %.1f of %.1f minutes used, and the longest step took %.1f", key_.c_str(), min,
-                     run_elapsed_seconds() / 60.0, min, longest_step_s_ / 60.0);
+    return strformat("%s %g: %.3g minutes used, and the longest step took %.3g", key_.c_str(), min,
+                     run_elapsed_seconds() / 60.0, longest_step_s_ / 60.0);
   }
   return signal_name(int(code));
 }
