@@ -78,4 +78,37 @@ if ((dry_run)); then
   exit 0
 fi
 echo "zeroth-local: $np rank(s) x $threads thread(s) on $cores core(s)${wait_policy:+, OMP_WAIT_POLICY=$wait_policy}" >&2
-exec "${cmd[@]}"
+
+# Ctrl-C: mpirun answers SIGINT/SIGTERM by killing the ranks a second later, but forwards
+# SIGUSR1, on which zeroth stops after the step in progress with a checkpoint (exit 75).
+# So mpirun runs in a process group of its own (the terminal's Ctrl-C does not reach it or
+# the ranks) and a first SIGINT/SIGTERM here is passed on as SIGUSR1, a second as SIGTERM
+# (stop at once). The exit status is zeroth's.
+setsid "${cmd[@]}" &
+pid=$!
+signals=0
+interrupted=0
+on_signal() {
+  interrupted=1
+  signals=$((signals + 1))
+  if ((signals == 1)); then
+    echo "zeroth-local: stopping after the current step with a checkpoint (again: stop at once)" >&2
+    kill -USR1 "$pid" 2> /dev/null || true
+  else
+    kill -TERM "$pid" 2> /dev/null || true
+  fi
+}
+trap on_signal INT TERM
+trap 'interrupted=1; kill -USR1 "$pid" 2> /dev/null || true' USR1
+while :; do
+  interrupted=0
+  rc=0
+  wait "$pid" || rc=$?
+  if ((interrupted && rc > 128)); then  # a trap cut the wait short
+    if kill -0 "$pid" 2> /dev/null; then continue; fi
+    rc=0
+    wait "$pid" 2> /dev/null || rc=$?   # it ended meanwhile: its own status
+  fi
+  break
+done
+exit "$rc"

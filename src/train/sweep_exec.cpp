@@ -437,6 +437,7 @@ SweepRunResult run_sweep(const SweepPlan& plan, const SweepRunOptions& o) {
     }
     std::fflush(stdout);
   }
+  if (g_sweep_signal) r.signal = int(g_sweep_signal);  // also one that came before any trial ran
   return r;
 }
 

@@ -5,7 +5,9 @@
 #      steps ends with final weights byte-identical to an uninterrupted run of as many.
 #   2. `mpirun -n 2 zeroth pretrain`, SIGUSR1 to mpirun (which forwards it to the ranks):
 #      the same, on 2 ranks.
-#   3. `mpirun -n 2 zeroth train` with a rollout worker one step ahead (rl.rollout_ranks 1,
+#   3. `launch/zeroth-local.sh -np 2 -- pretrain`, SIGTERM to the wrapper: it sends mpirun
+#      SIGUSR1 (mpirun itself, in a process group of its own, is not killed): exit 75.
+#   4. `mpirun -n 2 zeroth train` with a rollout worker one step ahead (rl.rollout_ranks 1,
 #      rl.rollout_lag 1), SIGUSR1 to mpirun: every rank stops at the same step (exit 75);
 #      `--resume` finishes, byte-identical to an uninterrupted run.
 # Usage: check-stop.sh ZEROTH MPIEXEC WORKDIR (run from the repository root).
@@ -72,6 +74,11 @@ for r in p1 p2; do
   same_final "$WORK/$r" "$WORK/$r.whole"
   echo "$r: resumed to step $n: final weights identical to the uninterrupted run"
 done
+
+# ---- launch/zeroth-local.sh: SIGTERM (or Ctrl-C) to the wrapper reaches mpirun as SIGUSR1 ----
+stop_run "$WORK/p3" TERM "$WORK/p3.log" launch/zeroth-local.sh -np 2 --threads 1 --bin "$ZEROTH" -- \
+  pretrain "${PCFG[@]}" --run-dir "$WORK/p3" --set train.steps=100000
+grep -q "zeroth-local: stopping after the current step" "$WORK/p3.log" || fail "no wrapper line in $WORK/p3.log"
 
 # ---- 3: GRPO with a rollout worker one step ahead, on 2 ranks (SIGUSR1 to mpirun) ----
 for a in 0 1 2 3 4 5 6 7 8 9; do
