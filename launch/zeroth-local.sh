@@ -99,7 +99,9 @@ on_signal() {
   fi
 }
 trap on_signal INT TERM
-trap 'interrupted=1; kill -USR1 "$pid" 2> /dev/null || true' USR1
+# SIGUSR1 (what zeroth sweep sends) is the same first request; a SIGINT/SIGTERM after it
+# then stops at once.
+trap 'interrupted=1; if ((signals == 0)); then signals=1; fi; kill -USR1 "$pid" 2> /dev/null || true' USR1
 while :; do
   interrupted=0
   rc=0
