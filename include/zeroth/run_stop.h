@@ -59,8 +59,8 @@ struct RunStopped {
 // to poll() must call it at the same point of the same step (it is a collective).
 class StopCheck {
  public:
-  // time_limit_minutes 0 = no limit. `key` names the config key in the reason.
-  StopCheck(double time_limit_minutes, std::string key);
+  // train.time_limit_minutes; 0 = no limit.
+  explicit StopCheck(double time_limit_minutes);
 
   // Whether to stop now, the same on every rank of `comm`: a stop signal on any rank, or,
   // with a limit, the run's time so far plus the longest step so far (the time between
@@ -68,12 +68,10 @@ class StopCheck {
   // Returns the reason ("" = go on).
   std::string poll(Communicator& comm);
 
-  // The reason a code from the agreement stands for (0 = "").
-  std::string reason_of(int64_t code) const;
-
  private:
+  std::string reason_of(int64_t code) const;  // of an agreed code (0 = "")
+
   double limit_s_ = 0;
-  std::string key_;
   double longest_step_s_ = 0;
   std::chrono::steady_clock::time_point last_;
 };

@@ -333,7 +333,7 @@ void GrpoRun::run_worker() {
   double idle = 0;  // waiting for the trainers since the last batch was generated
   // The stop agreement of the trainers' step s (their poll after it): here after sending
   // batch s (lag 0), or after generating batch s + 1 (lag 1, whose batch is then dropped).
-  StopCheck stop(cfg_.train.time_limit_minutes, "train.time_limit_minutes");
+  StopCheck stop(cfg_.train.time_limit_minutes);
   auto stopped = [&](int64_t trained_step) {
     const std::string why = stop.poll(comm_);
     if (!why.empty()) result_.stop = {true, trained_step, why, ""};
@@ -368,7 +368,7 @@ GrpoTrainResult GrpoRun::run() {
 
   Progress progress("train", steps_, "step");
   progress.resume_from(start_.step);
-  StopCheck stop(cfg_.train.time_limit_minutes, "train.time_limit_minutes");
+  StopCheck stop(cfg_.train.time_limit_minutes);
   for (int64_t step = start_.step + 1; step <= steps_; ++step) {
     const auto t_step = Clock::now();
     // ---- the step's batch: generated here (colocated) or by the workers ----

@@ -210,7 +210,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     last_saved = dir;
     return dir;
   };
-  StopCheck stop_check(tc.time_limit_minutes, "train.time_limit_minutes");
+  StopCheck stop_check(tc.time_limit_minutes);
   for (int64_t step = start.step + 1; step <= tc.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> batch = sampler.next(tc.batch_size);

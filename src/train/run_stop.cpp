@@ -95,14 +95,14 @@ double run_elapsed_seconds() {
   return double(now_ns() - start) * 1e-9;
 }
 
-StopCheck::StopCheck(double time_limit_minutes, std::string key)
-    : limit_s_(time_limit_minutes * 60.0), key_(std::move(key)), last_(std::chrono::steady_clock::now()) {}
+StopCheck::StopCheck(double time_limit_minutes)
+    : limit_s_(time_limit_minutes * 60.0), last_(std::chrono::steady_clock::now()) {}
 
 std::string StopCheck::reason_of(int64_t code) const {
   if (code == 0) return "";
   if (code == kTimeLimitCode) {
     const double min = limit_s_ / 60.0;
-    return strformat("%s %g: %.3g minutes used, and the longest step took %.3g", key_.c_str(), min,
+    return strformat("train.time_limit_minutes %g: %.3g minutes used, and the longest step took %.3g", min,
                      run_elapsed_seconds() / 60.0, longest_step_s_ / 60.0);
   }
   return signal_name(int(code));

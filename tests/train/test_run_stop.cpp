@@ -78,7 +78,7 @@ TEST_CASE("StopCheck: a signal or the time limit, agreed over the communicator")
   std::unique_ptr<Communicator> comm = make_local_communicator(be.get());
   int st = in_child([&] {
     install_stop_handlers(false);
-    StopCheck none(0, "train.time_limit_minutes");
+    StopCheck none(0);
     if (!none.poll(*comm).empty()) ::_exit(1);
     std::raise(SIGUSR1);
     if (none.poll(*comm) != "SIGUSR1") ::_exit(2);
@@ -88,13 +88,13 @@ TEST_CASE("StopCheck: a signal or the time limit, agreed over the communicator")
 
   install_stop_handlers(false);  // the clock starts now
   // A limit far away: no stop.
-  StopCheck far(60, "train.time_limit_minutes");
+  StopCheck far(60);
   CHECK(far.poll(*comm).empty());
   // A 2 s limit: at ~0.3 s with a 0.3 s step, 0.3 + 0.3 < 2 goes on; after a 1.2 s step
   // (1.5 s used), 1.5 + 1.2 > 2: the next step would overrun it. (Late wake-ups only make
   // the second poll later; the first has 1.4 s of room.)
   install_stop_handlers(false);
-  StopCheck soon(2.0 / 60.0, "train.time_limit_minutes");
+  StopCheck soon(2.0 / 60.0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(soon.poll(*comm).empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
