@@ -43,6 +43,7 @@ struct RunConfig {
   std::string compute_dtype = "auto";
   int threads = 0;
   int expert_parallel = 1;
+  int zero_stage = 0;
   std::string log_level = "info";
   bool log_all_ranks = false;
   std::string run_dir = "runs/<name>";
@@ -65,6 +66,13 @@ struct RunConfig {
             "every rank holds every expert). Data parallelism spans all ranks either way. zeroth "
             "pretrain, sft and train (over the trainer ranks; a rollout worker holds every expert)")
         .min(1);
+    v.field("zero_stage", zero_stage,
+            "ZeRO stage: 1 shards the AdamW moments over the data-parallel ranks (each keeps and "
+            "updates 1/D of them: gradients are reduce-scattered, the updated weights all-gathered; "
+            "DeepSpeed ZeRO-1, Megatron's distributed optimizer); 0 keeps a whole copy on every rank. "
+            "Same traffic either way; checkpoints resume under either setting and any rank count. "
+            "zeroth pretrain, sft and train (over the trainer ranks)")
+        .min(0).max(1);
     v.field("log_level", log_level, "Lowest level of log line printed")
         .one_of({"debug", "info", "warn", "error"});
     v.field("log_all_ranks", log_all_ranks, "Log on every rank, not only rank 0");

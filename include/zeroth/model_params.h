@@ -92,6 +92,12 @@ struct ExpertShard {
   bool whole(const ModelConfig& config) const { return first == 0 && local(config) == config.n_routed_experts; }
 };
 
+// Elements [offset, offset + numel) of a ParamSet's flat buffer.
+struct FlatRange {
+  int64_t offset = 0;
+  int64_t numel = 0;
+};
+
 // A model's parameters (or gradients, or optimizer moments: same layout) in one
 // contiguous buffer of `dtype` on `backend`'s device.
 struct ParamSet {

@@ -19,6 +19,9 @@ struct ProcessGroups {
   int expert_parallel = 1;                       // P
   std::unique_ptr<Communicator> expert;          // P ranks; nullptr when P == 1
   std::unique_ptr<Communicator> expert_data;     // W / P ranks; nullptr when P == 1
+  // ZeRO stage (run.zero_stage): 1 shards the optimizer state over the data-parallel
+  // ranks (grad_sync.h, optim.h). Set by the caller after make_process_groups.
+  int zero_stage = 0;
 
   // The expert group's rank (0 when P == 1): which experts this rank holds.
   int expert_rank() const { return expert ? expert->rank() : 0; }

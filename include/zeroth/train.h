@@ -168,14 +168,19 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir);
 void check_resume_steps(const std::string& checkpoint_dir, int64_t step, int64_t steps,
                         const std::string& key = "train.steps");
 
-// Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors.
+// Restores the optimizer moments and step from checkpoint_dir/optimizer.safetensors,
+// or from its optimizer parts (optimizer-K-of-N.safetensors, below) when it has them.
+// A ZeRO-sharded optimizer reads its pieces from either.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer);
 
 // Collective versions over groups.data (every rank calls them). Without expert
-// parallelism rank 0 writes exactly what the functions above write. With it (P > 1),
-// the P ranks of the first expert group write the model together
+// parallelism and ZeRO, rank 0 writes exactly what the functions above write. With expert
+// parallelism (P > 1), the P ranks of the first expert group write the model together
 // (save_hf_weights_part: each its experts, part 1 also every other tensor) and each its
-// optimizer moments, `optimizer-{q+1}-of-{P}.safetensors` (5 digits); rank 0 writes the
+// optimizer moments, `optimizer-{q+1}-of-{P}.safetensors` (5 digits). With ZeRO-1 every
+// rank k of the W writes the moments it owns to `optimizer-{k+1}-of-{W}.safetensors`.
+// Optimizer parts store moments by HF name (whole, or "<name>@<first element>" pieces),
+// so any expert-parallel size, ZeRO stage and rank count reads them. Rank 0 writes the
 // rest and publishes the directory. Returns the directory on every rank.
 void save_model_dir(const std::string& dir, const ModelConfig& config, const ParamSet& params,
                     const TokenizerFiles& tokenizer, const ProcessGroups& groups);
@@ -183,9 +188,9 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
                                   const ParamSet& params, const TokenizerFiles& tokenizer,
                                   const AdamW& optimizer, const TrainerState& state,
                                   const ProcessGroups& groups);
-// Reads this rank's optimizer file (optimizer.safetensors, or its expert-group part);
-// a checkpoint written with another expert-parallel size is a CheckpointError that says
-// which sizes it holds.
+// Reads this rank's optimizer state (from optimizer.safetensors, or from the parts); a
+// flat optimizer.safetensors with expert parallelism is a CheckpointError that says how
+// to go on.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
                           const ProcessGroups& groups);
 

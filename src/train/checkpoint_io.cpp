@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <string>
 #include <system_error>
 
@@ -44,6 +45,7 @@ static void write_text(const std::string& path, const std::string& text) {
 }
 
 static void write_optimizer(const std::string& path, const AdamW& optimizer) {
+  ZT_ASSERT(!optimizer.sharded(), "write_optimizer: a ZeRO-sharded optimizer is written in parts");
   const AdamWState st = optimizer.state();
   SafetensorsWriter w;
   w.add("adamw.m", st.m);
@@ -65,6 +67,7 @@ static void load_optimizer_file(const std::string& path, AdamW& optimizer);
 namespace {  // expert-parallel optimizer parts (defined with the collective versions below)
 std::vector<std::string> optimizer_parts(const std::string& dir);
 void load_optimizer_parts(const std::string& dir, const std::vector<std::string>& files, AdamW& optimizer);
+void load_optimizer_flat_by_name(const std::string& path, AdamW& optimizer);
 }  // namespace
 
 static void fresh_dir(const std::string& dir) {
@@ -272,7 +275,10 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
       return;
     }
   }
-  load_optimizer_file(path, optimizer);
+  if (optimizer.sharded())
+    load_optimizer_flat_by_name(path, optimizer);
+  else
+    load_optimizer_file(path, optimizer);
 }
 
 static void load_optimizer_file(const std::string& path, AdamW& optimizer) {
@@ -310,17 +316,21 @@ std::string optimizer_part_name(int part, int parts) {
   return strformat("optimizer-%05d-of-%05d.safetensors", part + 1, parts);
 }
 
-// An expert-parallel part of the optimizer state: the moments of each HF-named parameter
-// this part holds ("adamw.m.<name>", "adamw.v.<name>"; part 0 also every non-expert
-// one), so a later run can pick its own parameters at any expert-parallel size.
-void write_optimizer_part(const std::string& path, const AdamW& optimizer, int part) {
+// A part of the optimizer state, by HF name: "adamw.m.<name>" / "adamw.v.<name>" for a
+// whole parameter's moments, "adamw.m.<name>@<begin>" (1-D) for the part from element
+// <begin> on that a ZeRO-1 rank holds. Expert parallelism: part q of the first expert
+// group holds its experts (`experts_only`: q > 0) and, part 0, every other parameter.
+// ZeRO-1: rank k of the data-parallel ranks writes part k with everything it owns. So a
+// later run can pick its own pieces at any expert-parallel size, ZeRO stage or rank count.
+void write_optimizer_part(const std::string& path, const AdamW& optimizer, bool experts_only) {
   SafetensorsWriter w;
-  const ParamSet &m = optimizer.m(), &v = optimizer.v();
-  for (size_t i = 0; i < m.entries.size(); ++i) {
-    if (part > 0 && !m.entries[i].expert) continue;
-    w.add("adamw.m." + m.entries[i].name, m.entries[i].view);
-    w.add("adamw.v." + v.entries[i].name, v.entries[i].view);
-  }
+  optimizer.for_each_piece([&](const MomentPiece& p) {
+    if (experts_only && !p.expert) return;
+    const std::string suffix = p.begin == 0 && p.m.numel() == p.numel ? std::string()
+                                                                       : strformat("@%lld", (long long)p.begin);
+    w.add("adamw.m." + *p.name + suffix, p.m);
+    w.add("adamw.v." + *p.name + suffix, p.v);
+  });
   w.set_metadata("adamw.step", std::to_string(optimizer.step_count()));
   w.write(path);
 }
@@ -347,7 +357,8 @@ std::vector<std::string> optimizer_parts(const std::string& dir) {
   return out;
 }
 
-// Reads this optimizer's moments, parameter by parameter, from the named parts.
+// Reads this optimizer's moments, piece by piece, from the named parts (whole
+// parameters or ZeRO-1 pieces, in any mix: see write_optimizer_part).
 void load_optimizer_parts(const std::string& dir, const std::vector<std::string>& files, AdamW& optimizer) {
   std::vector<SafetensorsFile> fs_;
   for (const std::string& f : files) fs_.push_back(SafetensorsFile::open(f));
@@ -360,39 +371,109 @@ void load_optimizer_parts(const std::string& dir, const std::vector<std::string>
                     f.path().c_str(), it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str());
     step = s;
   }
-  optimizer.load_state_by_name(step, [&](const std::string& name, Tensor& m, Tensor& v) {
-    for (const char* which : {"m", "v"}) {
-      const std::string key = std::string("adamw.") + which + "." + name;
-      const SafetensorsFile* src = nullptr;
-      for (const SafetensorsFile& f : fs_)
-        if (f.has(key)) src = &f;
-      ZT_THROW_IF_NOT(src != nullptr, CheckpointError,
-                      "%s: the optimizer parts hold no '%s' (a checkpoint of another model?)", dir.c_str(),
-                      key.c_str());
-      Tensor& dst = which[0] == 'm' ? m : v;
-      src->expect(key, DType::F32, dst.shape());
-      dst.copy_from_host(src->data(key), dst.nbytes());
+  // "m"/"v" -> HF name -> the stored pieces of its moments.
+  struct Src {
+    int64_t begin, numel;
+    bool whole;  // stored without "@<begin>": the parameter's every element
+    const char* data;
+    const std::string* file;
+  };
+  std::map<std::string, std::vector<Src>> index[2];
+  for (const SafetensorsFile& f : fs_)
+    for (const std::string& key : f.names()) {
+      if (key.rfind("adamw.", 0) != 0 || key.size() < 9 || (key[6] != 'm' && key[6] != 'v') || key[7] != '.')
+        continue;
+      std::string name = key.substr(8);
+      int64_t begin = 0;
+      const size_t at = name.rfind('@');
+      const bool whole = at == std::string::npos;
+      if (!whole) {
+        const std::string digits = name.substr(at + 1);
+        ZT_THROW_IF_NOT(!digits.empty() && digits.size() <= 18 && digits.find_first_not_of("0123456789") == std::string::npos,
+                        CheckpointError, "%s: tensor '%s': expected '<name>@<first element>'", f.path().c_str(), key.c_str());
+        begin = std::stoll(digits);
+        name.resize(at);
+      }
+      const SafetensorsInfo& info = f.info(key);
+      ZT_THROW_IF_NOT(info.dtype == DType::F32, CheckpointError, "%s: tensor '%s': expected F32, found %s",
+                      f.path().c_str(), key.c_str(), dtype_name(info.dtype));
+      index[key[6] == 'm' ? 0 : 1][name].push_back(
+          {begin, shape_numel(info.shape), whole, static_cast<const char*>(f.data(key)), &f.path()});
+    }
+  optimizer.load_state_by_name(step, [&](const MomentPiece& p) {
+    for (int w = 0; w < 2; ++w) {
+      const char* which = w == 0 ? "m" : "v";
+      auto it = index[w].find(*p.name);
+      ZT_THROW_IF_NOT(it != index[w].end(), CheckpointError,
+                      "%s: the optimizer parts hold no 'adamw.%s.%s' (a checkpoint of another model?)", dir.c_str(),
+                      which, p.name->c_str());
+      const Tensor& dst = w == 0 ? p.m : p.v;
+      const int64_t lo = p.begin, hi = p.begin + dst.numel();
+      int64_t covered = 0;
+      for (const Src& s : it->second) {
+        ZT_THROW_IF_NOT(s.whole ? s.numel == p.numel : s.begin + s.numel <= p.numel, CheckpointError,
+                        "%s: 'adamw.%s.%s' holds elements [%lld, %lld), the parameter has %lld (a checkpoint "
+                        "of another model?)",
+                        s.file->c_str(), which, p.name->c_str(), (long long)s.begin,
+                        (long long)(s.begin + s.numel), (long long)p.numel);
+        const int64_t a = std::max(lo, s.begin), b = std::min(hi, s.begin + s.numel);
+        if (a >= b) continue;
+        Tensor part = dst.narrow(0, a - lo, b - a);
+        part.copy_from_host(s.data + (a - s.begin) * int64_t(sizeof(float)), size_t(b - a) * sizeof(float));
+        covered += b - a;
+      }
+      ZT_THROW_IF_NOT(covered == hi - lo, CheckpointError,
+                      "%s: the optimizer parts hold %lld of elements [%lld, %lld) of 'adamw.%s.%s' (parts "
+                      "missing or overlapping)",
+                      dir.c_str(), (long long)covered, (long long)lo, (long long)hi, which, p.name->c_str());
     }
   });
 }
 
-// Rank 0 makes `tmp`; the first expert group writes its weight parts (and, with
-// `optimizer`, its optimizer parts) into it; rank 0 then writes the tokenizer, the
-// index and config.json. Collective over groups.data; returns after the parts are
-// written and rank 0 has finished the model files.
+// A ZeRO-1 optimizer's pieces from optimizer.safetensors (one flat buffer of the whole
+// model's layout, written without expert parallelism and ZeRO).
+void load_optimizer_flat_by_name(const std::string& path, AdamW& optimizer) {
+  SafetensorsFile f = SafetensorsFile::open(path);
+  const Shape shape = {optimizer.layout_numel()};
+  f.expect("adamw.m", DType::F32, shape);
+  f.expect("adamw.v", DType::F32, shape);
+  auto it = f.metadata().find("adamw.step");
+  const long long step = it == f.metadata().end() ? -1 : std::atoll(it->second.c_str());
+  ZT_THROW_IF_NOT(step >= 0, CheckpointError, "%s: metadata 'adamw.step': expected an integer >= 0, found %s",
+                  path.c_str(), it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str());
+  const char* m = static_cast<const char*>(f.data("adamw.m"));
+  const char* v = static_cast<const char*>(f.data("adamw.v"));
+  optimizer.load_state_by_name(step, [&](const MomentPiece& p) {
+    const int64_t at = (p.offset + p.begin) * int64_t(sizeof(float));
+    Tensor dm = p.m, dv = p.v;
+    dm.copy_from_host(m + at, dm.nbytes());
+    dv.copy_from_host(v + at, dv.nbytes());
+  });
+}
+
+// Rank 0 makes `tmp`; the first expert group writes its weight parts (without expert
+// parallelism rank 0 writes the model files), and, with `optimizer`, the optimizer parts
+// are written (every rank its own under ZeRO-1, else the first expert group's); rank 0
+// then writes the tokenizer, the index and config.json. Collective over groups.data;
+// returns after the parts are written and rank 0 has finished the model files.
 void write_parts(const std::string& tmp, const ModelConfig& config, const ParamSet& params,
                  const TokenizerFiles& tokenizer, const AdamW* optimizer, const ProcessGroups& groups) {
   Communicator& world = *groups.data;
   const int P = groups.expert_parallel;
   if (world.rank() == 0) fresh_dir(tmp);
   world.barrier();
-  if (world.rank() < P) {  // the first expert group: world ranks 0..P-1
-    const int q = groups.expert_rank();
-    save_hf_weights_part(tmp, config, params, q, P);
-    if (optimizer) write_optimizer_part(tmp + "/" + optimizer_part_name(q, P), *optimizer, q);
+  if (P == 1) {
+    if (world.rank() == 0) write_model_files(tmp, config, params, tokenizer);
+  } else if (world.rank() < P) {  // the first expert group: world ranks 0..P-1
+    save_hf_weights_part(tmp, config, params, groups.expert_rank(), P);
   }
+  if (optimizer && optimizer->sharded())
+    write_optimizer_part(tmp + "/" + optimizer_part_name(world.rank(), world.size()), *optimizer, false);
+  else if (optimizer && P > 1 && world.rank() < P)
+    write_optimizer_part(tmp + "/" + optimizer_part_name(groups.expert_rank(), P), *optimizer,
+                         groups.expert_rank() > 0);
   world.barrier();
-  if (world.rank() == 0) {
+  if (world.rank() == 0 && P > 1) {
     write_text(tmp + "/tokenizer.json", tokenizer.tokenizer_json);
     if (!tokenizer.tokenizer_config_json.empty())
       write_text(tmp + "/tokenizer_config.json", tokenizer.tokenizer_config_json);
@@ -421,7 +502,7 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
   Communicator& world = *groups.data;
   const std::string name = strformat("step_%lld", (long long)state.step);
   const std::string dir = run_dir + "/checkpoints/" + name;
-  if (groups.expert_parallel == 1) {
+  if (groups.expert_parallel == 1 && !optimizer.sharded()) {
     if (world.rank() == 0) save_train_checkpoint(run_dir, config, params, tokenizer, optimizer, state);
     world.barrier();
     return dir;
@@ -438,8 +519,8 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer,
                           const ProcessGroups& groups) {
-  // Parts (written with expert parallelism) are read by name at any size; the flat file of
-  // a run without it only fits the whole model's layout.
+  // Parts (written with expert parallelism or ZeRO-1) are read by name at any size; the
+  // flat file of a run without them only fits the whole model's layout.
   ZT_THROW_IF_NOT(groups.expert_parallel == 1 || !fs::exists(checkpoint_dir + "/optimizer.safetensors"),
                   CheckpointError,
                   "%s: optimizer.safetensors was written with run.expert_parallel 1 (one flat buffer of "

@@ -194,6 +194,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   // Data parallelism over the trainers; expert groups when run.expert_parallel > 1 (a
   // worker holds every expert).
   pg_ = make_process_groups(*team_, worker_ ? 1 : cfg.run.expert_parallel, src_.config.n_routed_experts);
+  pg_.zero_stage = worker_ ? 0 : cfg.run.zero_stage;
   compute_ = compute_dtype_for(backend, cfg.run.compute_dtype, "key 'run.compute_dtype'");
 
   // ---- models ----
@@ -249,9 +250,12 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   // The rollout decodes with the fp32 master weights; a bf16 trainer differs from it.
   trainer_old_ = !lagged_auto_ && gc.trainer_old_logprobs(compute_ != DType::F32);
   if (trains_) {
-    optimizer_ = std::make_unique<AdamW>(cfg.optim, src_.config, backend, model.expert_shard(), pg_.expert.get());
+    grad_sync_ = std::make_unique<GradSync>(*team_, model.grads(), kDefaultGradBucketBytes, pg_.expert_data.get(),
+                                            pg_.zero_stage >= 1);
+    const OptimizerShard zero{&model.params(), grad_sync_->owned(), team_};
+    optimizer_ = std::make_unique<AdamW>(cfg.optim, src_.config, backend, model.expert_shard(), pg_.expert.get(),
+                                         grad_sync_->sharded() ? &zero : nullptr);
     if (!resume_ckpt_.empty()) load_optimizer_state(resume_ckpt_, *optimizer_, pg_);
-    grad_sync_ = std::make_unique<GradSync>(*team_, model.grads(), kDefaultGradBucketBytes, pg_.expert_data.get());
   }
   schedule_ = LrSchedule::from_config(cfg.optim, steps_ * gc.ppo_epochs * gc.mini_batches);
 

@@ -318,9 +318,8 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
           for (size_t e = 0; e < ms[l].load.size(); ++e) loads[l][e] += ms[l].load[e];
         }
       }
-      grad_sync_->all_reduce(model.grads(), ReduceOp::Sum);
       up.lr = schedule_.lr_at(optimizer_->step_count() + 1);
-      const float norm = optimizer_->step(model.params(), model.grads(), up.lr);
+      const float norm = reduce_and_step(*grad_sync_, *optimizer_, model.params(), model.grads(), up.lr);
       up.grad_norm = norm;
       ++up.opt_steps;
       if (!std::isfinite(norm))

@@ -138,7 +138,8 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
 
   // Process groups: data parallelism over every rank; expert groups when
   // run.expert_parallel > 1 (the routed experts split over them).
-  const ProcessGroups groups = make_process_groups(comm, config.run.expert_parallel, src.config.n_routed_experts);
+  ProcessGroups groups = make_process_groups(comm, config.run.expert_parallel, src.config.n_routed_experts);
+  groups.zero_stage = config.run.zero_stage;
   Model model(src.config, backend,
               compute_dtype_for(backend, config.run.compute_dtype, "key 'run.compute_dtype'"),
               groups.expert.get());
@@ -149,10 +150,13 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     load_hf_weights(src.weights_dir, src.config, model.params());
   model.set_aux_loss_alpha(float(config.model.aux_loss_alpha));
   model.set_aux_loss_sequences(tc.batch_size);  // the balance loss: a mean over the global batch
-  AdamW optimizer(config.optim, src.config, backend, model.expert_shard(), groups.expert.get());
+  GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, groups.expert_data.get(),
+                     groups.zero_stage >= 1);
+  const OptimizerShard zero{&model.params(), grad_sync.owned(), &comm};
+  AdamW optimizer(config.optim, src.config, backend, model.expert_shard(), groups.expert.get(),
+                  grad_sync.sharded() ? &zero : nullptr);
   if (!resume_ckpt.empty()) load_optimizer_state(resume_ckpt, optimizer, groups);
   const LrSchedule schedule = LrSchedule::from_config(config.optim, tc.steps);
-  GradSync grad_sync(comm, model.grads(), kDefaultGradBucketBytes, groups.expert_data.get());
   BatchSampler sampler(data.count, config.run.seed, config.data.shuffle, start.cursor);
 
   if (rank == 0) write_resolved_config(config, run_dir);
@@ -253,9 +257,8 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
         for (size_t e = 0; e < stats[l].load.size(); ++e) loads[l][e] += stats[l].load[e];
       }
     }
-    grad_sync.all_reduce(model.grads(), ReduceOp::Sum);
     const double lr = schedule.lr_at(step);
-    const float grad_norm = optimizer.step(model.params(), model.grads(), lr);
+    const float grad_norm = reduce_and_step(grad_sync, optimizer, model.params(), model.grads(), lr);
     if (!std::isfinite(grad_norm))
       ZT_LOG_WARN("%s: step %lld: gradient norm is %g; the update was skipped", name, (long long)step,
                   double(grad_norm));

@@ -23,27 +23,7 @@ CFG=configs/pretrain-tiny.yaml
 rm -rf "$WORK"
 mkdir -p "$WORK"
 export OMP_NUM_THREADS=1
-mpi() {
-  local np=$1
-  shift
-  "$MPIEXEC" -n "$np" ${ZEROTH_MPIEXEC_FLAGS:-} --mca btl self,vader "$ZEROTH" "$@"
-}
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-losses() { python3 -c 'import json,sys; print(" ".join("%.7g" % json.loads(l)["loss"] for l in open(sys.argv[1])))' "$1"; }
-same_losses() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-a = [json.loads(l)["loss"] for l in open(sys.argv[1])]
-b = [json.loads(l)["loss"] for l in open(sys.argv[2])]
-assert len(a) == len(b) == 20, (len(a), len(b))
-worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print("losses: %d steps, largest relative difference %.3g" % (len(a), worst))
-sys.exit(0 if worst <= 1e-5 else 1)
-PY
-}
+source "$HERE/check-lib.sh"
 
 "$ZEROTH" pretrain --config $CFG --run-dir "$WORK/ref" > "$WORK/ref.log" 2>&1 || fail "np 1 run (see $WORK/ref.log)"
 mpi 2 pretrain --config $CFG --run-dir "$WORK/ep2" --set run.expert_parallel=2 > "$WORK/ep2.log" 2>&1 ||

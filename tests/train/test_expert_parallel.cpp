@@ -7,7 +7,8 @@
 // ranks holding the same experts). Checked: loss, logits, expert loads (exact), every
 // gradient, the clipped gradient norm and the weights after an AdamW step, for
 // P = 2 and P = 4 (where the world allows), fp32 and bf16 compute, activation
-// recomputation, the balance loss, and two steps (the EP buffers are reused).
+// recomputation, the balance loss, two steps (the EP buffers are reused), and ZeRO-1
+// on top (the optimizer state sharded over the ranks: norm and weights checked).
 // Tolerances: fp32 1e-5 + 1e-4 relative (the experts' GEMMs see other row counts, so
 // OpenBLAS rounds them differently); bf16 compute 2e-3 + 2e-2 relative.
 #include <catch2/catch.hpp>
@@ -69,6 +70,7 @@ struct Case {
   bool recompute;
   float aux_alpha;
   int64_t experts;
+  bool zero = false;  // ZeRO-1 for the expert-parallel model's optimizer
 };
 
 void run_case(const Case& cs) {
@@ -102,9 +104,11 @@ void run_case(const Case& cs) {
   oc.weight_decay = 0.1;
   oc.eps = 1e-6;
   AdamW full_opt(oc, cfg, cpu());
-  AdamW ep_opt(oc, cfg, cpu(), shard, ep.get());
   GradSync full_sync(world, full.grads());
-  GradSync ep_sync(world, epm.grads(), kDefaultGradBucketBytes, edp.get());
+  // ZeRO-1: small buckets, so the pieces cut through parameters (experts and others).
+  GradSync ep_sync(world, epm.grads(), cs.zero ? 999 * 4 : kDefaultGradBucketBytes, edp.get(), cs.zero);
+  const OptimizerShard zero{&epm.params(), ep_sync.owned(), &world};
+  AdamW ep_opt(oc, cfg, cpu(), shard, ep.get(), cs.zero ? &zero : nullptr);
 
   for (int step = 0; step < 2; ++step) {
     // This rank's batch: B 2, T 9 + 3 r + step (uneven over ranks and steps).
@@ -131,20 +135,25 @@ void run_case(const Case& cs) {
     for (size_t i = 0; i < sf.size(); ++i) CHECK(sf[i].load == se[i].load);
 
     full_sync.all_reduce(full.grads(), ReduceOp::Sum);
-    ep_sync.all_reduce(epm.grads(), ReduceOp::Sum);
+    const float nf = full_opt.step(full.params(), full.grads(), oc.lr);
+    float ne = 0.0f;
+    if (cs.zero) {  // the gradients are whole only in the owned ranges: weights and norm below
+      ne = reduce_and_step(ep_sync, ep_opt, epm.params(), epm.grads(), oc.lr);
+    } else {
+      ep_sync.all_reduce(epm.grads(), ReduceOp::Sum);
+      ne = ep_opt.step(epm.params(), epm.grads(), oc.lr);
+    }
     std::map<std::string, const ParamEntry*> by_name;
     for (const ParamEntry& e : full.grads().entries) by_name[e.name] = &e;
     int experts_seen = 0;
     for (const ParamEntry& e : epm.grads().entries) {
+      if (cs.zero) break;
       INFO("gradient of " << e.name);
       REQUIRE(by_name.count(e.name) == 1);
       CHECK(excess(host(e.view), host(by_name[e.name]->view), rel) <= atol);
       experts_seen += e.expert;
     }
-    CHECK(experts_seen == int(cs.experts / P) * 3 * 2);  // 2 MoE layers, 3 tensors each
-
-    const float nf = full_opt.step(full.params(), full.grads(), oc.lr);
-    const float ne = ep_opt.step(epm.params(), epm.grads(), oc.lr);
+    if (!cs.zero) CHECK(experts_seen == int(cs.experts / P) * 3 * 2);  // 2 MoE layers, 3 tensors each
     INFO("grad norm " << nf << " vs " << ne);
     CHECK(nf > oc.grad_clip);
     CHECK(std::fabs(nf - ne) <= 1e-5 * nf);
@@ -169,15 +178,18 @@ TEST_CASE("expert parallelism equals the replicated model: loss, gradients, Adam
       {2, DType::F32, false, 0.0f, 8},
       {2, DType::F32, true, 0.01f, 8},
       {2, DType::BF16, false, 0.0f, 8},
+      {2, DType::F32, false, 0.01f, 8, true},  // np 4: the experts' pieces over 2 expert groups
   };
   if (W % 4 == 0) {
     cases.push_back({4, DType::F32, false, 0.0f, 8});
     cases.push_back({4, DType::F32, false, 0.01f, 16});
+    cases.push_back({4, DType::F32, false, 0.0f, 8, true});  // every rank owns its experts whole
   }
   for (const Case& cs : cases) {
     if (W % cs.ep_size != 0) continue;
     DYNAMIC_SECTION("P " << cs.ep_size << " " << dtype_name(cs.dtype) << " recompute "
-                         << cs.recompute << " aux " << cs.aux_alpha << " E " << cs.experts) {
+                         << cs.recompute << " aux " << cs.aux_alpha << " E " << cs.experts << " zero "
+                         << cs.zero) {
       run_case(cs);
     }
   }

@@ -153,11 +153,28 @@ TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch"
   world.barrier();
 }
 
+// ZeRO-1 (run.zero_stage 1): the trainers keep 1/np of the AdamW moments each; the
+// gradients are reduce-scattered and the updated weights all-gathered. Every metric and the
+// final weights match one rank's as plain data parallelism does (the norm is summed in
+// another order: rounding only). Starts from the first test case's cold start.
+TEST_CASE("GRPO ZeRO-1: np ranks with the optimizer state sharded match one rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::string init = "model.init=" + root + "/solo/cold_start/final";
+  const SoloAndDp r = run_solo_then_dp(world, root, {"run.run_dir=" + root + "/zero_solo", init, "cold_start.path=''"},
+                                       {"run.run_dir=" + root + "/zero_dp", init, "cold_start.path=''",
+                                        "run.zero_stage=1"});
+  if (world.rank() == 0) compare_runs(r.dp, r.solo, np, {});
+  world.barrier();
+}
+
 // The old-log-prob pass (pi_old from the trainer before the first of the 2 mini-batch
 // updates) with a truncated rollout correction and micro-batches packed by tokens, data
 // parallel: ranks hold different numbers of micro-batches, padded to different lengths
 // (the expert loads count real tokens only, so the router-bias updates agree), the
-// mismatch statistics are all-reduced. Starts from the cold start of the test case above
+// mismatch statistics are all-reduced. Starts from the cold start of the first test case
 // (run before it).
 TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") {
   Communicator& world = train_test::world();
@@ -434,7 +451,9 @@ TEST_CASE("GRPO stop: a time limit stops every rank at the same step; resumed ru
   if (np > 1) {
     for (auto& c : cases) c.second.push_back("rl.rollout_ranks=" + std::to_string(np / 2));
     cases.push_back({"ep", {"run.expert_parallel=2"}});
+    cases.push_back({"zero", {"run.zero_stage=1"}});  // the checkpoints hold one optimizer part per rank
   }
+  if (np == 4) cases.push_back({"ep_zero", {"run.expert_parallel=2", "run.zero_stage=1"}});
   for (const auto& [name, extra] : cases) {
     INFO(name << " at np " << np);
     std::vector<std::string> sets = extra;

@@ -67,6 +67,7 @@ Batch make_batch(int64_t vocab, uint64_t seed) {
 }
 
 struct RunResult {
+  int64_t moments = 0;         // elements of each AdamW moment buffer on this rank
   std::vector<double> losses;  // global loss per step
   std::vector<float> grad_norms;
   std::vector<std::vector<std::vector<int64_t>>> loads;  // per step, per MoE layer (E)
@@ -78,8 +79,17 @@ struct RunResult {
 // gradients instead: the common mistake, used to show the test can fail.
 // aux_alpha > 0 adds the sequence-wise balance loss, a mean over aux_sequences (0: over
 // each rank's own rows, the per-micro-batch normalisation whose weight grows with ranks).
+// Options of the data-parallel update: ZeRO-1 (the AdamW moments sharded over dp:
+// reduce-scatter, step on the owned ranges, all-gather), the clipping threshold and the
+// gradient bucket size.
+struct DpOptions {
+  bool zero = false;
+  double grad_clip = 1.0;
+  size_t bucket_bytes = 16 << 10;  // small buckets: several reductions
+};
+
 RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true, float aux_alpha = 0.0f,
-                int64_t aux_sequences = 0) {
+                int64_t aux_sequences = 0, const DpOptions& o = {}) {
   Backend& be = cpu();
   const ModelConfig cfg = tiny_config();
   Model model(cfg, be);
@@ -90,13 +100,14 @@ RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true, f
   OptimConfig oc;
   oc.lr = 1e-3;
   oc.weight_decay = 0.1;
-  oc.grad_clip = 1.0;
+  oc.grad_clip = o.grad_clip;
   oc.schedule = "cosine";
   oc.warmup_steps = 1;
   oc.min_lr_ratio = 0.1;
   const LrSchedule sched = LrSchedule::from_config(oc, kSteps);
-  AdamW opt(oc, cfg, be);
-  GradSync sync(dp, model.grads(), 16 << 10);  // small buckets: several reductions
+  GradSync sync(dp, model.grads(), o.bucket_bytes, nullptr, o.zero);
+  const OptimizerShard zero{&model.params(), sync.owned(), &dp};
+  AdamW opt(oc, cfg, be, {}, nullptr, o.zero ? &zero : nullptr);
 
   const int64_t nb = kBatch / dp.size(), first = dp.rank() * nb, N = nb * kSeq;
   Tensor ids = Tensor::empty(be, {nb, kSeq}, DType::I32);
@@ -117,6 +128,7 @@ RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true, f
   Tensor logprob = Tensor::empty(be, {N}, DType::F32);
 
   RunResult r;
+  r.moments = opt.state_numel();
   for (int step = 1; step <= kSteps; ++step) {
     model.zero_grad();
     model.forward(ids);
@@ -126,13 +138,17 @@ RunResult train(Communicator& dp, const Batch& batch, bool global_norm = true, f
     loss /= denom;
     dp.all_reduce_host(&loss, 1, global_norm ? ReduceOp::Sum : ReduceOp::Avg);
     model.backward_from_logprob_grad(dlogprob, nullptr);
-    sync.all_reduce(model.grads(), global_norm ? ReduceOp::Sum : ReduceOp::Avg);
+    if (o.zero) {
+      r.grad_norms.push_back(reduce_and_step(sync, opt, model.params(), model.grads(), sched.lr_at(step)));
+    } else {
+      sync.all_reduce(model.grads(), global_norm ? ReduceOp::Sum : ReduceOp::Avg);
+      r.grad_norms.push_back(opt.step(model.params(), model.grads(), sched.lr_at(step)));
+    }
 
     std::vector<std::vector<int64_t>> loads;
     for (const MoeLayerStats& s : model.moe_stats()) loads.push_back(s.load);
     all_reduce_loads(dp, loads);
 
-    r.grad_norms.push_back(opt.step(model.params(), model.grads(), sched.lr_at(step)));
     model.update_router_bias(kGamma, loads);
     r.losses.push_back(loss);
     r.loads.push_back(loads);
@@ -236,5 +252,101 @@ TEST_CASE("per-rank loss normalisation is caught: it differs from the global bat
     const double err = weight_error(wrong.weights, ref.weights);
     WARN("np " << world.size() << ": per-rank normalisation, worst weight error / tolerance " << err);
     CHECK(err > 1.0);
+  }
+}
+
+// ZeRO-1 pieces: bucket sizes of 4096 elements (the pieces divide evenly) and of 1001
+// (odd: every bucket leaves a tail that the last rank owns).
+TEST_CASE("ZeRO-1 gradient sync: owned ranges partition the model, reduce-scatter and all-gather are exact") {
+  Communicator& world = train_test::world();
+  const int np = world.size(), rank = world.rank();
+  const ModelConfig cfg = tiny_config();
+  for (size_t bucket_bytes : {size_t(4096 * 4), size_t(1001 * 4)}) {
+    DYNAMIC_SECTION("bucket " << bucket_bytes / 4 << " elements") {
+      ParamSet grads = make_param_set(cfg, cpu());
+      const int64_t P = grads.flat.numel();
+      // Small integers: sums are exact in any order, so the comparison is exact.
+      std::vector<float> g(static_cast<size_t>(P));
+      for (int64_t i = 0; i < P; ++i) g[size_t(i)] = float((i * 7 + rank * 13) % 23) - 11.0f;
+      grads.flat.copy_from_host(g.data(), g.size() * sizeof(float));
+      ParamSet ref = make_param_set(cfg, cpu());
+      ref.flat.copy_from_host(g.data(), g.size() * sizeof(float));
+      GradSync plain(world, ref, bucket_bytes);
+      plain.all_reduce(ref, ReduceOp::Sum);
+      const std::vector<float> want = ref.flat.to_float_vector();
+
+      GradSync zero(world, grads, bucket_bytes, nullptr, true);
+      REQUIRE(zero.sharded());
+      zero.reduce_scatter(grads, ReduceOp::Sum);
+      const std::vector<float> got = grads.flat.to_float_vector();
+      // Each element is owned by exactly one rank; the owner holds the sum there.
+      std::vector<int64_t> owners(static_cast<size_t>(P), 0), owner_id(static_cast<size_t>(P), 0);
+      size_t wrong = 0;
+      int64_t owned = 0;
+      for (const FlatRange& r : zero.owned())
+        for (int64_t i = r.offset; i < r.offset + r.numel; ++i) {
+          owners[size_t(i)] = 1;
+          owner_id[size_t(i)] = rank;
+          wrong += got[size_t(i)] != want[size_t(i)];
+          ++owned;
+        }
+      CHECK(wrong == 0);
+      world.all_reduce_host(owners.data(), owners.size(), ReduceOp::Sum);
+      world.all_reduce_host(owner_id.data(), owner_id.size(), ReduceOp::Sum);
+      CHECK(std::count(owners.begin(), owners.end(), int64_t(1)) == P);
+      // Balanced: no rank owns more than its share plus the buckets' tails.
+      CHECK(owned <= P / np + int64_t(zero.buckets().size()) * np);
+
+      // all_gather: every rank writes its rank into what it owns (garbage elsewhere).
+      ParamSet params = make_param_set(cfg, cpu());
+      std::vector<float> w(static_cast<size_t>(P), -1.0f - float(rank));
+      for (const FlatRange& r : zero.owned())
+        for (int64_t i = r.offset; i < r.offset + r.numel; ++i) w[size_t(i)] = float(rank) + 0.5f;
+      params.flat.copy_from_host(w.data(), w.size() * sizeof(float));
+      zero.all_gather(params);
+      const std::vector<float> after = params.flat.to_float_vector();
+      size_t stale = 0;
+      for (int64_t i = 0; i < P; ++i) stale += after[size_t(i)] != float(owner_id[size_t(i)]) + 0.5f;
+      CHECK(stale == 0);
+    }
+  }
+}
+
+TEST_CASE("ZeRO-1: the sharded optimizer trains as the replicated one, with 1/np of the moments") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const ModelConfig cfg = tiny_config();
+  const Batch batch = make_batch(cfg.vocab_size, 79);
+  for (size_t bucket_bytes : {size_t(16 << 10), size_t(1001 * 4)}) {
+    DYNAMIC_SECTION("bucket " << bucket_bytes / 4 << " elements") {
+      const RunResult ddp = train(world, batch, true, 0.0f, 0, {false, 1.0, bucket_bytes});
+      const RunResult zero = train(world, batch, true, 0.0f, 0, {true, 1.0, bucket_bytes});
+      int64_t held = zero.moments;
+      world.all_reduce_host(&held, 1, ReduceOp::Sum);
+      CHECK(held == ddp.moments);  // the shards hold the layout once between them
+      CHECK(zero.moments <= ddp.moments / np + 64 * np);
+      // Every replica holds bit-identical weights after the all-gather.
+      std::vector<float> w0 = zero.weights;
+      Tensor w0_t = Tensor::view_of(w0.data(), {int64_t(w0.size())}, DType::F32);
+      world.broadcast(w0_t, 0);
+      CHECK(w0 == zero.weights);
+      for (int s = 0; s < kSteps; ++s) {
+        CHECK(zero.losses[size_t(s)] == Approx(ddp.losses[size_t(s)]).epsilon(1e-6));
+        // The norm is summed in another order (shards, then ranks): rounding only.
+        CHECK(zero.grad_norms[size_t(s)] == Approx(ddp.grad_norms[size_t(s)]).epsilon(1e-5));
+      }
+      const double err = weight_error(zero.weights, ddp.weights);
+      WARN("np " << np << " ZeRO-1 vs replicated AdamW: worst weight error / tolerance " << err);
+      CHECK(err <= 1.0);
+      // Without clipping the norm does not enter the update: at np <= 2 the reduce-scatter
+      // sums the same two numbers as the all-reduce, so the weights are the same bits.
+      const RunResult ddp0 = train(world, batch, true, 0.0f, 0, {false, 0.0, bucket_bytes});
+      const RunResult zero0 = train(world, batch, true, 0.0f, 0, {true, 0.0, bucket_bytes});
+      if (np <= 2) {
+        CHECK(zero0.weights == ddp0.weights);
+      } else {
+        CHECK(weight_error(zero0.weights, ddp0.weights) <= 1.0);
+      }
+    }
   }
 }
