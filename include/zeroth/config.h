@@ -259,7 +259,8 @@ struct EvalSection {
     v.field("greedy", greedy, "Greedy pass@1 (temperature 0): eval_accuracy, eval_format_rate");
     v.field("pass_k", pass_k,
             "k samples per prompt at eval.temperature: eval_pass_at_k (any of k correct) and "
-            "eval_sampled_accuracy (mean over samples); 0 = off")
+            "eval_sampled_accuracy (mean over samples) and, over the math prompts, eval_maj_at_k "
+            "(the majority answer of the k, equivalent answers grouped, is correct); 0 = off")
         .min(0);
     v.field("temperature", temperature, "Sampling temperature of the pass@k samples (0 = greedy, else >= 0.01)")
         .min(0);

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,8 +76,20 @@ struct EvalResult {
   int64_t k = 0;                   // pass@k samples per prompt (0: not run)
   double pass_at_k = 0.0;          // share of prompts with at least one correct of k
   double sampled_accuracy = 0.0;   // share of correct samples
+  int64_t maj_prompts = 0;         // math prompts among the k-sampled ones (maj@k counts these)
+  double maj_at_k = 0.0;           // share of them whose majority answer is correct
   MetricMap metrics() const;       // eval_accuracy, eval_format_rate, eval_pass_at_k, ...
 };
+
+// Majority voting (maj@k, "cons@k" in the DeepSeek-R1 report) over one prompt's sampled
+// answers (the extracted final answers, "" where a sample gave none: it does not vote).
+// Answers are grouped by `same` (math equivalence: "0.5" and "\frac{1}{2}" are one
+// answer; identical strings are one answer without asking), each group represented by its
+// first member; the largest group wins, a tie goes to the group whose first member comes
+// first. Returns the index of the winning group's first member, or -1 when no sample has
+// an answer.
+int64_t majority_answer(const std::vector<std::string>& answers,
+                        const std::function<bool(const std::string&, const std::string&)>& same);
 
 // Evaluates `model` (its current weights) on `prompts` (each rank its shard of the first
 // eval.max_prompts) per config.eval, with config.rollout's template, stop rules and

@@ -33,8 +33,9 @@ static const char kEvalUsage[] =
     "Held-out evaluation of an HF model directory (with its tokenizer) on the eval set of\n"
     "a train config (prompts.eval_sources, or eval_count / eval_fraction held out of\n"
     "prompts.sources): greedy pass@1 (eval.greedy) and sampled pass@k (eval.pass_k at\n"
-    "eval.temperature), scored with the config's rewards. Prints a table, then one JSON\n"
-    "line with eval_accuracy, eval_format_rate and (k > 0) eval_pass_at_k.\n"
+    "eval.temperature, with maj@k: majority voting over the k answers of each math\n"
+    "prompt), scored with the config's rewards. Prints a table, then one JSON line with\n"
+    "eval_accuracy, eval_format_rate and (k > 0) eval_pass_at_k, eval_maj_at_k.\n"
     "\n"
     "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
     "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
@@ -80,7 +81,11 @@ int cmd_eval(const std::vector<std::string>& argv) {
     }
     if (r.k > 0) {
       std::printf("pass@%-9lld %.4f   (temperature %g)\n", (long long)r.k, r.pass_at_k, config.eval.temperature);
-      std::printf("sampled acc    %.4f\n", r.sampled_accuracy);
+      std::printf("sampled acc    %.4f   (mean over the %lld samples of a prompt)\n", r.sampled_accuracy,
+                  (long long)r.k);
+      if (r.maj_prompts > 0)
+        std::printf("maj@%-10lld %.4f   (majority answer, %lld math prompts)\n", (long long)r.k, r.maj_at_k,
+                    (long long)r.maj_prompts);
     }
     nlohmann::ordered_json j;
     for (const auto& kv : r.metrics()) j[kv.first] = kv.second;

@@ -324,9 +324,10 @@ void GrpoRun::run_eval(int64_t step) {
   metrics_->log(step, m);
   m["step"] = double(step);
   result_.evals.push_back(m);
-  ZT_LOG_INFO("train: eval at step %lld: %lld prompts | accuracy %.3f | format %.3f%s", (long long)step,
+  ZT_LOG_INFO("train: eval at step %lld: %lld prompts | accuracy %.3f | format %.3f%s%s", (long long)step,
               (long long)er.prompts, er.accuracy, er.format_rate,
-              er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k).c_str() : "");
+              (er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k) : std::string()).c_str(),
+              (er.maj_prompts > 0 ? strformat(" | maj@%lld %.3f", (long long)er.k, er.maj_at_k) : std::string()).c_str());
 }
 
 // A rollout worker: (lag 0) the policy, then the step's batch to the trainers; (lag 1)

@@ -10,6 +10,7 @@
 #include "grpo_trainer_util.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
+#include "zeroth/math_verify.h"
 #include "zeroth/model.h"
 #include "zeroth/model_infer.h"
 
@@ -100,8 +101,40 @@ MetricMap EvalResult::metrics() const {
     m["eval_pass_at_k"] = pass_at_k;
     m["eval_k"] = double(k);
     m["eval_sampled_accuracy"] = sampled_accuracy;
+    if (maj_prompts > 0) m["eval_maj_at_k"] = maj_at_k;
   }
   return m;
+}
+
+int64_t majority_answer(const std::vector<std::string>& answers,
+                        const std::function<bool(const std::string&, const std::string&)>& same) {
+  // Groups: (first member, size), in order of their first member.
+  std::vector<std::pair<size_t, int64_t>> groups;
+  std::vector<std::string> distinct;  // distinct strings seen, and the group of each
+  std::vector<size_t> group_of;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const std::string& a = answers[i];
+    if (a.empty()) continue;
+    size_t g = groups.size();
+    const auto seen = std::find(distinct.begin(), distinct.end(), a);
+    if (seen != distinct.end()) {
+      g = group_of[size_t(seen - distinct.begin())];
+    } else {
+      for (size_t j = 0; j < groups.size() && g == groups.size(); ++j)
+        if (same(answers[groups[j].first], a)) g = j;
+      distinct.push_back(a);
+      group_of.push_back(g);
+    }
+    if (g == groups.size()) groups.push_back({i, 0});
+    ++groups[g].second;
+  }
+  int64_t best = -1, most = 0;
+  for (const auto& [first, size] : groups)
+    if (size > most) {
+      most = size;
+      best = int64_t(first);
+    }
+  return best;
 }
 
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
@@ -124,8 +157,12 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   const StopParams stop = rc.stop_params(tokenizer);
   RewardComposer composer(config.rewards);
   // sums: greedy correct, greedy format ok, greedy tokens, prompts with a correct sample,
-  // correct samples
-  double sums[5] = {0, 0, 0, 0, 0};
+  // correct samples, math prompts whose majority answer is correct, math prompts
+  double sums[7] = {0, 0, 0, 0, 0, 0, 0};
+  const MathVerifyOptions math_opts = config.rewards.math_options();
+  auto same = [&](const std::string& a, const std::string& b) {
+    return math_equal(a, b, math_opts) || math_equal(b, a, math_opts);
+  };
   if (ec.pass_k > plan.num_slots)
     throw ConfigError(strformat("key 'eval.pass_k': expected at most the %lld KV cache slots "
                                 "(rollout.num_slots / kv_cache_mb), found %lld",
@@ -165,16 +202,23 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       const std::vector<RewardResult> r = score(out);
       for (size_t p = 0; p < ids.size(); ++p) {
         bool any = false;
+        std::vector<std::string> answers;
         for (int64_t j = 0; j < ec.pass_k; ++j) {
-          const bool ok = r[p * size_t(ec.pass_k) + size_t(j)].correct;
-          any = any || ok;
-          sums[4] += ok;
+          const RewardResult& rj = r[p * size_t(ec.pass_k) + size_t(j)];
+          any = any || rj.correct;
+          sums[4] += rj.correct;
+          answers.push_back(rj.extracted);
         }
         sums[3] += any;
+        if (prompts.records[size_t(shard.begin) + p].kind == RewardKind::Math) {
+          const int64_t m = majority_answer(answers, same);
+          sums[5] += m >= 0 && r[p * size_t(ec.pass_k) + size_t(m)].correct;
+          sums[6] += 1;
+        }
       }
     }
   }
-  comm.all_reduce_host(sums, 5, ReduceOp::Sum);
+  comm.all_reduce_host(sums, 7, ReduceOp::Sum);
   if (ec.greedy) {
     res.accuracy = sums[0] / double(n);
     res.format_rate = sums[1] / double(n);
@@ -183,6 +227,8 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   if (ec.pass_k > 0) {
     res.pass_at_k = sums[3] / double(n);
     res.sampled_accuracy = sums[4] / double(n * ec.pass_k);
+    res.maj_prompts = int64_t(sums[6]);
+    if (res.maj_prompts > 0) res.maj_at_k = sums[5] / sums[6];
   }
   return res;
 }

@@ -24,6 +24,7 @@
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/grpo_trainer.h"
+#include "zeroth/math_verify.h"
 #include "zeroth/model.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
@@ -119,6 +120,10 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
       if (!timing_key(it.key())) CHECK(it.value().dump() == mb[i][it.key()].dump());
     }
     eval_rows += ma[i].contains("eval_accuracy");
+    if (ma[i].contains("eval_accuracy")) {  // eval.pass_k 2 on math prompts: maj@2 <= pass@2
+      REQUIRE(ma[i].contains("eval_maj_at_k"));
+      CHECK(ma[i]["eval_maj_at_k"].get<double>() <= ma[i]["eval_pass_at_k"].get<double>());
+    }
   }
   CHECK(eval_rows == 1);  // eval_every 4
   CHECK(file_bytes(a + "/final/model.safetensors") == file_bytes(b + "/final/model.safetensors"));
@@ -388,6 +393,28 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
 
   CHECK_THROWS_AS(load_train_config(cfg, {"grpo.rollout_is=token_truncate", "grpo.old_logprobs=rollout"}),
                   ConfigError);
+}
+
+TEST_CASE("maj@k: equivalent answers vote together; ties go to the earliest; no answer does not vote") {
+  auto same = [](const std::string& a, const std::string& b) { return math_equal(a, b) || math_equal(b, a); };
+  CHECK(majority_answer({}, same) == -1);
+  CHECK(majority_answer({"", "", ""}, same) == -1);
+  CHECK(majority_answer({"", "7", ""}, same) == 1);
+  // 0.5 = \frac{1}{2} = 1/2 (3 votes) beats 3 (2 votes), though 3 comes first.
+  CHECK(majority_answer({"3", "0.5", "\\frac{1}{2}", "3", "1/2"}, same) == 1);
+  // A tie: the group whose first member comes first.
+  CHECK(majority_answer({"4", "5", "5", "4"}, same) == 0);
+  CHECK(majority_answer({"5", "4", "4", "5", "", ""}, same) == 0);
+  CHECK(majority_answer({"x+1", "1+x", "2"}, same) == 0);
+  // Identical strings join their group without a call; each new string is compared with
+  // the groups' first members only.
+  int calls = 0;
+  auto counting = [&](const std::string& a, const std::string& b) {
+    ++calls;
+    return a == b;
+  };
+  CHECK(majority_answer({"a", "a", "b", "a", "b", "c"}, counting) == 0);
+  CHECK(calls == 3);  // b vs a; c vs a, c vs b
 }
 
 TEST_CASE("micro-batch plans: fixed runs, and packed by tokens") {
