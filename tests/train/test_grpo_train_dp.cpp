@@ -453,7 +453,11 @@ TEST_CASE("GRPO stop: a time limit stops every rank at the same step; resumed ru
     cases.push_back({"ep", {"run.expert_parallel=2"}});
     cases.push_back({"zero", {"run.zero_stage=1"}});  // the checkpoints hold one optimizer part per rank
   }
-  if (np == 4) cases.push_back({"ep_zero", {"run.expert_parallel=2", "run.zero_stage=1"}});
+  if (np == 4) {
+    cases.push_back({"ep_zero", {"run.expert_parallel=2", "run.zero_stage=1"}});
+    // 2 trainers with ZeRO-1 hand their all-gathered weights to 2 lagged workers.
+    cases.push_back({"lag1_zero", {"rl.rollout_lag=1", "rl.rollout_ranks=2", "run.zero_stage=1"}});
+  }
   for (const auto& [name, extra] : cases) {
     INFO(name << " at np " << np);
     std::vector<std::string> sets = extra;
