@@ -1,5 +1,6 @@
-// `zeroth ckpt init|info`: make a fresh HF model directory (config.json, initialised
-// safetensors weights, tokenizer files) or describe one.
+// `zeroth ckpt init|info|export`: make a fresh HF model directory (config.json, initialised
+// safetensors weights, tokenizer files), describe one, or export a model or training
+// checkpoint as a plain HF model directory (one dtype, no optimizer or trainer files).
 // Must not: define the weight layout, init or file formats (zeroth/model_params.h,
 // zeroth/safetensors.h, zeroth/tokenizer.h do); errors propagate to main(), which
 // maps UsageError/ConfigError to exit code 2 and the rest to 1.
@@ -30,6 +31,7 @@ static const char kCkptUsage[] =
     "usage: zeroth ckpt init --config MODEL_CONFIG.json --seed S --out DIR\n"
     "                        [--dtype f32|bf16] [--tokenizer PATH|bytes] [--force]\n"
     "       zeroth ckpt info DIR\n"
+    "       zeroth ckpt export DIR --out OUT [--dtype bf16|f32] [--force]\n"
     "\n"
     "  init  write a Hugging Face model directory: DIR/config.json, weights initialised\n"
     "        from seed S (normal(0, initializer_range), norms 1, router bias 0) as\n"
@@ -41,7 +43,15 @@ static const char kCkptUsage[] =
     "        The tokenizer must fit the model's vocab_size and agree with its\n"
     "        bos/eos/pad ids. An existing DIR/config.json is kept unless --force.\n"
     "  info  print DIR's architecture, parameter counts (total, active per token) and\n"
-    "        the bytes and dtypes of its tensors\n";
+    "        the bytes and dtypes of its tensors\n"
+    "  export  write the model in DIR (any HF model directory zeroth reads: a run's\n"
+    "        final/, a checkpoints/step_N/ of any expert-parallel or ZeRO layout, sharded\n"
+    "        or FP8 weights) to OUT as a plain HF model for serving or sharing: the\n"
+    "        weights in --dtype (default bf16, round to nearest even; f32 copies them\n"
+    "        exactly), config.json (torch_dtype set), the tokenizer files and\n"
+    "        generation_config.json when DIR has them; optimizer and trainer files are\n"
+    "        left behind. OUT must not be DIR; an existing OUT/config.json is kept\n"
+    "        unless --force\n";
 
 static void write_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
@@ -163,6 +173,48 @@ static int ckpt_init(const Args& args) {
   return 0;
 }
 
+static int ckpt_export(const Args& args) {
+  if (args.positional().size() != 2) throw UsageError("expected: zeroth ckpt export DIR --out OUT");
+  const std::string dir = args.positional()[1];
+  const std::string out = args.required("out");
+  const std::string dtype_s = args.get("dtype", "bf16");
+  DType dtype;
+  if (dtype_s == "f32") dtype = DType::F32;
+  else if (dtype_s == "bf16") dtype = DType::BF16;
+  else throw UsageError(strformat("--dtype: expected bf16 or f32, found '%s'", dtype_s.c_str()));
+  if (!fs::is_directory(dir)) throw DataError(strformat("%s: not a directory (expected an HF model directory)", dir.c_str()));
+  std::error_code ec;
+  if (fs::exists(out) && fs::equivalent(dir, out, ec))
+    throw UsageError(strformat("--out %s is the model directory itself; export into another directory",
+                               out.c_str()));
+  if (fs::exists(fs::path(out) / "config.json") && !args.has("force"))
+    throw UsageError(strformat("%s already holds a model (config.json); pass --force to overwrite it",
+                               out.c_str()));
+  // Everything is read before OUT is touched.
+  const ModelConfig config = read_model_config(dir);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  ParamSet params = make_param_set(config, *cpu, DType::F32);
+  load_hf_weights(dir, config, params);
+  std::vector<std::pair<std::string, std::string>> extras;  // file name, contents
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    if (fs::is_regular_file(fs::path(dir) / f)) extras.push_back({f, read_file(dir + "/" + f)});
+  if (!extras.empty() && extras[0].first == "tokenizer.json") load_tokenizer(dir);  // a bad one fails here
+
+  fs::create_directories(out, ec);
+  if (ec) throw RuntimeError(strformat("%s: cannot create the directory: %s", out.c_str(), ec.message().c_str()));
+  fs::remove(fs::path(out) / "config.json", ec);  // --force: the model is incomplete until config.json
+  for (const auto& [name, text] : extras) write_file(out + "/" + name, text);
+  save_hf_weights(out, config, params, dtype);  // config.json last
+  const ShardedSafetensors st = ShardedSafetensors::open(out);
+  uint64_t bytes = 0;
+  for (const std::string& name : st.names()) bytes += st.info(name).nbytes;
+  std::printf("wrote %s: %lld parameters, %s, %s in %zu file%s%s (from %s)\n", out.c_str(),
+              (long long)config.num_parameters(), dtype_s.c_str(), human_bytes(bytes).c_str(),
+              st.shard_files().size(), st.shard_files().size() == 1 ? "" : "s",
+              extras.empty() ? ", no tokenizer" : "", dir.c_str());
+  return 0;
+}
+
 static int ckpt_info(const Args& args) {
   if (args.positional().size() != 2)
     throw UsageError("expected: zeroth ckpt info DIR");
@@ -215,7 +267,7 @@ int cmd_ckpt(const std::vector<std::string>& argv) {
     return 0;
   }
   const auto& pos = args.positional();
-  if (pos.empty()) throw UsageError("expected an action: init or info (see 'zeroth ckpt --help')");
+  if (pos.empty()) throw UsageError("expected an action: init, info or export (see 'zeroth ckpt --help')");
   if (pos[0] == "init") {
     if (pos.size() > 1)
       throw UsageError(strformat("unexpected argument '%s' for 'ckpt init'", pos[1].c_str()));
@@ -227,7 +279,12 @@ int cmd_ckpt(const std::vector<std::string>& argv) {
       throw UsageError("'ckpt info' takes only a directory");
     return ckpt_info(args);
   }
-  throw UsageError(strformat("unknown action '%s' (expected init or info)", pos[0].c_str()));
+  if (pos[0] == "export") {
+    if (args.has("config") || args.has("seed") || args.has("tokenizer"))
+      throw UsageError("'ckpt export' takes DIR, --out, --dtype and --force");
+    return ckpt_export(args);
+  }
+  throw UsageError(strformat("unknown action '%s' (expected init, info or export)", pos[0].c_str()));
 }
 
 }  // namespace cli

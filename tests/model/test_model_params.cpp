@@ -463,6 +463,61 @@ TEST_CASE("zeroth ckpt init writes a loadable model directory, info describes it
   REQUIRE(run_cli("ckpt init --config " + kModels + "tiny.json --seed 6 --out " + out2 + " --force") == 0);
 }
 
+TEST_CASE("zeroth ckpt export writes a plain HF model in bf16 or f32 from any layout", "[model_params][cli]") {
+  TempDir d;
+  const ModelConfig c = tiny();
+  // A sharded source with a tokenizer and an optimizer file that must stay behind.
+  const std::string src = d / "src";
+  REQUIRE(run_cli("ckpt init --config " + kModels + "tiny.json --seed 7 --out " + src + " --tokenizer bytes") == 0);
+  ParamSet w = make_param_set(c, cpu());
+  load_hf_weights(src, c, w);
+  fs::remove(fs::path(src) / "model.safetensors");
+  save_hf_weights(src, c, w, DType::F32, 40000);  // several files + an index
+  REQUIRE(fs::exists(src + "/model.safetensors.index.json"));
+  { std::ofstream(src + "/optimizer.safetensors") << "not a model file"; }
+  { std::ofstream(src + "/generation_config.json") << "{\"temperature\": 0.6}\n"; }
+
+  const std::string bf = d / "bf16";
+  std::string text;
+  REQUIRE(run_cli("ckpt export " + src + " --out " + bf, &text) == 0);
+  CHECK(text.find("bf16") != std::string::npos);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"})
+    CHECK(fs::exists(bf + "/" + f));
+  CHECK(!fs::exists(bf + "/optimizer.safetensors"));
+  const ShardedSafetensors st = ShardedSafetensors::open(bf);
+  for (const std::string& name : st.names()) CHECK(st.info(name).dtype == DType::BF16);
+  CHECK(read_model_config(bf).num_parameters() == c.num_parameters());
+  // Each weight is its bf16 rounding: within 2^-8 relative, and not all exact.
+  ParamSet back = make_param_set(c, cpu());
+  load_hf_weights(bf, c, back);
+  const std::vector<float> a = w.flat.to_float_vector(), b = back.flat.to_float_vector();
+  size_t far = 0, moved = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    far += std::fabs(a[i] - b[i]) > std::fabs(a[i]) / 256.0f;
+    moved += a[i] != b[i];
+  }
+  CHECK(far == 0);
+  CHECK(moved > a.size() / 2);
+  CHECK(load_tokenizer(bf)->vocab_size() == 259);
+
+  // f32: the same bytes; into an existing model only with --force; never over DIR itself.
+  const std::string f32 = d / "f32";
+  REQUIRE(run_cli("ckpt export " + src + " --out " + f32 + " --dtype f32") == 0);
+  ParamSet exact = make_param_set(c, cpu());
+  load_hf_weights(f32, c, exact);
+  CHECK(all_bytes(exact) == all_bytes(w));
+  CHECK(run_cli("ckpt export " + src + " --out " + f32, &text) == 2);
+  CHECK(text.find("pass --force") != std::string::npos);
+  REQUIRE(run_cli("ckpt export " + src + " --out " + f32 + " --force") == 0);
+  CHECK(ShardedSafetensors::open(f32).info("lm_head.weight").dtype == DType::BF16);
+  CHECK(run_cli("ckpt export " + src + " --out " + src, &text) == 2);
+  CHECK(text.find("is the model directory itself") != std::string::npos);
+  CHECK(run_cli("ckpt export " + src + " --out " + (d / "x") + " --dtype f16", &text) == 2);
+  CHECK(run_cli("ckpt export " + (d / "missing") + " --out " + (d / "x"), &text) == 1);
+  CHECK(run_cli("ckpt export --out " + (d / "x")) == 2);
+  CHECK(!fs::exists(d / "x"));
+}
+
 TEST_CASE("zeroth train-tokenizer does not replace a tokenizer.json without --force", "[model_params][cli]") {
   TempDir d;
   const std::string corpus = std::string(ZEROTH_SOURCE_DIR) + "/tests/train/data/tiny_corpus.txt";
