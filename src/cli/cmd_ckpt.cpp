@@ -118,15 +118,26 @@ static std::string human_bytes(uint64_t b) {
   return u == 0 ? strformat("%llu B", (unsigned long long)b) : strformat("%.2f %s", v, units[u]);
 }
 
+// --dtype of the saved weights: f32 or bf16 (`fallback` when absent).
+static DType weight_dtype(const Args& args, const char* fallback) {
+  const std::string s = args.get("dtype", fallback);
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  throw UsageError(strformat("--dtype: expected f32 or bf16, found '%s'", s.c_str()));
+}
+
+// UsageError when `out` already holds a model (config.json) and --force was not given.
+static void refuse_existing_model(const Args& args, const std::string& out) {
+  if (fs::exists(fs::path(out) / "config.json") && !args.has("force"))
+    throw UsageError(strformat("%s already holds a model (config.json); pass --force to overwrite it",
+                               out.c_str()));
+}
+
 static int ckpt_init(const Args& args) {
   const std::string config_path = args.required("config");
   const uint64_t seed = parse_seed(args.required("seed"));
   const std::string out = args.required("out");
-  const std::string dtype_s = args.get("dtype", "f32");
-  DType dtype;
-  if (dtype_s == "f32") dtype = DType::F32;
-  else if (dtype_s == "bf16") dtype = DType::BF16;
-  else throw UsageError(strformat("--dtype: expected f32 or bf16, found '%s'", dtype_s.c_str()));
+  const DType dtype = weight_dtype(args, "f32");
 
   const ModelConfig config = read_model_config(config_path);
   // The tokenizer is checked before anything is written.
@@ -145,9 +156,7 @@ static int ckpt_init(const Args& args) {
     if (fs::is_regular_file(cfg)) tok_config_json = read_file(cfg);
   }
 
-  if (fs::exists(fs::path(out) / "config.json") && !args.has("force"))
-    throw UsageError(strformat("%s already holds a model (config.json); pass --force to overwrite it",
-                               out.c_str()));
+  refuse_existing_model(args, out);
   // The weights first: a model too large for this machine fails before DIR is made.
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::optional<ParamSet> made;
@@ -168,7 +177,7 @@ static int ckpt_init(const Args& args) {
   save_hf_weights(out, config, params, dtype);
   std::printf("wrote %s: %lld parameters (%lld active per token), %s, seed %llu%s\n", out.c_str(),
               (long long)config.num_parameters(), (long long)config.num_active_parameters(),
-              dtype_s.c_str(), (unsigned long long)seed,
+              dtype == DType::F32 ? "f32" : "bf16", (unsigned long long)seed,
               tok_json.empty() ? ", no tokenizer" : "");
   return 0;
 }
@@ -177,19 +186,13 @@ static int ckpt_export(const Args& args) {
   if (args.positional().size() != 2) throw UsageError("expected: zeroth ckpt export DIR --out OUT");
   const std::string dir = args.positional()[1];
   const std::string out = args.required("out");
-  const std::string dtype_s = args.get("dtype", "bf16");
-  DType dtype;
-  if (dtype_s == "f32") dtype = DType::F32;
-  else if (dtype_s == "bf16") dtype = DType::BF16;
-  else throw UsageError(strformat("--dtype: expected bf16 or f32, found '%s'", dtype_s.c_str()));
+  const DType dtype = weight_dtype(args, "bf16");
   if (!fs::is_directory(dir)) throw DataError(strformat("%s: not a directory (expected an HF model directory)", dir.c_str()));
   std::error_code ec;
   if (fs::exists(out) && fs::equivalent(dir, out, ec))
     throw UsageError(strformat("--out %s is the model directory itself; export into another directory",
                                out.c_str()));
-  if (fs::exists(fs::path(out) / "config.json") && !args.has("force"))
-    throw UsageError(strformat("%s already holds a model (config.json); pass --force to overwrite it",
-                               out.c_str()));
+  refuse_existing_model(args, out);
   // Everything is read before OUT is touched.
   const ModelConfig config = read_model_config(dir);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
@@ -209,7 +212,7 @@ static int ckpt_export(const Args& args) {
   uint64_t bytes = 0;
   for (const std::string& name : st.names()) bytes += st.info(name).nbytes;
   std::printf("wrote %s: %lld parameters, %s, %s in %zu file%s%s (from %s)\n", out.c_str(),
-              (long long)config.num_parameters(), dtype_s.c_str(), human_bytes(bytes).c_str(),
+              (long long)config.num_parameters(), dtype == DType::F32 ? "f32" : "bf16", human_bytes(bytes).c_str(),
               st.shard_files().size(), st.shard_files().size() == 1 ? "" : "s",
               extras.empty() ? ", no tokenizer" : "", dir.c_str());
   return 0;
