@@ -67,7 +67,6 @@ static void load_optimizer_file(const std::string& path, AdamW& optimizer);
 namespace {  // expert-parallel optimizer parts (defined with the collective versions below)
 std::vector<std::string> optimizer_parts(const std::string& dir);
 void load_optimizer_parts(const std::string& dir, const std::vector<std::string>& files, AdamW& optimizer);
-void load_optimizer_flat_by_name(const std::string& path, AdamW& optimizer);
 }  // namespace
 
 static void fresh_dir(const std::string& dir) {
@@ -275,37 +274,52 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& optimizer) {
       return;
     }
   }
-  if (optimizer.sharded())
-    load_optimizer_flat_by_name(path, optimizer);
-  else
-    load_optimizer_file(path, optimizer);
+  load_optimizer_file(path, optimizer);
 }
 
+// The optimizer step count in a file's metadata ('adamw.step', a whole integer >= 0), or -1.
+static long long metadata_step(const SafetensorsFile& f) {
+  auto it = f.metadata().find("adamw.step");
+  if (it == f.metadata().end()) return -1;
+  size_t used = 0;
+  long long step = -1;
+  try {
+    step = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  return used == it->second.size() ? step : -1;
+}
+
+// optimizer.safetensors: the moments as flat buffers of the whole model's layout (written
+// without expert parallelism and ZeRO). A ZeRO-1 optimizer takes its pieces of them.
 static void load_optimizer_file(const std::string& path, AdamW& optimizer) {
   SafetensorsFile f = SafetensorsFile::open(path);
-  const AdamWState cur = optimizer.state();
-  const Shape shape = {cur.m.numel()};
+  const Shape shape = {optimizer.layout_numel()};
   f.expect("adamw.m", DType::F32, shape);
   f.expect("adamw.v", DType::F32, shape);
-  auto it = f.metadata().find("adamw.step");
-  long long step = -1;
-  if (it != f.metadata().end()) {
-    size_t used = 0;
-    try {
-      step = std::stoll(it->second, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != it->second.size()) step = -1;
-  }
-  if (step < 0)
+  const long long step = metadata_step(f);
+  if (step < 0) {
+    auto it = f.metadata().find("adamw.step");
     throw CheckpointError(strformat("%s: metadata 'adamw.step': expected an integer >= 0, found %s", path.c_str(),
                                     it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str()));
-  AdamWState st;
-  st.step = step;
-  st.m = Tensor::view_of(const_cast<void*>(f.data("adamw.m")), shape, DType::F32);
-  st.v = Tensor::view_of(const_cast<void*>(f.data("adamw.v")), shape, DType::F32);
-  optimizer.load_state(st);
+  }
+  if (!optimizer.sharded()) {
+    AdamWState st;
+    st.step = step;
+    st.m = Tensor::view_of(const_cast<void*>(f.data("adamw.m")), shape, DType::F32);
+    st.v = Tensor::view_of(const_cast<void*>(f.data("adamw.v")), shape, DType::F32);
+    optimizer.load_state(st);
+    return;
+  }
+  const char* m = static_cast<const char*>(f.data("adamw.m"));
+  const char* v = static_cast<const char*>(f.data("adamw.v"));
+  optimizer.load_state_by_name(step, [&](const MomentPiece& p) {
+    const int64_t at = (p.offset + p.begin) * int64_t(sizeof(float));
+    Tensor dm = p.m, dv = p.v;
+    dm.copy_from_host(m + at, dm.nbytes());
+    dv.copy_from_host(v + at, dv.nbytes());
+  });
 }
 
 // ---- collective versions (expert parallelism) ----
@@ -365,7 +379,7 @@ void load_optimizer_parts(const std::string& dir, const std::vector<std::string>
   long long step = -1;
   for (const SafetensorsFile& f : fs_) {
     auto it = f.metadata().find("adamw.step");
-    const long long s = it == f.metadata().end() ? -1 : std::atoll(it->second.c_str());
+    const long long s = metadata_step(f);
     ZT_THROW_IF_NOT(s >= 0 && (step < 0 || s == step), CheckpointError,
                     "%s: metadata 'adamw.step': expected the same integer >= 0 in every part, found %s",
                     f.path().c_str(), it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str());
@@ -427,27 +441,6 @@ void load_optimizer_parts(const std::string& dir, const std::vector<std::string>
                       "missing or overlapping)",
                       dir.c_str(), (long long)covered, (long long)lo, (long long)hi, which, p.name->c_str());
     }
-  });
-}
-
-// A ZeRO-1 optimizer's pieces from optimizer.safetensors (one flat buffer of the whole
-// model's layout, written without expert parallelism and ZeRO).
-void load_optimizer_flat_by_name(const std::string& path, AdamW& optimizer) {
-  SafetensorsFile f = SafetensorsFile::open(path);
-  const Shape shape = {optimizer.layout_numel()};
-  f.expect("adamw.m", DType::F32, shape);
-  f.expect("adamw.v", DType::F32, shape);
-  auto it = f.metadata().find("adamw.step");
-  const long long step = it == f.metadata().end() ? -1 : std::atoll(it->second.c_str());
-  ZT_THROW_IF_NOT(step >= 0, CheckpointError, "%s: metadata 'adamw.step': expected an integer >= 0, found %s",
-                  path.c_str(), it == f.metadata().end() ? "nothing" : ("'" + it->second + "'").c_str());
-  const char* m = static_cast<const char*>(f.data("adamw.m"));
-  const char* v = static_cast<const char*>(f.data("adamw.v"));
-  optimizer.load_state_by_name(step, [&](const MomentPiece& p) {
-    const int64_t at = (p.offset + p.begin) * int64_t(sizeof(float));
-    Tensor dm = p.m, dv = p.v;
-    dm.copy_from_host(m + at, dm.nbytes());
-    dv.copy_from_host(v + at, dv.nbytes());
   });
 }
 

@@ -3,8 +3,8 @@
 // all-reduce of MoE expert loads (grad_sync.h).
 //
 // Owns: bucket boundaries, which rank owns which piece of a bucket, and the order of the
-// collectives. Must not: scale, clip or
-// otherwise touch the gradients beyond the reduction.
+// collectives. Must not: scale, clip or otherwise touch the gradients beyond the
+// reduction (reduce_and_step only calls the optimizer between the collectives).
 #include <algorithm>
 #include <cmath>
 #include <utility>

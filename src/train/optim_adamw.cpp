@@ -1,11 +1,12 @@
 // AdamW over a ParamSet: global gradient norm, clipping, per-range adamw_step (optim.h).
 //
 // Owns: the moments (of the whole layout, or of the ZeRO-1 owned ranges), the step
-// count, the grouping of parameters into update ranges
-// (adjacent entries with the same treatment merged, so a model costs a handful of
-// backend calls rather than one per HF tensor), and the checkpoint state.
+// count, the grouping of parameters into update ranges (adjacent entries with the same
+// treatment merged, so a model costs a handful of backend calls rather than one per HF
+// tensor), and the checkpoint state.
 // Must not: communicate (except the squared norm over the expert group under expert
-// parallelism, or over the data-parallel group under ZeRO-1), or read the device except the one squared-norm read per step.
+// parallelism, or over the data-parallel group under ZeRO-1), or read the device except
+// the one squared-norm read per step.
 #include <algorithm>
 #include <cmath>
 #include <regex>
