@@ -208,6 +208,7 @@ struct RlSection {
   int64_t prompts_per_step = 8;
   int64_t micro_batch = 0;
   int64_t micro_batch_tokens = 0;
+  bool balance_batch = true;
   int64_t eval_every = 0;
   bool eval_at_start = true;
   bool eval_at_end = true;
@@ -228,6 +229,11 @@ struct RlSection {
             "sequence (verl's use_dynamic_bsz); micro_batch still caps the sequences. 0 = off: "
             "every sequence is padded to the step's longest")
         .min(0);
+    v.field("balance_batch", balance_batch,
+            "Before the update, move whole groups between the trainer ranks so that each "
+            "mini-batch's work is even: rows with the fixed split, tokens with "
+            "micro_batch_tokens (verl's balance_batch; the loss is the same, only the ranks' "
+            "shares change)");
     v.field("eval_every", eval_every, "Held-out evaluation every this many steps (0 = off)").min(0);
     v.field("eval_at_start", eval_at_start, "Evaluate before the first step (step 0) when an eval set exists");
     v.field("eval_at_end", eval_at_end, "Evaluate after the last step when an eval set exists");

@@ -71,26 +71,13 @@ class Reader {
 
 constexpr int kTagSize = 41, kTagBytes = 42;
 
-}  // namespace
-
-std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, int64_t count) {
-  Writer w;
-  w.put_vec(r.sums);
-  w.put(r.len_max);
-  w.put(r.kept_global);
-  w.put(r.rounds);
-  w.put(r.rollout_s);
-  w.put(r.reward_s);
-  w.put(r.idle_s);
-  w.put(r.cursor.epoch);
-  w.put(r.cursor.position);
-  std::vector<const Group*> mine;
-  for (const Group& g : r.groups)
-    if (g.global_index >= begin && g.global_index < begin + count) mine.push_back(&g);
-  w.put<int64_t>(int64_t(mine.size()));
-  for (const Group* g : mine) {
-    // The trainer's fields; the completions' texts stay with the worker (the rewards are
-    // already in the advantages), the old-log-prob results do not exist yet.
+// The trainer's fields of groups; the completions' texts stay where they were scored (the
+// rewards are already in the advantages). Groups are moved before the update, so the
+// old-log-prob pass has not filled its fields yet.
+void put_groups(Writer& w, const std::vector<const Group*>& groups) {
+  w.put<int64_t>(int64_t(groups.size()));
+  for (const Group* g : groups) {
+    ZT_ASSERT(g->old_logprob.empty(), "group %lld: moved after the old-log-prob pass", (long long)g->global_index);
     w.put(g->global_index);
     w.put_vec(g->prompt);
     w.put_vec(g->advantage);
@@ -105,25 +92,13 @@ std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, in
       w.put_vec(c.logprobs);
     }
   }
-  return std::move(w.bytes());
 }
 
-StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
-  Reader rd(bytes);
-  StepRollout r;
-  r.sums = rd.get_vec<double>();
-  r.len_max = rd.get<double>();
-  r.kept_global = rd.get<int64_t>();
-  r.rounds = rd.get<int64_t>();
-  r.rollout_s = rd.get<double>();
-  r.reward_s = rd.get<double>();
-  r.idle_s = rd.get<double>();
-  r.cursor.epoch = rd.get<int64_t>();
-  r.cursor.position = rd.get<int64_t>();
+std::vector<Group> get_groups(Reader& rd) {
   const int64_t n = rd.get<int64_t>();
   ZT_ASSERT(n >= 0, "rollout message: %lld groups", (long long)n);
-  r.groups.resize(size_t(n));
-  for (Group& g : r.groups) {
+  std::vector<Group> groups(static_cast<size_t>(n));
+  for (Group& g : groups) {
     g.global_index = rd.get<int64_t>();
     g.prompt = rd.get_vec<int32_t>();
     g.advantage = rd.get_vec<double>();
@@ -140,6 +115,108 @@ StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
       c.logprobs = rd.get_vec<float>();
     }
   }
+  return groups;
+}
+
+}  // namespace
+
+void move_groups(Communicator& team, Backend& backend, std::vector<Group>& groups, const std::vector<int>& owner) {
+  const int me = team.rank(), n = team.size();
+  std::vector<std::vector<const Group*>> out(static_cast<size_t>(n));
+  std::vector<Group> kept;
+  for (const Group& g : groups) {
+    ZT_ASSERT(g.global_index >= 0 && size_t(g.global_index) < owner.size(), "group %lld of %zu",
+              (long long)g.global_index, owner.size());
+    const int to = owner[size_t(g.global_index)];
+    ZT_ASSERT(to >= 0 && to < n, "group %lld to rank %d of %d", (long long)g.global_index, to, n);
+    if (to != me) out[size_t(to)].push_back(&g);
+  }
+  // Every rank's chunk (this rank's own too, with no groups, so no chunk and no tensor is
+  // empty): a byte count in two I32 words, then the encoded groups in whole words. One
+  // all_to_all_v of the word counts, then one of the words.
+  std::vector<int32_t> words;
+  std::vector<int64_t> send_counts(static_cast<size_t>(n), 0);
+  for (int p = 0; p < n; ++p) {
+    Writer w;
+    put_groups(w, out[size_t(p)]);
+    std::vector<uint8_t>& bytes = w.bytes();
+    const int64_t used = int64_t(bytes.size());
+    bytes.resize((bytes.size() + 3) / 4 * 4, 0);
+    const size_t at = words.size();
+    words.resize(at + 2 + bytes.size() / 4);
+    std::memcpy(&words[at], &used, sizeof(used));
+    std::memcpy(&words[at + 2], bytes.data(), bytes.size());
+    send_counts[size_t(p)] = int64_t(words.size() - at);
+  }
+  Tensor sc = Tensor::empty(backend, {n}, DType::I64), rc = Tensor::empty(backend, {n}, DType::I64);
+  sc.copy_from_host(send_counts.data(), send_counts.size() * sizeof(int64_t));
+  const std::vector<int64_t> ones(size_t(n), 1);
+  team.all_to_all_v(sc, ones, rc, ones);
+  std::vector<int64_t> recv_counts(static_cast<size_t>(n));
+  rc.copy_to_host(recv_counts.data(), recv_counts.size() * sizeof(int64_t));
+  int64_t total_in = 0;
+  for (int64_t c : recv_counts) {
+    ZT_ASSERT(c >= 2, "group exchange: a chunk of %lld words", (long long)c);
+    total_in += c;
+  }
+  Tensor sw = Tensor::empty(backend, {int64_t(words.size())}, DType::I32);
+  Tensor rw = Tensor::empty(backend, {total_in}, DType::I32);
+  sw.copy_from_host(words.data(), words.size() * sizeof(int32_t));
+  team.all_to_all_v(sw, send_counts, rw, recv_counts);
+  std::vector<int32_t> in(static_cast<size_t>(total_in));
+  rw.copy_to_host(in.data(), in.size() * sizeof(int32_t));
+
+  for (Group& g : groups)
+    if (owner[size_t(g.global_index)] == me) kept.push_back(std::move(g));
+  size_t at = 0;
+  for (int p = 0; p < n; ++p) {
+    const size_t count = size_t(recv_counts[size_t(p)]);
+    int64_t used = 0;
+    std::memcpy(&used, &in[at], sizeof(used));
+    ZT_ASSERT(used >= 0 && size_t(used) <= (count - 2) * 4, "group exchange: %lld bytes in %zu words from rank %d",
+              (long long)used, count, p);
+    std::vector<uint8_t> bytes(static_cast<size_t>(used));
+    std::memcpy(bytes.data(), &in[at + 2], size_t(used));
+    Reader rd(bytes);
+    for (Group& g : get_groups(rd)) kept.push_back(std::move(g));
+    ZT_ASSERT(rd.done(), "group exchange: %lld bytes from rank %d, not all read", (long long)used, p);
+    at += count;
+  }
+  std::sort(kept.begin(), kept.end(), [](const Group& a, const Group& b) { return a.global_index < b.global_index; });
+  groups = std::move(kept);
+}
+
+std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, int64_t count) {
+  Writer w;
+  w.put_vec(r.sums);
+  w.put(r.len_max);
+  w.put(r.kept_global);
+  w.put(r.rounds);
+  w.put(r.rollout_s);
+  w.put(r.reward_s);
+  w.put(r.idle_s);
+  w.put(r.cursor.epoch);
+  w.put(r.cursor.position);
+  std::vector<const Group*> mine;
+  for (const Group& g : r.groups)
+    if (g.global_index >= begin && g.global_index < begin + count) mine.push_back(&g);
+  put_groups(w, mine);
+  return std::move(w.bytes());
+}
+
+StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
+  Reader rd(bytes);
+  StepRollout r;
+  r.sums = rd.get_vec<double>();
+  r.len_max = rd.get<double>();
+  r.kept_global = rd.get<int64_t>();
+  r.rounds = rd.get<int64_t>();
+  r.rollout_s = rd.get<double>();
+  r.reward_s = rd.get<double>();
+  r.idle_s = rd.get<double>();
+  r.cursor.epoch = rd.get<int64_t>();
+  r.cursor.position = rd.get<int64_t>();
+  r.groups = get_groups(rd);
   ZT_ASSERT(rd.done(), "rollout message: %zu bytes, not all read", bytes.size());
   return r;
 }

@@ -62,6 +62,14 @@ StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes);
 void send_step_rollout(Communicator& world, Backend& backend, int rollout_ranks, const StepRollout& mine);
 StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout_ranks);
 
+// rl.balance_batch: moves groups between the ranks of `team` so that this rank ends up with
+// exactly the groups g with owner[g.global_index] == team.rank() (in global_index order).
+// `owner` has one entry per global index of the step and is the same on every rank; the
+// groups arrive with their trainer fields (encode_step_rollout's), before the old-log-prob
+// pass. Two all_to_all_v calls over `team` (word counts, then the words); tensors from
+// `backend`. Collective over `team`.
+void move_groups(Communicator& team, Backend& backend, std::vector<Group>& groups, const std::vector<int>& owner);
+
 // The policy from the trainers to the rollout workers, once per step. Without expert
 // parallelism trainer 0 broadcasts its flat weights to the workers. With it (the trainers'
 // P > 1) trainer q of the first expert group (world rank q < P) broadcasts its shard over

@@ -93,6 +93,7 @@ struct StepUpdate {
   int64_t opt_steps = 0;
   double pad_tokens = 0, row_tokens = 0;  // padding and all row positions of the micro-batches
   double empty_micro = 0;                 // expert parallelism: empty micro-batches run
+  double dp_imbalance = 0;                // > 1 trainer rank: dp_imbalance of the shares trained
   std::vector<std::vector<int64_t>> loads;  // (MoE layers, experts) of the last optimizer step
 };
 
@@ -118,6 +119,7 @@ class GrpoRun {
   // grpo_collect.cpp
   StepRollout collect(int64_t step);
   // grpo_update.cpp
+  double balance(std::vector<Group>& kept, int64_t kept_global);
   StepUpdate update(int64_t step, std::vector<Group>& kept, int64_t kept_global);
   std::vector<float> logprobs(Model& m, const MicroBatch& mbt, Tensor& ids, Tensor& targets, Tensor* entropy);
   void upload(const MicroBatch& mbt, Tensor& ids, Tensor& targets);

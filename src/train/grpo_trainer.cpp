@@ -497,6 +497,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["optimizer_steps"] = double(up.opt_steps);
   m["train_pad_frac"] = up.row_tokens > 0 ? up.pad_tokens / up.row_tokens : 0.0;
   if (pg_.expert) m["ep_empty_micro_batches"] = up.empty_micro;
+  if (team_->size() > 1) m["dp_imbalance"] = up.dp_imbalance;
   m["trained_tokens"] = up.trained_tokens;
   m["expert_imbalance"] = max_expert_imbalance(up.loads);
   m["generated_tokens"] = v[RolloutSums::kLen];

@@ -13,6 +13,7 @@
 #include "zeroth/math_verify.h"
 #include "zeroth/model.h"
 #include "zeroth/model_infer.h"
+#include "zeroth/prompt_data.h"
 
 namespace zeroth {
 
@@ -73,6 +74,40 @@ std::vector<MicroPlan> plan_micro_batches(const std::vector<int64_t>& lengths, i
   }
   if (!cur.idx.empty()) plans.push_back(std::move(cur));
   return plans;
+}
+
+std::vector<int> balance_plan(const std::vector<double>& cost, int ranks, int64_t mini_batches) {
+  ZT_ASSERT(ranks >= 1 && mini_batches >= 1, "ranks %d, mini-batches %lld", ranks, (long long)mini_batches);
+  const int64_t n = int64_t(cost.size());
+  std::vector<int> owner(size_t(n), 0);
+  for (int64_t mb = 0; mb < mini_batches; ++mb) {
+    const PromptShard range = prompt_shard(n, int(mb), int(mini_batches));
+    std::vector<int64_t> order(size_t(range.count));
+    for (int64_t i = 0; i < range.count; ++i) order[size_t(i)] = range.begin + i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return cost[size_t(a)] > cost[size_t(b)]; });
+    std::vector<double> load(size_t(ranks), 0.0);
+    for (int64_t i : order) {
+      const int r = int(std::min_element(load.begin(), load.end()) - load.begin());
+      owner[size_t(i)] = r;
+      load[size_t(r)] += cost[size_t(i)];
+    }
+  }
+  return owner;
+}
+
+double dp_imbalance(const std::vector<double>& cost, const std::vector<int>& owner, int ranks,
+                    int64_t mini_batches) {
+  ZT_ASSERT(owner.size() == cost.size(), "%zu owners for %zu groups", owner.size(), cost.size());
+  double busiest = 0, mean = 0;
+  for (int64_t mb = 0; mb < mini_batches; ++mb) {
+    const PromptShard range = prompt_shard(int64_t(cost.size()), int(mb), int(mini_batches));
+    std::vector<double> load(size_t(ranks), 0.0);
+    for (int64_t i = range.begin; i < range.begin + range.count; ++i) load[size_t(owner[size_t(i)])] += cost[size_t(i)];
+    busiest += *std::max_element(load.begin(), load.end());
+    for (double l : load) mean += l / ranks;
+  }
+  return mean > 0 ? busiest / mean : 1.0;
 }
 
 }  // namespace grpo_detail

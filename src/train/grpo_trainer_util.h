@@ -44,5 +44,19 @@ struct MicroPlan {
 std::vector<MicroPlan> plan_micro_batches(const std::vector<int64_t>& lengths, int64_t micro, int64_t tokens,
                                           int64_t T_step);
 
+// rl.balance_batch: the trainer rank of each of a step's groups, cost[i] being the work of
+// the group with global_index i. Each mini-batch (prompt_shard(n, m, mini_batches) of the
+// global indices, what one optimizer step trains on) is balanced on its own, longest
+// processing time first: its groups by cost (largest first, ties by index) each go to the
+// rank with the least load so far (ties: the lowest rank). Depends only on the costs, not
+// on where the groups are, so every layout trains the same shares.
+std::vector<int> balance_plan(const std::vector<double>& cost, int ranks, int64_t mini_batches);
+
+// How uneven `owner` spreads the work over the ranks: sum over mini-batches of the
+// busiest rank's load / sum over mini-batches of the mean load (1 = even; each optimizer
+// step waits for its busiest rank).
+double dp_imbalance(const std::vector<double>& cost, const std::vector<int>& owner, int ranks,
+                    int64_t mini_batches);
+
 }  // namespace grpo_detail
 }  // namespace zeroth

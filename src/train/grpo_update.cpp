@@ -186,6 +186,35 @@ void GrpoRun::old_logprob_pass(std::vector<Group>& kept, int64_t T, StepUpdate& 
   }
 }
 
+// The work of each of the step's groups (by global_index, on every rank: each rank fills
+// its own and an all-reduce sums them) and how it is spread now; with rl.balance_batch the
+// groups then move to balance_plan's ranks. A group's work is its rows with the fixed
+// split (every row is padded to the step's longest), its rows' real tokens with
+// rl.micro_batch_tokens (rows are packed by length and padded little). Returns
+// dp_imbalance of the shares the update trains.
+double GrpoRun::balance(std::vector<Group>& kept, int64_t kept_global) {
+  Communicator& team = *team_;
+  const int ranks = team.size();
+  std::vector<double> cost(size_t(kept_global), 0.0), holder(size_t(kept_global), 0.0);
+  for (const Group& g : kept) {
+    double c = 0;
+    for (int64_t j = 0; j < int64_t(g.completions.size()); ++j)
+      c += cfg_.rl.micro_batch_tokens > 0 ? double(row_length({&g, j})) : 1.0;
+    cost[size_t(g.global_index)] = c;
+    holder[size_t(g.global_index)] = double(team.rank());
+  }
+  if (kept_global > 0) {
+    team.all_reduce_host(cost.data(), cost.size(), ReduceOp::Sum);
+    team.all_reduce_host(holder.data(), holder.size(), ReduceOp::Sum);
+  }
+  std::vector<int> owner(holder.begin(), holder.end());
+  if (cfg_.rl.balance_batch) {
+    owner = balance_plan(cost, ranks, cfg_.grpo.mini_batches);
+    move_groups(team, backend_, kept, owner);
+  }
+  return dp_imbalance(cost, owner, ranks, cfg_.grpo.mini_batches);
+}
+
 StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_global) {
   const GrpoConfig& gc = cfg_.grpo;
   const int64_t G = G_;
@@ -193,6 +222,7 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
   Model& model = *model_;
   const ModelConfig& mc = src_.config;
   StepUpdate up;
+  if (team.size() > 1) up.dp_imbalance = balance(kept, kept_global);
   // One sequence length T for the whole step (global max of prompt + completion - 1), so
   // the fixed split's (b, T) shapes do not depend on how the groups fall on ranks.
   double t_max = 1;

@@ -28,6 +28,7 @@
 #include "zeroth/model.h"
 #include "zeroth/model_config.h"
 #include "zeroth/model_params.h"
+#include "zeroth/prompt_data.h"
 #include "zeroth/run_stop.h"
 #include "zeroth/safetensors.h"
 
@@ -462,6 +463,55 @@ TEST_CASE("micro-batch plans: fixed runs, and packed by tokens") {
     }
     CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
   }
+}
+
+TEST_CASE("balance plans: longest processing time first per mini-batch") {
+  using grpo_detail::balance_plan;
+  using grpo_detail::dp_imbalance;
+  // costs 5 4 2 1 1 1 go to the least loaded rank (ties: the lowest): 0 | 1 | 1 | 0 | 0 | 1
+  const std::vector<double> cost = {5, 1, 1, 1, 4, 2};
+  CHECK(balance_plan(cost, 2, 1) == std::vector<int>{0, 0, 0, 1, 1, 1});
+  CHECK(dp_imbalance(cost, {0, 0, 0, 1, 1, 1}, 2, 1) == 1.0);
+  CHECK(dp_imbalance(cost, {0, 0, 0, 0, 0, 0}, 2, 1) == 2.0);
+  CHECK(dp_imbalance(cost, {0, 0, 0, 0, 1, 1}, 2, 1) == 8.0 / 7.0);
+  // equal costs: round robin, so counts differ by at most one
+  CHECK(balance_plan({1, 1, 1, 1, 1}, 2, 1) == std::vector<int>{0, 1, 0, 1, 0});
+  CHECK(balance_plan({3, 3, 3}, 4, 1) == std::vector<int>{0, 1, 2});
+  CHECK(balance_plan({3}, 1, 1) == std::vector<int>{0});
+  CHECK(balance_plan({}, 3, 2).empty());
+  // each mini-batch (prompt_shard of the indices) on its own: [0, 3) and [3, 6)
+  CHECK(balance_plan(cost, 2, 2) == std::vector<int>{0, 1, 1, 1, 0, 1});
+  // per mini-batch: (5 vs 2) + (4 vs 3) over (3.5 + 3.5)
+  CHECK(dp_imbalance(cost, {0, 1, 1, 1, 0, 1}, 2, 2) == 9.0 / 7.0);
+  // Larger cases: every group gets a rank, and LPT's bound holds per mini-batch (the
+  // busiest rank carries at most the mean plus the largest group).
+  for (int ranks : {2, 3, 8})
+    for (int64_t mb : {1, 3}) {
+      std::vector<double> c;
+      for (int i = 0; i < 61; ++i) c.push_back(double(1 + (i * 53) % 97));
+      const std::vector<int> owner = balance_plan(c, ranks, mb);
+      REQUIRE(owner.size() == c.size());
+      for (int64_t m = 0; m < mb; ++m) {
+        const PromptShard range = prompt_shard(int64_t(c.size()), int(m), int(mb));
+        std::vector<double> load(size_t(ranks), 0.0);
+        double biggest = 0, total = 0;
+        for (int64_t i = range.begin; i < range.begin + range.count; ++i) {
+          REQUIRE((owner[size_t(i)] >= 0 && owner[size_t(i)] < ranks));
+          load[size_t(owner[size_t(i)])] += c[size_t(i)];
+          biggest = std::max(biggest, c[size_t(i)]);
+          total += c[size_t(i)];
+        }
+        INFO("ranks " << ranks << " mini-batches " << mb << " part " << m);
+        CHECK(*std::max_element(load.begin(), load.end()) <= total / ranks + biggest);
+      }
+      // better than the contiguous shares (prompt_shard) on this skewed case
+      std::vector<int> contiguous(c.size());
+      for (int r = 0; r < ranks; ++r) {
+        const PromptShard sh = prompt_shard(int64_t(c.size()), r, ranks);
+        for (int64_t i = sh.begin; i < sh.begin + sh.count; ++i) contiguous[size_t(i)] = r;
+      }
+      if (mb == 1) CHECK(dp_imbalance(c, owner, ranks, 1) < dp_imbalance(c, contiguous, ranks, 1));
+    }
 }
 
 TEST_CASE("rollout hand-over: a trainer's share of the groups and the step figures survive encoding") {

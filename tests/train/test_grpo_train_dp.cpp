@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "train/grpo_rollout_link.h"
 #include "train_mpi.h"
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
@@ -202,12 +203,119 @@ TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") 
   world.barrier();
 }
 
+// rl.balance_batch's exchange (move_groups): 23 groups of different sizes, first all on
+// rank 0 and then spread unevenly, move to an owner list; every rank ends up with exactly
+// its groups, in order, and their fields intact.
+TEST_CASE("GRPO data parallel: move_groups hands every group to its new rank intact") {
+  using grpo_detail::Group;
+  Communicator& world = train_test::world();
+  const int np = world.size(), me = world.rank();
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  auto make = [](int64_t i) {
+    Group g;
+    g.global_index = i;
+    g.prompt = {int32_t(i), int32_t(i + 1)};
+    for (int64_t j = 0; j < 1 + i % 3; ++j) {
+      Completion c;
+      c.prompt_index = i;
+      c.sample_index = j;
+      c.sequence_id = uint64_t(1000 * i + j);
+      c.finish = j % 2 ? FinishReason::kStop : FinishReason::kLength;
+      for (int64_t t = 0; t < (i * 7 + j) % 11; ++t) {
+        c.ids.push_back(int32_t(100 * i + t));
+        c.logprobs.push_back(-0.25f * float(t + j));
+      }
+      g.completions.push_back(c);
+      g.advantage.push_back(0.5 * double(i) - double(j));
+      g.in_loss.push_back(uint8_t((i + j) % 2));
+    }
+    return g;
+  };
+  const int64_t n = 23;
+  for (int layout = 0; layout < 2; ++layout) {
+    std::vector<Group> mine;
+    for (int64_t i = 0; i < n; ++i)
+      if ((layout == 0 ? 0 : int((i * i) % np)) == me) mine.push_back(make(i));
+    std::vector<int> owner;
+    for (int64_t i = 0; i < n; ++i) owner.push_back(int((i * 5 + 3 + layout) % np));
+    grpo_detail::move_groups(world, *be, mine, owner);
+    std::vector<int64_t> want, got;
+    for (int64_t i = 0; i < n; ++i)
+      if (owner[size_t(i)] == me) want.push_back(i);
+    for (const Group& g : mine) {
+      got.push_back(g.global_index);
+      const Group ref = make(g.global_index);
+      CHECK(g.prompt == ref.prompt);
+      CHECK(g.advantage == ref.advantage);
+      CHECK(g.in_loss == ref.in_loss);
+      REQUIRE(g.completions.size() == ref.completions.size());
+      for (size_t j = 0; j < g.completions.size(); ++j) {
+        const Completion &a = g.completions[j], &b = ref.completions[j];
+        CHECK(a.prompt_index == b.prompt_index);
+        CHECK(a.sample_index == b.sample_index);
+        CHECK(a.sequence_id == b.sequence_id);
+        CHECK(a.finish == b.finish);
+        CHECK(a.ids == b.ids);
+        CHECK(a.logprobs == b.logprobs);
+      }
+    }
+    INFO("rank " << me << " of " << np << ", layout " << layout);
+    CHECK(got == want);
+  }
+  world.barrier();
+}
+
+// rl.balance_batch (on by default) against off, with dynamic sampling (the kept groups fall
+// unevenly on the ranks: the first kept in global order are kept) and micro-batches packed
+// by tokens (a share's cost is its tokens): the same metrics and weights within fp32
+// rounding (only the ranks' shares of the loss differ), and the balanced shares are at
+// least as even. One rank has nothing to balance and no dp_imbalance. (12 prompts: 6 per
+// mini-batch, so np 4 has something to balance.)
+TEST_CASE("GRPO data parallel: rl.balance_batch evens the shares and trains the same update") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  GrpoTrainOptions opt;
+  opt.show_progress = false;
+  auto run = [&](const std::string& name, bool balance) {
+    return run_grpo_training(
+        load_train_config(root + "/grpo.yaml",
+                          {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                           "run.run_dir=" + root + "/" + name, "rl.balance_batch=" + std::string(balance ? "true" : "false"),
+                           "grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2", "rl.micro_batch_tokens=120",
+                           "rl.prompts_per_step=12",
+                           "rollout.stop=[\"</answer>\", \"5\", \"8\"]"}),
+        world, *be, opt);
+  };
+  const GrpoTrainResult off = run("balance_off", false), on = run("balance_on", true);
+  if (world.rank() == 0) {
+    REQUIRE(on.steps.size() == off.steps.size());
+    for (size_t s = 0; s < on.steps.size(); ++s) {
+      INFO("step " << s + 1);
+      if (np == 1) {
+        CHECK(on.steps[s].count("dp_imbalance") == 0);
+        continue;
+      }
+      WARN("np " << np << " step " << s + 1 << ": dp_imbalance " << off.steps[s].at("dp_imbalance") << " -> "
+                 << on.steps[s].at("dp_imbalance"));
+      CHECK(on.steps[s].at("dp_imbalance") >= 1.0);
+      CHECK(on.steps[s].at("dp_imbalance") <= off.steps[s].at("dp_imbalance"));
+    }
+    compare_runs(on, off, np, {"groups_trained", "sampling_rounds"});
+  }
+  world.barrier();
+}
+
 // Expert parallelism (run.expert_parallel 2: the routed experts split over 2 ranks; at np
 // 4 two expert groups), with the reference model (KL), 2 mini-batches, the old-log-prob
 // pass and micro-batches packed by tokens, so the ranks of an expert group hold different
 // numbers of micro-batches (the shorter ones run empty micro-batches to stay in step) and
 // the rollout runs on a replica gathered from the expert shards every step. Must match one
-// rank holding every expert; the final model is a sharded HF checkpoint.
+// rank holding every expert; the final model is a sharded HF checkpoint. (rl.balance_batch
+// off: balanced shares would hold as many micro-batches here, and the empty ones would not
+// run.)
 TEST_CASE("GRPO expert parallel: experts split over 2 ranks match one rank") {
   Communicator& world = train_test::world();
   const int np = world.size();
@@ -224,6 +332,7 @@ TEST_CASE("GRPO expert parallel: experts split over 2 ranks match one rank") {
   s1.push_back("run.run_dir=" + root + "/solo_ep");
   s2.push_back("run.run_dir=" + root + "/dp_ep");
   s2.push_back("run.expert_parallel=2");
+  s2.push_back("rl.balance_batch=false");
   const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
@@ -254,7 +363,8 @@ TEST_CASE("GRPO expert parallel: 2 steps + --resume for 2 more equal 4 steps, bi
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.old_logprobs=trainer", "rl.micro_batch_tokens=120",
                                          "rollout.stop=[\"</answer>\", \"5\", \"8\"]", "run.expert_parallel=2",
-                                         "train.steps=4", "run.run_dir=" + root + "/dp_ep4"};
+                                         "train.steps=4", "run.run_dir=" + root + "/dp_ep4",
+                                         "rl.balance_batch=false"};
   const GrpoTrainResult whole = run_grpo_training(load_train_config(root + "/grpo.yaml", sets), world, *be, opt);
   GrpoTrainOptions ropt = opt;
   ropt.resume_dir = root + "/dp_ep";
