@@ -214,6 +214,7 @@ struct RlSection {
   bool eval_at_end = true;
   int64_t rollout_ranks = 0;
   int64_t rollout_lag = 0;
+  int64_t dump_rollouts_every = 0;
 
   template <class V>
   void visit(V& v) {
@@ -248,6 +249,10 @@ struct RlSection {
             "while the trainers train step s (colocated it only changes the algorithm)")
         .min(0)
         .max(1);
+    v.field("dump_rollouts_every", dump_rollouts_every,
+            "Every this many steps write every completion sampled in the step (prompt, completion, "
+            "rewards, advantage, whether it was trained on) to RUN_DIR/rollouts/step_N.jsonl; 0 = off")
+        .min(0);
   }
 };
 

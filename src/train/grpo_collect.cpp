@@ -1,15 +1,22 @@
 // GrpoRun::collect (grpo_run.h): one step's rollout on the generating ranks (`team`):
 // batches of B prompts, each rank its shard, G completions each, rewards, advantages;
-// dynamic sampling draws more batches until B groups with a non-zero advantage are kept.
+// dynamic sampling draws more batches until B groups with a non-zero advantage are kept;
+// with rl.dump_rollouts_every, the step's completions to RUN_DIR/rollouts/step_N.jsonl.
 // Must not: train, or send anything to other roles (the worker loop in grpo_trainer.cpp
 // hands the result to the trainers).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <string>
+#include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "grpo_run.h"
 #include "zeroth/comm.h"
+#include "zeroth/error.h"
 
 namespace zeroth {
 namespace grpo_detail {
@@ -29,6 +36,9 @@ StepRollout GrpoRun::collect(int64_t step) {
   int64_t kept_global = 0, rounds = 0;
   double rollout_s = 0, reward_s = 0;
   const int grank = team.rank(), gsize = team.size();
+  // rl.dump_rollouts_every: this step's completions as JSON lines, gathered on team rank 0
+  const bool dump = cfg_.rl.dump_rollouts_every > 0 && step % cfg_.rl.dump_rollouts_every == 0;
+  std::string dump_text;
   for (int64_t round = 0;; ++round) {
     rounds = round + 1;
     const std::vector<const PromptRecord*> batch = sampler_->next_batch(B);
@@ -98,34 +108,82 @@ StepRollout GrpoRun::collect(int64_t step) {
       }
     }
 
+    // The groups trained on and their global indices: all of them, or with dynamic
+    // sampling those with a non-zero advantage, in the global order (round, rank, group),
+    // until B are kept.
+    std::vector<std::pair<size_t, int64_t>> take;  // (group, global_index)
+    bool last_round = true;
     if (!gc.dynamic_sampling) {
-      for (int64_t i = 0; i < shard.count; ++i) {
-        groups[size_t(i)].global_index = shard.begin + i;
-        kept.push_back(std::move(groups[size_t(i)]));
-      }
+      for (int64_t i = 0; i < shard.count; ++i) take.emplace_back(size_t(i), shard.begin + i);
       kept_global = B;
-      break;
+    } else {
+      std::vector<int64_t> counts(size_t(gsize), 0);
+      std::vector<size_t> mine;
+      for (int64_t i = 0; i < shard.count; ++i)
+        if (!adv.zero_group[size_t(i)]) mine.push_back(size_t(i));
+      counts[size_t(grank)] = int64_t(mine.size());
+      team.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
+      int64_t offset = kept_global, total = 0;
+      for (int r = 0; r < gsize; ++r) {
+        if (r < grank) offset += counts[size_t(r)];
+        total += counts[size_t(r)];
+      }
+      const int64_t n_take = std::clamp<int64_t>(B - offset, 0, int64_t(mine.size()));
+      for (int64_t t = 0; t < n_take; ++t) take.emplace_back(mine[size_t(t)], offset + t);
+      kept_global += std::min(total, B - kept_global);
+      last_round = kept_global >= B || round >= gc.dynamic_max_extra_batches;
     }
-    // Keep the groups with a non-zero advantage, in the global order (round, rank,
-    // group), until B are kept.
-    std::vector<int64_t> counts(size_t(gsize), 0);
-    std::vector<size_t> mine;
-    for (int64_t i = 0; i < shard.count; ++i)
-      if (!adv.zero_group[size_t(i)]) mine.push_back(size_t(i));
-    counts[size_t(grank)] = int64_t(mine.size());
-    team.all_reduce_host(counts.data(), counts.size(), ReduceOp::Sum);
-    int64_t offset = kept_global, total = 0;
-    for (int r = 0; r < gsize; ++r) {
-      if (r < grank) offset += counts[size_t(r)];
-      total += counts[size_t(r)];
+    if (dump) {
+      std::vector<int64_t> trained(size_t(shard.count), -1);
+      for (const auto& [i, index] : take) trained[i] = index;
+      std::string lines;
+      for (int64_t i = 0; i < shard.count; ++i) {
+        const PromptRecord& rec = *batch[size_t(shard.begin + i)];
+        const std::string prompt = tmpl_->render(rec.fields, rec.where);
+        for (int64_t j = 0; j < G; ++j) {
+          const size_t k = size_t(i * G + j);
+          const Group& g = groups[size_t(i)];
+          const Completion& c = g.completions[size_t(j)];
+          nlohmann::ordered_json o;
+          o["step"] = step;
+          o["round"] = round;
+          o["prompt_index"] = shard.begin + i;
+          o["sample_index"] = j;
+          o["where"] = rec.where;
+          o["prompt"] = prompt;
+          o["completion"] = c.text;
+          o["tokens"] = c.ids.size();
+          o["finish_reason"] = finish_reason_name(c.finish);
+          o["reward"] = rewards[k];
+          nlohmann::ordered_json comp = nlohmann::ordered_json::object();
+          for (const RewardComponent& rc_ : scored[k].components) comp[rc_.name] = rc_.value;
+          o["components"] = comp;
+          o["verdict"] = scored[k].verdict;
+          if (rec.kind == RewardKind::Math) {
+            o["extracted"] = scored[k].extracted;
+            o["gold"] = rec.gold;
+          }
+          o["advantage"] = g.advantage[size_t(j)];
+          o["in_loss"] = g.in_loss[size_t(j)] != 0;
+          o["trained"] = trained[size_t(i)] >= 0;
+          lines += o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+          lines += '\n';
+        }
+      }
+      dump_text += gather_text(team, backend_, lines);
     }
-    const int64_t take = std::clamp<int64_t>(B - offset, 0, int64_t(mine.size()));
-    for (int64_t t = 0; t < take; ++t) {
-      groups[mine[size_t(t)]].global_index = offset + t;
-      kept.push_back(std::move(groups[mine[size_t(t)]]));
+    for (const auto& [i, index] : take) {
+      groups[i].global_index = index;
+      kept.push_back(std::move(groups[i]));
     }
-    kept_global += std::min(total, B - kept_global);
-    if (kept_global >= B || round >= gc.dynamic_max_extra_batches) break;
+    if (last_round) break;
+  }
+  if (dump && team.rank() == 0) {
+    const std::string dir = cfg_.run.run_dir + "/rollouts";
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw RuntimeError(strformat("cannot create %s: %s", dir.c_str(), ec.message().c_str()));
+    write_atomic(dir + strformat("/step_%lld.jsonl", (long long)step), dump_text);
   }
   team.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
   team.all_reduce_host(&len_max, 1, ReduceOp::Max);

@@ -263,6 +263,29 @@ StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout
   return out;
 }
 
+std::string gather_text(Communicator& team, Backend& backend, const std::string& text) {
+  const int n = team.size();
+  const int64_t mine = int64_t(text.size());
+  Tensor size = Tensor::empty(backend, {1}, DType::I64), sizes = Tensor::empty(backend, {n}, DType::I64);
+  size.copy_from_host(&mine, sizeof(mine));
+  team.all_gather(size, sizes);
+  std::vector<int64_t> len(static_cast<size_t>(n));
+  sizes.copy_to_host(len.data(), len.size() * sizeof(int64_t));
+  const int64_t words = std::max<int64_t>(1, (*std::max_element(len.begin(), len.end()) + 3) / 4);
+  std::vector<int32_t> buf(static_cast<size_t>(words), 0);
+  if (!text.empty()) std::memcpy(buf.data(), text.data(), text.size());
+  Tensor in = Tensor::empty(backend, {words}, DType::I32), out = Tensor::empty(backend, {words * n}, DType::I32);
+  in.copy_from_host(buf.data(), buf.size() * sizeof(int32_t));
+  team.all_gather(in, out);
+  if (team.rank() != 0) return "";
+  std::vector<int32_t> all(static_cast<size_t>(words * n));
+  out.copy_to_host(all.data(), all.size() * sizeof(int32_t));
+  std::string joined;
+  for (int p = 0; p < n; ++p)
+    joined.append(reinterpret_cast<const char*>(all.data() + size_t(p) * size_t(words)), size_t(len[size_t(p)]));
+  return joined;
+}
+
 PolicyBroadcast::PolicyBroadcast(Communicator& world, int rollout_ranks, int expert_parallel,
                                  const ModelConfig& config, Backend& backend)
     : config_(config), backend_(backend), parts_(expert_parallel) {

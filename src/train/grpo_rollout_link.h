@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,11 @@ StepRollout recv_step_rollout(Communicator& world, Backend& backend, int rollout
 // pass. Two all_to_all_v calls over `team` (word counts, then the words); tensors from
 // `backend`. Collective over `team`.
 void move_groups(Communicator& team, Backend& backend, std::vector<Group>& groups, const std::vector<int>& owner);
+
+// Every rank's `text` concatenated in rank order, on rank 0 of `team` ("" on the others).
+// Two all_gather calls (the byte counts, then the texts padded to the longest); tensors
+// from `backend`. Collective over `team`.
+std::string gather_text(Communicator& team, Backend& backend, const std::string& text);
 
 // The policy from the trainers to the rollout workers, once per step. Without expert
 // parallelism trainer 0 broadcasts its flat weights to the workers. With it (the trainers'

@@ -38,20 +38,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kGrpoStateVersion = 1;
-// Writes `text` to `path` through a temporary file and a rename.
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + strformat(".tmp.%ld", static_cast<long>(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw RuntimeError(strformat("%s: cannot write", tmp.c_str()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), ec.message().c_str()));
-}
-
 // The cold start: `zeroth sft` on cold_start.path in RUN_DIR/cold_start (resumed when
 // it was cut short); returns the directory of its final model.
 std::string run_cold_start(const TrainConfig& cfg, Communicator& comm, Backend& backend, bool show_progress) {
@@ -107,7 +93,7 @@ void write_run_config(const TrainConfig& cfg, int rank) {
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec) throw RuntimeError(strformat("cannot create run directory '%s': %s", run_dir.c_str(), ec.message().c_str()));
-  write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
+  grpo_detail::write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
 }
 
 // The prompts a resumed run trains on must be the checkpoint's (grpo_state.json).

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "grpo_trainer_util.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
@@ -24,6 +26,19 @@ namespace grpo_detail {
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl, const Tokenizer& tok,
                                    bool add_special_tokens) {
   return encode_prompt(tok, tmpl.render(rec.fields, rec.where), add_special_tokens, rec.where);
+}
+
+void write_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + strformat(".tmp.%ld", static_cast<long>(::getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw RuntimeError(strformat("%s: cannot write", tmp.c_str()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), ec.message().c_str()));
 }
 
 SamplingParams rollout_sampling(const TrainConfig& config) {

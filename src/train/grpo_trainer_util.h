@@ -22,6 +22,9 @@ namespace grpo_detail {
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl,
                                    const Tokenizer& tok, bool add_special_tokens);
 
+// Writes `text` to `path` through a temporary file (`path`.tmp.PID) and a rename.
+void write_atomic(const std::string& path, const std::string& text);
+
 // The rollout's sampling parameters; rollout.seed 0 derives the seed from run.seed
 // (stream "rollout").
 SamplingParams rollout_sampling(const TrainConfig& config);

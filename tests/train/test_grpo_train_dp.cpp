@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "train/grpo_rollout_link.h"
 #include "train_mpi.h"
 #include "zeroth/backend.h"
@@ -61,6 +63,11 @@ std::string write_config(const std::string& dir) {
                         "cold_start:\n  path: " << dir << "/sft.jsonl\n  steps: 300\n  batch_size: 8\n"
                         "  seq_len: 48\n  lr: 0.01\n";
   return cfg;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // Every F32 weight of an HF model directory (single file or sharded), in name order.
@@ -308,6 +315,59 @@ TEST_CASE("GRPO data parallel: rl.balance_batch evens the shares and trains the 
   world.barrier();
 }
 
+// rl.dump_rollouts_every 1 with dynamic sampling: RUN_DIR/rollouts/step_N.jsonl holds every
+// completion sampled in the step (all rounds, all ranks, in the global order), agrees with
+// the step's metrics, and is the same file on np ranks as on one (step 1: same weights,
+// same samples).
+TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled completion") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                                         "grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2",
+                                         "rl.dump_rollouts_every=1"};
+  std::vector<std::string> s1 = sets, s2 = sets;
+  s1.push_back("run.run_dir=" + root + "/solo_dump");
+  s2.push_back("run.run_dir=" + root + "/dp_dump");
+  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  if (world.rank() == 0) {
+    const int64_t G = 4;
+    for (size_t s = 0; s < r.dp.steps.size(); ++s) {
+      const auto& m = r.dp.steps[s];
+      std::ifstream in(root + "/dp_dump/rollouts/step_" + std::to_string(s + 1) + ".jsonl");
+      REQUIRE(in.good());
+      int64_t lines = 0, trained = 0;
+      double reward = 0, len = 0;
+      std::string line, last_key;
+      int64_t rounds = 0;
+      while (std::getline(in, line)) {
+        const auto o = nlohmann::json::parse(line);
+        ++lines;
+        trained += o.at("trained").get<bool>();
+        reward += o.at("reward").get<double>();
+        len += o.at("tokens").get<double>();
+        CHECK(o.at("step").get<int64_t>() == int64_t(s + 1));
+        CHECK(o.at("sample_index").get<int64_t>() == (lines - 1) % G);  // in order
+        rounds = std::max(rounds, o.at("round").get<int64_t>() + 1);
+        for (const char* k : {"prompt", "completion", "components", "verdict", "gold", "advantage", "in_loss",
+                              "finish_reason", "where"})
+          CHECK(o.contains(k));
+        CHECK(o.at("prompt").get<std::string>().back() == '=');  // rendered with the template
+      }
+      INFO("step " << s + 1);
+      CHECK(lines == int64_t(m.at("groups_sampled")) * G);
+      CHECK(trained == int64_t(m.at("groups_trained")) * G);
+      CHECK(rounds == int64_t(m.at("sampling_rounds")));
+      CHECK(std::fabs(reward / double(lines) - m.at("reward_mean")) < 1e-12);
+      CHECK(std::fabs(len / double(lines) - m.at("response_len_mean")) < 1e-9);
+    }
+    CHECK(!file_text(root + "/solo_dump/rollouts/step_1.jsonl").empty());
+    CHECK(file_text(root + "/dp_dump/rollouts/step_1.jsonl") == file_text(root + "/solo_dump/rollouts/step_1.jsonl"));
+  }
+  world.barrier();
+}
+
 // Expert parallelism (run.expert_parallel 2: the routed experts split over 2 ranks; at np
 // 4 two expert groups), with the reference model (KL), 2 mini-batches, the old-log-prob
 // pass and micro-batches packed by tokens, so the ranks of an expert group hold different
@@ -430,10 +490,13 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
     return;
   }
   const std::string workers = "rl.rollout_ranks=" + std::to_string(np / 2);
-  const SoloAndDp r = run_solo_then_dp(world, root, worker_sets(root, "solo_w", {}),
-                                       worker_sets(root, "dp_w", {workers}));
+  const SoloAndDp r = run_solo_then_dp(world, root, worker_sets(root, "solo_w", {"rl.dump_rollouts_every=1"}),
+                                       worker_sets(root, "dp_w", {workers, "rl.dump_rollouts_every=1"}));
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
+    // The first worker wrote the step's completions: those one rank sampled (same weights).
+    CHECK(!file_text(root + "/dp_w/rollouts/step_2.jsonl").empty());
+    CHECK(file_text(root + "/dp_w/rollouts/step_1.jsonl") == file_text(root + "/solo_w/rollouts/step_1.jsonl"));
     if (np == 2) require_identical(r.solo, r.dp);  // one trainer: the same arithmetic
     for (const auto& m : r.dp.steps) {
       CHECK(m.at("mismatch_abs_max") < 1e-5);  // the workers sampled with the trainer's weights
