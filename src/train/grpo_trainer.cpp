@@ -396,6 +396,7 @@ GrpoTrainResult GrpoRun::run() {
 
     // ---- metrics, eval, checkpoint ----
     MetricMap m = step_metrics(ro, up, train_s, step_s, wait_s, sync_s);
+    add_memory_metrics(*team_, m);
     metrics_->log(step, m);
     result_.steps.push_back(m);
     result_.steps.back()["step"] = double(step);

@@ -283,7 +283,9 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     m.expert_imbalance = max_imbalance(loads);
     m.cursor = sampler.cursor();
     result.steps.push_back(m);
-    metrics.log(step, metrics_row(m));
+    MetricMap row = metrics_row(m);
+    add_memory_metrics(comm, row);
+    metrics.log(step, row);
     if (options.show_progress) progress.update(step, strformat("loss %.4f", m.loss));
     if (step % tc.log_every == 0 || step == tc.steps)
       ZT_LOG_INFO("%s step %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | expert imbalance %.2f",

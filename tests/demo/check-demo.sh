@@ -42,7 +42,7 @@ evals = [r for r in m if "eval_accuracy" in r]
 if [r["step"] for r in train] != [1, 2]: bad(f"grpo train rows {[r['step'] for r in train]}")
 for r in train:
     for k in ("reward_mean", "accuracy", "format_rate", "kl", "entropy", "response_len_mean",
-              "clip_frac", "grad_norm", "tokens_per_s"):
+              "clip_frac", "grad_norm", "tokens_per_s", "mem_rss_gib", "mem_peak_gib"):
         if k not in r: bad(f"grpo step {r['step']}: no '{k}'")
     if not (0 <= r["accuracy"] <= 1 and 0 <= r["format_rate"] <= 1 and 0 <= r["reward_mean"] <= 3):  # accuracy + 2 x format
         bad(f"grpo step {r['step']}: accuracy/format/reward out of range")

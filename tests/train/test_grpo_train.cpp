@@ -94,9 +94,9 @@ static std::vector<char> file_bytes(const std::string& path) {
   return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Wall-clock metrics differ between runs; everything else must not.
+// Wall-clock and memory metrics differ between runs; everything else must not.
 static bool timing_key(const std::string& k) {
-  return k == "tokens_per_s" || (k.size() > 2 && k.compare(k.size() - 2, 2, "_s") == 0);
+  return k == "tokens_per_s" || (k.size() > 2 && k.compare(k.size() - 2, 2, "_s") == 0) || k.rfind("mem_", 0) == 0;
 }
 
 TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bit") {
@@ -145,7 +145,8 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
       for (const char* k : {"reward_mean", "reward_std", "reward_accuracy", "reward_format", "accuracy",
                             "format_rate", "response_len_mean", "response_len_max", "truncation_rate",
                             "zero_adv_group_frac", "clip_frac", "entropy", "grad_norm", "lr",
-                            "expert_imbalance", "tokens_per_s", "rollout_s", "reward_s", "train_s"})
+                            "expert_imbalance", "tokens_per_s", "rollout_s", "reward_s", "train_s",
+                            "mem_rss_gib", "mem_peak_gib"})
         CHECK(row.contains(k));
     }
   CHECK(adv > 0);
