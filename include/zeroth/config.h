@@ -215,6 +215,7 @@ struct RlSection {
   int64_t rollout_ranks = 0;
   int64_t rollout_lag = 0;
   int64_t dump_rollouts_every = 0;
+  bool dump_eval = false;
 
   template <class V>
   void visit(V& v) {
@@ -253,6 +254,9 @@ struct RlSection {
             "Every this many steps write every completion sampled in the step (prompt, completion, "
             "rewards, advantage, whether it was trained on) to RUN_DIR/rollouts/step_N.jsonl; 0 = off")
         .min(0);
+    v.field("dump_eval", dump_eval,
+            "Write every generation of each held-out eval (greedy and pass@k samples, with rewards "
+            "and correctness) to RUN_DIR/rollouts/eval_step_N.jsonl");
   }
 };
 

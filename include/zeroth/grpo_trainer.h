@@ -94,8 +94,11 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 // Evaluates `model` (its current weights) on `prompts` (each rank its shard of the first
 // eval.max_prompts) per config.eval, with config.rollout's template, stop rules and
 // lengths. Deterministic: draws depend on the eval seed and the prompt index only.
+// `dump` (when given): every generation as a JSON line (mode greedy/sampled, the prompt,
+// completion, rewards, correct, format_ok; docs/training.md "Eval dumps"), greedy lines
+// first, each pass in prompt order, on rank 0 of `comm` ("" on the others). Collective.
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
-                          const PromptDataset& prompts, Communicator& comm);
+                          const PromptDataset& prompts, Communicator& comm, std::string* dump = nullptr);
 
 // The newest checkpoints/step_N of run_dir that holds grpo_state.json (written last, so
 // only complete GRPO checkpoints count); "" when there is none.

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "io/io_util.h"
 #include "cli/run_context.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
@@ -39,10 +40,12 @@ static const char kEvalUsage[] =
     "\n"
     "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
     "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
-    "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=8\n";
+    "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=8\n"
+    "  --dump OUT     also write every generation as a JSON line (mode greedy|sampled, prompt,\n"
+    "                 completion, tokens, reward, components, verdict, correct, format_ok)\n";
 
 int cmd_eval(const std::vector<std::string>& argv) {
-  Args args("eval", argv, {"model", "config", "set"}, {}, {"set"});
+  Args args("eval", argv, {"model", "config", "set", "dump"}, {}, {"set"});
   if (args.help()) {
     std::printf("%s", kEvalUsage);
     return 0;
@@ -51,6 +54,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
     throw UsageError(strformat("unexpected argument '%s' (see 'zeroth eval --help')", args.positional()[0].c_str()));
   const std::string model_dir = args.required("model");
   const TrainConfig config = load_train_config(args.required("config"), args.all("set"));
+  const std::string dump_path = args.get("dump");
+  if (!dump_path.empty()) io::check_output_file(dump_path, "dump");
   if (!config.eval.greedy && config.eval.pass_k == 0)
     throw ConfigError("key 'eval.greedy': false with eval.pass_k 0 measures nothing; set eval.greedy=true or "
                       "eval.pass_k >= 1");
@@ -70,7 +75,10 @@ int cmd_eval(const std::vector<std::string>& argv) {
   Model model(mc, *backend, compute_dtype_for(*backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
   model.release_grads();  // inference only
   load_hf_weights(model_dir, mc, model.params());
-  const EvalResult r = evaluate_model(model, *tok, config, data.eval, *world);
+  std::string dump;
+  const EvalResult r = evaluate_model(model, *tok, config, data.eval, *world, dump_path.empty() ? nullptr : &dump);
+  if (world->rank() == 0 && !dump_path.empty())
+    io::write_file_atomic(dump_path, [&](std::ostream& f) { f << dump; });
   if (world->rank() == 0) {
     std::printf("model          %s\n", model_dir.c_str());
     std::printf("eval prompts   %lld\n", (long long)r.prompts);

@@ -143,31 +143,14 @@ StepRollout GrpoRun::collect(int64_t step) {
         for (int64_t j = 0; j < G; ++j) {
           const size_t k = size_t(i * G + j);
           const Group& g = groups[size_t(i)];
-          const Completion& c = g.completions[size_t(j)];
           nlohmann::ordered_json o;
           o["step"] = step;
           o["round"] = round;
-          o["prompt_index"] = shard.begin + i;
-          o["sample_index"] = j;
-          o["where"] = rec.where;
-          o["prompt"] = prompt;
-          o["completion"] = c.text;
-          o["tokens"] = c.ids.size();
-          o["finish_reason"] = finish_reason_name(c.finish);
-          o["reward"] = rewards[k];
-          nlohmann::ordered_json comp = nlohmann::ordered_json::object();
-          for (const RewardComponent& rc_ : scored[k].components) comp[rc_.name] = rc_.value;
-          o["components"] = comp;
-          o["verdict"] = scored[k].verdict;
-          if (rec.kind == RewardKind::Math) {
-            o["extracted"] = scored[k].extracted;
-            o["gold"] = rec.gold;
-          }
+          add_completion_fields(o, shard.begin + i, j, rec, prompt, g.completions[size_t(j)], rewards[k], scored[k]);
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;
           o["trained"] = trained[size_t(i)] >= 0;
-          lines += o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-          lines += '\n';
+          lines += json_line(o);
         }
       }
       dump_text += gather_text(team, backend_, lines);

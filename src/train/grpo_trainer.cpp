@@ -305,7 +305,16 @@ void GrpoRun::log_setup() const {
 }
 
 void GrpoRun::run_eval(int64_t step) {
-  const EvalResult er = evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_);
+  std::string dump;
+  const EvalResult er =
+      evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_, cfg_.rl.dump_eval ? &dump : nullptr);
+  if (cfg_.rl.dump_eval && team_->rank() == 0) {
+    const std::string dir = cfg_.run.run_dir + "/rollouts";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw RuntimeError(strformat("cannot create %s: %s", dir.c_str(), ec.message().c_str()));
+    grpo_detail::write_atomic(dir + strformat("/eval_step_%lld.jsonl", (long long)step), dump);
+  }
   MetricMap m = er.metrics();
   metrics_->log(step, m);
   m["step"] = double(step);

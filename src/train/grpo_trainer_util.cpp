@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "grpo_trainer_util.h"
+
+#include "grpo_rollout_link.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/math_verify.h"
@@ -26,6 +28,31 @@ namespace grpo_detail {
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl, const Tokenizer& tok,
                                    bool add_special_tokens) {
   return encode_prompt(tok, tmpl.render(rec.fields, rec.where), add_special_tokens, rec.where);
+}
+
+void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
+                           const PromptRecord& rec, const std::string& prompt, const Completion& c, double reward,
+                           const RewardResult& r) {
+  o["prompt_index"] = prompt_index;
+  o["sample_index"] = sample_index;
+  o["where"] = rec.where;
+  o["prompt"] = prompt;
+  o["completion"] = c.text;
+  o["tokens"] = c.ids.size();
+  o["finish_reason"] = finish_reason_name(c.finish);
+  o["reward"] = reward;
+  nlohmann::ordered_json comp = nlohmann::ordered_json::object();
+  for (const RewardComponent& rc : r.components) comp[rc.name] = rc.value;
+  o["components"] = comp;
+  o["verdict"] = r.verdict;
+  if (rec.kind == RewardKind::Math) {
+    o["extracted"] = r.extracted;
+    o["gold"] = rec.gold;
+  }
+}
+
+std::string json_line(const nlohmann::ordered_json& o) {
+  return o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 void write_atomic(const std::string& path, const std::string& text) {
@@ -188,7 +215,7 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 }
 
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
-                          const PromptDataset& prompts, Communicator& comm) {
+                          const PromptDataset& prompts, Communicator& comm, std::string* dump) {
   const RolloutConfig& rc = config.rollout;
   const EvalSection& ec = config.eval;
   int64_t n = prompts.size();
@@ -197,6 +224,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   res.prompts = n;
   res.k = ec.pass_k;
   res.greedy = ec.greedy;
+  if (dump != nullptr) dump->clear();
   if (n == 0) return res;
   const PromptShard shard = prompt_shard(n, comm.rank(), comm.size());
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
@@ -217,8 +245,24 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     throw ConfigError(strformat("key 'eval.pass_k': expected at most the %lld KV cache slots "
                                 "(rollout.num_slots / kv_cache_mb), found %lld",
                                 (long long)plan.num_slots, (long long)ec.pass_k));
+  std::string greedy_lines, sampled_lines;     // eval dump: this rank's
   if (!ids.empty() || model.expert_group()) {  // expert parallelism: every rank takes part
     ModelInference engine(model, plan.num_slots, plan.max_len);
+    // The dump's lines of one pass (mode greedy or sampled), in prompt order on this rank.
+    auto dump_lines = [&](const char* mode, const std::vector<Completion>& out, const std::vector<RewardResult>& r,
+                          std::string& lines) {
+      if (dump == nullptr) return;
+      for (size_t i = 0; i < out.size(); ++i) {
+        const PromptRecord& rec = prompts.records[size_t(shard.begin + out[i].prompt_index)];
+        nlohmann::ordered_json o;
+        o["mode"] = mode;
+        grpo_detail::add_completion_fields(o, shard.begin + out[i].prompt_index, out[i].sample_index, rec,
+                              tmpl.render(rec.fields, rec.where), out[i], r[i].reward, r[i]);
+        o["correct"] = r[i].correct;
+        o["format_ok"] = r[i].format_ok;
+        lines += grpo_detail::json_line(o);
+      }
+    };
     auto score = [&](const std::vector<Completion>& out) {
       std::vector<RewardSample> samples;
       for (const Completion& c : out) {
@@ -237,6 +281,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       sp.temperature = 0.0f;
       const std::vector<Completion> out = generate(engine, &tokenizer, ids, 1, sp, stop, 0);
       const std::vector<RewardResult> r = score(out);
+      dump_lines("greedy", out, r, greedy_lines);
       for (size_t i = 0; i < out.size(); ++i) {
         sums[0] += r[i].correct;
         sums[1] += r[i].format_ok;
@@ -250,6 +295,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       const std::vector<Completion> out =
           generate(engine, &tokenizer, ids, ec.pass_k, sp, stop, uint64_t(shard.begin * ec.pass_k));
       const std::vector<RewardResult> r = score(out);
+      dump_lines("sampled", out, r, sampled_lines);
       for (size_t p = 0; p < ids.size(); ++p) {
         bool any = false;
         std::vector<std::string> answers;
@@ -269,6 +315,10 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     }
   }
   comm.all_reduce_host(sums, 7, ReduceOp::Sum);
+  if (dump != nullptr) {
+    *dump = grpo_detail::gather_text(comm, model.backend(), greedy_lines);
+    *dump += grpo_detail::gather_text(comm, model.backend(), sampled_lines);
+  }
   if (ec.greedy) {
     res.accuracy = sums[0] / double(n);
     res.format_rate = sums[1] / double(n);

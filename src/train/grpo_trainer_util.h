@@ -8,9 +8,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "zeroth/grpo_trainer.h"
 #include "zeroth/model_config.h"
 #include "zeroth/prompt.h"
+#include "zeroth/prompt_data.h"
+#include "zeroth/rewards.h"
 #include "zeroth/rollout.h"
 #include "zeroth/tokenizer.h"
 #include "zeroth/train.h"
@@ -21,6 +25,17 @@ namespace grpo_detail {
 // The prompt of a record as token ids (rendered with `tmpl`, encoded per rollout).
 std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate& tmpl,
                                    const Tokenizer& tok, bool add_special_tokens);
+
+// The fields of one scored completion in the rollout and eval dumps, appended to `o` after
+// the caller's leading ones: prompt_index, sample_index, where, prompt (rendered),
+// completion, tokens, finish_reason, reward, components (each reward function's value),
+// verdict and, for a math prompt, extracted and gold.
+void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
+                           const PromptRecord& rec, const std::string& prompt, const Completion& c, double reward,
+                           const RewardResult& r);
+
+// One JSON line (with the newline), invalid UTF-8 in model output replaced.
+std::string json_line(const nlohmann::ordered_json& o);
 
 // Writes `text` to `path` through a temporary file (`path`.tmp.PID) and a rename.
 void write_atomic(const std::string& path, const std::string& text);

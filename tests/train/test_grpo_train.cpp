@@ -103,7 +103,7 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
   const std::string dir = temp_dir("resume");
   const std::string cfg = write_data(dir);
   const std::string a = dir + "/a", b = dir + "/b";
-  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", a}) == 0);
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", a, "--set", "rl.dump_eval=true"}) == 0);
   REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", b, "--set", "train.steps=2"}) == 0);
   REQUIRE(fs::exists(b + "/checkpoints/step_2/grpo_state.json"));
   REQUIRE(fs::exists(b + "/checkpoints/step_2/reference/model.safetensors"));
@@ -154,6 +154,34 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
 
   // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
   REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
+
+  // Eval dumps: rl.dump_eval wrote each eval's generations; the step-4 eval's file is what
+  // `zeroth eval --dump` writes for the final model, and agrees with the eval row.
+  REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg, "--dump", dir + "/eval_dump.jsonl"}) == 0);
+  const std::vector<char> dumped = file_bytes(a + "/rollouts/eval_step_4.jsonl");
+  CHECK(!dumped.empty());
+  CHECK(file_bytes(dir + "/eval_dump.jsonl") == dumped);
+  CHECK(std::distance(fs::directory_iterator(a + "/rollouts"), fs::directory_iterator()) == eval_rows);
+  CHECK(!fs::exists(b + "/rollouts"));  // off by default
+  {
+    const auto lines = read_jsonl(a + "/rollouts/eval_step_4.jsonl");
+    nlohmann::json last_eval;
+    for (const auto& row : ma)
+      if (row.contains("eval_accuracy")) last_eval = row;
+    const double prompts = last_eval.at("eval_prompts").get<double>(), k = last_eval.at("eval_k").get<double>();
+    REQUIRE(double(lines.size()) == prompts * (1 + k));
+    double greedy_correct = 0, sampled_correct = 0;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const bool greedy = lines[i].at("mode") == "greedy";
+      CHECK(greedy == (double(i) < prompts));  // greedy lines first
+      (greedy ? greedy_correct : sampled_correct) += lines[i].at("correct").get<bool>();
+      CHECK(lines[i].contains("completion"));
+    }
+    CHECK(greedy_correct / prompts == Approx(last_eval.at("eval_accuracy").get<double>()));
+    CHECK(sampled_correct / (prompts * k) == Approx(last_eval.at("eval_sampled_accuracy").get<double>()));
+  }
+  CHECK_THROWS_WITH(cli::cmd_eval({"--model", a + "/final", "--config", cfg, "--dump", dir}),
+                    Catch::Contains("--dump"));
 
   // A resume keeps the keys that chose the model (they could not take effect), and a run
   // saved without a reference cannot switch the KL on.

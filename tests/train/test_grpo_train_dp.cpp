@@ -7,6 +7,7 @@
 // Run at np 1, 2 and 4 (4 prompts per step: at np 4 each rank rolls out one group).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -318,7 +319,7 @@ TEST_CASE("GRPO data parallel: rl.balance_batch evens the shares and trains the 
 // rl.dump_rollouts_every 1 with dynamic sampling: RUN_DIR/rollouts/step_N.jsonl holds every
 // completion sampled in the step (all rounds, all ranks, in the global order), agrees with
 // the step's metrics, and is the same file on np ranks as on one (step 1: same weights,
-// same samples).
+// same samples). rl.dump_eval: the eval at step 0 gathers the ranks' shares in order.
 TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled completion") {
   Communicator& world = train_test::world();
   const int np = world.size();
@@ -326,7 +327,8 @@ TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled compl
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2",
-                                         "rl.dump_rollouts_every=1"};
+                                         "rl.dump_rollouts_every=1", "prompts.eval_count=6",
+                                         "rl.eval_at_start=true", "rl.dump_eval=true"};
   std::vector<std::string> s1 = sets, s2 = sets;
   s1.push_back("run.run_dir=" + root + "/solo_dump");
   s2.push_back("run.run_dir=" + root + "/dp_dump");
@@ -363,6 +365,10 @@ TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled compl
       CHECK(std::fabs(len / double(lines) - m.at("response_len_mean")) < 1e-9);
     }
     CHECK(!file_text(root + "/solo_dump/rollouts/step_1.jsonl").empty());
+    // The eval before step 1 (the same weights): 6 greedy lines, in prompt order.
+    const std::string eval0 = file_text(root + "/solo_dump/rollouts/eval_step_0.jsonl");
+    CHECK(std::count(eval0.begin(), eval0.end(), '\n') == 6);
+    CHECK(file_text(root + "/dp_dump/rollouts/eval_step_0.jsonl") == eval0);
     CHECK(file_text(root + "/dp_dump/rollouts/step_1.jsonl") == file_text(root + "/solo_dump/rollouts/step_1.jsonl"));
   }
   world.barrier();
