@@ -31,6 +31,11 @@ namespace {
 
 const std::string kSrc = ZEROTH_SOURCE_DIR;
 
+// The working directory of the np-rank run (the first test case's cold start lives there).
+std::string dp_root(int np) {
+  return (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+}
+
 std::string write_config(const std::string& dir) {
   std::ofstream train(dir + "/train.jsonl"), sft(dir + "/sft.jsonl");
   for (int a = 0; a < 10; ++a)
@@ -141,7 +146,7 @@ SoloAndDp run_solo_then_dp(Communicator& world, const std::string& root, const s
 TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   if (world.rank() == 0) {
     fs::remove_all(root);
     fs::create_directories(root);
@@ -169,7 +174,7 @@ TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch"
 TEST_CASE("GRPO ZeRO-1: np ranks with the optimizer state sharded match one rank") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::string init = "model.init=" + root + "/solo/cold_start/final";
   const SoloAndDp r = run_solo_then_dp(world, root, {"run.run_dir=" + root + "/zero_solo", init, "cold_start.path=''"},
@@ -188,7 +193,7 @@ TEST_CASE("GRPO ZeRO-1: np ranks with the optimizer state sharded match one rank
 TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.old_logprobs=trainer", "grpo.rollout_is=token_truncate",
@@ -282,7 +287,7 @@ TEST_CASE("GRPO data parallel: move_groups hands every group to its new rank int
 TEST_CASE("GRPO data parallel: rl.balance_batch evens the shares and trains the same update") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
@@ -323,7 +328,7 @@ TEST_CASE("GRPO data parallel: rl.balance_batch evens the shares and trains the 
 TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled completion") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2",
@@ -389,7 +394,7 @@ TEST_CASE("GRPO expert parallel: experts split over 2 ranks match one rank") {
     WARN("expert parallelism needs an even number of ranks (grpo_dp_np2 / np4 run it)");
     return;
   }
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
                                          "grpo.old_logprobs=trainer", "rl.micro_batch_tokens=120",
@@ -421,7 +426,7 @@ TEST_CASE("GRPO expert parallel: 2 steps + --resume for 2 more equal 4 steps, bi
   Communicator& world = train_test::world();
   const int np = world.size();
   if (np % 2 != 0) return;
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/dp_ep/checkpoints/step_2/grpo_state.json"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
@@ -486,7 +491,7 @@ void require_identical(const GrpoTrainResult& a, const GrpoTrainResult& b, size_
 TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   if (np == 1) {
@@ -538,7 +543,7 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
 TEST_CASE("GRPO rollout workers: rollout_lag 1 matches the colocated lagged run") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   const std::vector<std::string> dp_extra =
       np == 1 ? std::vector<std::string>{"rl.rollout_lag=1"}
@@ -563,7 +568,7 @@ TEST_CASE("GRPO rollout workers: rollout_lag 1 matches the colocated lagged run"
 TEST_CASE("GRPO rollout workers: rollout_lag 1, 2 steps + --resume for 2 more equal 4 steps") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/dp_lag/checkpoints/step_2/grpo_state.json"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
@@ -597,7 +602,7 @@ TEST_CASE("GRPO expert parallel: rollout_lag 1 with a sharded lagged copy matche
   Communicator& world = train_test::world();
   const int np = world.size();
   if (np % 2 != 0) return;
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo_lag/final/model.safetensors"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
@@ -623,7 +628,7 @@ TEST_CASE("GRPO expert parallel: rollout_lag 1 with a sharded lagged copy matche
 TEST_CASE("GRPO stop: a time limit stops every rank at the same step; resumed runs equal the whole run") {
   Communicator& world = train_test::world();
   const int np = world.size();
-  const std::string root = (fs::temp_directory_path() / ("zeroth_test_grpo_dp_np" + std::to_string(np))).string();
+  const std::string root = dp_root(np);
   REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   GrpoTrainOptions opt;
