@@ -1,4 +1,4 @@
-// This process's host memory, for the run metrics (mem_rss_gb, mem_peak_gb) and logs.
+// This process's host memory, for the run metrics (mem_rss_gib, mem_peak_gib) and logs.
 // Linux /proc only; elsewhere the values are unknown (-1).
 #pragma once
 

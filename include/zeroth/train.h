@@ -44,13 +44,13 @@ class AdamW;
 enum class LmStage { Pretrain, Sft };
 const char* lm_stage_name(LmStage stage);  // "pretrain", "sft"
 
-// Metrics of one optimizer step (global: the same on every rank).
 // The host memory metrics of a training step, added to `m`: mem_rss_gib (the largest
 // resident set over the ranks of `ranks` now) and mem_peak_gib (the largest since each
 // process started), in GiB; left out where /proc cannot be read. Collective over `ranks`
 // (one host all-reduce). The values are not deterministic: compare runs without them.
 void add_memory_metrics(Communicator& ranks, std::map<std::string, double>& m);
 
+// Metrics of one optimizer step (global: the same on every rank).
 struct StepMetrics {
   int64_t step = 0;
   double loss = 0.0;          // mean next-token NLL over the step's trained tokens

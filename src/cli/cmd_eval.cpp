@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
-#include "io/io_util.h"
 #include "cli/run_context.h"
+#include "io/io_util.h"
 #include "zeroth/backend.h"
 #include "zeroth/backend_factory.h"
 #include "zeroth/comm.h"

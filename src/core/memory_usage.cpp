@@ -1,7 +1,6 @@
 // host_memory() (memory_usage.h): VmRSS and VmHWM of /proc/self/status.
 #include "zeroth/memory_usage.h"
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 

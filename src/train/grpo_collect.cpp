@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -161,13 +160,7 @@ StepRollout GrpoRun::collect(int64_t step) {
     }
     if (last_round) break;
   }
-  if (dump && team.rank() == 0) {
-    const std::string dir = cfg_.run.run_dir + "/rollouts";
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw RuntimeError(strformat("cannot create %s: %s", dir.c_str(), ec.message().c_str()));
-    write_atomic(dir + strformat("/step_%lld.jsonl", (long long)step), dump_text);
-  }
+  if (dump && team.rank() == 0) write_dump(cfg_.run.run_dir, strformat("step_%lld.jsonl", (long long)step), dump_text);
   team.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);
   team.all_reduce_host(&len_max, 1, ReduceOp::Max);
   ro.sums = std::move(sums.v);

@@ -16,8 +16,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "grpo_run.h"
@@ -308,13 +306,8 @@ void GrpoRun::run_eval(int64_t step) {
   std::string dump;
   const EvalResult er =
       evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_, cfg_.rl.dump_eval ? &dump : nullptr);
-  if (cfg_.rl.dump_eval && team_->rank() == 0) {
-    const std::string dir = cfg_.run.run_dir + "/rollouts";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw RuntimeError(strformat("cannot create %s: %s", dir.c_str(), ec.message().c_str()));
-    grpo_detail::write_atomic(dir + strformat("/eval_step_%lld.jsonl", (long long)step), dump);
-  }
+  if (cfg_.rl.dump_eval && team_->rank() == 0)
+    write_dump(cfg_.run.run_dir, strformat("eval_step_%lld.jsonl", (long long)step), dump);
   MetricMap m = er.metrics();
   metrics_->log(step, m);
   m["step"] = double(step);

@@ -7,11 +7,10 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "grpo_trainer_util.h"
 
 #include "grpo_rollout_link.h"
+#include "io/io_util.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/math_verify.h"
@@ -56,16 +55,15 @@ std::string json_line(const nlohmann::ordered_json& o) {
 }
 
 void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + strformat(".tmp.%ld", static_cast<long>(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw RuntimeError(strformat("%s: cannot write", tmp.c_str()));
-  }
+  io::write_file_atomic(path, [&](std::ostream& out) { out << text; });
+}
+
+void write_dump(const std::string& run_dir, const std::string& name, const std::string& text) {
+  const std::string dir = run_dir + "/rollouts";
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw RuntimeError(strformat("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), ec.message().c_str()));
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw RuntimeError(strformat("cannot create %s: %s", dir.c_str(), ec.message().c_str()));
+  write_atomic(dir + "/" + name, text);
 }
 
 SamplingParams rollout_sampling(const TrainConfig& config) {

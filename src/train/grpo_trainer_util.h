@@ -37,8 +37,11 @@ void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int6
 // One JSON line (with the newline), invalid UTF-8 in model output replaced.
 std::string json_line(const nlohmann::ordered_json& o);
 
-// Writes `text` to `path` through a temporary file (`path`.tmp.PID) and a rename.
+// Writes `text` to `path` atomically (io::write_file_atomic).
 void write_atomic(const std::string& path, const std::string& text);
+
+// A dump file: `text` to RUN_DIR/rollouts/`name` (the directory created), atomically.
+void write_dump(const std::string& run_dir, const std::string& name, const std::string& text);
 
 // The rollout's sampling parameters; rollout.seed 0 derives the seed from run.seed
 // (stream "rollout").
