@@ -4,7 +4,8 @@
 //
 // Owns: the strict and lenient format checks, the tag-count reward and the
 // language-consistency reward (DeepSeek-R1, sec. 2.3.3: the share of the reasoning's
-// words written in the target language). Each returns a value in [0, 1]; weights and
+// words written in the target language), and the n-gram repetition rate. Each returns a
+// value in [0, 1]; weights and
 // composition with the accuracy reward belong to the reward composer, not here.
 // Never throws; bounded time (linear in the completion's length).
 #pragma once
@@ -54,6 +55,13 @@ bool parse_script(const std::string& name, Script* out);
 // A reasoning with no words scores 0.
 double language_consistency_reward(std::string_view completion, Script target,
                                    const FormatTags& tags = {});
+
+// Share of the completion's word n-grams that repeat an earlier one: 1 - distinct / total
+// over its `n`-grams (Yeo et al. 2025; open-r1's repetition penalty), in [0, 1). Words
+// are whitespace-separated runs, ASCII letters lower-cased; each Han, Kana or Hangul
+// character is a word of its own. Fewer than `n` words (or n < 1) scores 0. Allocates;
+// linear in the completion's length times n.
+double repetition_rate(std::string_view completion, int n);
 
 // Content between the last `open` and the first `close` after it; nullopt if absent.
 std::optional<std::string_view> last_tag_content(std::string_view text, std::string_view open,

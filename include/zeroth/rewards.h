@@ -2,13 +2,17 @@
 // one completion into a scalar reward (R1-Zero: accuracy + format), routed per sample
 // by the dataset's kind (math or code), with every component reported separately.
 //
-//   total = sum_i weight_i * value_i   over rewards.functions (each value in [0, 1])
+//   total = sum_i weight_i * value_i   over rewards.functions
 //
 // Functions: accuracy (math: verify_math, 1 or 0; code: CodeChecker's reward, 1/0 or
 // the fraction of tests passed), format (strict or lenient, format_reward.h),
 // tag_count (0.25 per tag present once), language (share of reasoning words in the
-// target script). docs/rewards.md has the exact definitions, verdicts and the JSONL
-// schema of `zeroth reward`.
+// target script), all in [0, 1]; and the length/repetition shaping of long traces:
+// cosine (correctness scaled by length, between its four end values),
+// repetition_penalty (minus the repeated n-gram share, in [-1, 0]) and length_penalty
+// (Kimi k1.5, relative to the prompt's group, in [-0.5, 0.5]; length_reward.h).
+// docs/rewards.md has the exact definitions, verdicts and the JSONL schema of
+// `zeroth reward`.
 //
 // Owns: the config structs (visitable, validated with ConfigErrors naming keys), their
 // mapping onto MathVerifyOptions / FormatTags / SandboxConfig / CodeRewardConfig, the
@@ -26,6 +30,7 @@
 #include "zeroth/code_reward.h"
 #include "zeroth/config_reflect.h"
 #include "zeroth/format_reward.h"
+#include "zeroth/length_reward.h"
 #include "zeroth/math_verify.h"
 #include "zeroth/sandbox.h"
 
@@ -37,15 +42,33 @@ struct RewardFunctionConfig {
   double weight = 1.0;
   std::string variant = "strict";  // format only
   std::string script = "en";       // language only (parse_script names)
+  int ngram_size = 3;              // repetition_penalty only
+  int64_t max_len = 0;             // cosine only: tokens; 0 = rollout.max_new_tokens
+  double correct_short = 1.0;      // cosine only: the four end values (CosineLengthParams)
+  double correct_long = 0.5;
+  double wrong_short = -1.0;
+  double wrong_long = -0.5;
 
   template <class V>
   void visit(V& v) {
-    v.field("name", name, "Reward function").one_of({"accuracy", "format", "tag_count", "language"}).required();
-    v.field("weight", weight, "Weight of this function's value (in [0, 1]) in the total reward");
+    v.field("name", name, "Reward function")
+        .one_of({"accuracy", "format", "tag_count", "language", "cosine", "repetition_penalty", "length_penalty"})
+        .required();
+    v.field("weight", weight, "Weight of this function's value in the total reward");
     v.field("variant", variant, "format only: whole completion must match (strict) or contain the blocks (lenient)")
         .one_of({"strict", "lenient"});
     v.field("script", script, "language only: target script of the reasoning (en/latin, zh/han, ru, ar, hi, ko, ja)");
+    v.field("ngram_size", ngram_size, "repetition_penalty only: words per n-gram, 1 to 64").min(1).max(64);
+    v.field("max_len", max_len,
+            "cosine only: completion tokens at which the long end values are reached (0 = rollout.max_new_tokens)")
+        .min(0);
+    v.field("correct_short", correct_short, "cosine only: value of a correct completion of length 0");
+    v.field("correct_long", correct_long, "cosine only: value of a correct completion of max_len tokens or more");
+    v.field("wrong_short", wrong_short, "cosine only: value of a wrong completion of length 0");
+    v.field("wrong_long", wrong_long, "cosine only: value of a wrong completion of max_len tokens or more");
   }
+
+  CosineLengthParams cosine_params() const;
 };
 
 // `rewards.math`: the answer verifier's options.
@@ -150,8 +173,14 @@ struct RewardsConfig {
     v.field("code", code, "Code execution (sandbox) for code samples");
   }
   // Cross-field checks (unique function names, known extractors and scripts, finite
-  // weights, non-empty distinct tags, limits). Throws ConfigError "key 'rewards.<key>': ...".
+  // weights and cosine values, non-empty distinct tags, limits). Throws ConfigError
+  // "key 'rewards.<key>': ...".
   void validate() const;
+  // Sets every cosine max_len of 0 to `max_new_tokens` (the rollout's cap). zeroth train
+  // and eval call it; the RewardComposer rejects a 0 that is left.
+  void resolve_lengths(int64_t max_new_tokens);
+  // True when a function needs RewardSample::num_tokens (cosine, length_penalty).
+  bool needs_num_tokens() const;
 
   MathVerifyOptions math_options() const;
   FormatTags format_tags() const;
@@ -169,8 +198,10 @@ const char* reward_kind_name(RewardKind kind);
 struct RewardSample {
   RewardKind kind = RewardKind::Math;
   std::string completion;
-  std::string gold;     // math: the reference answer
-  CodeProblem problem;  // code: the tests
+  std::string gold;         // math: the reference answer
+  CodeProblem problem;      // code: the tests
+  int64_t num_tokens = -1;  // the completion's length in tokens; -1 = unknown (cosine and
+                            // length_penalty need it)
 };
 
 // Parses one line of the reward JSONL schema (docs/rewards.md):
@@ -179,15 +210,21 @@ struct RewardSample {
 //                                                   "setup": "...", "imports": ["import math"]}}
 //   {"kind": "code", "completion": "...", "tests": {"stdio": [{"input": "...", "output": "..."}],
 //                                                   "language": "python" | "cpp"}}
-// Other keys are ignored. `default_language` is used by stdio tests without "language".
+// An optional "tokens" (a non-negative integer) is the completion's token count
+// (num_tokens). Other keys are ignored. `default_language` is used by stdio tests without "language".
 // Throws DataError "<where>: <key>: expected ..., found ..." (where is e.g. "file.jsonl:12").
 RewardSample parse_reward_sample(const std::string& json_line, const std::string& where,
                                  CodeLanguage default_language = CodeLanguage::Python);
 
+// The "tests" object of that schema for a code problem, as JSON text (the inverse of
+// the parse: parse_reward_sample reads it back to an equal CodeProblem). The rollout
+// dumps use it, so `zeroth reward` can score a dump again.
+std::string code_tests_json(const CodeProblem& problem);
+
 struct RewardComponent {
   std::string name;  // the function's name ("accuracy", "format", ...)
   double weight = 0.0;
-  double value = 0.0;  // in [0, 1]
+  double value = 0.0;  // in [0, 1], except the shaping functions (see the top of this file)
 };
 
 struct RewardResult {
@@ -208,19 +245,23 @@ struct RewardResult {
 // math-only run needs no bubblewrap.
 class RewardComposer {
  public:
-  // Validates `config` (ConfigError).
+  // Validates `config` (ConfigError), and that every cosine max_len is resolved (> 0).
   explicit RewardComposer(RewardsConfig config);
   ~RewardComposer();
   RewardComposer(const RewardComposer&) = delete;
   RewardComposer& operator=(const RewardComposer&) = delete;
 
   // Never throws on model output. Throws DataError when a code sample's tests are
-  // malformed (none, or both asserts and stdio) and ConfigError when the sandbox cannot
-  // be created (bwrap missing).
+  // malformed (none, or both asserts and stdio), or its num_tokens is unknown (< 0) and
+  // a function needs it, and ConfigError when the sandbox cannot be created (bwrap
+  // missing). A length_penalty component is 0 here: it needs the group (score_batch).
   RewardResult score(const RewardSample& sample) const;
   // Scores a batch: code samples run concurrently through the sandbox pool while math
-  // samples are scored on this thread. Results in input order.
-  std::vector<RewardResult> score_batch(const std::vector<RewardSample>& samples) const;
+  // samples are scored on this thread. Results in input order. `groups` (one id per
+  // sample, or empty: every sample its own group) says which samples answer the same
+  // prompt; length_penalty is computed within each group.
+  std::vector<RewardResult> score_batch(const std::vector<RewardSample>& samples,
+                                        const std::vector<int64_t>& groups = {}) const;
 
   // Creates the sandbox now (ConfigError if it cannot be).
   void prepare_code() const;
@@ -233,6 +274,9 @@ class RewardComposer {
  private:
   const CodeChecker& code_checker() const;
   void count(const RewardResult& r, RewardKind kind) const;
+  // Fills the length_penalty component (when configured) group by group.
+  void add_group_functions(const std::vector<RewardSample>& samples, const std::vector<int64_t>& groups,
+                           std::vector<RewardResult>& out) const;
 
   RewardsConfig config_;
   MathVerifyOptions math_opts_;

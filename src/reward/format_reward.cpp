@@ -1,8 +1,12 @@
-// Format and language-consistency rewards (format_reward.h). Plain scanning with
-// string_view::find; no regular expressions, no allocation in the checks.
+// Format, language-consistency and repetition rewards (format_reward.h). Plain scanning
+// with string_view::find; no regular expressions, no allocation in the format checks.
 #include "zeroth/format_reward.h"
 
 #include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace zeroth {
 namespace {
@@ -200,6 +204,42 @@ double language_consistency_reward(std::string_view s, Script target, const Form
     run = c;
   }
   return words == 0 ? 0.0 : double(in_target) / double(words);
+}
+
+double repetition_rate(std::string_view s, int n) {
+  if (n < 1) return 0.0;
+  std::unordered_map<std::string, int32_t> ids;  // word -> id
+  std::vector<int32_t> words;
+  std::string word;
+  auto end_word = [&] {
+    if (word.empty()) return;
+    words.push_back(ids.emplace(word, int32_t(ids.size())).first->second);
+    word.clear();
+  };
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t start = i;
+    const uint32_t cp = next_code_point(s, &i);
+    if (cp < 0x80 && is_space(char(cp))) {
+      end_word();
+    } else if (unspaced(classify(cp))) {
+      end_word();
+      word.assign(s.substr(start, i - start));
+      end_word();
+    } else if (cp >= 'A' && cp <= 'Z') {
+      word.push_back(char(cp - 'A' + 'a'));
+    } else {
+      word.append(s.substr(start, i - start));
+    }
+  }
+  end_word();
+  if (words.size() < size_t(n)) return 0.0;
+  const size_t total = words.size() - size_t(n) + 1;
+  std::unordered_set<std::string> distinct;  // an n-gram as the bytes of its word ids
+  distinct.reserve(total);
+  for (size_t k = 0; k < total; ++k)
+    distinct.emplace(reinterpret_cast<const char*>(&words[k]), size_t(n) * sizeof(int32_t));
+  return 1.0 - double(distinct.size()) / double(total);
 }
 
 }  // namespace zeroth

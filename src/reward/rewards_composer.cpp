@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <map>
 #include <thread>
 
 #include "zeroth/error.h"
@@ -26,6 +27,13 @@ void check_code_problem(const CodeProblem& p) {
                   code_language_name(p.language));
 }
 
+// Throws DataError when a function needs the token count and the sample has none.
+void check_num_tokens(const RewardSample& s, const RewardsConfig& config) {
+  ZT_THROW_IF_NOT(s.num_tokens >= 0 || !config.needs_num_tokens(), DataError,
+                  "sample: the cosine and length_penalty rewards need the completion's token count "
+                  "(zeroth reward: \"tokens\" in the JSONL, --tokens with --completion), found none");
+}
+
 }  // namespace
 
 double RewardResult::component(const std::string& name) const {
@@ -36,6 +44,12 @@ double RewardResult::component(const std::string& name) const {
 
 RewardComposer::RewardComposer(RewardsConfig config) : config_(std::move(config)) {
   config_.validate();
+  for (size_t i = 0; i < config_.functions.size(); ++i)
+    if (config_.functions[i].name == "cosine" && config_.functions[i].max_len <= 0)
+      throw ConfigError(strformat("key 'rewards.functions[%zu].max_len': expected a positive number of tokens, "
+                                  "found %lld (0 means rollout.max_new_tokens: zeroth train and eval resolve it, "
+                                  "zeroth reward takes it from the config's rollout section)",
+                                  i, (long long)config_.functions[i].max_len));
   math_opts_ = config_.math_options();
   tags_ = config_.format_tags();
   scripts_.assign(config_.functions.size(), Script::Latin);
@@ -65,6 +79,7 @@ const CodeChecker& RewardComposer::code_checker() const {
 }
 
 RewardResult RewardComposer::score(const RewardSample& sample) const {
+  check_num_tokens(sample, config_);
   RewardResult r;
   double accuracy = 0.0;
   if (sample.kind == RewardKind::Math) {
@@ -105,6 +120,9 @@ RewardResult RewardComposer::score(const RewardSample& sample) const {
     else if (f.name == "format") value = r.format_ok ? 1.0 : 0.0;
     else if (f.name == "tag_count") value = tag_count_reward(sample.completion, tags_);
     else if (f.name == "language") value = language_consistency_reward(sample.completion, scripts_[i], tags_);
+    else if (f.name == "cosine") value = cosine_length_reward(r.correct, sample.num_tokens, f.cosine_params());
+    else if (f.name == "repetition_penalty") value = 0.0 - repetition_rate(sample.completion, f.ngram_size);  // no -0
+    else if (f.name == "length_penalty") value = 0.0;  // needs the group: score_batch
     else ZT_ASSERT(false, "unknown reward function '%s' passed validation", f.name.c_str());
     r.components.push_back(RewardComponent{f.name, f.weight, value});
     r.reward += f.weight * value;
@@ -113,18 +131,21 @@ RewardResult RewardComposer::score(const RewardSample& sample) const {
   return r;
 }
 
-std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSample>& samples) const {
+std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSample>& samples,
+                                                      const std::vector<int64_t>& groups) const {
+  ZT_ASSERT(groups.empty() || groups.size() == samples.size(),
+            "score_batch: expected one group id per sample (%zu), found %zu", samples.size(), groups.size());
   std::vector<RewardResult> out(samples.size());
   std::vector<size_t> code;
-  for (size_t i = 0; i < samples.size(); ++i)
-    if (samples[i].kind == RewardKind::Code) {
-      try {
-        check_code_problem(samples[i].problem);
-      } catch (const DataError& e) {
-        throw DataError(strformat("batch sample %zu: %s", i, e.what()));
-      }
-      code.push_back(i);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    try {
+      check_num_tokens(samples[i], config_);
+      if (samples[i].kind == RewardKind::Code) check_code_problem(samples[i].problem);
+    } catch (const DataError& e) {
+      throw DataError(strformat("batch sample %zu: %s", i, e.what()));
     }
+    if (samples[i].kind == RewardKind::Code) code.push_back(i);
+  }
 
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
@@ -156,7 +177,32 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
   for (auto& t : threads) t.join();
   if (math_error) std::rethrow_exception(math_error);
   if (error) std::rethrow_exception(error);
+  if (!groups.empty()) add_group_functions(samples, groups, out);
   return out;
+}
+
+void RewardComposer::add_group_functions(const std::vector<RewardSample>& samples, const std::vector<int64_t>& groups,
+                                         std::vector<RewardResult>& out) const {
+  size_t f = 0;
+  while (f < config_.functions.size() && config_.functions[f].name != "length_penalty") ++f;
+  if (f == config_.functions.size()) return;
+  std::map<int64_t, std::vector<size_t>> members;  // group id -> its samples, in input order
+  for (size_t i = 0; i < samples.size(); ++i) members[groups[i]].push_back(i);
+  for (const auto& [id, idx] : members) {
+    std::vector<int64_t> lengths;
+    std::vector<uint8_t> correct;
+    for (size_t i : idx) {
+      lengths.push_back(samples[i].num_tokens);
+      correct.push_back(out[i].correct);
+    }
+    const std::vector<double> values = group_length_penalty(lengths, correct);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      RewardResult& r = out[idx[k]];
+      r.components[f].value = values[k];
+      r.reward = 0.0;  // summed again in the config's order, as score() sums
+      for (const RewardComponent& c : r.components) r.reward += c.weight * c.value;
+    }
+  }
 }
 
 void RewardComposer::count(const RewardResult& r, RewardKind kind) const {

@@ -53,6 +53,15 @@ void RewardsConfig::validate() const {
                                   "components would share one name)", key.c_str(), f.name.c_str()));
     if (!std::isfinite(f.weight))
       throw ConfigError(strformat("%s.weight': expected a finite number, found %g", key.c_str(), f.weight));
+    if (f.name == "cosine") {
+      const std::pair<const char*, double> ends[] = {{"correct_short", f.correct_short},
+                                                     {"correct_long", f.correct_long},
+                                                     {"wrong_short", f.wrong_short},
+                                                     {"wrong_long", f.wrong_long}};
+      for (const auto& e : ends)
+        if (!std::isfinite(e.second))
+          throw ConfigError(strformat("%s.%s': expected a finite number, found %g", key.c_str(), e.first, e.second));
+    }
     Script script;
     if (f.name == "language" && !parse_script(f.script, &script))
       throw ConfigError(strformat("%s.script': expected one of en/latin, zh/han, ru/cyrillic, ar/arabic, "
@@ -81,6 +90,27 @@ void RewardsConfig::validate() const {
     if (!(l.second->wall_seconds > 0) || !std::isfinite(l.second->wall_seconds))
       throw ConfigError(strformat("key 'rewards.code.%s.wall_seconds': expected a positive number of "
                                   "seconds, found %g", l.first, l.second->wall_seconds));
+}
+
+void RewardsConfig::resolve_lengths(int64_t max_new_tokens) {
+  for (RewardFunctionConfig& f : functions)
+    if (f.name == "cosine" && f.max_len == 0) f.max_len = max_new_tokens;
+}
+
+bool RewardsConfig::needs_num_tokens() const {
+  for (const RewardFunctionConfig& f : functions)
+    if (f.name == "cosine" || f.name == "length_penalty") return true;
+  return false;
+}
+
+CosineLengthParams RewardFunctionConfig::cosine_params() const {
+  CosineLengthParams p;
+  p.correct_short = correct_short;
+  p.correct_long = correct_long;
+  p.wrong_short = wrong_short;
+  p.wrong_long = wrong_long;
+  p.max_len = max_len;
+  return p;
 }
 
 MathVerifyOptions RewardsConfig::math_options() const {

@@ -112,7 +112,27 @@ RewardSample parse_reward_sample(const std::string& json_line, const std::string
     if (tests == nullptr) fail(where, "tests", "an object with \"asserts\" or \"stdio\" (code samples)", tests);
     s.problem = parse_tests(*tests, where, default_language);
   }
+  if (const json* tokens = find(obj, "tokens")) {
+    if (!tokens->is_number_integer() || tokens->get<int64_t>() < 0)
+      fail(where, "tokens", "a non-negative integer (the completion's token count)", tokens);
+    s.num_tokens = tokens->get<int64_t>();
+  }
   return s;
+}
+
+std::string code_tests_json(const CodeProblem& p) {
+  json t = json::object();
+  if (!p.asserts.empty()) {
+    t["asserts"] = p.asserts;
+    if (!p.test_setup_code.empty()) t["setup"] = p.test_setup_code;
+    if (!p.test_imports.empty()) t["imports"] = p.test_imports;
+  } else {
+    json cases = json::array();
+    for (const StdioCase& c : p.stdio_cases) cases.push_back({{"input", c.input}, {"output", c.expected_output}});
+    t["stdio"] = cases;
+  }
+  t["language"] = code_language_name(p.language);
+  return t.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace zeroth

@@ -57,14 +57,17 @@ StepRollout GrpoRun::collect(int64_t step) {
 
     t0 = Clock::now();
     std::vector<RewardSample> samples(outs.size());
+    std::vector<int64_t> group_of(outs.size());  // a prompt's G completions are one group
     for (size_t k = 0; k < outs.size(); ++k) {
       const PromptRecord& rec = *batch[size_t(shard.begin + outs[k].prompt_index)];
       samples[k].kind = rec.kind;
       samples[k].completion = outs[k].text;
       samples[k].gold = rec.gold;
       samples[k].problem = rec.problem;
+      samples[k].num_tokens = int64_t(outs[k].ids.size());
+      group_of[k] = outs[k].prompt_index;
     }
-    const std::vector<RewardResult> scored = composer_->score_batch(samples);
+    const std::vector<RewardResult> scored = composer_->score_batch(samples, group_of);
     std::vector<double> rewards(outs.size());
     std::vector<int64_t> lengths(outs.size());
     std::vector<uint8_t> truncated(outs.size()), in_loss;

@@ -261,7 +261,9 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
     ZT_LOG_WARN("train: rollout.stop_at_eos is true but the tokenizer has no EOS token: completions end only at "
                 "rollout.stop strings, stop_token_ids or max_new_tokens");
   temperature_ = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
-  composer_ = std::make_unique<RewardComposer>(cfg.rewards);
+  RewardsConfig rewards = cfg.rewards;
+  rewards.resolve_lengths(rc.max_new_tokens);
+  composer_ = std::make_unique<RewardComposer>(std::move(rewards));
   pad_id_ = tok.special_ids().pad >= 0 ? tok.special_ids().pad
             : tok.special_ids().eos >= 0 ? tok.special_ids().eos : 0;
   empty_mbt_ = std::make_unique<MicroBatch>(empty_micro_batch(pad_id_));

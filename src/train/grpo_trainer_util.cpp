@@ -44,9 +44,12 @@ void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int6
   for (const RewardComponent& rc : r.components) comp[rc.name] = rc.value;
   o["components"] = comp;
   o["verdict"] = r.verdict;
+  o["kind"] = reward_kind_name(rec.kind);
   if (rec.kind == RewardKind::Math) {
     o["extracted"] = r.extracted;
     o["gold"] = rec.gold;
+  } else {
+    o["tests"] = nlohmann::ordered_json::parse(code_tests_json(rec.problem));
   }
 }
 
@@ -231,7 +234,9 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     ids.push_back(grpo_detail::encode_record(prompts.records[size_t(i)], tmpl, tokenizer, rc.add_special_tokens));
   const KvCachePlan plan = plan_kv_cache(model.config(), rc);
   const StopParams stop = rc.stop_params(tokenizer);
-  RewardComposer composer(config.rewards);
+  RewardsConfig rewards = config.rewards;
+  rewards.resolve_lengths(rc.max_new_tokens);
+  RewardComposer composer(std::move(rewards));
   // sums: greedy correct, greedy format ok, greedy tokens, prompts with a correct sample,
   // correct samples, math prompts whose majority answer is correct, math prompts
   double sums[7] = {0, 0, 0, 0, 0, 0, 0};
@@ -263,6 +268,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     };
     auto score = [&](const std::vector<Completion>& out) {
       std::vector<RewardSample> samples;
+      std::vector<int64_t> group_of;  // a prompt's samples are one group
       for (const Completion& c : out) {
         const PromptRecord& rec = prompts.records[size_t(shard.begin + c.prompt_index)];
         RewardSample s;
@@ -270,9 +276,11 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         s.completion = c.text;
         s.gold = rec.gold;
         s.problem = rec.problem;
+        s.num_tokens = int64_t(c.ids.size());
         samples.push_back(std::move(s));
+        group_of.push_back(c.prompt_index);
       }
-      return composer.score_batch(samples);
+      return composer.score_batch(samples, group_of);
     };
     if (ec.greedy) {
       SamplingParams sp = rc.sampling();

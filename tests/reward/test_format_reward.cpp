@@ -80,3 +80,25 @@ TEST_CASE("last_tag_content takes the last opening tag", "[reward][format]") {
   REQUIRE(*c == "2");
   REQUIRE_FALSE(last_tag_content("<answer>2", "<answer>", "</answer>"));
 }
+
+TEST_CASE("repetition rate: share of word n-grams that repeat an earlier one", "[reward][format]") {
+  // 6 words, 4 trigrams: abc bca cab abc -> 3 distinct: 1 - 3/4.
+  CHECK(repetition_rate("a b c a b c", 3) == 0.25);
+  CHECK(repetition_rate("one two three four five", 3) == 0.0);
+  // Case folds (ASCII) and any whitespace separates; punctuation stays part of a word.
+  CHECK(repetition_rate("Wait, wait,\n\tWAIT, wait,", 1) == 0.75);
+  CHECK(repetition_rate("wait. wait,", 1) == 0.0);
+  // Fewer words than n, an empty text, n < 1: 0.
+  CHECK(repetition_rate("a b", 3) == 0.0);
+  CHECK(repetition_rate("", 1) == 0.0);
+  CHECK(repetition_rate("a a a", 0) == 0.0);
+  // Every Han/Kana/Hangul character is a word: 4 unigrams, 2 distinct.
+  CHECK(repetition_rate("\xe5\x9b\x9b\xe5\x9b\x9b\xe5\x9b\x9b\xe4\xba\x8c", 1) == 0.5);  // 四四四二
+  // A loop that repeats one sentence approaches 1.
+  std::string loop;
+  for (int i = 0; i < 100; ++i) loop += "so the answer is 4 . ";
+  CHECK(repetition_rate(loop, 3) > 0.98);
+  CHECK(repetition_rate(loop, 3) < 1.0);
+  // Invalid UTF-8 is bytes like any other.
+  CHECK(repetition_rate(std::string("\xff \xff \xfe", 5), 1) == Approx(1.0 / 3.0));
+}

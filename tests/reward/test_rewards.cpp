@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include "zeroth/config_reflect.h"
 #include "zeroth/error.h"
+#include "zeroth/length_reward.h"
 #include "zeroth/rewards.h"
 
 namespace zeroth {
@@ -255,6 +257,113 @@ TEST_CASE("config errors name the key", "[rewards]") {
              Catch::Contains("rewards.math") && Catch::Contains("expected at least one math extractor"));
 }
 
+TEST_CASE("length shaping formulas: cosine and the Kimi group penalty", "[rewards]") {
+  const CosineLengthParams p;  // open-r1's defaults, max_len 1000
+  CHECK(cosine_length_reward(true, 0, p) == 1.0);
+  CHECK(cosine_length_reward(true, 1000, p) == Approx(0.5));
+  CHECK(cosine_length_reward(true, 500, p) == Approx(0.75));
+  CHECK(cosine_length_reward(false, 0, p) == -1.0);
+  CHECK(cosine_length_reward(false, 500, p) == Approx(-0.75));
+  CHECK(cosine_length_reward(false, 5000, p) == Approx(-0.5));  // past max_len: the long value
+  CHECK(cosine_length_reward(true, -3, p) == 1.0);
+  // A correct trace always beats a wrong one; shorter correct and longer wrong are preferred.
+  for (int64_t n = 0; n < 1000; n += 100) {
+    CHECK(cosine_length_reward(true, n, p) > cosine_length_reward(true, n + 100, p));
+    CHECK(cosine_length_reward(false, n, p) < cosine_length_reward(false, n + 100, p));
+    CHECK(cosine_length_reward(true, n, p) > cosine_length_reward(false, n, p));
+  }
+  // Kimi k1.5: lambda = 0.5 - (len - min) / (max - min); wrong ones get min(0, lambda).
+  const std::vector<double> v = group_length_penalty({10, 20, 30, 50}, {1, 1, 0, 0});
+  REQUIRE(v.size() == 4);
+  CHECK(v[0] == 0.5);
+  CHECK(v[1] == Approx(0.25));
+  CHECK(v[2] == 0.0);  // lambda 0.0
+  CHECK(v[3] == -0.5);
+  CHECK(group_length_penalty({10, 20}, {0, 1}) == std::vector<double>{0.0, -0.5});
+  CHECK(group_length_penalty({7, 7, 7}, {1, 0, 1}) == std::vector<double>{0, 0, 0});  // equal lengths
+  CHECK(group_length_penalty({}, {}).empty());
+}
+
+TEST_CASE("cosine, repetition_penalty and length_penalty from YAML; groups in score_batch", "[rewards]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, R"(
+rewards:
+  functions:
+    - {name: cosine, max_len: 100, correct_short: 2, correct_long: 1, wrong_short: -2, wrong_long: 0}
+    - {name: format, weight: 0.5}
+    - {name: repetition_penalty, weight: 2, ngram_size: 1}
+    - {name: length_penalty, weight: 0.1}
+)");
+  CHECK(cfg.needs_num_tokens());
+  RewardComposer c(cfg);
+  RewardSample s = math("<think>x x</think><answer>4</answer>", "4");
+  s.num_tokens = 50;
+  RewardResult r = c.score(s);
+  // Words: "<think>x", "x</think><answer>4</answer>": distinct, so no repetition.
+  CHECK(r.component("cosine") == Approx(1.5));
+  CHECK(r.component("repetition_penalty") == 0.0);
+  CHECK_FALSE(std::signbit(r.component("repetition_penalty")));
+  CHECK(r.component("length_penalty") == 0.0);  // a single sample has no group
+  CHECK(r.reward == Approx(1.5 + 0.5));
+  RewardSample rep = math("<think> x x x x </think><answer>5</answer>", "4");
+  rep.num_tokens = 100;
+  r = c.score(rep);
+  CHECK(r.component("cosine") == Approx(0.0));
+  CHECK(r.component("repetition_penalty") == Approx(-0.5));  // 6 words, 3 distinct
+  CHECK(r.reward == Approx(0.5 - 2 * 0.5));
+
+  // Groups: prompts 7 and 9, in mixed order; lengths 10/30 and 20/20.
+  std::vector<RewardSample> batch;
+  for (int64_t n : {10, 20, 30, 20}) {
+    batch.push_back(math("<think>a</think><answer>4</answer>", "4"));
+    batch.back().num_tokens = n;
+  }
+  batch[2].completion = "<think>a</think><answer>3</answer>";  // wrong
+  const std::vector<RewardResult> out = c.score_batch(batch, {7, 9, 7, 9});
+  CHECK(out[0].component("length_penalty") == 0.5);
+  CHECK(out[2].component("length_penalty") == -0.5);
+  CHECK(out[1].component("length_penalty") == 0.0);
+  CHECK(out[3].component("length_penalty") == 0.0);
+  for (const RewardResult& x : out) {  // the total is the weighted sum, in config order
+    double sum = 0;
+    for (const RewardComponent& k : x.components) sum += k.weight * k.value;
+    CHECK(x.reward == sum);
+  }
+  CHECK(out[0].reward == c.score(batch[0]).reward + 0.1 * 0.5);
+  // Without groups every sample stands alone.
+  CHECK(c.score_batch(batch)[0].component("length_penalty") == 0.0);
+
+  // The token count is needed; its absence is the caller's error, not the model's.
+  CHECK_THROWS_WITH(c.score(math("x", "4")), Catch::Contains("token count"));
+  CHECK_THROWS_WITH(c.score_batch({batch[0], math("x", "4")}), Catch::Contains("batch sample 1"));
+  // The R1-Zero default needs none.
+  CHECK_FALSE(RewardsConfig{}.needs_num_tokens());
+  CHECK_NOTHROW(RewardComposer{RewardsConfig{}}.score(math("x", "4")));
+}
+
+TEST_CASE("cosine max_len: 0 is the rollout's max_new_tokens; errors name the key", "[rewards]") {
+  TempDir dir;
+  RewardsConfig cfg = load_rewards_yaml(dir, "rewards:\n  functions:\n    - {name: cosine}\n");
+  CHECK(cfg.functions[0].max_len == 0);
+  CHECK_THROWS_WITH(RewardComposer{cfg}, Catch::Contains("rewards.functions[0].max_len") &&
+                                             Catch::Contains("rollout.max_new_tokens"));
+  cfg.resolve_lengths(64);
+  CHECK(cfg.functions[0].max_len == 64);
+  cfg.resolve_lengths(32);  // only a 0 is resolved
+  CHECK(cfg.functions[0].max_len == 64);
+  CHECK_NOTHROW(RewardComposer{cfg});
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: cosine, max_len: -1}\n"),
+             Catch::Contains("rewards.functions[0].max_len"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: cosine, wrong_long: .inf}\n"),
+             Catch::Contains("rewards.functions[0].wrong_long") && Catch::Contains("finite"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: repetition_penalty, ngram_size: 0}\n"),
+             Catch::Contains("rewards.functions[0].ngram_size"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: repetition_penalty, ngram_size: 65}\n"),
+             Catch::Contains("rewards.functions[0].ngram_size"));
+  CHECK_THAT(config_error("rewards:\n  functions:\n    - {name: length}\n"),
+             Catch::Contains("rewards.functions[0].name") && Catch::Contains("length_penalty"));
+}
+
 TEST_CASE("the config maps onto the verifiers' own structs", "[rewards]") {
   TempDir dir;
   RewardsConfig cfg = load_rewards_yaml(dir, R"(
@@ -298,6 +407,14 @@ TEST_CASE("the example configs/rewards-*.yaml load", "[rewards]") {
   CHECK(lang.functions[2].script == "en");
   RewardComposer c(lang);
   CHECK(c.score(math("<think>two and two</think><answer>4</answer>", "4")).reward == Approx(2.1));
+  RewardsConfig len = load_config_as<RewardsOnly>(dir + "rewards-length.yaml", {}).rewards;
+  REQUIRE(len.functions.size() == 4);
+  CHECK(len.functions[0].name == "cosine");
+  CHECK(len.functions[0].max_len == 0);
+  len.resolve_lengths(1000);
+  RewardSample s = math("<think>two and two</think><answer>4</answer>", "4");
+  s.num_tokens = 0;
+  CHECK(RewardComposer(len).score(s).reward == Approx(1.0 + 1.0));
 }
 
 TEST_CASE("parse_reward_sample: the JSONL schema and its errors", "[rewards]") {
@@ -345,6 +462,34 @@ TEST_CASE("parse_reward_sample: the JSONL schema and its errors", "[rewards]") {
              Catch::Contains("tests.language"));
   CHECK_THAT(error(R"({"kind": "code", "completion": "x", "tests": {"asserts": ["a"], "timeout": 3}})"),
              Catch::Contains("unknown key \"timeout\""));
+  CHECK_THAT(error(R"({"kind": "math", "completion": "x", "gold": 1, "tokens": -1})"), Catch::Contains("\"tokens\""));
+  CHECK_THAT(error(R"({"kind": "math", "completion": "x", "gold": 1, "tokens": 2.5})"), Catch::Contains("\"tokens\""));
+  CHECK(parse_reward_sample(R"({"kind": "math", "completion": "x", "gold": 1, "tokens": 12})", "f").num_tokens == 12);
+  CHECK(m.num_tokens == -1);  // absent: unknown
+}
+
+TEST_CASE("code_tests_json reads back to the same problem", "[rewards]") {
+  CodeProblem a;
+  a.asserts = {"assert f(1) == 2", "assert f(\"\\n\") == 0"};
+  a.test_setup_code = "K = 1";
+  a.test_imports = {"import math"};
+  CodeProblem io;
+  io.language = CodeLanguage::Cpp;
+  io.stdio_cases = {{"1 2\n", "3\n"}, {"", "0"}};
+  for (const CodeProblem& p : {a, io}) {
+    nlohmann::json line = {{"kind", "code"}, {"completion", "c"}};
+    line["tests"] = nlohmann::json::parse(code_tests_json(p));
+    const CodeProblem back = parse_reward_sample(line.dump(), "f", CodeLanguage::Python).problem;
+    CHECK(back.language == p.language);
+    CHECK(back.asserts == p.asserts);
+    CHECK(back.test_setup_code == p.test_setup_code);
+    CHECK(back.test_imports == p.test_imports);
+    REQUIRE(back.stdio_cases.size() == p.stdio_cases.size());
+    for (size_t i = 0; i < p.stdio_cases.size(); ++i) {
+      CHECK(back.stdio_cases[i].input == p.stdio_cases[i].input);
+      CHECK(back.stdio_cases[i].expected_output == p.stdio_cases[i].expected_output);
+    }
+  }
 }
 
 TEST_CASE("zeroth reward: single math check and usage errors", "[rewards][cli]") {
@@ -434,6 +579,58 @@ TEST_CASE("zeroth reward: math batch, --config with a full run config, bad lines
   CHECK(rc == 0);
   CHECK(read_jsonl(copy).size() == 3);
   CHECK(read_jsonl(copy)[0].contains("reward"));
+}
+
+TEST_CASE("zeroth reward: --tokens, --group-by and the cosine max_len of a run config", "[rewards][cli]") {
+  TempDir dir;
+  // Two prompts (p), the second answered twice; lengths in "tokens".
+  const std::string input = dir.write("in.jsonl",
+      "{\"p\": 1, \"r\": 0, \"kind\": \"math\", \"completion\": \"<answer>3</answer>\", \"gold\": 3, \"tokens\": 8}\n"
+      "{\"p\": 2, \"r\": 0, \"kind\": \"math\", \"completion\": \"<answer>3</answer>\", \"gold\": 3, \"tokens\": 8}\n"
+      "{\"p\": 2, \"r\": 0, \"kind\": \"math\", \"completion\": \"<answer>3</answer>\", \"gold\": 3, \"tokens\": 16}\n"
+      "{\"p\": 1, \"r\": 1, \"kind\": \"math\", \"completion\": \"<answer>3</answer>\", \"gold\": 3, \"tokens\": 16}\n");
+  const std::string config = dir.write("run.yaml",
+      "run: {name: x}\n"
+      "rollout: {max_new_tokens: 16, temperature: 0.7}\n"
+      "rewards:\n  functions:\n    - {name: cosine}\n    - {name: length_penalty, weight: 1}\n");
+  const std::string output = (dir.path / "out.jsonl").string();
+  int rc = -1;
+  capture_stdout([&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config,
+                                               "--group-by", "p"}); }, &rc);
+  CHECK(rc == 0);
+  auto lines = read_jsonl(output);
+  REQUIRE(lines.size() == 4);
+  // cosine max_len = rollout.max_new_tokens = 16: 8 tokens is halfway, 16 the long end.
+  CHECK(lines[0]["components"]["cosine"].get<double>() == Approx(0.75));
+  CHECK(lines[2]["components"]["cosine"].get<double>() == Approx(0.5));
+  for (size_t i : {0, 1}) CHECK(lines[i]["components"]["length_penalty"].get<double>() == 0.5);
+  for (size_t i : {2, 3}) CHECK(lines[i]["components"]["length_penalty"].get<double>() == -0.5);
+  // Grouped by both keys, prompt 1's answers are in different groups of one.
+  capture_stdout([&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config,
+                                               "--group-by", "p,r"}); }, &rc);
+  lines = read_jsonl(output);
+  CHECK(lines[0]["components"]["length_penalty"].get<double>() == 0.0);
+  CHECK(lines[2]["components"]["length_penalty"].get<double>() == -0.5);
+  CHECK(lines[3]["components"]["length_penalty"].get<double>() == 0.0);
+  // A missing group key or token count names the line.
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", input, "--output", output, "--config", config, "--group-by", "q"}),
+                    Catch::Contains("in.jsonl:1") && Catch::Contains("\"q\""));
+  CHECK_THROWS_AS(cli::cmd_reward({"--input", input, "--output", output, "--group-by", "p,"}), UsageError);
+  const std::string no_tokens = dir.write("nt.jsonl", "{\"kind\": \"math\", \"completion\": \"3\", \"gold\": 3}\n");
+  CHECK_THROWS_WITH(cli::cmd_reward({"--input", no_tokens, "--output", output, "--config", config}),
+                    Catch::Contains("nt.jsonl:1") && Catch::Contains("\"tokens\""));
+  // Without a rollout section, the rollout default (1024) applies; --tokens in single mode.
+  const std::string rewards_only = dir.write("r.yaml", "rewards:\n  functions:\n    - {name: cosine}\n");
+  std::string out = capture_stdout([&] { return cli::cmd_reward({"--completion", "<answer>3</answer>", "--gold", "3",
+                                                                 "--tokens", "1024", "--config", rewards_only}); },
+                                   &rc);
+  CHECK_THAT(out, Catch::Contains("cosine     0.5 "));
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "3", "--gold", "3", "--tokens", "x"}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--input", input, "--output", output, "--tokens", "3"}), UsageError);
+  CHECK_THROWS_AS(cli::cmd_reward({"--completion", "3", "--gold", "3", "--group-by", "p"}), UsageError);
+  const std::string bad_rollout = dir.write("b.yaml", "rollout: {max_new_tokens: many}\nrewards: {}\n");
+  CHECK_THROWS_WITH(cli::cmd_reward({"--completion", "3", "--gold", "3", "--config", bad_rollout}),
+                    Catch::Contains("rollout.max_new_tokens") && Catch::Contains("b.yaml"));
 }
 
 TEST_CASE("zeroth bench reward: math rows print a table and JSON", "[rewards][cli]") {
