@@ -58,8 +58,10 @@ struct GrpoConfig {
   void visit(V& v) {
     v.field("advantage", advantage,
             "Advantage estimator: 'grpo' (r - mean) / (std + adv_eps) per group (GRPO paper), "
-            "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards")
-        .one_of({"grpo", "dr_grpo", "rloo"});
+            "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards, "
+            "'reinforce_pp' REINFORCE++-baseline: r - mean, then whitened over the global batch's "
+            "completion tokens, (a - batch mean) / (batch std + adv_eps)")
+        .one_of({"grpo", "dr_grpo", "rloo", "reinforce_pp"});
     v.field("policy_loss", policy_loss,
             "The importance ratio of the clipped surrogate: 'ppo_clip' per token, "
             "pi(y_t) / pi_old(y_t) (GRPO paper); 'gspo' per sequence, the geometric mean "
@@ -70,7 +72,8 @@ struct GrpoConfig {
             "mask: tokens where PPO's clip is active (A > 0 and rho_t > 1 + clip_high, or "
             "A < 0 and rho_t < 1 - clip_low) drop out, PPO's trust region")
         .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask"});
-    v.field("adv_eps", adv_eps, "Added to the group's reward std (advantage 'grpo' only)").min(0);
+    v.field("adv_eps", adv_eps, "Added to the std the advantage is divided by (the group's reward std with "
+            "'grpo', the batch's advantage std with 'reinforce_pp')").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
         .min(0);
     v.field("clip_high", clip_high,
@@ -253,11 +256,25 @@ struct Advantages {
 //   grpo:    (r_i - mean) / (std + adv_eps), std the sample std (divisor G - 1, as torch.std)
 //   dr_grpo: r_i - mean
 //   rloo:    r_i - (sum - r_i) / (G - 1)
+//   reinforce_pp: r_i - mean here; whiten_advantages then normalises over the batch
 // A group whose rewards are all equal gets exactly 0. rewards.size() must be a multiple
 // of group_size (else an internal error); group_size < 2 is the ConfigError of
 // GrpoConfig::validate_group_size. Non-finite rewards are an internal error.
 Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_size,
                               const GrpoConfig& config);
+
+// REINFORCE++-baseline's batch normalisation (Hu et al. 2025; verl's
+// reinforce_plus_plus_baseline, OpenRLHF's reinforce_baseline): with the token-weighted
+// mean mu and unbiased std sigma of the batch's group-centred advantages,
+//   mu = sum_i w_i a_i / W,  sigma^2 = sum_i w_i (a_i - mu)^2 / (W - 1),  W = sum_i w_i,
+// every value becomes (a - mu) / (sigma + eps). `batch_values` / `batch_weights` are the
+// whole batch's advantages and weights (w_i: the sample's completion tokens in the loss;
+// the trainer gathers them over the ranks, summed in batch order, so the result does
+// not depend on the rank count); `values` are the caller's own, changed in place.
+// W < 2 leaves them unchanged. A group whose rewards are all equal moves too (by
+// -mu / (sigma + eps)), as in those implementations.
+void whiten_advantages(std::vector<double>& values, const std::vector<double>& batch_values,
+                       const std::vector<double>& batch_weights, double eps);
 
 // ---- overlong handling (DAPO) ----
 

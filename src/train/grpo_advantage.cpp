@@ -1,6 +1,7 @@
 // Group-relative advantages and the DAPO overlong rules (grpo.h).
 //
-// Owns: the advantage estimators (grpo, dr_grpo, rloo) in float64 and the overlong
+// Owns: the advantage estimators (grpo, dr_grpo, rloo, reinforce_pp and its batch
+// whitening) in float64 and the overlong
 // reward shaping / loss masking of one batch. Must not: communicate (the caller
 // all-gathers rewards first) or read anything but its arguments.
 #include <cmath>
@@ -42,7 +43,7 @@ Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_
       for (size_t i = 0; i < g; ++i) ss += (r[i] - mean) * (r[i] - mean);
       const double std_dev = std::sqrt(ss / double(g - 1));
       for (size_t i = 0; i < g; ++i) a[i] = (r[i] - mean) / (std_dev + config.adv_eps);
-    } else if (config.advantage == "dr_grpo") {
+    } else if (config.advantage == "dr_grpo" || config.advantage == "reinforce_pp") {
       for (size_t i = 0; i < g; ++i) a[i] = r[i] - mean;
     } else if (config.advantage == "rloo") {
       for (size_t i = 0; i < g; ++i) a[i] = r[i] - (sum - r[i]) / double(g - 1);
@@ -51,6 +52,24 @@ Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_
     }
   }
   return out;
+}
+
+void whiten_advantages(std::vector<double>& values, const std::vector<double>& batch_values,
+                       const std::vector<double>& batch_weights, double eps) {
+  ZT_ASSERT(batch_values.size() == batch_weights.size(), "sizes %zu %zu", batch_values.size(),
+            batch_weights.size());
+  double w_sum = 0.0, wa = 0.0;
+  for (size_t i = 0; i < batch_values.size(); ++i) {
+    w_sum += batch_weights[i];
+    wa += batch_weights[i] * batch_values[i];
+  }
+  if (w_sum < 2.0) return;
+  const double mean = wa / w_sum;
+  double ss = 0.0;
+  for (size_t i = 0; i < batch_values.size(); ++i)
+    ss += batch_weights[i] * (batch_values[i] - mean) * (batch_values[i] - mean);
+  const double std_dev = std::sqrt(ss / (w_sum - 1.0));
+  for (double& a : values) a = (a - mean) / (std_dev + eps);
 }
 
 double overlong_soft_penalty(int64_t length, int64_t l_max, int64_t buffer) {

@@ -79,6 +79,21 @@ StepRollout GrpoRun::collect(int64_t step) {
     apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
     Advantages adv;
     if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
+    if (gc.advantage == "reinforce_pp") {
+      // REINFORCE++-baseline: whiten over the round's whole batch, every generating rank's
+      // completions placed at their global sample index (one exact sum: each slot has one
+      // non-zero term), so the statistics do not depend on the rank count.
+      const size_t n_batch = size_t(B * G);
+      std::vector<double> batch(2 * n_batch, 0.0);  // advantages, then token weights
+      for (size_t k = 0; k < outs.size(); ++k) {
+        const size_t at = size_t(shard.begin * G) + k;
+        batch[at] = adv.values[k];
+        batch[n_batch + at] = in_loss[k] ? double(lengths[k]) : 0.0;
+      }
+      team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
+      whiten_advantages(adv.values, std::vector<double>(batch.begin(), batch.begin() + long(n_batch)),
+                        std::vector<double>(batch.begin() + long(n_batch), batch.end()), gc.adv_eps);
+    }
     reward_s += seconds_since(t0);
 
     auto& v = sums.v;

@@ -56,7 +56,7 @@ TEST_CASE("log levels filter messages", "[core][log]") {
   REQUIRE(out == "warning: shown 2\n");
 }
 
-TEST_CASE("only rank 0 logs unless all_ranks; errors always print with a rank prefix", "[core][log]") {
+TEST_CASE("only rank 0 logs unless all_ranks and errors always print with a rank prefix", "[core][log]") {
   RestoreLog restore;
   LogOptions o;
   o.timestamps = false;

@@ -291,7 +291,7 @@ TEST_CASE("MoE backward (router, experts, shared, balance loss) by finite differ
            aux_padded, route);
 }
 
-TEST_CASE("balance loss: a row's sequence is its real tokens; the mean is over a given count",
+TEST_CASE("balance loss: a row's sequence is its real tokens and the mean is over a given count",
           "[model][moe]") {
   std::mt19937 rng(5);
   const int64_t E = 8, k = 2, T = 7;

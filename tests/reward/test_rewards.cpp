@@ -284,7 +284,7 @@ TEST_CASE("length shaping formulas: cosine and the Kimi group penalty", "[reward
   CHECK(group_length_penalty({}, {}).empty());
 }
 
-TEST_CASE("cosine, repetition_penalty and length_penalty from YAML; groups in score_batch", "[rewards]") {
+TEST_CASE("shaping functions from YAML (cosine and repetition_penalty and length_penalty) with groups in score_batch", "[rewards]") {
   TempDir dir;
   RewardsConfig cfg = load_rewards_yaml(dir, R"(
 rewards:
@@ -341,7 +341,7 @@ rewards:
   CHECK_NOTHROW(RewardComposer{RewardsConfig{}}.score(math("x", "4")));
 }
 
-TEST_CASE("cosine max_len: 0 is the rollout's max_new_tokens; errors name the key", "[rewards]") {
+TEST_CASE("cosine max_len: 0 is the rollout's max_new_tokens and errors name the key", "[rewards]") {
   TempDir dir;
   RewardsConfig cfg = load_rewards_yaml(dir, "rewards:\n  functions:\n    - {name: cosine}\n");
   CHECK(cfg.functions[0].max_len == 0);
@@ -581,7 +581,7 @@ TEST_CASE("zeroth reward: math batch, --config with a full run config, bad lines
   CHECK(read_jsonl(copy)[0].contains("reward"));
 }
 
-TEST_CASE("zeroth reward: --tokens, --group-by and the cosine max_len of a run config", "[rewards][cli]") {
+TEST_CASE("zeroth reward: --tokens and --group-by and the cosine max_len of a run config", "[rewards][cli]") {
   TempDir dir;
   // Two prompts (p), the second answered twice; lengths in "tokens".
   const std::string input = dir.write("in.jsonl",

@@ -83,7 +83,7 @@ TEST_CASE("NFC composes, reorders and keeps exclusions", "[tokenizer]") {
   CHECK(nfc("\xCC\x81" "a") == "\xCC\x81" "a");             // leading combining mark stays
 }
 
-TEST_CASE("Regex \\s follows Oniguruma's White_Space set", "[tokenizer]") {
+TEST_CASE("Regex backslash-s follows Oniguruma's White_Space set", "[tokenizer]") {
   const std::string t = tok::translate_onig_pattern("\\s+(?!\\S)|[^\\s\\p{L}]", "test");
   CHECK(t.find("\\s") == std::string::npos);
   CHECK(t.find("\\S") == std::string::npos);

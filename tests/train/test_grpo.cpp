@@ -267,10 +267,44 @@ TEST_CASE("grpo advantages: hand-computed values per estimator") {
   CHECK(a.values[0] == -a.values[1]);
 }
 
+TEST_CASE("grpo advantages: reinforce_pp centres per group and whitens over the batch's tokens") {
+  GrpoConfig c;
+  c.advantage = "reinforce_pp";
+  const Advantages a = compute_advantages({1, 0, 0, 0, 0.5, 0.5, 0.5, 0.5}, 4, c);
+  CHECK(a.values == std::vector<double>{0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0});  // r - mean, as dr_grpo
+  // Token weights 1, 3, 0 (masked), 2 and 2 x 4 for the equal group: W = 14,
+  // mu = (0.75 - 0.75 - 0.5) / 14, sigma^2 = sum w (a - mu)^2 / 13.
+  const std::vector<double> w = {1, 3, 0, 2, 2, 2, 2, 2};
+  double mu = 0, ss = 0;
+  for (size_t i = 0; i < 8; ++i) mu += w[i] * a.values[i] / 14.0;
+  for (size_t i = 0; i < 8; ++i) ss += w[i] * (a.values[i] - mu) * (a.values[i] - mu);
+  const double sigma = std::sqrt(ss / 13.0);
+  CHECK(close_rel(mu, -0.5 / 14.0, 1e-14));
+  std::vector<double> mine(a.values.begin() + 2, a.values.begin() + 6);  // a rank's share of the batch
+  whiten_advantages(mine, a.values, w, 0.0);
+  for (size_t i = 0; i < 4; ++i) CHECK(close_rel(mine[i], (a.values[2 + i] - mu) / sigma, 1e-14));
+  // The token-weighted mean of the whitened batch is 0 and its weighted std 1.
+  std::vector<double> all = a.values;
+  whiten_advantages(all, a.values, w, 0.0);
+  double m = 0, v = 0;
+  for (size_t i = 0; i < 8; ++i) m += w[i] * all[i];
+  for (size_t i = 0; i < 8; ++i) v += w[i] * all[i] * all[i];
+  CHECK(std::fabs(m) < 1e-14);
+  CHECK(close_rel(v / 13.0, 1.0, 1e-14));
+  CHECK(all[4] > 0.0);  // the equal group moves by -mu / sigma, as in verl and OpenRLHF
+  // eps is added to sigma; fewer than 2 weighted tokens leave the values alone.
+  std::vector<double> e = {0.75};
+  whiten_advantages(e, a.values, w, 0.5);
+  CHECK(close_rel(e[0], (0.75 - mu) / (sigma + 0.5), 1e-14));
+  std::vector<double> one = {0.75, -0.25};
+  whiten_advantages(one, {0.75, -0.25}, {1, 0}, 0.0);
+  CHECK(one == std::vector<double>{0.75, -0.25});
+}
+
 TEST_CASE("grpo advantages: all-equal groups are exactly 0 for every estimator") {
   // 0.1 * 3 != 0.3 in binary: the mean of an equal group need not equal its members
   const std::vector<double> r = {0.1, 0.1, 0.1, 1.1, 1.1, 1.1, 0.7, 0.7, 0.7, 0.0, 1.0, 0.0};
-  for (const char* est : {"grpo", "dr_grpo", "rloo"}) {
+  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp"}) {
     GrpoConfig c;
     c.advantage = est;
     Advantages a = compute_advantages(r, 3, c);
@@ -283,7 +317,7 @@ TEST_CASE("grpo advantages: all-equal groups are exactly 0 for every estimator")
 }
 
 TEST_CASE("grpo advantages: G = 1 is refused with a ConfigError naming rollout.group_size") {
-  for (const char* est : {"grpo", "dr_grpo", "rloo"}) {
+  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp"}) {
     GrpoConfig c;
     c.advantage = est;
     CHECK_THROWS_WITH(compute_advantages({1.0, 0.0}, 1, c), Catch::Contains("key 'rollout.group_size'"));

@@ -361,7 +361,7 @@ static nlohmann::json first_step(const std::string& dir, const std::string& cfg,
 // completion's token count and group reach the composer (cosine's max_len 0 is the
 // rollout's max_new_tokens), and `zeroth reward --group-by round,prompt_index` scores a
 // rollout dump again to the same rewards and components, bit for bit.
-TEST_CASE("zeroth train: cosine, repetition and length penalties; a rollout dump scores again the same") {
+TEST_CASE("zeroth train: shaping rewards (cosine and repetition and length penalties) and a rollout dump scores again the same") {
   const std::string dir = temp_dir("shaping");
   const std::string cfg = write_plain_config(dir);
   const std::string functions =
@@ -477,7 +477,7 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
                   ConfigError);
 }
 
-TEST_CASE("maj@k: equivalent answers vote together; ties go to the earliest; no answer does not vote") {
+TEST_CASE("maj@k: equivalent answers vote together and ties go to the earliest and no answer does not vote") {
   auto same = [](const std::string& a, const std::string& b) { return math_equal(a, b) || math_equal(b, a); };
   CHECK(majority_answer({}, same) == -1);
   CHECK(majority_answer({"", "", ""}, same) == -1);

@@ -4,13 +4,16 @@
 // communicator; rank 0 also runs the cold start that both start from): every step's rewards, advantages and loss statistics, and the final
 // weights within fp32 tolerance. The same again with pi_old from the trainer's
 // old-log-prob pass, a truncated rollout correction and micro-batches packed by tokens.
-// Run at np 1, 2 and 4 (4 prompts per step: at np 4 each rank rolls out one group).
+// REINFORCE++-baseline advantages (whitened over the global batch) are the same bit for
+// bit at any rank count. Run at np 1, 2 and 4 (4 prompts per step: at np 4 each rank rolls out one group).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -381,6 +384,45 @@ TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled compl
     CHECK(std::count(eval0.begin(), eval0.end(), '\n') == 6);
     CHECK(file_text(root + "/dp_dump/rollouts/eval_step_0.jsonl") == eval0);
     CHECK(file_text(root + "/dp_dump/rollouts/step_1.jsonl") == file_text(root + "/solo_dump/rollouts/step_1.jsonl"));
+  }
+  world.barrier();
+}
+
+// REINFORCE++-baseline (grpo.advantage reinforce_pp): each round's advantages are whitened
+// over the whole batch, every rank's completions summed in global sample order, so the
+// advantages are the same bit for bit at any rank count (the step-1 dumps are identical),
+// with dynamic sampling's extra rounds each whitened on their own.
+TEST_CASE("GRPO data parallel: reinforce_pp whitens over the global batch and matches one rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = dp_root(np);
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                                         "grpo.advantage=reinforce_pp", "grpo.dynamic_sampling=true",
+                                         "grpo.dynamic_max_extra_batches=2", "rl.dump_rollouts_every=1"};
+  std::vector<std::string> s1 = sets, s2 = sets;
+  s1.push_back("run.run_dir=" + root + "/solo_rpp");
+  s2.push_back("run.run_dir=" + root + "/dp_rpp");
+  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {});
+    const std::string dump = file_text(root + "/solo_rpp/rollouts/step_1.jsonl");
+    CHECK(file_text(root + "/dp_rpp/rollouts/step_1.jsonl") == dump);
+    // Whitened: over each round's completions the token-weighted advantage mean is ~0.
+    std::map<int64_t, std::pair<double, double>> per_round;  // round -> (sum w a, sum w)
+    std::istringstream lines(dump);
+    for (std::string line; std::getline(lines, line);) {
+      const auto o = nlohmann::json::parse(line);
+      const double w = o.at("in_loss").get<bool>() ? o.at("tokens").get<double>() : 0.0;
+      auto& acc = per_round[o.at("round").get<int64_t>()];
+      acc.first += w * o.at("advantage").get<double>();
+      acc.second += w;
+    }
+    REQUIRE(!per_round.empty());
+    for (const auto& [round, acc] : per_round) {
+      INFO("round " << round);
+      CHECK(std::fabs(acc.first / acc.second) < 1e-9);
+    }
   }
   world.barrier();
 }

@@ -220,7 +220,7 @@ TEST_CASE("the prompts: section parses, names bad keys, and rejects two eval set
   CHECK_THROWS_AS(load_prompt_data(PromptDataConfig{}), ConfigError);  // no sources
 }
 
-TEST_CASE("the eval split holds out a seeded subset, disjoint from training; eval files drop overlaps") {
+TEST_CASE("the eval split holds out a seeded subset disjoint from training and eval files drop overlaps") {
   const std::string dir = temp_dir("split");
   std::string text;
   for (int i = 0; i < 50; ++i) text += "{\"prompt\": \"problem " + std::to_string(i) + "\", \"answer\": \"" +
