@@ -261,6 +261,16 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
     ZT_LOG_WARN("train: rollout.stop_at_eos is true but the tokenizer has no EOS token: completions end only at "
                 "rollout.stop strings, stop_token_ids or max_new_tokens");
   temperature_ = rc.temperature > 0 ? float(rc.temperature) : 1.0f;
+  if (rank_ == 0 && cfg.grpo.advantage == "grpo")
+    for (const RewardFunctionConfig& f : cfg.rewards.functions)
+      if ((f.name == "cosine" || f.name == "length_penalty") && f.weight != 0.0) {
+        ZT_LOG_WARN("train: rewards.functions has %s with grpo.advantage 'grpo': the group's std normalisation "
+                    "turns its small length differences inside a group with no correct answer into full-size "
+                    "advantages, a push to shorter (or longer) wrong answers; on the demo it collapsed pass@1 "
+                    "(docs/rewards.md, 'Length shaping and the group std'); grpo.advantage dr_grpo does not divide by it",
+                    f.name.c_str());
+        break;
+      }
   RewardsConfig rewards = cfg.rewards;
   rewards.resolve_lengths(rc.max_new_tokens);
   composer_ = std::make_unique<RewardComposer>(std::move(rewards));
