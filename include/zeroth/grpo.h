@@ -60,8 +60,9 @@ struct GrpoConfig {
             "Advantage estimator: 'grpo' (r - mean) / (std + adv_eps) per group (GRPO paper), "
             "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards, "
             "'reinforce_pp' REINFORCE++-baseline: r - mean, then whitened over the global batch's "
-            "completion tokens, (a - batch mean) / (batch std + adv_eps)")
-        .one_of({"grpo", "dr_grpo", "rloo", "reinforce_pp"});
+            "completion tokens, (a - batch mean) / (batch std + adv_eps); 'batch_std' "
+            "(r - group mean) / (std of the batch's rewards + adv_eps) (LitePPO; TRL scale_rewards: batch)")
+        .one_of({"grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std"});
     v.field("policy_loss", policy_loss,
             "The importance ratio of the clipped surrogate: 'ppo_clip' per token, "
             "pi(y_t) / pi_old(y_t) (GRPO paper); 'gspo' per sequence, the geometric mean "
@@ -73,7 +74,7 @@ struct GrpoConfig {
             "A < 0 and rho_t < 1 - clip_low) drop out, PPO's trust region")
         .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask"});
     v.field("adv_eps", adv_eps, "Added to the std the advantage is divided by (the group's reward std with "
-            "'grpo', the batch's advantage std with 'reinforce_pp')").min(0);
+            "'grpo', the batch's advantage std with 'reinforce_pp', the batch's reward std with 'batch_std')").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
         .min(0);
     v.field("clip_high", clip_high,
@@ -257,6 +258,7 @@ struct Advantages {
 //   dr_grpo: r_i - mean
 //   rloo:    r_i - (sum - r_i) / (G - 1)
 //   reinforce_pp: r_i - mean here; whiten_advantages then normalises over the batch
+//   batch_std: r_i - mean here; the caller divides by batch_reward_std + adv_eps
 // A group whose rewards are all equal gets exactly 0. rewards.size() must be a multiple
 // of group_size (else an internal error); group_size < 2 is the ConfigError of
 // GrpoConfig::validate_group_size. Non-finite rewards are an internal error.
@@ -275,6 +277,13 @@ Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_
 // -mu / (sigma + eps)), as in those implementations.
 void whiten_advantages(std::vector<double>& values, const std::vector<double>& batch_values,
                        const std::vector<double>& batch_weights, double eps);
+
+// The sample std (divisor n - 1) of a whole batch's rewards, summed in their order; 0
+// for fewer than 2. grpo.advantage 'batch_std' (LitePPO, Liu et al. 2025 "Tricks or
+// Traps"; TRL's scale_rewards: batch) divides the group-centred advantages by it + adv_eps,
+// so a group's small reward differences are measured against the batch's spread, not
+// blown up by their own.
+double batch_reward_std(const std::vector<double>& batch_rewards);
 
 // ---- overlong handling (DAPO) ----
 

@@ -1,7 +1,7 @@
 // Group-relative advantages and the DAPO overlong rules (grpo.h).
 //
 // Owns: the advantage estimators (grpo, dr_grpo, rloo, reinforce_pp and its batch
-// whitening) in float64 and the overlong
+// whitening, batch_std) in float64 and the overlong
 // reward shaping / loss masking of one batch. Must not: communicate (the caller
 // all-gathers rewards first) or read anything but its arguments.
 #include <cmath>
@@ -43,7 +43,8 @@ Advantages compute_advantages(const std::vector<double>& rewards, int64_t group_
       for (size_t i = 0; i < g; ++i) ss += (r[i] - mean) * (r[i] - mean);
       const double std_dev = std::sqrt(ss / double(g - 1));
       for (size_t i = 0; i < g; ++i) a[i] = (r[i] - mean) / (std_dev + config.adv_eps);
-    } else if (config.advantage == "dr_grpo" || config.advantage == "reinforce_pp") {
+    } else if (config.advantage == "dr_grpo" || config.advantage == "reinforce_pp" ||
+               config.advantage == "batch_std") {
       for (size_t i = 0; i < g; ++i) a[i] = r[i] - mean;
     } else if (config.advantage == "rloo") {
       for (size_t i = 0; i < g; ++i) a[i] = r[i] - (sum - r[i]) / double(g - 1);
@@ -70,6 +71,16 @@ void whiten_advantages(std::vector<double>& values, const std::vector<double>& b
     ss += batch_weights[i] * (batch_values[i] - mean) * (batch_values[i] - mean);
   const double std_dev = std::sqrt(ss / (w_sum - 1.0));
   for (double& a : values) a = (a - mean) / (std_dev + eps);
+}
+
+double batch_reward_std(const std::vector<double>& r) {
+  if (r.size() < 2) return 0.0;
+  double sum = 0.0;
+  for (double x : r) sum += x;
+  const double mean = sum / double(r.size());
+  double ss = 0.0;
+  for (double x : r) ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / double(r.size() - 1));
 }
 
 double overlong_soft_penalty(int64_t length, int64_t l_max, int64_t buffer) {

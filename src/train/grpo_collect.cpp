@@ -79,6 +79,16 @@ StepRollout GrpoRun::collect(int64_t step) {
     apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
     Advantages adv;
     if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
+    if (gc.advantage == "batch_std") {
+      // LitePPO: the group-centred advantages over the std of the round's whole batch of
+      // rewards, gathered at their global sample index (one exact sum, batch order).
+      std::vector<double> batch(size_t(B * G), 0.0);
+      for (size_t k = 0; k < outs.size(); ++k) batch[size_t(shard.begin * G) + k] = rewards[k];
+      team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
+      const double scale = batch_reward_std(batch) + gc.adv_eps;
+      if (scale > 0.0)  // (0 only when every reward is equal and adv_eps is 0: all advantages are 0)
+        for (double& a : adv.values) a /= scale;
+    }
     if (gc.advantage == "reinforce_pp") {
       // REINFORCE++-baseline: whiten over the round's whole batch, every generating rank's
       // completions placed at their global sample index (one exact sum: each slot has one

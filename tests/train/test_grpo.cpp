@@ -301,10 +301,29 @@ TEST_CASE("grpo advantages: reinforce_pp centres per group and whitens over the 
   CHECK(one == std::vector<double>{0.75, -0.25});
 }
 
+TEST_CASE("grpo advantages: batch_std divides the group-centred rewards by the batch's reward std") {
+  GrpoConfig c;
+  c.advantage = "batch_std";
+  const std::vector<double> r = {1, 0, 0, 0, 0.5, 0.5, 0.5, 0.5};
+  CHECK(compute_advantages(r, 4, c).values == std::vector<double>{0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0});
+  // mean 0.375; sum of squares 0.625^2 + 3 x 0.375^2 + 4 x 0.125^2 = 0.875; / 7
+  CHECK(close_rel(batch_reward_std(r), std::sqrt(0.875 / 7.0), 1e-15));
+  CHECK(batch_reward_std({3.0}) == 0.0);
+  CHECK(batch_reward_std({}) == 0.0);
+  // A group's small spread stays small against a batch with a large one (group std would
+  // make the 0.01 gap a full +-0.7 advantage).
+  const std::vector<double> shaped = {1.00, 1.01, 1.00, 1.01, 0.0, 2.0, 0.0, 2.0};
+  GrpoConfig g;
+  const double by_group = compute_advantages(shaped, 4, g).values[1];
+  CHECK(by_group > 0.8);
+  const double by_batch = compute_advantages(shaped, 4, c).values[1] / (batch_reward_std(shaped) + c.adv_eps);
+  CHECK(by_batch < 0.01);
+}
+
 TEST_CASE("grpo advantages: all-equal groups are exactly 0 for every estimator") {
   // 0.1 * 3 != 0.3 in binary: the mean of an equal group need not equal its members
   const std::vector<double> r = {0.1, 0.1, 0.1, 1.1, 1.1, 1.1, 0.7, 0.7, 0.7, 0.0, 1.0, 0.0};
-  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp"}) {
+  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std"}) {
     GrpoConfig c;
     c.advantage = est;
     Advantages a = compute_advantages(r, 3, c);
@@ -317,7 +336,7 @@ TEST_CASE("grpo advantages: all-equal groups are exactly 0 for every estimator")
 }
 
 TEST_CASE("grpo advantages: G = 1 is refused with a ConfigError naming rollout.group_size") {
-  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp"}) {
+  for (const char* est : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std"}) {
     GrpoConfig c;
     c.advantage = est;
     CHECK_THROWS_WITH(compute_advantages({1.0, 0.0}, 1, c), Catch::Contains("key 'rollout.group_size'"));

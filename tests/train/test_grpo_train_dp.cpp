@@ -427,6 +427,28 @@ TEST_CASE("GRPO data parallel: reinforce_pp whitens over the global batch and ma
   world.barrier();
 }
 
+// LitePPO (grpo.advantage batch_std): the group-centred rewards over the std of the
+// round's whole batch of rewards, gathered in batch order: the same bit for bit at any
+// rank count.
+TEST_CASE("GRPO data parallel: batch_std scales by the global batch's reward std and matches one rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = dp_root(np);
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
+                                         "grpo.advantage=batch_std", "rl.dump_rollouts_every=1"};
+  std::vector<std::string> s1 = sets, s2 = sets;
+  s1.push_back("run.run_dir=" + root + "/solo_bstd");
+  s2.push_back("run.run_dir=" + root + "/dp_bstd");
+  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {});
+    CHECK(r.solo.steps[0].at("adv_abs_mean") > 0);
+    CHECK(file_text(root + "/dp_bstd/rollouts/step_1.jsonl") == file_text(root + "/solo_bstd/rollouts/step_1.jsonl"));
+  }
+  world.barrier();
+}
+
 // Expert parallelism (run.expert_parallel 2: the routed experts split over 2 ranks; at np
 // 4 two expert groups), with the reference model (KL), 2 mini-batches, the old-log-prob
 // pass and micro-batches packed by tokens, so the ranks of an expert group hold different
