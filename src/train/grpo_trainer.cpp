@@ -267,7 +267,8 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
         ZT_LOG_WARN("train: rewards.functions has %s with grpo.advantage 'grpo': the group's std normalisation "
                     "turns its small length differences inside a group with no correct answer into full-size "
                     "advantages, a push to shorter (or longer) wrong answers; on the demo it collapsed pass@1 "
-                    "(docs/rewards.md, 'Length shaping and the group std'); grpo.advantage dr_grpo does not divide by it",
+                    "(docs/rewards.md, 'Length shaping and the group std'); grpo.advantage dr_grpo or batch_std does not "
+                    "divide by it",
                     f.name.c_str());
         break;
       }
