@@ -150,6 +150,20 @@ SoloAndDp run_solo_then_dp(Communicator& world, const std::string& root, const s
   return r;
 }
 
+// run_solo_then_dp from the first test case's cold start, both runs with `sets`, in
+// root/solo_<name> and root/dp_<name>; `dp_only` goes to the data-parallel run alone.
+SoloAndDp from_cold_start(Communicator& world, const std::string& root, const std::string& name,
+                          const std::vector<std::string>& sets, const std::vector<std::string>& dp_only = {}) {
+  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
+  std::vector<std::string> solo = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''"};
+  solo.insert(solo.end(), sets.begin(), sets.end());
+  std::vector<std::string> dp = solo;
+  solo.push_back("run.run_dir=" + root + "/solo_" + name);
+  dp.push_back("run.run_dir=" + root + "/dp_" + name);
+  dp.insert(dp.end(), dp_only.begin(), dp_only.end());
+  return run_solo_then_dp(world, root, solo, dp);
+}
+
 }  // namespace
 
 TEST_CASE("GRPO data parallel: np ranks match one rank on the same global batch") {
@@ -184,11 +198,7 @@ TEST_CASE("GRPO ZeRO-1: np ranks with the optimizer state sharded match one rank
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::string init = "model.init=" + root + "/solo/cold_start/final";
-  const SoloAndDp r = run_solo_then_dp(world, root, {"run.run_dir=" + root + "/zero_solo", init, "cold_start.path=''"},
-                                       {"run.run_dir=" + root + "/zero_dp", init, "cold_start.path=''",
-                                        "run.zero_stage=1"});
+  const SoloAndDp r = from_cold_start(world, root, "zero", {}, {"run.zero_stage=1"});
   if (world.rank() == 0) compare_runs(r.dp, r.solo, np, {});
   world.barrier();
 }
@@ -203,16 +213,11 @@ TEST_CASE("GRPO data parallel: the old-log-prob pass and a rollout correction") 
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
-                                         "grpo.old_logprobs=trainer", "grpo.rollout_is=token_truncate",
-                                         "grpo.rollout_is_cap=1", "rl.micro_batch_tokens=120",
-                                         // completions of many lengths: padding to pack away
-                                         "rollout.stop=[\"</answer>\", \"5\", \"8\"]"};
-  std::vector<std::string> s1 = sets, s2 = sets;
-  s1.push_back("run.run_dir=" + root + "/solo_is");
-  s2.push_back("run.run_dir=" + root + "/dp_is");
-  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const SoloAndDp r = from_cold_start(world, root, "is",
+                                      {"grpo.old_logprobs=trainer", "grpo.rollout_is=token_truncate",
+                                       "grpo.rollout_is_cap=1", "rl.micro_batch_tokens=120",
+                                       // completions of many lengths: padding to pack away
+                                       "rollout.stop=[\"</answer>\", \"5\", \"8\"]"});
   const GrpoTrainResult &solo = r.solo, &dp = r.dp;
   if (world.rank() == 0) {
     compare_runs(dp, solo, np, {"mismatch_abs_mean", "mismatch_k3", "rollout_is_weight_mean",
@@ -338,15 +343,10 @@ TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled compl
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
-                                         "grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2",
-                                         "rl.dump_rollouts_every=1", "prompts.eval_count=6",
-                                         "rl.eval_at_start=true", "rl.dump_eval=true"};
-  std::vector<std::string> s1 = sets, s2 = sets;
-  s1.push_back("run.run_dir=" + root + "/solo_dump");
-  s2.push_back("run.run_dir=" + root + "/dp_dump");
-  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const SoloAndDp r = from_cold_start(world, root, "dump",
+                                      {"grpo.dynamic_sampling=true", "grpo.dynamic_max_extra_batches=2",
+                                       "rl.dump_rollouts_every=1", "prompts.eval_count=6", "rl.eval_at_start=true",
+                                       "rl.dump_eval=true"});
   if (world.rank() == 0) {
     const int64_t G = 4;
     for (size_t s = 0; s < r.dp.steps.size(); ++s) {
@@ -396,14 +396,9 @@ TEST_CASE("GRPO data parallel: reinforce_pp whitens over the global batch and ma
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
-                                         "grpo.advantage=reinforce_pp", "grpo.dynamic_sampling=true",
-                                         "grpo.dynamic_max_extra_batches=2", "rl.dump_rollouts_every=1"};
-  std::vector<std::string> s1 = sets, s2 = sets;
-  s1.push_back("run.run_dir=" + root + "/solo_rpp");
-  s2.push_back("run.run_dir=" + root + "/dp_rpp");
-  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const SoloAndDp r = from_cold_start(world, root, "rpp",
+                                      {"grpo.advantage=reinforce_pp", "grpo.dynamic_sampling=true",
+                                       "grpo.dynamic_max_extra_batches=2", "rl.dump_rollouts_every=1"});
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {});
     const std::string dump = file_text(root + "/solo_rpp/rollouts/step_1.jsonl");
@@ -434,13 +429,8 @@ TEST_CASE("GRPO data parallel: batch_std scales by the global batch's reward std
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
-                                         "grpo.advantage=batch_std", "rl.dump_rollouts_every=1"};
-  std::vector<std::string> s1 = sets, s2 = sets;
-  s1.push_back("run.run_dir=" + root + "/solo_bstd");
-  s2.push_back("run.run_dir=" + root + "/dp_bstd");
-  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const SoloAndDp r =
+      from_cold_start(world, root, "bstd", {"grpo.advantage=batch_std", "rl.dump_rollouts_every=1"});
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {});
     CHECK(r.solo.steps[0].at("adv_abs_mean") > 0);
@@ -465,16 +455,10 @@ TEST_CASE("GRPO expert parallel: experts split over 2 ranks match one rank") {
     return;
   }
   const std::string root = dp_root(np);
-  REQUIRE(fs::exists(root + "/solo/cold_start/final/model.safetensors"));
-  const std::vector<std::string> sets = {"model.init=" + root + "/solo/cold_start/final", "cold_start.path=''",
-                                         "grpo.old_logprobs=trainer", "rl.micro_batch_tokens=120",
-                                         "rollout.stop=[\"</answer>\", \"5\", \"8\"]"};
-  std::vector<std::string> s1 = sets, s2 = sets;
-  s1.push_back("run.run_dir=" + root + "/solo_ep");
-  s2.push_back("run.run_dir=" + root + "/dp_ep");
-  s2.push_back("run.expert_parallel=2");
-  s2.push_back("rl.balance_batch=false");
-  const SoloAndDp r = run_solo_then_dp(world, root, s1, s2);
+  const SoloAndDp r = from_cold_start(world, root, "ep",
+                                      {"grpo.old_logprobs=trainer", "rl.micro_batch_tokens=120",
+                                       "rollout.stop=[\"</answer>\", \"5\", \"8\"]"},
+                                      {"run.expert_parallel=2", "rl.balance_batch=false"});
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
     CHECK(r.dp.steps[0].at("mismatch_abs_max") < 1e-5);  // the replica's rollout vs the sharded trainer
