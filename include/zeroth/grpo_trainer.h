@@ -66,19 +66,30 @@ struct GrpoTrainResult {
 GrpoTrainResult run_grpo_training(const TrainConfig& config, Communicator& comm, Backend& backend,
                                   const GrpoTrainOptions& options = {});
 
-// Held-out results over a set of prompts (global over the ranks).
-struct EvalResult {
+// Held-out results over a set of prompts, or over the prompts of one of its sources
+// (global over the ranks).
+struct EvalSourceResult {
+  std::string name;                // the source's name (prompt_source_name); "" for the whole set
   int64_t prompts = 0;
-  bool greedy = false;             // the greedy pass ran (eval.greedy)
   double accuracy = 0.0;           // greedy pass@1
   double format_rate = 0.0;        // greedy completions passing the format check
   double response_len_mean = 0.0;  // greedy completions, tokens
-  int64_t k = 0;                   // pass@k samples per prompt (0: not run)
   double pass_at_k = 0.0;          // share of prompts with at least one correct of k
   double sampled_accuracy = 0.0;   // share of correct samples
   int64_t maj_prompts = 0;         // math prompts among the k-sampled ones (maj@k counts these)
   double maj_at_k = 0.0;           // share of them whose majority answer is correct
-  MetricMap metrics() const;       // eval_accuracy, eval_format_rate, eval_pass_at_k, ...
+};
+
+// Held-out results: those of the whole set, and per source.
+struct EvalResult : EvalSourceResult {
+  bool greedy = false;  // the greedy pass ran (eval.greedy)
+  int64_t k = 0;        // pass@k samples per prompt (0: not run)
+  // The same per source, in source order, when the evaluated prompts come from two or
+  // more sources (empty otherwise); a source none of whose prompts was evaluated is left out.
+  std::vector<EvalSourceResult> sources;
+  // eval_accuracy, eval_format_rate, eval_pass_at_k, ...; with `sources` also
+  // eval_accuracy/NAME, eval_pass_at_k/NAME, ... per source.
+  MetricMap metrics() const;
 };
 
 // Majority voting (maj@k, "cons@k" in the DeepSeek-R1 report) over one prompt's sampled

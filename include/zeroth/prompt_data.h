@@ -32,6 +32,7 @@ class PromptTemplate;
 // One JSONL file of prompts and how its fields map onto a PromptRecord.
 struct PromptSourceConfig {
   std::string path;
+  std::string name;  // "" = prompt_source_name's default, the file name without .jsonl
   std::string kind = "math";
   std::string prompt_field = "prompt";
   std::string answer_field = "answer";
@@ -45,6 +46,10 @@ struct PromptSourceConfig {
   void visit(V& v) {
     v.field("path", path, "JSONL file, one object per line (relative paths: to the working directory)")
         .required();
+    v.field("name", name,
+            "Name of the source in per-source metrics (eval_accuracy/NAME, accuracy/NAME: written when "
+            "the set has prompts of two or more sources); letters, digits, '_', '-', '.'; empty = the "
+            "file name without .jsonl or .json");
     v.field("kind", kind, "What the prompts are: math (gold answer) or code (tests)").one_of({"math", "code"});
     v.field("prompt_field", prompt_field, "Key of the problem text (the template's {prompt})");
     v.field("answer_field", answer_field, "math: key of the gold answer (a string or a number)");
@@ -62,6 +67,47 @@ struct PromptSourceConfig {
     v.field("limit", limit, "Read at most this many prompts from the file (0 = all)").min(0);
   }
 };
+
+// Whether `c` may appear in a source name (metric keys carry it).
+inline bool prompt_source_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+         c == '.';
+}
+
+// The name of `source` in metrics: its `name`, or else the file name of its path without
+// the extension (".jsonl", ".json"), other characters than prompt_source_name_char's
+// replaced by '_'. Inline (config validation uses it).
+inline std::string prompt_source_name(const PromptSourceConfig& source) {
+  if (!source.name.empty()) return source.name;
+  const size_t slash = source.path.find_last_of('/');
+  std::string base = slash == std::string::npos ? source.path : source.path.substr(slash + 1);
+  for (const std::string ext : {".jsonl", ".json"})
+    if (base.size() > ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0) {
+      base.resize(base.size() - ext.size());
+      break;
+    }
+  for (char& c : base)
+    if (!prompt_source_name_char(c)) c = '_';
+  return base.empty() ? "source" : base;
+}
+
+// Checks the names of one list of sources (`key`: "prompts.sources"): an explicit name
+// uses prompt_source_name_char only, and no two sources share a name. ConfigError naming
+// the key.
+inline void check_prompt_source_names(const std::vector<PromptSourceConfig>& sources, const std::string& key) {
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const std::string at = key + "[" + std::to_string(i) + "].name";
+    for (char c : sources[i].name)
+      if (!prompt_source_name_char(c))
+        throw ConfigError("key '" + at + "': expected letters, digits, '_', '-' and '.' only, found '" +
+                          sources[i].name + "'");
+    for (size_t j = 0; j < i; ++j)
+      if (prompt_source_name(sources[j]) == prompt_source_name(sources[i]))
+        throw ConfigError("key '" + at + "': expected a name no other source has, found '" +
+                          prompt_source_name(sources[i]) + "', the name of " + key + "[" + std::to_string(j) +
+                          "] too (give one of them a `name:`)");
+  }
+}
 
 // `prompts:` the RL prompt datasets of `zeroth train` (the `data:` section is the
 // corpus of pretrain/sft). The eval set is eval_sources, or else eval_count /
@@ -98,6 +144,8 @@ struct PromptDataConfig {
   // At most one of eval_sources, eval_count, eval_fraction. ConfigError naming the key.
   // Inline: the config module parses this section without linking zeroth_train.
   void validate() const {
+    check_prompt_source_names(sources, "prompts.sources");
+    check_prompt_source_names(eval_sources, "prompts.eval_sources");
     std::vector<std::string> given;
     if (!eval_sources.empty()) given.push_back("eval_sources");
     if (eval_count > 0) given.push_back("eval_count");
@@ -112,6 +160,7 @@ struct PromptDataConfig {
 // against (RewardSample's kind/gold/problem).
 struct PromptRecord {
   std::string where;  // "file:line"
+  int32_t source = 0;  // index into its dataset's source_names
   RewardKind kind = RewardKind::Math;
   std::string prompt;   // the problem text (code: with the tests when tests_in_prompt)
   std::string gold;     // math: the extracted gold answer (non-empty)
@@ -132,6 +181,10 @@ struct PromptDataStats {
 
 struct PromptDataset {
   std::vector<PromptRecord> records;
+  // The names of the sources the records come from (PromptRecord::source indexes it): the
+  // configured sources' prompt_source_name, in order (an eval set held out of the training
+  // sources has theirs). Not part of the fingerprint.
+  std::vector<std::string> source_names;
   PromptDataStats stats;
   // FNV-1a of every record's kind, prompt, gold and tests, in order: a checkpoint can
   // refuse to resume on different data.
@@ -142,6 +195,15 @@ struct PromptDataset {
 struct PromptData {
   PromptDataset train, eval;  // eval empty when no eval set is configured
 };
+
+// The number of prompts of each source (source_names order) among the first n records of
+// `ds` (n < 0: all); empty when `ds` names no sources.
+std::vector<int64_t> prompts_per_source(const PromptDataset& ds, int64_t n);
+
+// Logs a warning when keeping only the first n prompts of eval set `ds` (by the config key
+// `key`, e.g. "eval.max_prompts") leaves out every prompt of a source, naming the sources
+// and the remedy (a per-source `limit`). Returns whether it warned.
+bool warn_unevaluated_sources(const PromptDataset& ds, int64_t n, const char* key);
 
 // The gold answer extracted from `text` by `extractor` ("none": trimmed text; "gsm8k":
 // text after the last "#### " to the end of its line, trimmed, commas removed;

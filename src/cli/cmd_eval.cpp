@@ -35,8 +35,9 @@ static const char kEvalUsage[] =
     "a train config (prompts.eval_sources, or eval_count / eval_fraction held out of\n"
     "prompts.sources): greedy pass@1 (eval.greedy) and sampled pass@k (eval.pass_k at\n"
     "eval.temperature, with maj@k: majority voting over the k answers of each math\n"
-    "prompt), scored with the config's rewards. Prints a table, then one JSON line with\n"
-    "eval_accuracy, eval_format_rate and (k > 0) eval_pass_at_k, eval_maj_at_k.\n"
+    "prompt), scored with the config's rewards. Prints a table (with a row per source when\n"
+    "the eval set has several), then one JSON line with eval_accuracy, eval_format_rate and\n"
+    "(k > 0) eval_pass_at_k, eval_maj_at_k (and eval_accuracy/NAME ... per source).\n"
     "\n"
     "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
     "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
@@ -72,6 +73,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
   if (data.eval.size() == 0)
     throw ConfigError("key 'prompts.eval_sources': expected an eval set (eval_sources, eval_count or "
                       "eval_fraction), found none");
+  if (config.eval.max_prompts > 0 && data.eval.size() > config.eval.max_prompts)
+    warn_unevaluated_sources(data.eval, config.eval.max_prompts, "eval.max_prompts");
   Model model(mc, *backend, compute_dtype_for(*backend, config.run.compute_dtype, "key 'run.compute_dtype'"));
   model.release_grads();  // inference only
   load_hf_weights(model_dir, mc, model.params());
@@ -94,6 +97,21 @@ int cmd_eval(const std::vector<std::string>& argv) {
       if (r.maj_prompts > 0)
         std::printf("maj@%-10lld %.4f   (majority answer, %lld math prompts)\n", (long long)r.k, r.maj_at_k,
                     (long long)r.maj_prompts);
+    }
+    if (!r.sources.empty()) {  // one row per source
+      std::printf("\nby source      prompts%s%s\n", r.greedy ? "   accuracy   format" : "",
+                  r.k > 0 ? strformat("   pass@%-4lld  sampled  maj@%-4lld", (long long)r.k, (long long)r.k).c_str()
+                          : "");
+      for (const EvalSourceResult& s : r.sources) {
+        std::printf("%-14s %7lld", s.name.c_str(), (long long)s.prompts);
+        if (r.greedy) std::printf("   %8.4f   %6.4f", s.accuracy, s.format_rate);
+        if (r.k > 0) {
+          std::printf("   %8.4f  %7.4f", s.pass_at_k, s.sampled_accuracy);
+          if (s.maj_prompts > 0) std::printf("  %8.4f", s.maj_at_k);
+          else std::printf("  %8s", "-");
+        }
+        std::printf("\n");
+      }
     }
     nlohmann::ordered_json j;
     for (const auto& kv : r.metrics()) j[kv.first] = kv.second;

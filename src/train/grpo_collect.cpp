@@ -29,7 +29,8 @@ StepRollout GrpoRun::collect(int64_t step) {
   const int64_t rounds_per_step = 1 + (gc.dynamic_sampling ? gc.dynamic_max_extra_batches : 0);
   Communicator& team = *team_;
   StepRollout ro;
-  RolloutSums sums(functions.size());
+  const size_t n_sources = metric_sources();
+  RolloutSums sums(functions.size(), n_sources);
   double len_max = 0;
   std::vector<Group>& kept = ro.groups;
   int64_t kept_global = 0, rounds = 0;
@@ -119,9 +120,24 @@ StepRollout GrpoRun::collect(int64_t step) {
       v[RolloutSums::kAdv2] += adv.values[k] * adv.values[k];
       v[RolloutSums::kAdvAbs] += std::fabs(adv.values[k]);
       v[RolloutSums::kMasked] += in_loss[k] == 0;
+      v[RolloutSums::kLenCorrect] += scored[k].correct ? double(lengths[k]) : 0.0;
       for (size_t f = 0; f < functions.size(); ++f)
         v[RolloutSums::kFixed + f] += scored[k].component(functions[f].name);
       len_max = std::max(len_max, double(lengths[k]));
+      if (n_sources > 0) {
+        const size_t src = size_t(batch[size_t(shard.begin + outs[k].prompt_index)]->source);
+        sums.source(src, RolloutSums::kSrcSamples) += 1;
+        sums.source(src, RolloutSums::kSrcReward) += rewards[k];
+        sums.source(src, RolloutSums::kSrcCorrect) += scored[k].correct;
+        sums.source(src, RolloutSums::kSrcFormat) += scored[k].format_ok;
+        sums.source(src, RolloutSums::kSrcLen) += double(lengths[k]);
+      }
+    }
+    for (int64_t i = 0; i < shard.count; ++i) {  // groups all of whose / none of whose samples are correct
+      int64_t correct = 0;
+      for (int64_t j = 0; j < G; ++j) correct += scored[size_t(i * G + j)].correct ? 1 : 0;
+      v[RolloutSums::kSolvedAll] += correct == G;
+      v[RolloutSums::kSolvedNone] += correct == 0;
     }
     v[RolloutSums::kGroups] += double(shard.count);
     v[RolloutSums::kZeroGroups] += double(adv.zero_groups);

@@ -74,12 +74,19 @@ MicroBatch build_micro_batch(const std::vector<SeqRef>& seqs, const MicroPlan& p
 // take part in the experts' exchange; the row has no loss and no expert load).
 MicroBatch empty_micro_batch(int32_t pad_id);
 
-// Sums over every sampled completion of a step (all sampling rounds), all-reduced.
+// Sums over every sampled completion of a step (all sampling rounds), all-reduced: the
+// fixed ones, then one per reward function, then kPerSource per prompt source (when the
+// training prompts come from two or more sources).
 struct RolloutSums {
   enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
-                  kZeroGroups, kGroups, kMasked, kFixed };
+                  kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kFixed };
+  // Per source: samples, reward, correct, format ok, tokens.
+  enum : size_t { kSrcSamples, kSrcReward, kSrcCorrect, kSrcFormat, kSrcLen, kPerSource };
   std::vector<double> v;
-  explicit RolloutSums(size_t components) : v(kFixed + components, 0.0) {}
+  const size_t components, sources;
+  RolloutSums(size_t components_, size_t sources_)
+      : v(kFixed + components_ + kPerSource * sources_, 0.0), components(components_), sources(sources_) {}
+  double& source(size_t s, size_t what) { return v[kFixed + components + kPerSource * s + what]; }
 };
 
 // What one step's policy update measured, reduced over the trainers.
@@ -108,6 +115,11 @@ class GrpoRun {
   GrpoTrainResult run();
 
  private:
+  // The prompt sources the step metrics are broken down by: all training sources when
+  // there are two or more, else none.
+  size_t metric_sources() const {
+    return data_.train.source_names.size() >= 2 ? data_.train.source_names.size() : 0;
+  }
   // grpo_trainer.cpp
   void log_setup() const;
   void run_worker();

@@ -294,6 +294,17 @@ GrpoRun::~GrpoRun() = default;
 
 void GrpoRun::log_setup() const {
   const GrpoConfig& gc = cfg_.grpo;
+  // Prompts per source, when a set has several ("gsm8k 7000, math 7500").
+  for (const PromptDataset* ds : {&data_.train, &data_.eval}) {
+    if (ds->source_names.size() < 2) continue;
+    const std::vector<int64_t> counts = prompts_per_source(*ds, -1);
+    std::string list;
+    for (size_t i = 0; i < counts.size(); ++i)
+      list += strformat("%s%s %lld", list.empty() ? "" : ", ", ds->source_names[i].c_str(), (long long)counts[i]);
+    ZT_LOG_INFO("train: %s prompts by source: %s", ds == &data_.train ? "training" : "eval", list.c_str());
+  }
+  if (cfg_.eval.max_prompts > 0 && data_.eval.size() > cfg_.eval.max_prompts)
+    warn_unevaluated_sources(data_.eval, cfg_.eval.max_prompts, "eval.max_prompts");
   ZT_LOG_INFO("train: %lld training / %lld eval prompts; %lld prompts x %lld samples per step; model %s "
               "(%.3f M parameters); KV cache %lld slots x %lld; %d rank(s); kl_coef %g%s",
               (long long)data_.train.size(), (long long)data_.eval.size(), (long long)B_, (long long)G_,
@@ -325,10 +336,15 @@ void GrpoRun::run_eval(int64_t step) {
   metrics_->log(step, m);
   m["step"] = double(step);
   result_.evals.push_back(m);
-  ZT_LOG_INFO("train: eval at step %lld: %lld prompts | accuracy %.3f | format %.3f%s%s", (long long)step,
+  std::string per_source;  // "accuracy by source: gsm8k 0.412, math 0.187"
+  for (const EvalSourceResult& s : er.sources)
+    per_source += strformat("%s %s %.3f", per_source.empty() ? " | by source:" : ",", s.name.c_str(),
+                            er.greedy ? s.accuracy : s.pass_at_k);
+  ZT_LOG_INFO("train: eval at step %lld: %lld prompts | accuracy %.3f | format %.3f%s%s%s", (long long)step,
               (long long)er.prompts, er.accuracy, er.format_rate,
               (er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k) : std::string()).c_str(),
-              (er.maj_prompts > 0 ? strformat(" | maj@%lld %.3f", (long long)er.k, er.maj_at_k) : std::string()).c_str());
+              (er.maj_prompts > 0 ? strformat(" | maj@%lld %.3f", (long long)er.k, er.maj_at_k) : std::string()).c_str(),
+              per_source.c_str());
 }
 
 // A rollout worker: (lag 0) the policy, then the step's batch to the trainers; (lag 1)
@@ -393,9 +409,9 @@ GrpoTrainResult GrpoRun::run() {
     } else {
       ro = collect(step);
     }
-    ZT_ASSERT(ro.sums.size() == RolloutSums::kFixed + cfg_.rewards.functions.size(),
+    ZT_ASSERT(ro.sums.size() == RolloutSums(cfg_.rewards.functions.size(), metric_sources()).v.size(),
               "rollout sums: %zu values, expected %zu", ro.sums.size(),
-              size_t(RolloutSums::kFixed) + cfg_.rewards.functions.size());
+              RolloutSums(cfg_.rewards.functions.size(), metric_sources()).v.size());
     // rl.rollout_lag 1: the policy before this step's update samples the next batch.
     if (behind_) backend_.copy(static_cast<const Model&>(*model_).params().flat, behind_->params().flat);
 
@@ -468,6 +484,25 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["adv_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kAdv2] / n - a_mean * a_mean));
   m["adv_abs_mean"] = v[RolloutSums::kAdvAbs] / n;
   m["zero_adv_group_frac"] = v[RolloutSums::kZeroGroups] / std::max(1.0, v[RolloutSums::kGroups]);
+  m["solved_all_frac"] = v[RolloutSums::kSolvedAll] / std::max(1.0, v[RolloutSums::kGroups]);
+  m["solved_none_frac"] = v[RolloutSums::kSolvedNone] / std::max(1.0, v[RolloutSums::kGroups]);
+  // Lengths of correct and wrong completions (left out when the step has none of them).
+  const double n_correct = v[RolloutSums::kCorrect], n_wrong = v[RolloutSums::kSamples] - n_correct;
+  if (n_correct > 0) m["response_len_correct_mean"] = v[RolloutSums::kLenCorrect] / n_correct;
+  if (n_wrong > 0) m["response_len_wrong_mean"] = (v[RolloutSums::kLen] - v[RolloutSums::kLenCorrect]) / n_wrong;
+  // Per source (training prompts from two or more sources): NAME's completions only.
+  const size_t per_source_at = RolloutSums::kFixed + functions.size();
+  for (size_t src = 0; per_source_at + RolloutSums::kPerSource * (src + 1) <= v.size(); ++src) {
+    const double* sv = v.data() + per_source_at + RolloutSums::kPerSource * src;
+    const std::string at = "/" + data_.train.source_names[src];
+    const double ns = sv[RolloutSums::kSrcSamples];
+    m["samples" + at] = ns;
+    if (ns <= 0) continue;
+    m["reward_mean" + at] = sv[RolloutSums::kSrcReward] / ns;
+    m["accuracy" + at] = sv[RolloutSums::kSrcCorrect] / ns;
+    m["format_rate" + at] = sv[RolloutSums::kSrcFormat] / ns;
+    m["response_len_mean" + at] = sv[RolloutSums::kSrcLen] / ns;
+  }
   m["groups_sampled"] = v[RolloutSums::kGroups];
   m["groups_trained"] = double(ro.kept_global);
   m["sampling_rounds"] = double(ro.rounds);

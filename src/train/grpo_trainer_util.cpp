@@ -169,18 +169,22 @@ std::string latest_grpo_checkpoint(const std::string& run_dir) {
 
 MetricMap EvalResult::metrics() const {
   MetricMap m;
-  m["eval_prompts"] = double(prompts);
-  if (greedy) {
-    m["eval_accuracy"] = accuracy;
-    m["eval_format_rate"] = format_rate;
-    m["eval_response_len_mean"] = response_len_mean;
-  }
-  if (k > 0) {
-    m["eval_pass_at_k"] = pass_at_k;
-    m["eval_k"] = double(k);
-    m["eval_sampled_accuracy"] = sampled_accuracy;
-    if (maj_prompts > 0) m["eval_maj_at_k"] = maj_at_k;
-  }
+  auto put = [&](const EvalSourceResult& r, const std::string& at) {  // at: "" or "/NAME"
+    m["eval_prompts" + at] = double(r.prompts);
+    if (greedy) {
+      m["eval_accuracy" + at] = r.accuracy;
+      m["eval_format_rate" + at] = r.format_rate;
+      m["eval_response_len_mean" + at] = r.response_len_mean;
+    }
+    if (k > 0) {
+      m["eval_pass_at_k" + at] = r.pass_at_k;
+      m["eval_sampled_accuracy" + at] = r.sampled_accuracy;
+      if (r.maj_prompts > 0) m["eval_maj_at_k" + at] = r.maj_at_k;
+    }
+  };
+  put(*this, "");
+  if (k > 0) m["eval_k"] = double(k);
+  for (const EvalSourceResult& s : sources) put(s, "/" + s.name);
   return m;
 }
 
@@ -237,9 +241,17 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   RewardsConfig rewards = config.rewards;
   rewards.resolve_lengths(rc.max_new_tokens);
   RewardComposer composer(std::move(rewards));
-  // sums: greedy correct, greedy format ok, greedy tokens, prompts with a correct sample,
-  // correct samples, math prompts whose majority answer is correct, math prompts
-  double sums[7] = {0, 0, 0, 0, 0, 0, 0};
+  // Sums, for all prompts and then for each source: greedy correct, greedy format ok,
+  // greedy tokens, prompts with a correct sample, correct samples, math prompts whose
+  // majority answer is correct, math prompts, prompts.
+  enum : size_t { kCorrect, kFormat, kTokens, kAnyCorrect, kSampledCorrect, kMajCorrect, kMajPrompts, kPrompts, kN };
+  const size_t n_sources = prompts.source_names.size();
+  std::vector<double> sums(kN * (1 + n_sources), 0.0);
+  auto add = [&](int64_t prompt, size_t what, double value) {  // prompt: index into `prompts`
+    sums[what] += value;
+    if (n_sources > 0) sums[kN * (1 + size_t(prompts.records[size_t(prompt)].source)) + what] += value;
+  };
+  for (int64_t i = shard.begin; i < shard.begin + shard.count; ++i) add(i, kPrompts, 1.0);
   const MathVerifyOptions math_opts = config.rewards.math_options();
   auto same = [&](const std::string& a, const std::string& b) {
     return math_equal(a, b, math_opts) || math_equal(b, a, math_opts);
@@ -289,9 +301,10 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       const std::vector<RewardResult> r = score(out);
       dump_lines("greedy", out, r, greedy_lines);
       for (size_t i = 0; i < out.size(); ++i) {
-        sums[0] += r[i].correct;
-        sums[1] += r[i].format_ok;
-        sums[2] += double(out[i].ids.size());
+        const int64_t p = shard.begin + out[i].prompt_index;
+        add(p, kCorrect, r[i].correct);
+        add(p, kFormat, r[i].format_ok);
+        add(p, kTokens, double(out[i].ids.size()));
       }
     }
     if (ec.pass_k > 0) {
@@ -303,39 +316,56 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       const std::vector<RewardResult> r = score(out);
       dump_lines("sampled", out, r, sampled_lines);
       for (size_t p = 0; p < ids.size(); ++p) {
+        const int64_t at = shard.begin + int64_t(p);
         bool any = false;
         std::vector<std::string> answers;
         for (int64_t j = 0; j < ec.pass_k; ++j) {
           const RewardResult& rj = r[p * size_t(ec.pass_k) + size_t(j)];
           any = any || rj.correct;
-          sums[4] += rj.correct;
+          add(at, kSampledCorrect, rj.correct);
           answers.push_back(rj.extracted);
         }
-        sums[3] += any;
-        if (prompts.records[size_t(shard.begin) + p].kind == RewardKind::Math) {
+        add(at, kAnyCorrect, any);
+        if (prompts.records[size_t(at)].kind == RewardKind::Math) {
           const int64_t m = majority_answer(answers, same);
-          sums[5] += m >= 0 && r[p * size_t(ec.pass_k) + size_t(m)].correct;
-          sums[6] += 1;
+          add(at, kMajCorrect, m >= 0 && r[p * size_t(ec.pass_k) + size_t(m)].correct);
+          add(at, kMajPrompts, 1.0);
         }
       }
     }
   }
-  comm.all_reduce_host(sums, 7, ReduceOp::Sum);
+  comm.all_reduce_host(sums.data(), sums.size(), ReduceOp::Sum);
   if (dump != nullptr) {
     *dump = grpo_detail::gather_text(comm, model.backend(), greedy_lines);
     *dump += grpo_detail::gather_text(comm, model.backend(), sampled_lines);
   }
-  if (ec.greedy) {
-    res.accuracy = sums[0] / double(n);
-    res.format_rate = sums[1] / double(n);
-    res.response_len_mean = sums[2] / double(n);
+  // The results of one set of sums (all prompts, or one source's).
+  auto fill = [&](const double* v, EvalSourceResult& out) {
+    const double np = v[kPrompts];
+    out.prompts = int64_t(np);
+    if (np <= 0) return;
+    if (ec.greedy) {
+      out.accuracy = v[kCorrect] / np;
+      out.format_rate = v[kFormat] / np;
+      out.response_len_mean = v[kTokens] / np;
+    }
+    if (ec.pass_k > 0) {
+      out.pass_at_k = v[kAnyCorrect] / np;
+      out.sampled_accuracy = v[kSampledCorrect] / (np * double(ec.pass_k));
+      out.maj_prompts = int64_t(v[kMajPrompts]);
+      if (out.maj_prompts > 0) out.maj_at_k = v[kMajCorrect] / v[kMajPrompts];
+    }
+  };
+  fill(sums.data(), res);
+  ZT_ASSERT(res.prompts == n, "%lld eval prompts counted of %lld", (long long)res.prompts, (long long)n);
+  std::vector<EvalSourceResult> per;
+  for (size_t s = 0; s < n_sources; ++s) {
+    EvalSourceResult one;
+    one.name = prompts.source_names[s];
+    fill(sums.data() + kN * (1 + s), one);
+    if (one.prompts > 0) per.push_back(std::move(one));
   }
-  if (ec.pass_k > 0) {
-    res.pass_at_k = sums[3] / double(n);
-    res.sampled_accuracy = sums[4] / double(n * ec.pass_k);
-    res.maj_prompts = int64_t(sums[6]);
-    if (res.maj_prompts > 0) res.maj_at_k = sums[5] / sums[6];
-  }
+  if (per.size() >= 2) res.sources = std::move(per);
   return res;
 }
 

@@ -190,13 +190,41 @@ uint64_t PromptDataset::fingerprint() const {
   return h;
 }
 
+std::vector<int64_t> prompts_per_source(const PromptDataset& ds, int64_t n) {
+  std::vector<int64_t> counts(ds.source_names.size(), 0);
+  if (counts.empty()) return counts;  // a dataset built without sources (tests)
+  const int64_t end = n < 0 ? ds.size() : std::min(n, ds.size());
+  for (int64_t i = 0; i < end; ++i) {
+    const int32_t s = ds.records[size_t(i)].source;
+    ZT_ASSERT(s >= 0 && size_t(s) < counts.size(), "prompt source %d of %zu", int(s), counts.size());
+    ++counts[size_t(s)];
+  }
+  return counts;
+}
+
+bool warn_unevaluated_sources(const PromptDataset& ds, int64_t n, const char* key) {
+  const std::vector<int64_t> all = prompts_per_source(ds, -1), first = prompts_per_source(ds, n);
+  std::string names;
+  for (size_t s = 0; s < all.size(); ++s)
+    if (all[s] > 0 && first[s] == 0) names += (names.empty() ? "" : ", ") + ds.source_names[s];
+  if (names.empty()) return false;
+  ZT_LOG_WARN("%s %lld keeps the first %lld eval prompts, none of source(s) %s: give each eval source a `limit` "
+              "instead to evaluate a part of every one",
+              key, (long long)n, (long long)n, names.c_str());
+  return true;
+}
+
 static PromptDataset load_pooled(const std::vector<PromptSourceConfig>& sources, const char* key) {
   PromptDataset pool;
   for (size_t i = 0; i < sources.size(); ++i) {
     PromptDataset one = load_prompt_source(sources[i], strformat("prompts.%s[%zu]", key, i));
     pool.stats.read += one.stats.read;
     pool.stats.no_answer += one.stats.no_answer;
-    for (auto& r : one.records) pool.records.push_back(std::move(r));
+    pool.source_names.push_back(prompt_source_name(sources[i]));
+    for (auto& r : one.records) {
+      r.source = int32_t(i);
+      pool.records.push_back(std::move(r));
+    }
   }
   return pool;
 }
@@ -246,6 +274,7 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
     for (int64_t i = 0; i < held; ++i) is_eval[size_t(order[size_t(i)])] = 1;
     std::sort(order.begin(), order.begin() + held);
     std::vector<PromptRecord> train;
+    out.eval.source_names = out.train.source_names;
     for (int64_t i = 0; i < held; ++i) out.eval.records.push_back(out.train.records[size_t(order[size_t(i)])]);
     for (int64_t i = 0; i < n; ++i)
       if (!is_eval[size_t(i)]) train.push_back(std::move(out.train.records[size_t(i)]));
@@ -268,8 +297,10 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
   } else {
     ZT_ASSERT(config.max_prompt_tokens == 0, "max_prompt_tokens needs a tokenizer and a template");
   }
-  if (config.eval_limit > 0 && out.eval.size() > config.eval_limit)
+  if (config.eval_limit > 0 && out.eval.size() > config.eval_limit) {
+    warn_unevaluated_sources(out.eval, config.eval_limit, "prompts.eval_limit");
     out.eval.records.resize(size_t(config.eval_limit));
+  }
   if (out.train.records.empty())
     throw DataError(strformat("prompts.sources: expected at least one training prompt, found none (%lld read, "
                               "%lld without an answer, %lld equal to an eval prompt, %lld over "

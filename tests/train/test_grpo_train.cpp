@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,7 @@
 #include "zeroth/prompt_data.h"
 #include "zeroth/run_stop.h"
 #include "zeroth/safetensors.h"
+#include "zeroth/tokenizer.h"
 
 namespace zeroth {
 namespace cli {
@@ -101,11 +104,122 @@ static bool timing_key(const std::string& k) {
   return k == "tokens_per_s" || (k.size() > 2 && k.compare(k.size() - 2, 2, "_s") == 0) || k.rfind("mem_", 0) == 0;
 }
 
+// The group outcome metrics of run `run` (solved_all_frac, solved_none_frac, the lengths
+// of correct and wrong completions) against its rollout dumps (rl.dump_rollouts_every 1).
+static void check_outcome_metrics(const std::string& run, const std::vector<nlohmann::json>& rows) {
+  bool mixed = false;  // some step has correct and wrong completions
+  for (const auto& row : rows) {
+    if (!row.contains("solved_all_frac")) continue;
+    const int64_t step = row.at("step").get<int64_t>();
+    INFO("step " << step);
+    std::map<std::pair<int64_t, int64_t>, std::pair<int, int>> groups;  // (round, prompt) -> (correct, samples)
+    double len_correct = 0, len_wrong = 0, n_correct = 0, n_wrong = 0;
+    for (const auto& l : read_jsonl(run + "/rollouts/step_" + std::to_string(step) + ".jsonl")) {
+      const bool correct = l.at("verdict") == "correct";
+      auto& g = groups[{l.at("round").get<int64_t>(), l.at("prompt_index").get<int64_t>()}];
+      g.first += correct;
+      g.second += 1;
+      (correct ? len_correct : len_wrong) += l.at("tokens").get<double>();
+      (correct ? n_correct : n_wrong) += 1;
+    }
+    double all = 0, none = 0;
+    for (const auto& [key, g] : groups) {
+      all += g.first == g.second;
+      none += g.first == 0;
+    }
+    REQUIRE(double(groups.size()) == row.at("groups_sampled").get<double>());
+    CHECK(row.at("solved_all_frac").get<double>() == Approx(all / double(groups.size())).margin(1e-12));
+    CHECK(row.at("solved_none_frac").get<double>() == Approx(none / double(groups.size())).margin(1e-12));
+    CHECK(row.contains("response_len_correct_mean") == (n_correct > 0));
+    CHECK(row.contains("response_len_wrong_mean") == (n_wrong > 0));
+    if (n_correct > 0)
+      CHECK(row.at("response_len_correct_mean").get<double>() == Approx(len_correct / n_correct).margin(1e-9));
+    if (n_wrong > 0)
+      CHECK(row.at("response_len_wrong_mean").get<double>() == Approx(len_wrong / n_wrong).margin(1e-9));
+    CHECK(row.at("accuracy").get<double>() == Approx(n_correct / (n_correct + n_wrong)).margin(1e-12));
+    mixed = mixed || (n_correct > 0 && n_wrong > 0);
+  }
+  CHECK(mixed);
+}
+
+// Per-source eval results (two eval sources) of the trained model `model_dir`: each
+// source's figures are those of its own lines of the eval dump, the sources' figures
+// weighted by their prompts are the whole set's, and the metrics carry them as
+// eval_accuracy/NAME; eval.max_prompts that leaves one source out gives no per-source rows.
+static void check_eval_by_source(const std::string& model_dir, const std::string& cfg, const std::string& dir) {
+  const TrainConfig config =
+      load_train_config(cfg, {"prompts.eval_sources=[{path: " + dir + "/eval.jsonl, name: held_out, limit: 5}, {path: " +
+                                  dir + "/train.jsonl, limit: 7}]",
+                              "eval.max_prompts=0", "eval.pass_k=3"});
+  auto be = make_cpu_backend(1);
+  std::unique_ptr<Communicator> local = make_local_communicator(be.get());
+  const ModelConfig mc = read_model_config(model_dir);
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
+  const PromptData data = load_prompt_data(config.prompts);
+  REQUIRE(data.eval.source_names == std::vector<std::string>{"held_out", "train"});
+  Model model(mc, *be);
+  load_hf_weights(model_dir, mc, model.params());
+  std::string dump;
+  const EvalResult r = evaluate_model(model, *tok, config, data.eval, *local, &dump);
+  REQUIRE(r.prompts == 12);
+  REQUIRE(r.sources.size() == 2);
+  std::vector<nlohmann::json> lines;
+  for (size_t at = 0, end; (end = dump.find('\n', at)) != std::string::npos; at = end + 1)
+    lines.push_back(nlohmann::json::parse(dump.substr(at, end - at)));
+  REQUIRE(lines.size() == 12 * (1 + 3));
+  double weighted_greedy = 0, weighted_sampled = 0;
+  bool some_correct = false;
+  for (size_t s = 0; s < 2; ++s) {
+    const EvalSourceResult& src = r.sources[s];
+    INFO("source " << src.name);
+    CHECK(src.name == data.eval.source_names[s]);
+    CHECK(src.prompts == (s == 0 ? 5 : 7));
+    const std::string file = dir + (s == 0 ? "/eval.jsonl:" : "/train.jsonl:");
+    double greedy = 0, sampled = 0, format = 0, n_sampled = 0;
+    std::set<int64_t> solved;  // prompts with a correct sample
+    for (const auto& l : lines) {
+      if (l.at("where").get<std::string>().rfind(file, 0) != 0) continue;
+      const bool is_greedy = l.at("mode") == "greedy", correct = l.at("correct").get<bool>();
+      (is_greedy ? greedy : sampled) += correct;
+      if (is_greedy) format += l.at("format_ok").get<bool>();
+      if (!is_greedy && correct) solved.insert(l.at("prompt_index").get<int64_t>());
+      n_sampled += !is_greedy;
+    }
+    CHECK(n_sampled == double(src.prompts * 3));
+    CHECK(src.accuracy == Approx(greedy / double(src.prompts)).margin(1e-12));
+    CHECK(src.format_rate == Approx(format / double(src.prompts)).margin(1e-12));
+    CHECK(src.sampled_accuracy == Approx(sampled / n_sampled).margin(1e-12));
+    CHECK(src.pass_at_k == Approx(double(solved.size()) / double(src.prompts)).margin(1e-12));
+    some_correct = some_correct || greedy > 0;
+    weighted_greedy += src.accuracy * double(src.prompts);
+    weighted_sampled += src.sampled_accuracy * double(src.prompts);
+  }
+  CHECK(some_correct);  // the cold-started model answers some sums
+  CHECK(weighted_greedy / 12 == Approx(r.accuracy).margin(1e-12));
+  CHECK(weighted_sampled / 12 == Approx(r.sampled_accuracy).margin(1e-12));
+  const MetricMap m = r.metrics();
+  CHECK(m.at("eval_accuracy/held_out") == r.sources[0].accuracy);
+  CHECK(m.at("eval_pass_at_k/train") == r.sources[1].pass_at_k);
+  CHECK(m.at("eval_prompts/train") == 7);
+  CHECK(m.at("eval_maj_at_k/held_out") == r.sources[0].maj_at_k);
+
+  // Only the first 5 prompts (all of the first source): no per-source rows, and a warning.
+  TrainConfig first = config;
+  first.eval.max_prompts = 5;
+  const EvalResult r5 = evaluate_model(model, *tok, first, data.eval, *local);
+  CHECK(r5.prompts == 5);
+  CHECK(r5.sources.empty());
+  CHECK(r5.metrics().count("eval_accuracy/held_out") == 0);
+  CHECK(warn_unevaluated_sources(data.eval, 5, "eval.max_prompts"));
+  CHECK_FALSE(warn_unevaluated_sources(data.eval, 6, "eval.max_prompts"));
+}
+
 TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bit") {
   const std::string dir = temp_dir("resume");
   const std::string cfg = write_data(dir);
   const std::string a = dir + "/a", b = dir + "/b";
-  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", a, "--set", "rl.dump_eval=true"}) == 0);
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", a, "--set", "rl.dump_eval=true", "--set",
+                          "rl.dump_rollouts_every=1"}) == 0);
   REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", b, "--set", "train.steps=2"}) == 0);
   REQUIRE(fs::exists(b + "/checkpoints/step_2/grpo_state.json"));
   REQUIRE(fs::exists(b + "/checkpoints/step_2/reference/model.safetensors"));
@@ -153,6 +267,7 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
     }
   CHECK(adv > 0);
   CHECK(kl > 0);
+  check_outcome_metrics(a, ma);
 
   // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
   REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
@@ -163,7 +278,7 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
   const std::vector<char> dumped = file_bytes(a + "/rollouts/eval_step_4.jsonl");
   CHECK(!dumped.empty());
   CHECK(file_bytes(dir + "/eval_dump.jsonl") == dumped);
-  CHECK(std::distance(fs::directory_iterator(a + "/rollouts"), fs::directory_iterator()) == eval_rows);
+  CHECK(std::distance(fs::directory_iterator(a + "/rollouts"), fs::directory_iterator()) == eval_rows + 4);
   CHECK(!fs::exists(b + "/rollouts"));  // off by default
   {
     const auto lines = read_jsonl(a + "/rollouts/eval_step_4.jsonl");
@@ -184,6 +299,7 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
   }
   CHECK_THROWS_WITH(cli::cmd_eval({"--model", a + "/final", "--config", cfg, "--dump", dir}),
                     Catch::Contains("--dump"));
+  check_eval_by_source(a + "/final", cfg, dir);
 
   // A resume keeps the keys that chose the model (they could not take effect), and a run
   // saved without a reference cannot switch the KL on.

@@ -117,7 +117,8 @@ void compare_runs(const GrpoTrainResult& dp, const GrpoTrainResult& solo, int np
                   const std::vector<std::string>& extra_keys) {
   REQUIRE(dp.steps.size() == solo.steps.size());
   std::vector<std::string> keys = {"reward_mean", "reward_std", "accuracy", "format_rate", "response_len_mean",
-                                   "response_len_max", "adv_abs_mean", "zero_adv_group_frac", "generated_tokens",
+                                   "response_len_max", "adv_abs_mean", "zero_adv_group_frac", "solved_all_frac",
+                                   "solved_none_frac", "generated_tokens",
                                    "trained_tokens", "kl", "entropy", "clip_frac", "pg_loss", "grad_norm"};
   keys.insert(keys.end(), extra_keys.begin(), extra_keys.end());
   for (size_t s = 0; s < dp.steps.size(); ++s) {
@@ -555,10 +556,33 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
     return;
   }
   const std::string workers = "rl.rollout_ranks=" + std::to_string(np / 2);
-  const SoloAndDp r = run_solo_then_dp(world, root, worker_sets(root, "solo_w", {"rl.dump_rollouts_every=1"}),
-                                       worker_sets(root, "dp_w", {workers, "rl.dump_rollouts_every=1"}));
+  // Two prompt sources (the same file again, under its own name): the workers' per-source
+  // sums reach the trainers' metrics.
+  const std::string sources = "prompts.sources=[{path: " + root + "/train.jsonl}, {path: " + root +
+                              "/train.jsonl, name: again}]";
+  const SoloAndDp r =
+      run_solo_then_dp(world, root, worker_sets(root, "solo_w", {"rl.dump_rollouts_every=1", sources}),
+                       worker_sets(root, "dp_w", {workers, "rl.dump_rollouts_every=1", sources}));
   if (world.rank() == 0) {
-    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl"});
+    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl", "samples/train", "samples/again"});
+    for (size_t s = 0; s < r.dp.steps.size(); ++s) {
+      const MetricMap &m = r.dp.steps[s], &solo = r.solo.steps[s];
+      INFO("step " << s + 1);
+      // The per-source means weighted by their samples are the step's means.
+      double samples = 0, correct = 0, reward = 0;
+      for (const char* name : {"train", "again"}) {
+        const double n = m.at(std::string("samples/") + name);
+        samples += n;
+        REQUIRE(m.count(std::string("accuracy/") + name) == (n > 0 ? 1u : 0u));
+        if (n == 0) continue;
+        correct += n * m.at(std::string("accuracy/") + name);
+        reward += n * m.at(std::string("reward_mean/") + name);
+        CHECK(std::fabs(m.at(std::string("accuracy/") + name) - solo.at(std::string("accuracy/") + name)) < 1e-12);
+      }
+      CHECK(samples == m.at("groups_sampled") * 4);
+      CHECK(correct / samples == Approx(m.at("accuracy")).margin(1e-12));
+      CHECK(reward / samples == Approx(m.at("reward_mean")).margin(1e-12));
+    }
     // The first worker wrote the step's completions: those one rank sampled (same weights).
     CHECK(!file_text(root + "/dp_w/rollouts/step_2.jsonl").empty());
     CHECK(file_text(root + "/dp_w/rollouts/step_1.jsonl") == file_text(root + "/solo_w/rollouts/step_1.jsonl"));
@@ -577,7 +601,7 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
     opt.show_progress = false;
     const GrpoTrainResult ep = run_grpo_training(
         load_train_config(root + "/grpo.yaml",
-                          worker_sets(root, "dp_w_ep", {"rl.rollout_ranks=2", "run.expert_parallel=2"})),
+                          worker_sets(root, "dp_w_ep", {"rl.rollout_ranks=2", "run.expert_parallel=2", sources})),
         world, *be, opt);
     if (world.rank() == 0) {
       compare_runs(ep, r.solo, np, {"mismatch_abs_mean", "kl"});

@@ -265,6 +265,71 @@ TEST_CASE("the eval split holds out a seeded subset disjoint from training and e
   CHECK(b.train.stats.overlap_dropped == 2);
 }
 
+TEST_CASE("prompt sources are named for per-source metrics and every record knows its source") {
+  // Default names: the file name without .jsonl/.json, odd characters as '_'.
+  PromptSourceConfig s;
+  s.path = "data/gsm8k/test.jsonl";
+  CHECK(prompt_source_name(s) == "test");
+  s.path = "math 500.json";
+  CHECK(prompt_source_name(s) == "math_500");
+  s.path = "dir/aime.2024";
+  CHECK(prompt_source_name(s) == "aime.2024");
+  s.name = "aime";
+  CHECK(prompt_source_name(s) == "aime");
+
+  // Two sources with one name, and a name metrics cannot carry, are config errors.
+  CHECK_THAT(error_of([] {
+               parse_prompts("prompts:\n  sources:\n    - {path: a/train.jsonl}\n    - {path: b/train.jsonl}\n");
+             }),
+             Catch::Contains("prompts.sources[1].name") && Catch::Contains("'train'") &&
+                 Catch::Contains("prompts.sources[0]"));
+  CHECK_THAT(error_of([] {
+               parse_prompts("prompts:\n  sources:\n    - {path: a.jsonl}\n  eval_sources:\n"
+                             "    - {path: b.jsonl, name: 'gsm 8k'}\n");
+             }),
+             Catch::Contains("prompts.eval_sources[0].name") && Catch::Contains("'gsm 8k'"));
+  CHECK(parse_prompts("prompts:\n  sources:\n    - {path: a/train.jsonl}\n    - {path: b/train.jsonl, name: b}\n")
+            .sources[1]
+            .name == "b");
+
+  const std::string dir = temp_dir("names");
+  auto lines = [](const std::string& tag, int n) {
+    std::string text;
+    for (int i = 0; i < n; ++i)
+      text += "{\"prompt\": \"" + tag + " " + std::to_string(i) + "\", \"answer\": \"" + std::to_string(i) + "\"}\n";
+    return text;
+  };
+  PromptDataConfig c;
+  c.sources.resize(2);
+  c.sources[0].path = write_file(dir, "first.jsonl", lines("first", 30));
+  c.sources[1].path = write_file(dir, "second.jsonl", lines("second", 20));
+  c.sources[1].name = "two";
+  c.eval_count = 10;
+  const PromptData held = load_prompt_data(c);
+  CHECK(held.train.source_names == std::vector<std::string>{"first", "two"});
+  CHECK(held.eval.source_names == held.train.source_names);  // held out of the training sources
+  for (const PromptDataset* ds : {&held.train, &held.eval})
+    for (const PromptRecord& r : ds->records)
+      CHECK(r.source == (r.prompt.rfind("first", 0) == 0 ? 0 : 1));
+  const std::vector<int64_t> counts = prompts_per_source(held.train, -1);
+  CHECK(counts[0] + counts[1] == 40);
+  CHECK(prompts_per_source(held.train, 3) == std::vector<int64_t>{3, 0});
+  CHECK(prompts_per_source(PromptDataset{}, -1).empty());
+
+  c.eval_count = 0;
+  c.eval_sources.resize(2);
+  c.eval_sources[0].path = write_file(dir, "eval_a.jsonl", lines("eval a", 4));
+  c.eval_sources[1].path = write_file(dir, "eval_b.jsonl", lines("eval b", 3));
+  const PromptData files = load_prompt_data(c);
+  CHECK(files.eval.source_names == std::vector<std::string>{"eval_a", "eval_b"});
+  CHECK(prompts_per_source(files.eval, -1) == std::vector<int64_t>{4, 3});
+  CHECK(warn_unevaluated_sources(files.eval, 4, "eval.max_prompts"));  // none of eval_b
+  CHECK_FALSE(warn_unevaluated_sources(files.eval, 5, "eval.max_prompts"));
+  // eval_limit keeps the first prompts (here only eval_a's): per-source limits spread it.
+  c.eval_limit = 4;
+  CHECK(prompts_per_source(load_prompt_data(c).eval, -1) == std::vector<int64_t>{4, 0});
+}
+
 TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long") {
   const std::string dir = temp_dir("maxlen");
   PromptDataConfig c;
@@ -349,6 +414,8 @@ TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH an
   {
     const PromptData both = load_prompt_data(load_snippet("gsm8k-math.yaml", 10));
     CHECK(both.train.size() + both.eval.size() == 20);
+    CHECK(both.train.source_names == std::vector<std::string>{"gsm8k", "math"});
+    CHECK(both.eval.source_names == both.train.source_names);
   }
   {
     const PromptData d = load_prompt_data(load_snippet("mbpp.yaml", 3));
