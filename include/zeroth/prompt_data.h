@@ -41,6 +41,7 @@ struct PromptSourceConfig {
   std::string setup_field = "test_setup_code";
   bool tests_in_prompt = false;
   int64_t limit = 0;
+  double weight = 0.0;  // training sources: share of each epoch (0 on all = pooled as is)
 
   template <class V>
   void visit(V& v) {
@@ -65,6 +66,13 @@ struct PromptSourceConfig {
     v.field("tests_in_prompt", tests_in_prompt,
             "code: append \"Your code should pass these tests:\" and the asserts to the prompt (MBPP style)");
     v.field("limit", limit, "Read at most this many prompts from the file (0 = all)").min(0);
+    v.field("weight", weight,
+            "Training sources: sampling weight. With weights, each epoch (as many prompts as the sources "
+            "hold together) takes the sources' prompts in proportion to them, a source's prompts repeated "
+            "or partly left out in a seeded order that continues over epochs (OpenRLHF "
+            "prompt_data_probs); 0 on every source = pooled as is, each prompt once an epoch. Every "
+            "training source has a weight or none has; eval sources none")
+        .min(0);
   }
 };
 
@@ -146,6 +154,16 @@ struct PromptDataConfig {
   void validate() const {
     check_prompt_source_names(sources, "prompts.sources");
     check_prompt_source_names(eval_sources, "prompts.eval_sources");
+    for (size_t i = 0; i < sources.size(); ++i)
+      if ((sources[i].weight > 0) != (sources[0].weight > 0))
+        throw ConfigError("key 'prompts.sources[" + std::to_string(sources[0].weight > 0 ? i : 0) +
+                          "].weight': expected a weight > 0 on every source or on none, found " +
+                          "weights on some sources only");
+    for (size_t i = 0; i < eval_sources.size(); ++i)
+      if (eval_sources[i].weight != 0)
+        throw ConfigError("key 'prompts.eval_sources[" + std::to_string(i) +
+                          "].weight': expected 0 (every eval prompt is evaluated; weights mix training "
+                          "sources), found " + std::to_string(eval_sources[i].weight));
     std::vector<std::string> given;
     if (!eval_sources.empty()) given.push_back("eval_sources");
     if (eval_count > 0) given.push_back("eval_count");
@@ -185,6 +203,10 @@ struct PromptDataset {
   // configured sources' prompt_source_name, in order (an eval set held out of the training
   // sources has theirs). Not part of the fingerprint.
   std::vector<std::string> source_names;
+  // Training set: the sources' sampling weights (prompts.sources[].weight, source_names
+  // order); empty or all 0 = pooled as is. Part of the fingerprint when set.
+  std::vector<double> source_weights;
+  bool weighted() const;
   PromptDataStats stats;
   // FNV-1a of every record's kind, prompt, gold and tests, in order: a checkpoint can
   // refuse to resume on different data.
@@ -232,9 +254,21 @@ PromptData load_prompt_data(const PromptDataConfig& config, const Tokenizer* tok
 // name, as params_init keys tensors): independent streams from one run.seed.
 uint64_t rng_stream_key(uint64_t seed, const std::string& name);
 
+// How many of an epoch's n prompts each weighted source gets: n * w_i / sum(w), rounded
+// by largest remainder (ties to the earlier source), so the quotas sum to n.
+std::vector<int64_t> mix_quotas(const std::vector<double>& weights, int64_t n);
+
 // Prompts in a per-epoch seeded order (BatchSampler keyed by rng_stream_key(seed,
 // "prompts")), served as global batches. Made with a saved cursor it continues exactly
 // where the saved one stopped. The dataset must outlive the sampler.
+//
+// A weighted dataset (source_weights): an epoch is still size() prompts, mix_quotas of
+// them from each source. Source i's j-th draw overall (epochs counted on) is element
+// j mod S_i of its (j / S_i)-th seeded permutation (stream "prompts/mix/NAME"), so a
+// source that is cut back comes round to every prompt over the epochs, and one that is
+// repeated sees each prompt once per pass; the epoch's draws are then shuffled as an
+// unweighted epoch is. Epoch e's prompts depend on (seed, e) only: the cursor is still all
+// a checkpoint needs.
 class PromptSampler {
  public:
   PromptSampler(const PromptDataset& data, uint64_t run_seed, bool shuffle, DataCursor cursor = {});
@@ -243,10 +277,21 @@ class PromptSampler {
   // The next global batch of n prompts.
   std::vector<const PromptRecord*> next_batch(int64_t n);
   DataCursor cursor() const { return sampler_.cursor(); }
+  // The record indices of epoch `epoch`, in the order served; weighted datasets only.
+  std::vector<int64_t> mixed_epoch(int64_t epoch) const;
 
  private:
   const PromptDataset* data_;
   BatchSampler sampler_;
+  uint64_t run_seed_ = 0;
+  bool shuffle_ = true;
+  // Weighted: each source's record indices and quota; the draws of epoch draws_epoch_
+  // (record indices, source by source), which the sampler's order serves.
+  std::vector<std::vector<int64_t>> by_source_;
+  std::vector<int64_t> quotas_;
+  int64_t draws_epoch_ = -1;
+  std::vector<int64_t> draws_;
+  std::vector<int64_t> epoch_draws(int64_t epoch) const;
 };
 
 // The part of a global batch of `global` prompts that rank `rank` of `world` owns:

@@ -303,6 +303,15 @@ void GrpoRun::log_setup() const {
       list += strformat("%s%s %lld", list.empty() ? "" : ", ", ds->source_names[i].c_str(), (long long)counts[i]);
     ZT_LOG_INFO("train: %s prompts by source: %s", ds == &data_.train ? "training" : "eval", list.c_str());
   }
+  if (data_.train.weighted()) {  // prompts.sources[].weight
+    const std::vector<int64_t> quota = mix_quotas(data_.train.source_weights, data_.train.size());
+    std::string list;
+    for (size_t i = 0; i < quota.size(); ++i)
+      list += strformat("%s%s %lld (weight %g)", list.empty() ? "" : ", ", data_.train.source_names[i].c_str(),
+                        (long long)quota[i], data_.train.source_weights[i]);
+    ZT_LOG_INFO("train: an epoch of %lld prompts mixes the sources by weight: %s", (long long)data_.train.size(),
+                list.c_str());
+  }
   if (cfg_.eval.max_prompts > 0 && data_.eval.size() > cfg_.eval.max_prompts)
     warn_unevaluated_sources(data_.eval, cfg_.eval.max_prompts, "eval.max_prompts");
   ZT_LOG_INFO("train: %lld training / %lld eval prompts; %lld prompts x %lld samples per step; model %s "

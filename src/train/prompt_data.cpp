@@ -174,8 +174,16 @@ PromptDataset load_prompt_source(const PromptSourceConfig& src, const std::strin
   return ds;
 }
 
+bool PromptDataset::weighted() const {
+  for (double w : source_weights)
+    if (w > 0) return true;
+  return false;
+}
+
 uint64_t PromptDataset::fingerprint() const {
   uint64_t h = 0xcbf29ce484222325ull;
+  if (weighted())  // (an unweighted set keeps the fingerprint it had before weights existed)
+    for (double w : source_weights) append_hash(h, strformat("weight %.17g", w));
   for (const auto& r : records) {
     append_hash(h, reward_kind_name(r.kind));
     append_hash(h, r.prompt);
@@ -221,6 +229,7 @@ static PromptDataset load_pooled(const std::vector<PromptSourceConfig>& sources,
     pool.stats.read += one.stats.read;
     pool.stats.no_answer += one.stats.no_answer;
     pool.source_names.push_back(prompt_source_name(sources[i]));
+    pool.source_weights.push_back(sources[i].weight);
     for (auto& r : one.records) {
       r.source = int32_t(i);
       pool.records.push_back(std::move(r));

@@ -1,8 +1,10 @@
-// PromptSampler, named RNG stream keys and the data-parallel shard of a global prompt
-// batch (prompt_data.h). Must not: read files or communicate (every rank draws the same
+// PromptSampler (with the weighted mix of sources), named RNG stream keys and the
+// data-parallel shard of a global prompt batch (prompt_data.h). Must not: read files or communicate (every rank draws the same
 // global batch and keeps its shard).
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "zeroth/error.h"
@@ -28,12 +30,90 @@ static int64_t checked_count(const PromptDataset& data) {
   return data.size();
 }
 
+std::vector<int64_t> mix_quotas(const std::vector<double>& weights, int64_t n) {
+  double total = 0;
+  for (double w : weights) {
+    ZT_ASSERT(w >= 0 && std::isfinite(w), "mix weight %g", w);
+    total += w;
+  }
+  ZT_ASSERT(total > 0 && n >= 0, "mix of %lld prompts over weights summing to %g", (long long)n, total);
+  std::vector<int64_t> quota(weights.size());
+  std::vector<std::pair<double, size_t>> rest;  // (remainder, source)
+  int64_t given = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const double exact = double(n) * weights[i] / total;
+    quota[i] = int64_t(std::floor(exact));
+    given += quota[i];
+    rest.push_back({exact - double(quota[i]), i});
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t k = 0; given < n; ++k, ++given) ++quota[rest[k % rest.size()].second];
+  return quota;
+}
+
 PromptSampler::PromptSampler(const PromptDataset& data, uint64_t run_seed, bool shuffle, DataCursor cursor)
-    : data_(&data), sampler_(checked_count(data), rng_stream_key(run_seed, "prompts"), shuffle, cursor) {}
+    : data_(&data),
+      sampler_(checked_count(data), rng_stream_key(run_seed, "prompts"), shuffle, cursor),
+      run_seed_(run_seed),
+      shuffle_(shuffle) {
+  if (!data.weighted()) return;
+  ZT_ASSERT(data.source_weights.size() == data.source_names.size(), "%zu weights for %zu sources",
+            data.source_weights.size(), data.source_names.size());
+  by_source_.resize(data.source_names.size());
+  for (int64_t i = 0; i < data.size(); ++i) by_source_[size_t(data.records[size_t(i)].source)].push_back(i);
+  quotas_ = mix_quotas(data.source_weights, data.size());
+  for (size_t s = 0; s < by_source_.size(); ++s)
+    if (quotas_[s] > 0 && by_source_[s].empty())
+      throw DataError(strformat("prompts.sources[%zu] ('%s'): weight %g but no training prompt left to sample "
+                                "(all dropped by the filters)",
+                                s, data.source_names[s].c_str(), data.source_weights[s]));
+}
+
+std::vector<int64_t> PromptSampler::epoch_draws(int64_t epoch) const {
+  std::vector<int64_t> draws;
+  draws.reserve(size_t(data_->size()));
+  for (size_t s = 0; s < by_source_.size(); ++s) {
+    const std::vector<int64_t>& recs = by_source_[s];
+    if (quotas_[s] == 0) continue;
+    const int64_t size = int64_t(recs.size());
+    // The source's own passes: a seeded permutation of its records per pass.
+    const BatchSampler passes(size, rng_stream_key(run_seed_, "prompts/mix/" + data_->source_names[s]), shuffle_);
+    int64_t pass = -1;
+    std::vector<int64_t> order;
+    for (int64_t j = epoch * quotas_[s]; j < (epoch + 1) * quotas_[s]; ++j) {
+      if (j / size != pass) {
+        pass = j / size;
+        order = passes.epoch_order(pass);
+      }
+      draws.push_back(recs[size_t(order[size_t(j % size)])]);
+    }
+  }
+  ZT_ASSERT(int64_t(draws.size()) == data_->size());
+  return draws;
+}
+
+std::vector<int64_t> PromptSampler::mixed_epoch(int64_t epoch) const {
+  ZT_ASSERT(data_->weighted(), "mixed_epoch of an unweighted dataset");
+  const std::vector<int64_t> draws = epoch_draws(epoch);
+  const BatchSampler order(data_->size(), rng_stream_key(run_seed_, "prompts"), shuffle_);
+  std::vector<int64_t> out;
+  for (int64_t p : order.epoch_order(epoch)) out.push_back(draws[size_t(p)]);
+  return out;
+}
 
 std::vector<int64_t> PromptSampler::next_indices(int64_t n) {
   ZT_ASSERT(n >= 0);
-  return sampler_.next(n);
+  if (!data_->weighted()) return sampler_.next(n);
+  std::vector<int64_t> out;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t epoch = sampler_.cursor().epoch;  // the epoch of the next index
+    if (epoch != draws_epoch_) {
+      draws_ = epoch_draws(epoch);
+      draws_epoch_ = epoch;
+    }
+    out.push_back(draws_[size_t(sampler_.next(1)[0])]);
+  }
+  return out;
 }
 
 std::vector<const PromptRecord*> PromptSampler::next_batch(int64_t n) {

@@ -477,6 +477,53 @@ static nlohmann::json first_step(const std::string& dir, const std::string& cfg,
 // completion's token count and group reach the composer (cosine's max_len 0 is the
 // rollout's max_new_tokens), and `zeroth reward --group-by round,prompt_index` scores a
 // rollout dump again to the same rewards and components, bit for bit.
+// Two weighted training sources: the prompts each step samples are those the mixing
+// sampler serves (samples/NAME counts them), and 4 steps equal 2 + --resume for 2 more.
+TEST_CASE("zeroth train: weighted sources mix by weight and resume exactly") {
+  const std::string dir = temp_dir("mix");
+  const std::string cfg = write_plain_config(dir);
+  {
+    std::ofstream small(dir + "/small.jsonl");
+    for (int i = 0; i < 5; ++i) small << "{\"prompt\": \"1" << i << "+1\", \"answer\": \"1" << i + 1 << "\"}\n";
+  }
+  const std::vector<std::string> sets = {
+      "--set", "prompts.sources=[{path: " + dir + "/train.jsonl, weight: 1}, {path: " + dir +
+                   "/small.jsonl, weight: 1}]",
+      "--set", "train.steps=4", "--set", "train.save_every=2"};
+  auto args = [&](const std::string& run, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"--config", cfg, "--run-dir", run};
+    a.insert(a.end(), sets.begin(), sets.end());
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  REQUIRE(cli::cmd_train(args(dir + "/a", {})) == 0);
+  REQUIRE(cli::cmd_train(args(dir + "/b", {"--set", "train.steps=2"})) == 0);
+  REQUIRE(cli::cmd_train({"--resume", dir + "/b", "--set", "train.steps=4"}) == 0);
+  require_same_run(dir + "/a", dir + "/b", 4);
+
+  // The trainer's prompts are the sampler's: 4 steps x 4 prompts of the first mixed epoch
+  // (60 prompts: 30 of each source, the 5 small ones 6 times each).
+  const TrainConfig config = load_train_config(cfg, {sets[1]});
+  const PromptData data = load_prompt_data(config.prompts);
+  REQUIRE(data.train.size() == 60);
+  const PromptSampler sampler(data.train, config.run.seed, config.prompts.shuffle);
+  const std::vector<int64_t> epoch = sampler.mixed_epoch(0);
+  const auto rows = read_jsonl(dir + "/a/metrics.jsonl");
+  REQUIRE(rows.size() == 4);
+  double small_total = 0;
+  for (size_t step = 0; step < 4; ++step) {
+    int small = 0;
+    for (size_t k = 0; k < 4; ++k) small += data.train.records[size_t(epoch[step * 4 + k])].source == 1;
+    INFO("step " << step + 1);
+    CHECK(rows[step].at("samples/small").get<double>() == 4.0 * small);
+    CHECK(rows[step].at("samples/train").get<double>() == 4.0 * (4 - small));
+    small_total += small;
+  }
+  // Half the epoch is the small source's (about 8 of these 16 prompts), far beyond the 5 / 60
+  // of the pool it would get unweighted (about 1.3).
+  CHECK(small_total >= 4);
+}
+
 TEST_CASE("zeroth train: shaping rewards (cosine and repetition and length penalties) and a rollout dump scores again the same") {
   const std::string dir = temp_dir("shaping");
   const std::string cfg = write_plain_config(dir);

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,6 +35,14 @@ static std::string write_file(const std::string& dir, const std::string& name, c
   const std::string path = dir + "/" + name;
   std::ofstream(path, std::ios::binary) << text;
   return path;
+}
+
+// n math prompts "TAG i" with answer i, as JSONL.
+static std::string numbered_prompts(const std::string& tag, int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i)
+    text += "{\"prompt\": \"" + tag + " " + std::to_string(i) + "\", \"answer\": \"" + std::to_string(i) + "\"}\n";
+  return text;
 }
 
 // A config with only the `prompts:` section, as `zeroth train` will hold it.
@@ -293,16 +302,10 @@ TEST_CASE("prompt sources are named for per-source metrics and every record know
             .name == "b");
 
   const std::string dir = temp_dir("names");
-  auto lines = [](const std::string& tag, int n) {
-    std::string text;
-    for (int i = 0; i < n; ++i)
-      text += "{\"prompt\": \"" + tag + " " + std::to_string(i) + "\", \"answer\": \"" + std::to_string(i) + "\"}\n";
-    return text;
-  };
   PromptDataConfig c;
   c.sources.resize(2);
-  c.sources[0].path = write_file(dir, "first.jsonl", lines("first", 30));
-  c.sources[1].path = write_file(dir, "second.jsonl", lines("second", 20));
+  c.sources[0].path = write_file(dir, "first.jsonl", numbered_prompts("first", 30));
+  c.sources[1].path = write_file(dir, "second.jsonl", numbered_prompts("second", 20));
   c.sources[1].name = "two";
   c.eval_count = 10;
   const PromptData held = load_prompt_data(c);
@@ -318,8 +321,8 @@ TEST_CASE("prompt sources are named for per-source metrics and every record know
 
   c.eval_count = 0;
   c.eval_sources.resize(2);
-  c.eval_sources[0].path = write_file(dir, "eval_a.jsonl", lines("eval a", 4));
-  c.eval_sources[1].path = write_file(dir, "eval_b.jsonl", lines("eval b", 3));
+  c.eval_sources[0].path = write_file(dir, "eval_a.jsonl", numbered_prompts("eval a", 4));
+  c.eval_sources[1].path = write_file(dir, "eval_b.jsonl", numbered_prompts("eval b", 3));
   const PromptData files = load_prompt_data(c);
   CHECK(files.eval.source_names == std::vector<std::string>{"eval_a", "eval_b"});
   CHECK(prompts_per_source(files.eval, -1) == std::vector<int64_t>{4, 3});
@@ -328,6 +331,93 @@ TEST_CASE("prompt sources are named for per-source metrics and every record know
   // eval_limit keeps the first prompts (here only eval_a's): per-source limits spread it.
   c.eval_limit = 4;
   CHECK(prompts_per_source(load_prompt_data(c).eval, -1) == std::vector<int64_t>{4, 0});
+}
+
+TEST_CASE("weighted sources: each epoch mixes them by weight, every prompt comes round, and a cursor resumes the mix") {
+  CHECK(mix_quotas({1, 3}, 10) == std::vector<int64_t>{3, 7});  // 2.5 / 7.5: the tie to the first
+  CHECK(mix_quotas({1, 1, 1}, 10) == std::vector<int64_t>{4, 3, 3});
+  CHECK(mix_quotas({0.2, 0.8}, 36) == std::vector<int64_t>{7, 29});  // 7.2 / 28.8
+
+  const std::string dir = temp_dir("mix");
+  PromptDataConfig c;
+  c.sources.resize(2);
+  c.sources[0].path = write_file(dir, "big.jsonl", numbered_prompts("big", 30));
+  c.sources[1].path = write_file(dir, "small.jsonl", numbered_prompts("small", 6));
+  const PromptData plain = load_prompt_data(c);
+  CHECK_FALSE(plain.train.weighted());
+  c.sources[0].weight = 1.0;
+  c.sources[1].weight = 1.0;
+  const PromptData mixed = load_prompt_data(c);
+  const PromptDataset& ds = mixed.train;
+  REQUIRE(ds.weighted());
+  CHECK(ds.size() == 36);
+  CHECK(ds.fingerprint() != plain.train.fingerprint());  // a resume notices changed weights
+  c.sources[1].weight = 2.0;
+  CHECK(load_prompt_data(c).train.fingerprint() != ds.fingerprint());
+  c.sources[1].weight = 1.0;
+
+  for (bool shuffle : {true, false}) {
+    INFO("shuffle " << shuffle);
+    PromptSampler sampler(ds, 5, shuffle);
+    // 18 of each source an epoch: the 30 big prompts cut back, the 6 small ones 3 times each.
+    std::map<int64_t, int> big_seen;
+    for (int64_t epoch = 0; epoch < 3; ++epoch) {
+      const std::vector<int64_t> served = sampler.next_indices(36);
+      CHECK(served == sampler.mixed_epoch(epoch));
+      std::map<int64_t, int> count;
+      int big = 0;
+      for (int64_t i : served) {
+        ++count[i];
+        big += ds.records[size_t(i)].source == 0;
+        if (ds.records[size_t(i)].source == 0) ++big_seen[i];
+      }
+      CHECK(big == 18);
+      for (const auto& [i, n] : count) CHECK(n == (ds.records[size_t(i)].source == 1 ? 3 : 1));
+      if (epoch == 1) CHECK(big_seen.size() == 30);  // 36 draws: every big prompt by the second epoch
+    }
+    // Three epochs draw 54 big prompts: every one once or twice (one full pass and 24 more).
+    for (const auto& [i, n] : big_seen) CHECK((n == 1 || n == 2));
+    CHECK(sampler.cursor().epoch == 3);
+  }
+
+  // A sampler made with a saved cursor (mid-epoch) serves what the uninterrupted one serves.
+  PromptSampler whole(ds, 9, true);
+  std::vector<int64_t> first = whole.next_indices(50);  // into the second epoch
+  PromptSampler part(ds, 9, true);
+  part.next_indices(23);
+  PromptSampler resumed(ds, 9, true, part.cursor());
+  std::vector<int64_t> tail = resumed.next_indices(27);
+  CHECK(std::vector<int64_t>(first.begin() + 23, first.end()) == tail);
+  CHECK(whole.next_indices(40) == resumed.next_indices(40));
+
+  // Without weights the sampler serves the dataset's plain seeded order, as before weights.
+  PromptSampler unweighted(plain.train, 9, true);
+  BatchSampler order(plain.train.size(), rng_stream_key(9, "prompts"), true);
+  CHECK(unweighted.next_indices(80) == order.next(80));
+
+  // Weights on some sources only, or on an eval source, are config errors.
+  CHECK_THAT(error_of([] {
+               parse_prompts("prompts:\n  sources:\n    - {path: a.jsonl, weight: 2}\n    - {path: b.jsonl}\n");
+             }),
+             Catch::Contains("prompts.sources[1].weight") && Catch::Contains("on every source or on none"));
+  CHECK_THAT(error_of([] {
+               parse_prompts("prompts:\n  sources:\n    - {path: a.jsonl}\n    - {path: b.jsonl, weight: 2}\n");
+             }),
+             Catch::Contains("prompts.sources[0].weight"));
+  CHECK_THAT(error_of([] {
+               parse_prompts("prompts:\n  sources:\n    - {path: a.jsonl}\n  eval_sources:\n"
+                             "    - {path: b.jsonl, weight: 1}\n");
+             }),
+             Catch::Contains("prompts.eval_sources[0].weight"));
+  CHECK_THAT(error_of([] { parse_prompts("prompts:\n  sources:\n    - {path: a.jsonl, weight: -1}\n"); }),
+             Catch::Contains("prompts.sources[0].weight"));
+
+  // A weighted source that the filters emptied cannot be sampled.
+  c.sources[1].path = write_file(dir, "no_answers.jsonl", "{\"prompt\": \"x\", \"answer\": \"no marker\"}\n");
+  c.sources[1].answer_extractor = "gsm8k";
+  const PromptData empty_second = load_prompt_data(c);
+  CHECK_THAT(error_of([&] { PromptSampler bad(empty_second.train, 1, true); }),
+             Catch::Contains("prompts.sources[1]") && Catch::Contains("no training prompt left"));
 }
 
 TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long") {
@@ -384,7 +474,7 @@ TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH an
     for (auto* list : {&c.prompts.sources, &c.prompts.eval_sources})
       for (auto& s : *list) {
         s.path = kSrc + "/" + s.path;
-        s.limit = limit;
+        if (limit > 0) s.limit = limit;  // 0: the config's own limits
       }
     c.prompts.eval_count = std::min<int64_t>(c.prompts.eval_count, 5);
     return c.prompts;
@@ -410,6 +500,19 @@ TEST_CASE("configs/data snippets load the first lines of the real GSM8K, MATH an
     CHECK(first.records[1].gold == "98");
     CHECK(first.records[3].gold == "17");
     CHECK(first.records[0].fields.at("level") == "Level 5");
+  }
+  {
+    // The whole weighted mix (every line of both files: the counts its comment gives).
+    const PromptData mix = load_prompt_data(load_snippet("math-mbpp.yaml", 0));
+    CHECK(mix.train.source_names == std::vector<std::string>{"math", "mbpp"});
+    CHECK(mix.eval.source_names == mix.train.source_names);
+    CHECK(prompts_per_source(mix.eval, -1) == std::vector<int64_t>{500, 90});
+    CHECK(prompts_per_source(mix.train, -1) == std::vector<int64_t>{6998, 374});
+    CHECK(mix_quotas(mix.train.source_weights, mix.train.size()) == std::vector<int64_t>{5160, 2212});
+    PromptSampler sampler(mix.train, 1, true);
+    int64_t code = 0;
+    for (const PromptRecord* r : sampler.next_batch(mix.train.size())) code += r->kind == RewardKind::Code;
+    CHECK(code == 2212);
   }
   {
     const PromptData both = load_prompt_data(load_snippet("gsm8k-math.yaml", 10));
