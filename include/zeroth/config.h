@@ -265,6 +265,7 @@ struct EvalSection {
   int64_t max_prompts = 0;
   bool greedy = true;
   int64_t pass_k = 0;
+  std::vector<int64_t> pass_at;
   double temperature = 1.0;
   uint64_t seed = 0;
 
@@ -277,12 +278,27 @@ struct EvalSection {
             "eval_sampled_accuracy (mean over samples) and, over the math prompts, eval_maj_at_k "
             "(the majority answer of the k, equivalent answers grouped, is correct); 0 = off")
         .min(0);
+    v.field("pass_at", pass_at,
+            "Also estimate pass@k for each of these k from the pass_k samples with the unbiased "
+            "estimator 1 - C(n - c, k) / C(n, k) (n = pass_k, c = correct samples; Chen et al. 2021): "
+            "eval_pass_at_K, e.g. pass_k: 16 with pass_at: [1, 4, 8]; each k in [1, pass_k], no k twice "
+            "(eval_pass_at_1 is eval_sampled_accuracy)")
+        .min(1);
     v.field("temperature", temperature, "Sampling temperature of the pass@k samples (0 = greedy, else >= 0.01)")
         .min(0);
     v.field("seed", seed, "Seed of the pass@k draws (0 = derived from run.seed)");
   }
   void validate() const {
     check_sampling_temperature(temperature, "key 'eval.temperature'");
+    for (size_t i = 0; i < pass_at.size(); ++i) {
+      const std::string key = "key 'eval.pass_at[" + std::to_string(i) + "]'";
+      if (pass_at[i] > pass_k)
+        throw ConfigError(key + ": expected a k in [1, eval.pass_k = " + std::to_string(pass_k) +
+                          "] (the estimate uses the pass_k samples), found " + std::to_string(pass_at[i]));
+      for (size_t j = 0; j < i; ++j)
+        if (pass_at[j] == pass_at[i])
+          throw ConfigError(key + ": expected each k once, found " + std::to_string(pass_at[i]) + " twice");
+    }
   }
 };
 

@@ -78,19 +78,27 @@ struct EvalSourceResult {
   double sampled_accuracy = 0.0;   // share of correct samples
   int64_t maj_prompts = 0;         // math prompts among the k-sampled ones (maj@k counts these)
   double maj_at_k = 0.0;           // share of them whose majority answer is correct
+  std::vector<double> pass_at;     // eval.pass_at's unbiased pass@k estimates, in its order
 };
 
 // Held-out results: those of the whole set, and per source.
 struct EvalResult : EvalSourceResult {
   bool greedy = false;  // the greedy pass ran (eval.greedy)
   int64_t k = 0;        // pass@k samples per prompt (0: not run)
+  std::vector<int64_t> pass_at_ks;  // the k of each pass_at estimate (eval.pass_at; empty when k is 0)
   // The same per source, in source order, when the evaluated prompts come from two or
   // more sources (empty otherwise); a source none of whose prompts was evaluated is left out.
   std::vector<EvalSourceResult> sources;
-  // eval_accuracy, eval_format_rate, eval_pass_at_k, ...; with `sources` also
-  // eval_accuracy/NAME, eval_pass_at_k/NAME, ... per source.
+  // eval_accuracy, eval_format_rate, eval_pass_at_k, eval_pass_at_K per pass_at_ks, ...;
+  // with `sources` also eval_accuracy/NAME, eval_pass_at_k/NAME, ... per source.
   MetricMap metrics() const;
 };
+
+// The unbiased pass@k estimate of one prompt with c correct of n samples (Chen et al.
+// 2021): 1 - C(n - c, k) / C(n, k), the chance that k of the n drawn without replacement
+// hold a correct one, computed as 1 - prod_{i = n - c + 1}^{n} (1 - k / i). Needs
+// 1 <= k <= n and 0 <= c <= n.
+double pass_at_k_estimate(int64_t n, int64_t c, int64_t k);
 
 // Majority voting (maj@k, "cons@k" in the DeepSeek-R1 report) over one prompt's sampled
 // answers (the extracted final answers, "" where a sample gave none: it does not vote).

@@ -37,11 +37,12 @@ static const char kEvalUsage[] =
     "eval.temperature, with maj@k: majority voting over the k answers of each math\n"
     "prompt), scored with the config's rewards. Prints a table (with a row per source when\n"
     "the eval set has several), then one JSON line with eval_accuracy, eval_format_rate and\n"
-    "(k > 0) eval_pass_at_k, eval_maj_at_k (and eval_accuracy/NAME ... per source).\n"
+    "(k > 0) eval_pass_at_k, eval_maj_at_k, eval_pass_at_K for each K of eval.pass_at (the\n"
+    "unbiased pass@K estimate from the k samples), and eval_accuracy/NAME ... per source.\n"
     "\n"
     "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
     "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
-    "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=8\n"
+    "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=16 --set 'eval.pass_at=[1,4,8]'\n"
     "  --dump OUT     also write every generation as a JSON line (mode greedy|sampled, prompt,\n"
     "                 completion, tokens, reward, components, verdict, correct, format_ok)\n";
 
@@ -97,11 +98,17 @@ int cmd_eval(const std::vector<std::string>& argv) {
       if (r.maj_prompts > 0)
         std::printf("maj@%-10lld %.4f   (majority answer, %lld math prompts)\n", (long long)r.k, r.maj_at_k,
                     (long long)r.maj_prompts);
+      for (size_t q = 0; q < r.pass_at_ks.size(); ++q)
+        std::printf("pass@%-9lld %.4f   (unbiased estimate from the %lld samples)\n", (long long)r.pass_at_ks[q],
+                    r.pass_at[q], (long long)r.k);
     }
     if (!r.sources.empty()) {  // one row per source
-      std::printf("\nby source      prompts%s%s\n", r.greedy ? "   accuracy   format" : "",
+      std::string est;  // pass_at estimate columns
+      for (int64_t k : r.pass_at_ks) est += strformat("  %8s", strformat("pass@%lld", (long long)k).c_str());
+      std::printf("\nby source      prompts%s%s%s\n", r.greedy ? "   accuracy   format" : "",
                   r.k > 0 ? strformat("   pass@%-4lld  sampled  maj@%-4lld", (long long)r.k, (long long)r.k).c_str()
-                          : "");
+                          : "",
+                  est.c_str());
       for (const EvalSourceResult& s : r.sources) {
         std::printf("%-14s %7lld", s.name.c_str(), (long long)s.prompts);
         if (r.greedy) std::printf("   %8.4f   %6.4f", s.accuracy, s.format_rate);
@@ -109,6 +116,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
           std::printf("   %8.4f  %7.4f", s.pass_at_k, s.sampled_accuracy);
           if (s.maj_prompts > 0) std::printf("  %8.4f", s.maj_at_k);
           else std::printf("  %8s", "-");
+          for (double e : s.pass_at) std::printf("  %8.4f", e);
         }
         std::printf("\n");
       }

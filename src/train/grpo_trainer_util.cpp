@@ -180,12 +180,23 @@ MetricMap EvalResult::metrics() const {
       m["eval_pass_at_k" + at] = r.pass_at_k;
       m["eval_sampled_accuracy" + at] = r.sampled_accuracy;
       if (r.maj_prompts > 0) m["eval_maj_at_k" + at] = r.maj_at_k;
+      for (size_t q = 0; q < r.pass_at.size() && q < pass_at_ks.size(); ++q)
+        m["eval_pass_at_" + std::to_string(pass_at_ks[q]) + at] = r.pass_at[q];
     }
   };
   put(*this, "");
   if (k > 0) m["eval_k"] = double(k);
   for (const EvalSourceResult& s : sources) put(s, "/" + s.name);
   return m;
+}
+
+double pass_at_k_estimate(int64_t n, int64_t c, int64_t k) {
+  ZT_ASSERT(k >= 1 && k <= n && c >= 0 && c <= n, "pass@%lld of %lld samples, %lld correct", (long long)k,
+            (long long)n, (long long)c);
+  if (n - c < k) return 1.0;  // every k-subset holds a correct sample
+  double none = 1.0;          // C(n - c, k) / C(n, k)
+  for (int64_t i = n - c + 1; i <= n; ++i) none *= 1.0 - double(k) / double(i);
+  return 1.0 - none;
 }
 
 int64_t majority_answer(const std::vector<std::string>& answers,
@@ -228,6 +239,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   EvalResult res;
   res.prompts = n;
   res.k = ec.pass_k;
+  if (ec.pass_k > 0) res.pass_at_ks = ec.pass_at;
   res.greedy = ec.greedy;
   if (dump != nullptr) dump->clear();
   if (n == 0) return res;
@@ -244,12 +256,13 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   // Sums, for all prompts and then for each source: greedy correct, greedy format ok,
   // greedy tokens, prompts with a correct sample, correct samples, math prompts whose
   // majority answer is correct, math prompts, prompts.
+  // Then each eval.pass_at estimate.
   enum : size_t { kCorrect, kFormat, kTokens, kAnyCorrect, kSampledCorrect, kMajCorrect, kMajPrompts, kPrompts, kN };
-  const size_t n_sources = prompts.source_names.size();
-  std::vector<double> sums(kN * (1 + n_sources), 0.0);
+  const size_t n_sources = prompts.source_names.size(), stride = kN + ec.pass_at.size();
+  std::vector<double> sums(stride * (1 + n_sources), 0.0);
   auto add = [&](int64_t prompt, size_t what, double value) {  // prompt: index into `prompts`
     sums[what] += value;
-    if (n_sources > 0) sums[kN * (1 + size_t(prompts.records[size_t(prompt)].source)) + what] += value;
+    if (n_sources > 0) sums[stride * (1 + size_t(prompts.records[size_t(prompt)].source)) + what] += value;
   };
   for (int64_t i = shard.begin; i < shard.begin + shard.count; ++i) add(i, kPrompts, 1.0);
   const MathVerifyOptions math_opts = config.rewards.math_options();
@@ -317,15 +330,17 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       dump_lines("sampled", out, r, sampled_lines);
       for (size_t p = 0; p < ids.size(); ++p) {
         const int64_t at = shard.begin + int64_t(p);
-        bool any = false;
+        int64_t correct = 0;
         std::vector<std::string> answers;
         for (int64_t j = 0; j < ec.pass_k; ++j) {
           const RewardResult& rj = r[p * size_t(ec.pass_k) + size_t(j)];
-          any = any || rj.correct;
+          correct += rj.correct ? 1 : 0;
           add(at, kSampledCorrect, rj.correct);
           answers.push_back(rj.extracted);
         }
-        add(at, kAnyCorrect, any);
+        add(at, kAnyCorrect, correct > 0);
+        for (size_t q = 0; q < ec.pass_at.size(); ++q)
+          add(at, kN + q, pass_at_k_estimate(ec.pass_k, correct, ec.pass_at[q]));
         if (prompts.records[size_t(at)].kind == RewardKind::Math) {
           const int64_t m = majority_answer(answers, same);
           add(at, kMajCorrect, m >= 0 && r[p * size_t(ec.pass_k) + size_t(m)].correct);
@@ -354,6 +369,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
       out.sampled_accuracy = v[kSampledCorrect] / (np * double(ec.pass_k));
       out.maj_prompts = int64_t(v[kMajPrompts]);
       if (out.maj_prompts > 0) out.maj_at_k = v[kMajCorrect] / v[kMajPrompts];
+      for (size_t q = 0; q < ec.pass_at.size(); ++q) out.pass_at.push_back(v[kN + q] / np);
     }
   };
   fill(sums.data(), res);
@@ -362,7 +378,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   for (size_t s = 0; s < n_sources; ++s) {
     EvalSourceResult one;
     one.name = prompts.source_names[s];
-    fill(sums.data() + kN * (1 + s), one);
+    fill(sums.data() + stride * (1 + s), one);
     if (one.prompts > 0) per.push_back(std::move(one));
   }
   if (per.size() >= 2) res.sources = std::move(per);

@@ -150,7 +150,7 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
   const TrainConfig config =
       load_train_config(cfg, {"prompts.eval_sources=[{path: " + dir + "/eval.jsonl, name: held_out, limit: 5}, {path: " +
                                   dir + "/train.jsonl, limit: 7}]",
-                              "eval.max_prompts=0", "eval.pass_k=3"});
+                              "eval.max_prompts=0", "eval.pass_k=3", "eval.pass_at=[1, 2, 3]"});
   auto be = make_cpu_backend(1);
   std::unique_ptr<Communicator> local = make_local_communicator(be.get());
   const ModelConfig mc = read_model_config(model_dir);
@@ -176,15 +176,24 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
     CHECK(src.prompts == (s == 0 ? 5 : 7));
     const std::string file = dir + (s == 0 ? "/eval.jsonl:" : "/train.jsonl:");
     double greedy = 0, sampled = 0, format = 0, n_sampled = 0;
-    std::set<int64_t> solved;  // prompts with a correct sample
+    std::set<int64_t> solved;                 // prompts with a correct sample
+    std::map<int64_t, int64_t> correct_of;    // prompt -> correct samples
     for (const auto& l : lines) {
       if (l.at("where").get<std::string>().rfind(file, 0) != 0) continue;
       const bool is_greedy = l.at("mode") == "greedy", correct = l.at("correct").get<bool>();
       (is_greedy ? greedy : sampled) += correct;
       if (is_greedy) format += l.at("format_ok").get<bool>();
       if (!is_greedy && correct) solved.insert(l.at("prompt_index").get<int64_t>());
+      if (!is_greedy) correct_of[l.at("prompt_index").get<int64_t>()] += correct;
       n_sampled += !is_greedy;
     }
+    // pass@2 of 3 samples: 1 - C(3 - c, 2) / C(3, 2) = 0, 2/3, 1, 1 for c = 0..3
+    double pass2 = 0;
+    for (const auto& [p, c] : correct_of) pass2 += c == 0 ? 0.0 : c == 1 ? 2.0 / 3.0 : 1.0;
+    REQUIRE(src.pass_at.size() == 3);
+    CHECK(src.pass_at[0] == Approx(src.sampled_accuracy).margin(1e-12));  // pass@1 is the mean
+    CHECK(src.pass_at[1] == Approx(pass2 / double(src.prompts)).margin(1e-12));
+    CHECK(src.pass_at[2] == Approx(src.pass_at_k).margin(1e-12));  // pass@n: any of the n
     CHECK(n_sampled == double(src.prompts * 3));
     CHECK(src.accuracy == Approx(greedy / double(src.prompts)).margin(1e-12));
     CHECK(src.format_rate == Approx(format / double(src.prompts)).margin(1e-12));
@@ -202,6 +211,9 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
   CHECK(m.at("eval_pass_at_k/train") == r.sources[1].pass_at_k);
   CHECK(m.at("eval_prompts/train") == 7);
   CHECK(m.at("eval_maj_at_k/held_out") == r.sources[0].maj_at_k);
+  CHECK(m.at("eval_pass_at_2") == r.pass_at[1]);
+  CHECK(m.at("eval_pass_at_2/train") == r.sources[1].pass_at[1]);
+  CHECK(r.pass_at[1] == Approx((r.sources[0].pass_at[1] * 5 + r.sources[1].pass_at[1] * 7) / 12).margin(1e-12));
 
   // Only the first 5 prompts (all of the first source): no per-source rows, and a warning.
   TrainConfig first = config;
@@ -638,6 +650,36 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
 
   CHECK_THROWS_AS(load_train_config(cfg, {"grpo.rollout_is=token_truncate", "grpo.old_logprobs=rollout"}),
                   ConfigError);
+}
+
+TEST_CASE("pass@k estimates: the unbiased estimator against counting the k-subsets") {
+  CHECK(pass_at_k_estimate(4, 1, 1) == Approx(0.25));
+  CHECK(pass_at_k_estimate(4, 1, 2) == Approx(0.5));   // 1 - C(3,2)/C(4,2) = 1 - 3/6
+  CHECK(pass_at_k_estimate(5, 2, 3) == Approx(0.9));   // 1 - C(3,3)/C(5,3) = 1 - 1/10
+  CHECK(pass_at_k_estimate(6, 0, 3) == 0.0);
+  CHECK(pass_at_k_estimate(6, 6, 3) == 1.0);
+  // Every n <= 10: the share of k-subsets of n samples (c correct) that hold a correct one.
+  for (int n = 1; n <= 10; ++n)
+    for (int c = 0; c <= n; ++c)
+      for (int k = 1; k <= n; ++k) {
+        int64_t subsets = 0, hit = 0;
+        for (uint32_t mask = 0; mask < (1u << n); ++mask) {
+          if (__builtin_popcount(mask) != k) continue;
+          ++subsets;
+          hit += (mask & ((1u << c) - 1)) != 0;  // samples 0..c-1 are the correct ones
+        }
+        INFO("n " << n << " c " << c << " k " << k);
+        CHECK(pass_at_k_estimate(n, c, k) == Approx(double(hit) / double(subsets)).margin(1e-12));
+      }
+  // eval.pass_at: each k in [1, pass_k], once.
+  const std::string dir = temp_dir("pass_at");
+  const std::string cfg = write_plain_config(dir);
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.pass_k=4", "eval.pass_at=[1, 8]"}),
+                    Catch::Contains("eval.pass_at[1]") && Catch::Contains("[1, eval.pass_k = 4]"));
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.pass_k=4", "eval.pass_at=[2, 2]"}),
+                    Catch::Contains("eval.pass_at[1]") && Catch::Contains("twice"));
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.pass_k=4", "eval.pass_at=[0]"}), Catch::Contains("eval.pass_at"));
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.pass_at=[1]"}), Catch::Contains("eval.pass_k = 0"));
 }
 
 TEST_CASE("maj@k: equivalent answers vote together and ties go to the earliest and no answer does not vote") {
