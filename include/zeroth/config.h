@@ -216,6 +216,7 @@ struct RlSection {
   int64_t rollout_lag = 0;
   int64_t dump_rollouts_every = 0;
   bool dump_eval = false;
+  bool skip_solved = false;
 
   template <class V>
   void visit(V& v) {
@@ -257,6 +258,10 @@ struct RlSection {
     v.field("dump_eval", dump_eval,
             "Write every generation of each held-out eval (greedy and pass@k samples, with rewards "
             "and correctness) to RUN_DIR/rollouts/eval_step_N.jsonl");
+    v.field("skip_solved", skip_solved,
+            "Online filtering of easy prompts (POLARIS, Skywork-OR1): a training prompt whose G "
+            "completions were all correct is not sampled again; when every prompt is solved the "
+            "set is cleared (a warning). Checkpoints keep the set, so a resume continues exactly");
   }
 };
 

@@ -280,6 +280,15 @@ class PromptSampler {
   // The record indices of epoch `epoch`, in the order served; weighted datasets only.
   std::vector<int64_t> mixed_epoch(int64_t epoch) const;
 
+  // Skipped records (rl.skip_solved): never served, their places in the order passed over
+  // (the cursor still counts them, so a sampler given the same cursor and skip set serves
+  // the same prompts). When every record is skipped, the next draw clears the set and
+  // logs a warning.
+  void skip(int64_t record);
+  void set_skipped(const std::vector<int64_t>& records);  // replaces the set
+  std::vector<int64_t> skipped() const;                   // ascending
+  int64_t skipped_count() const { return skipped_count_; }
+
  private:
   const PromptDataset* data_;
   BatchSampler sampler_;
@@ -292,6 +301,9 @@ class PromptSampler {
   int64_t draws_epoch_ = -1;
   std::vector<int64_t> draws_;
   std::vector<int64_t> epoch_draws(int64_t epoch) const;
+  std::vector<uint8_t> skipped_;  // per record (empty until the first skip)
+  int64_t skipped_count_ = 0;
+  int64_t next_index();  // the next record served, skipped ones passed over
 };
 
 // The part of a global batch of `global` prompts that rank `rank` of `world` owns:

@@ -133,11 +133,18 @@ StepRollout GrpoRun::collect(int64_t step) {
         sums.source(src, RolloutSums::kSrcLen) += double(lengths[k]);
       }
     }
+    std::vector<double> solved(cfg_.rl.skip_solved ? size_t(B) : 0, 0.0);  // by global prompt of the round
     for (int64_t i = 0; i < shard.count; ++i) {  // groups all of whose / none of whose samples are correct
       int64_t correct = 0;
       for (int64_t j = 0; j < G; ++j) correct += scored[size_t(i * G + j)].correct ? 1 : 0;
       v[RolloutSums::kSolvedAll] += correct == G;
       v[RolloutSums::kSolvedNone] += correct == 0;
+      if (!solved.empty()) solved[size_t(shard.begin + i)] = correct == G ? 1.0 : 0.0;
+    }
+    if (!solved.empty()) {  // rl.skip_solved: every generating rank skips the round's solved prompts
+      team.all_reduce_host(solved.data(), solved.size(), ReduceOp::Sum);
+      for (int64_t i = 0; i < B; ++i)
+        if (solved[size_t(i)] > 0) sampler_->skip(int64_t(batch[size_t(i)] - data_.train.records.data()));
     }
     v[RolloutSums::kGroups] += double(shard.count);
     v[RolloutSums::kZeroGroups] += double(adv.zero_groups);
@@ -214,6 +221,7 @@ StepRollout GrpoRun::collect(int64_t step) {
   ro.rollout_s = rollout_s;
   ro.reward_s = reward_s;
   ro.cursor = sampler_->cursor();
+  if (cfg_.rl.skip_solved) ro.skipped = sampler_->skipped();
   return ro;
 }
 

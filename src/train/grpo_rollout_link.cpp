@@ -197,6 +197,7 @@ std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, in
   w.put(r.idle_s);
   w.put(r.cursor.epoch);
   w.put(r.cursor.position);
+  w.put_vec(r.skipped);
   std::vector<const Group*> mine;
   for (const Group& g : r.groups)
     if (g.global_index >= begin && g.global_index < begin + count) mine.push_back(&g);
@@ -216,6 +217,7 @@ StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
   r.idle_s = rd.get<double>();
   r.cursor.epoch = rd.get<int64_t>();
   r.cursor.position = rd.get<int64_t>();
+  r.skipped = rd.get_vec<int64_t>();
   r.groups = get_groups(rd);
   ZT_ASSERT(rd.done(), "rollout message: %zu bytes, not all read", bytes.size());
   return r;

@@ -46,6 +46,7 @@ struct StepRollout {
   double rollout_s = 0, reward_s = 0;  // generation and scoring time (first rollout rank)
   double idle_s = 0;          // first rollout rank: waiting for weights before this batch
   DataCursor cursor;          // the prompt sampler after this step's batches
+  std::vector<int64_t> skipped;  // rl.skip_solved: the sampler's skipped records then (ascending)
 };
 
 // The bytes of `r` restricted to the groups with global_index in [begin, begin + count)

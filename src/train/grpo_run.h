@@ -127,7 +127,8 @@ class GrpoRun {
   MetricMap step_metrics(const StepRollout& ro, const StepUpdate& up, double train_s, double step_s,
                          double wait_s, double sync_s) const;
   // eval_pending: the eval of `step` is due but skipped (a stop); the resume runs it.
-  void save_checkpoint(int64_t step, const DataCursor& cursor, bool eval_pending = false);
+  void save_checkpoint(int64_t step, const DataCursor& cursor, const std::vector<int64_t>& skipped,
+                       bool eval_pending = false);
   // grpo_collect.cpp
   StepRollout collect(int64_t step);
   // grpo_update.cpp

@@ -94,6 +94,33 @@ void write_run_config(const TrainConfig& cfg, int rank) {
   grpo_detail::write_atomic(run_dir + "/config.yaml", dump_train_config_yaml(cfg));
 }
 
+// rl.skip_solved: the training prompts a checkpoint's sampler skipped (grpo_state.json
+// skipped_prompts; absent in a checkpoint written without it: none).
+std::vector<int64_t> read_skipped_prompts(const std::string& ckpt, int64_t prompts) {
+  std::ifstream in(ckpt + "/grpo_state.json");
+  nlohmann::json js;
+  try {
+    js = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", ckpt.c_str(), e.what()));
+  }
+  std::vector<int64_t> out;
+  if (!js.is_object() || !js.contains("skipped_prompts")) return out;
+  const nlohmann::json& list = js["skipped_prompts"];
+  if (!list.is_array())
+    throw CheckpointError(strformat("%s/grpo_state.json: key 'skipped_prompts': expected a list of prompt indices, "
+                                    "found %s",
+                                    ckpt.c_str(), list.type_name()));
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_number_integer() || list[i].get<int64_t>() < 0 || list[i].get<int64_t>() >= prompts)
+      throw CheckpointError(strformat("%s/grpo_state.json: key 'skipped_prompts[%zu]': expected a training prompt "
+                                      "index in [0, %lld), found %s",
+                                      ckpt.c_str(), i, (long long)prompts, list[i].dump().c_str()));
+    out.push_back(list[i].get<int64_t>());
+  }
+  return out;
+}
+
 // The prompts a resumed run trains on must be the checkpoint's (grpo_state.json).
 void check_prompts_fingerprint(const std::string& ckpt, uint64_t fingerprint) {
   std::ifstream in(ckpt + "/grpo_state.json");
@@ -249,6 +276,8 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   fingerprint_ = data_.train.fingerprint();
   if (!resume_ckpt_.empty()) check_prompts_fingerprint(resume_ckpt_, fingerprint_);
   sampler_ = std::make_unique<PromptSampler>(data_.train, cfg.run.seed, cfg.prompts.shuffle, start_.cursor);
+  if (!resume_ckpt_.empty() && cfg.rl.skip_solved)
+    sampler_->set_skipped(read_skipped_prompts(resume_ckpt_, data_.train.size()));
 
   // The generating ranks' engine: on the policy (colocated, lag 0), the lagged copy
   // (colocated, lag 1) or a worker's model; trainers with workers have none.
@@ -451,7 +480,7 @@ GrpoTrainResult GrpoRun::run() {
     const std::string why = step < steps_ ? stop.poll(comm_) : "";
     // The checkpoint first: an eval that fails loses nothing trained.
     if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_ || !why.empty())
-      save_checkpoint(step, ro.cursor, !why.empty() && eval_due);
+      save_checkpoint(step, ro.cursor, ro.skipped, !why.empty() && eval_due);
     if (!why.empty()) {
       result_.stop = {true, step, why, ""};
       ZT_LOG_INFO("train: stopped after step %lld of %lld%s", (long long)step, (long long)steps_,
@@ -557,6 +586,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
     m["weight_sync_s"] = sync_s;      // trainer 0 broadcasting the policy
     m["rollout_idle_s"] = ro.idle_s;  // a worker waiting for the trainers before this batch
   }
+  if (cfg_.rl.skip_solved) m["prompts_skipped"] = double(ro.skipped.size());
   m["data_epoch"] = double(ro.cursor.epoch);
   m["data_position"] = double(ro.cursor.position);
   return m;
@@ -564,7 +594,8 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
 
 // The pretrain checkpoint, then the reference, the lagged policy, then grpo_state.json
 // (its presence marks the GRPO checkpoint complete).
-void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, bool eval_pending) {
+void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, const std::vector<int64_t>& skipped,
+                              bool eval_pending) {
   const std::string& run_dir = cfg_.run.run_dir;
   TrainerState st;
   st.step = step;
@@ -586,7 +617,8 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, bool eval_
                                {"rollout_lag", lag_},
                                {"expert_parallel", pg_.expert_parallel},
                                {"reference", bool(ref_)},
-                               {"eval_pending", eval_pending}};
+                               {"eval_pending", eval_pending},
+                               {"skipped_prompts", skipped}};
     write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
     ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
     for (const std::string& old : prune_checkpoints(run_dir, cfg_.train.keep_checkpoints, "grpo_state.json"))

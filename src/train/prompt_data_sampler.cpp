@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/prompt_data.h"
 
 namespace zeroth {
@@ -101,18 +102,50 @@ std::vector<int64_t> PromptSampler::mixed_epoch(int64_t epoch) const {
   return out;
 }
 
+int64_t PromptSampler::next_index() {
+  if (!data_->weighted()) return sampler_.next(1)[0];
+  const int64_t epoch = sampler_.cursor().epoch;  // the epoch of the next index
+  if (epoch != draws_epoch_) {
+    draws_ = epoch_draws(epoch);
+    draws_epoch_ = epoch;
+  }
+  return draws_[size_t(sampler_.next(1)[0])];
+}
+
 std::vector<int64_t> PromptSampler::next_indices(int64_t n) {
   ZT_ASSERT(n >= 0);
-  if (!data_->weighted()) return sampler_.next(n);
+  if (skipped_count_ == 0 && !data_->weighted()) return sampler_.next(n);
   std::vector<int64_t> out;
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t epoch = sampler_.cursor().epoch;  // the epoch of the next index
-    if (epoch != draws_epoch_) {
-      draws_ = epoch_draws(epoch);
-      draws_epoch_ = epoch;
+  while (int64_t(out.size()) < n) {
+    if (skipped_count_ == data_->size()) {
+      ZT_LOG_WARN("rl.skip_solved: every one of the %lld training prompts has been solved; sampling all of them "
+                  "again", (long long)data_->size());
+      set_skipped({});
     }
-    out.push_back(draws_[size_t(sampler_.next(1)[0])]);
+    const int64_t i = next_index();
+    if (skipped_count_ == 0 || !skipped_[size_t(i)]) out.push_back(i);
   }
+  return out;
+}
+
+void PromptSampler::skip(int64_t record) {
+  ZT_ASSERT(record >= 0 && record < data_->size(), "skip record %lld of %lld", (long long)record,
+            (long long)data_->size());
+  if (skipped_.empty()) skipped_.assign(size_t(data_->size()), 0);
+  if (!skipped_[size_t(record)]) ++skipped_count_;
+  skipped_[size_t(record)] = 1;
+}
+
+void PromptSampler::set_skipped(const std::vector<int64_t>& records) {
+  skipped_.clear();
+  skipped_count_ = 0;
+  for (int64_t r : records) skip(r);
+}
+
+std::vector<int64_t> PromptSampler::skipped() const {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < skipped_.size(); ++i)
+    if (skipped_[i]) out.push_back(int64_t(i));
   return out;
 }
 

@@ -489,6 +489,48 @@ static nlohmann::json first_step(const std::string& dir, const std::string& cfg,
 // completion's token count and group reach the composer (cosine's max_len 0 is the
 // rollout's max_new_tokens), and `zeroth reward --group-by round,prompt_index` scores a
 // rollout dump again to the same rewards and components, bit for bit.
+// rl.skip_solved: a prompt whose group was all correct never comes back (checked against
+// the rollout dumps), the metric counts them, the checkpoint keeps them, and 6 steps equal
+// 3 + --resume for 3 more.
+TEST_CASE("zeroth train: skip_solved drops solved prompts for good and resumes exactly") {
+  const std::string dir = temp_dir("skip_solved");
+  const std::string cfg = write_data(dir);
+  const std::vector<std::string> sets = {"--set", "rl.skip_solved=true", "--set", "rl.eval_every=0",
+                                         "--set", "train.save_every=3", "--set", "train.steps=6"};
+  auto args = [&](const std::string& run, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"--config", cfg, "--run-dir", run};
+    a.insert(a.end(), sets.begin(), sets.end());
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  REQUIRE(cli::cmd_train(args(dir + "/a", {"--set", "rl.dump_rollouts_every=1"})) == 0);
+  REQUIRE(cli::cmd_train(args(dir + "/b", {"--set", "train.steps=3"})) == 0);
+  REQUIRE(cli::cmd_train({"--resume", dir + "/b", "--set", "train.steps=6"}) == 0);
+  require_same_run(dir + "/a", dir + "/b", 6);
+
+  const auto rows = read_jsonl(dir + "/a/metrics.jsonl");
+  REQUIRE(rows.size() == 6);
+  std::set<std::string> solved;  // "file:line" of every prompt solved so far
+  for (int step = 1; step <= 6; ++step) {
+    INFO("step " << step);
+    std::map<std::string, std::pair<int, int>> groups;  // where -> (correct, samples)
+    for (const auto& l : read_jsonl(dir + "/a/rollouts/step_" + std::to_string(step) + ".jsonl")) {
+      const std::string where = l.at("where").get<std::string>();
+      CHECK(solved.count(where) == 0);  // a solved prompt is never sampled again
+      auto& g = groups[where];
+      g.first += l.at("verdict") == "correct";
+      g.second += 1;
+    }
+    for (const auto& [where, g] : groups)
+      if (g.first == g.second) solved.insert(where);
+    CHECK(rows[size_t(step - 1)].at("prompts_skipped").get<double>() == double(solved.size()));
+  }
+  CHECK(!solved.empty());  // the cold-started model solves some sums
+  std::ifstream state(dir + "/b/checkpoints/step_3/grpo_state.json");
+  const nlohmann::json js = nlohmann::json::parse(state);
+  CHECK(double(js.at("skipped_prompts").size()) == rows[2].at("prompts_skipped").get<double>());
+}
+
 // Two weighted training sources: the prompts each step samples are those the mixing
 // sampler serves (samples/NAME counts them), and 4 steps equal 2 + --resume for 2 more.
 TEST_CASE("zeroth train: weighted sources mix by weight and resume exactly") {

@@ -389,6 +389,27 @@ TEST_CASE("GRPO data parallel: rl.dump_rollouts_every writes every sampled compl
   world.barrier();
 }
 
+// rl.skip_solved over data-parallel ranks: a group solved on any rank is skipped by every
+// rank (one all-reduce of the round's solved flags), so the ranks keep drawing the same
+// global batches and the run matches one rank's.
+TEST_CASE("GRPO data parallel: skip_solved skips what any rank solved and matches one rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = dp_root(np);
+  const SoloAndDp r = from_cold_start(world, root, "skip",
+                                      {"rl.skip_solved=true", "rollout.group_size=2", "rl.prompts_per_step=8",
+                                       "train.steps=4", "rl.dump_rollouts_every=1"});
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {"prompts_skipped"});
+    CHECK(r.dp.steps.back().at("prompts_skipped") > 0);
+    for (int step = 1; step <= 4; ++step) {
+      const std::string name = "/rollouts/step_" + std::to_string(step) + ".jsonl";
+      CHECK(file_text(root + "/dp_skip" + name) == file_text(root + "/solo_skip" + name));
+    }
+  }
+  world.barrier();
+}
+
 // REINFORCE++-baseline (grpo.advantage reinforce_pp): each round's advantages are whitened
 // over the whole batch, every rank's completions summed in global sample order, so the
 // advantages are the same bit for bit at any rank count (the step-1 dumps are identical),
@@ -560,11 +581,13 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
   // sums reach the trainers' metrics.
   const std::string sources = "prompts.sources=[{path: " + root + "/train.jsonl}, {path: " + root +
                               "/train.jsonl, name: again}]";
-  const SoloAndDp r =
-      run_solo_then_dp(world, root, worker_sets(root, "solo_w", {"rl.dump_rollouts_every=1", sources}),
-                       worker_sets(root, "dp_w", {workers, "rl.dump_rollouts_every=1", sources}));
+  // rl.skip_solved: the workers' skip sets reach the trainers' metrics and checkpoints.
+  const SoloAndDp r = run_solo_then_dp(
+      world, root, worker_sets(root, "solo_w", {"rl.dump_rollouts_every=1", sources, "rl.skip_solved=true"}),
+      worker_sets(root, "dp_w", {workers, "rl.dump_rollouts_every=1", sources, "rl.skip_solved=true"}));
   if (world.rank() == 0) {
-    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl", "samples/train", "samples/again"});
+    compare_runs(r.dp, r.solo, np, {"mismatch_abs_mean", "kl", "samples/train", "samples/again", "prompts_skipped"});
+    CHECK(file_text(root + "/dp_w/checkpoints/step_2/grpo_state.json").find("skipped_prompts") != std::string::npos);
     for (size_t s = 0; s < r.dp.steps.size(); ++s) {
       const MetricMap &m = r.dp.steps[s], &solo = r.solo.steps[s];
       INFO("step " << s + 1);

@@ -420,6 +420,41 @@ TEST_CASE("weighted sources: each epoch mixes them by weight, every prompt comes
              Catch::Contains("prompts.sources[1]") && Catch::Contains("no training prompt left"));
 }
 
+TEST_CASE("skipped prompts are never served, a cursor with the skip set resumes, and all skipped clears the set") {
+  const std::string dir = temp_dir("skip");
+  PromptDataConfig c;
+  c.sources.resize(1);
+  c.sources[0].path = write_file(dir, "p.jsonl", numbered_prompts("p", 12));
+  const PromptData d = load_prompt_data(c);
+  for (bool weighted : {false, true}) {
+    INFO("weighted " << weighted);
+    PromptDataset ds = d.train;
+    if (weighted) ds.source_weights = {1.0};
+    PromptSampler a(ds, 3, true);
+    a.next_indices(5);
+    for (int64_t r : {2, 7, 7, 11}) a.skip(r);
+    CHECK(a.skipped_count() == 3);
+    CHECK(a.skipped() == std::vector<int64_t>{2, 7, 11});
+    PromptSampler b(ds, 3, true, a.cursor());  // a resume: the cursor and the skip set
+    b.set_skipped(a.skipped());
+    const std::vector<int64_t> served = a.next_indices(40);
+    CHECK(b.next_indices(40) == served);
+    for (int64_t i : served) CHECK((i != 2 && i != 7 && i != 11));
+    std::set<int64_t> distinct(served.begin(), served.end());
+    CHECK(distinct.size() == 9);  // every other prompt still comes
+    // The same cursor without the skips serves them again.
+    PromptSampler plain(ds, 3, true, b.cursor());
+    std::set<int64_t> all;
+    for (int64_t i : plain.next_indices(24)) all.insert(i);
+    CHECK(all.size() == 12);
+    // Every prompt skipped: the set is cleared before the next draw.
+    for (int64_t r = 0; r < 12; ++r) a.skip(r);
+    CHECK(a.skipped_count() == 12);
+    CHECK(a.next_indices(3).size() == 3);
+    CHECK(a.skipped_count() == 0);
+  }
+}
+
 TEST_CASE("max_prompt_tokens drops prompts whose rendered template is too long") {
   const std::string dir = temp_dir("maxlen");
   PromptDataConfig c;
