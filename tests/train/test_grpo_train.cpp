@@ -489,6 +489,15 @@ static nlohmann::json first_step(const std::string& dir, const std::string& cfg,
 // completion's token count and group reach the composer (cosine's max_len 0 is the
 // rollout's max_new_tokens), and `zeroth reward --group-by round,prompt_index` scores a
 // rollout dump again to the same rewards and components, bit for bit.
+// `zeroth train` arguments: --config cfg --run-dir run, then `sets`, then `extra`.
+static std::vector<std::string> train_args(const std::string& cfg, const std::string& run,
+                                           const std::vector<std::string>& sets, const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {"--config", cfg, "--run-dir", run};
+  a.insert(a.end(), sets.begin(), sets.end());
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 // rl.skip_solved: a prompt whose group was all correct never comes back (checked against
 // the rollout dumps), the metric counts them, the checkpoint keeps them, and 6 steps equal
 // 3 + --resume for 3 more.
@@ -497,11 +506,8 @@ TEST_CASE("zeroth train: skip_solved drops solved prompts for good and resumes e
   const std::string cfg = write_data(dir);
   const std::vector<std::string> sets = {"--set", "rl.skip_solved=true", "--set", "rl.eval_every=0",
                                          "--set", "train.save_every=3", "--set", "train.steps=6"};
-  auto args = [&](const std::string& run, std::vector<std::string> extra) {
-    std::vector<std::string> a = {"--config", cfg, "--run-dir", run};
-    a.insert(a.end(), sets.begin(), sets.end());
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
+  auto args = [&](const std::string& run, const std::vector<std::string>& extra) {
+    return train_args(cfg, run, sets, extra);
   };
   REQUIRE(cli::cmd_train(args(dir + "/a", {"--set", "rl.dump_rollouts_every=1"})) == 0);
   REQUIRE(cli::cmd_train(args(dir + "/b", {"--set", "train.steps=3"})) == 0);
@@ -544,11 +550,8 @@ TEST_CASE("zeroth train: weighted sources mix by weight and resume exactly") {
       "--set", "prompts.sources=[{path: " + dir + "/train.jsonl, weight: 1}, {path: " + dir +
                    "/small.jsonl, weight: 1}]",
       "--set", "train.steps=4", "--set", "train.save_every=2"};
-  auto args = [&](const std::string& run, std::vector<std::string> extra) {
-    std::vector<std::string> a = {"--config", cfg, "--run-dir", run};
-    a.insert(a.end(), sets.begin(), sets.end());
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
+  auto args = [&](const std::string& run, const std::vector<std::string>& extra) {
+    return train_args(cfg, run, sets, extra);
   };
   REQUIRE(cli::cmd_train(args(dir + "/a", {})) == 0);
   REQUIRE(cli::cmd_train(args(dir + "/b", {"--set", "train.steps=2"})) == 0);
