@@ -217,6 +217,9 @@ struct RlSection {
   int64_t dump_rollouts_every = 0;
   bool dump_eval = false;
   bool skip_solved = false;
+  std::vector<std::string> reflection_words = {"wait", "recheck", "re-check", "double-check", "double check",
+                                               "let me check", "verify", "reconsider", "re-evaluate",
+                                               "reevaluate", "re-examine", "alternatively", "mistake", "aha"};
 
   template <class V>
   void visit(V& v) {
@@ -262,6 +265,11 @@ struct RlSection {
             "Online filtering of easy prompts (POLARIS, Skywork-OR1): a training prompt whose G "
             "completions were all correct is not sampled again; when every prompt is solved the "
             "set is cleared (a warning). Checkpoints keep the set, so a resume continues exactly");
+    v.field("reflection_words", reflection_words,
+            "Words and phrases of self-reflection counted in the sampled completions (whole words, "
+            "ASCII case-insensitive): metrics reflection_rate (share of completions with one) and "
+            "reflection_accuracy (share of those that are correct), to watch the 'aha moment'; "
+            "[] = off");
   }
 };
 

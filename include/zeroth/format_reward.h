@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zeroth {
 
@@ -62,6 +63,12 @@ double language_consistency_reward(std::string_view completion, Script target,
 // character is a word of its own. Fewer than `n` words (or n < 1) scores 0. Allocates;
 // linear in the completion's length times n.
 double repetition_rate(std::string_view completion, int n);
+
+// Whether `text` contains one of `phrases` as a whole word or phrase, ASCII letters
+// compared case-insensitively: the match may not continue a word (no ASCII letter or
+// digit right before or after it), so "wait" matches "Wait," but not "awaits". Empty
+// phrases never match. For counting self-reflection in completions (rl.reflection_words).
+bool contains_phrase(std::string_view text, const std::vector<std::string>& phrases);
 
 // Content between the last `open` and the first `close` after it; nullopt if absent.
 std::optional<std::string_view> last_tag_content(std::string_view text, std::string_view open,

@@ -242,4 +242,24 @@ double repetition_rate(std::string_view s, int n) {
   return 1.0 - double(distinct.size()) / double(total);
 }
 
+bool contains_phrase(std::string_view text, const std::vector<std::string>& phrases) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+  auto word_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  for (const std::string& phrase : phrases) {
+    const size_t n = phrase.size();
+    if (n == 0 || n > text.size()) continue;
+    for (size_t at = 0; at + n <= text.size(); ++at) {
+      size_t k = 0;
+      while (k < n && lower(text[at + k]) == lower(phrase[k])) ++k;
+      if (k < n) continue;
+      const bool starts = at == 0 || !word_char(text[at - 1]) || !word_char(phrase.front());
+      const bool ends = at + n == text.size() || !word_char(text[at + n]) || !word_char(phrase.back());
+      if (starts && ends) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace zeroth

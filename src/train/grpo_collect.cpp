@@ -16,6 +16,7 @@
 #include "grpo_run.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
+#include "zeroth/format_reward.h"
 
 namespace zeroth {
 namespace grpo_detail {
@@ -121,6 +122,10 @@ StepRollout GrpoRun::collect(int64_t step) {
       v[RolloutSums::kAdvAbs] += std::fabs(adv.values[k]);
       v[RolloutSums::kMasked] += in_loss[k] == 0;
       v[RolloutSums::kLenCorrect] += scored[k].correct ? double(lengths[k]) : 0.0;
+      if (!cfg_.rl.reflection_words.empty() && contains_phrase(outs[k].text, cfg_.rl.reflection_words)) {
+        v[RolloutSums::kReflect] += 1;
+        v[RolloutSums::kReflectCorrect] += scored[k].correct;
+      }
       for (size_t f = 0; f < functions.size(); ++f)
         v[RolloutSums::kFixed + f] += scored[k].component(functions[f].name);
       len_max = std::max(len_max, double(lengths[k]));

@@ -79,7 +79,8 @@ MicroBatch empty_micro_batch(int32_t pad_id);
 // training prompts come from two or more sources).
 struct RolloutSums {
   enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
-                  kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kFixed };
+                  kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kReflect, kReflectCorrect,
+                  kFixed };
   // Per source: samples, reward, correct, format ok, tokens.
   enum : size_t { kSrcSamples, kSrcReward, kSrcCorrect, kSrcFormat, kSrcLen, kPerSource };
   std::vector<double> v;

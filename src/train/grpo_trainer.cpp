@@ -528,6 +528,11 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   const double n_correct = v[RolloutSums::kCorrect], n_wrong = v[RolloutSums::kSamples] - n_correct;
   if (n_correct > 0) m["response_len_correct_mean"] = v[RolloutSums::kLenCorrect] / n_correct;
   if (n_wrong > 0) m["response_len_wrong_mean"] = (v[RolloutSums::kLen] - v[RolloutSums::kLenCorrect]) / n_wrong;
+  if (!cfg_.rl.reflection_words.empty()) {  // self-reflection in the completions
+    m["reflection_rate"] = v[RolloutSums::kReflect] / n;
+    if (v[RolloutSums::kReflect] > 0)
+      m["reflection_accuracy"] = v[RolloutSums::kReflectCorrect] / v[RolloutSums::kReflect];
+  }
   // Per source (training prompts from two or more sources): NAME's completions only.
   const size_t per_source_at = RolloutSums::kFixed + functions.size();
   for (size_t src = 0; per_source_at + RolloutSums::kPerSource * (src + 1) <= v.size(); ++src) {

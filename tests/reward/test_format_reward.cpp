@@ -81,6 +81,27 @@ TEST_CASE("last_tag_content takes the last opening tag", "[reward][format]") {
   REQUIRE_FALSE(last_tag_content("<answer>2", "<answer>", "</answer>"));
 }
 
+TEST_CASE("self-reflection phrases: whole words and phrases, ASCII case-insensitive", "[reward][format]") {
+  const std::vector<std::string> words = {"wait", "double check", "re-check"};
+  CHECK(contains_phrase("So 3 + 4 = 7. Wait, that is 8.", words));
+  CHECK(contains_phrase("WAIT", words));
+  CHECK(contains_phrase("<think>wait</think>", words));
+  CHECK(contains_phrase("let me Double Check: 12", words));
+  CHECK(contains_phrase("I re-check it", words));
+  CHECK_FALSE(contains_phrase("it awaits the answer", words));  // inside a word
+  CHECK_FALSE(contains_phrase("waiting", words));
+  CHECK_FALSE(contains_phrase("double checked", words));
+  CHECK_FALSE(contains_phrase("double  check", words));  // phrases match as written
+  CHECK_FALSE(contains_phrase("", words));
+  CHECK_FALSE(contains_phrase("wait", {}));
+  CHECK_FALSE(contains_phrase("wait", {""}));
+  CHECK(contains_phrase("x wait", {"wait"}));                 // at the end
+  CHECK(contains_phrase("\xe7\xad\x89wait\xe4\xb8\x80", {"wait"}));  // non-ASCII neighbours end a word
+  CHECK(contains_phrase("a+b", {"+"}));                        // a phrase of no letters matches anywhere
+  CHECK(contains_phrase("7 is 0", {"0"}));
+  CHECK_FALSE(contains_phrase("10", {"0"}));
+}
+
 TEST_CASE("repetition rate: share of word n-grams that repeat an earlier one", "[reward][format]") {
   // 6 words, 4 trigrams: abc bca cab abc -> 3 distinct: 1 - 3/4.
   CHECK(repetition_rate("a b c a b c", 3) == 0.25);

@@ -25,6 +25,7 @@
 #include "zeroth/backend.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
+#include "zeroth/format_reward.h"
 #include "zeroth/grpo_trainer.h"
 #include "zeroth/length_reward.h"
 #include "zeroth/math_verify.h"
@@ -77,6 +78,7 @@ static std::string write_data(const std::string& dir) {
                         "  prompt_template: '{prompt}='\n"
                         "grpo:\n  kl_coef: 0.05\n  ref_reset_every: 3\n"
                         "rl:\n  prompts_per_step: 4\n  micro_batch: 6\n  eval_at_start: false\n  eval_at_end: false\n  eval_every: 4\n"
+                        "  reflection_words: ['0', '9']  # (the sums' answers: some completions have one)\n"
                         "prompts:\n  sources:\n    - path: " << dir << "/train.jsonl\n"
                         "  eval_sources:\n    - path: " << dir << "/eval.jsonl\n"
                         "rewards:\n  functions:\n    - {name: accuracy, weight: 1.0}\n"
@@ -107,15 +109,21 @@ static bool timing_key(const std::string& k) {
 // The group outcome metrics of run `run` (solved_all_frac, solved_none_frac, the lengths
 // of correct and wrong completions) against its rollout dumps (rl.dump_rollouts_every 1).
 static void check_outcome_metrics(const std::string& run, const std::vector<nlohmann::json>& rows) {
+  const std::vector<std::string> words = {"0", "9"};  // write_data's rl.reflection_words
   bool mixed = false;  // some step has correct and wrong completions
+  double reflective_steps = 0;
   for (const auto& row : rows) {
     if (!row.contains("solved_all_frac")) continue;
     const int64_t step = row.at("step").get<int64_t>();
     INFO("step " << step);
     std::map<std::pair<int64_t, int64_t>, std::pair<int, int>> groups;  // (round, prompt) -> (correct, samples)
-    double len_correct = 0, len_wrong = 0, n_correct = 0, n_wrong = 0;
+    double len_correct = 0, len_wrong = 0, n_correct = 0, n_wrong = 0, reflect = 0, reflect_correct = 0;
     for (const auto& l : read_jsonl(run + "/rollouts/step_" + std::to_string(step) + ".jsonl")) {
       const bool correct = l.at("verdict") == "correct";
+      if (contains_phrase(l.at("completion").get<std::string>(), words)) {
+        reflect += 1;
+        reflect_correct += correct;
+      }
       auto& g = groups[{l.at("round").get<int64_t>(), l.at("prompt_index").get<int64_t>()}];
       g.first += correct;
       g.second += 1;
@@ -138,8 +146,14 @@ static void check_outcome_metrics(const std::string& run, const std::vector<nloh
       CHECK(row.at("response_len_wrong_mean").get<double>() == Approx(len_wrong / n_wrong).margin(1e-9));
     CHECK(row.at("accuracy").get<double>() == Approx(n_correct / (n_correct + n_wrong)).margin(1e-12));
     mixed = mixed || (n_correct > 0 && n_wrong > 0);
+    CHECK(row.at("reflection_rate").get<double>() == Approx(reflect / (n_correct + n_wrong)).margin(1e-12));
+    CHECK(row.contains("reflection_accuracy") == (reflect > 0));
+    if (reflect > 0)
+      CHECK(row.at("reflection_accuracy").get<double>() == Approx(reflect_correct / reflect).margin(1e-12));
+    reflective_steps += reflect > 0 && reflect < n_correct + n_wrong;
   }
   CHECK(mixed);
+  CHECK(reflective_steps > 0);  // some step has completions with and without the words
 }
 
 // Per-source eval results (two eval sources) of the trained model `model_dir`: each
