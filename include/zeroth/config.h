@@ -280,6 +280,10 @@ struct EvalSection {
   int64_t pass_k = 0;
   std::vector<int64_t> pass_at;
   double temperature = 1.0;
+  std::optional<double> top_p;
+  std::optional<int64_t> top_k;
+  std::optional<double> min_p;
+  std::optional<int64_t> max_new_tokens;
   uint64_t seed = 0;
 
   template <class V>
@@ -299,10 +303,20 @@ struct EvalSection {
         .min(1);
     v.field("temperature", temperature, "Sampling temperature of the pass@k samples (0 = greedy, else >= 0.01)")
         .min(0);
+    v.field("top_p", top_p, "Nucleus of the pass@k samples (null = rollout.top_p), in (0, 1]").min(0).max(1);
+    v.field("top_k", top_k, "Top-k of the pass@k samples (null = rollout.top_k; 0 = off)").min(0);
+    v.field("min_p", min_p, "Min-p of the pass@k samples (null = rollout.min_p; 0 = off)").min(0).max(1);
+    v.field("max_new_tokens", max_new_tokens,
+            "Most tokens of an eval completion, greedy and sampled (null = rollout.max_new_tokens); "
+            "less than rollout.max_len, whose KV cache the eval shares, e.g. to evaluate longer traces "
+            "than training samples")
+        .min(1);
     v.field("seed", seed, "Seed of the pass@k draws (0 = derived from run.seed)");
   }
   void validate() const {
     check_sampling_temperature(temperature, "key 'eval.temperature'");
+    if (top_p && *top_p <= 0)
+      throw ConfigError("key 'eval.top_p': expected a value in (0, 1], found " + std::to_string(*top_p));
     for (size_t i = 0; i < pass_at.size(); ++i) {
       const std::string key = "key 'eval.pass_at[" + std::to_string(i) + "]'";
       if (pass_at[i] > pass_k)
@@ -375,6 +389,10 @@ struct Config {
   // Checks that span sections (a ConfigError names the key it is about).
   void validate() const {
     grpo.validate_with_rollout(rollout.group_size, rollout.max_new_tokens);
+    ZT_THROW_IF_NOT(!eval.max_new_tokens || *eval.max_new_tokens < rollout.max_len, ConfigError,
+                    "key 'eval.max_new_tokens': expected < rollout.max_len (%lld: the eval decodes in the "
+                    "rollout's KV cache, prompt + completion), found %lld",
+                    (long long)rollout.max_len, (long long)eval.max_new_tokens.value_or(0));
     // A mini-batch is a set of whole prompt groups: more than B would run fewer optimizer
     // steps than the learning-rate schedule counts.
     ZT_THROW_IF_NOT(grpo.mini_batches <= rl.prompts_per_step, ConfigError,

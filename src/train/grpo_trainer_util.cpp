@@ -249,7 +249,8 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   for (int64_t i = shard.begin; i < shard.begin + shard.count; ++i)
     ids.push_back(grpo_detail::encode_record(prompts.records[size_t(i)], tmpl, tokenizer, rc.add_special_tokens));
   const KvCachePlan plan = plan_kv_cache(model.config(), rc);
-  const StopParams stop = rc.stop_params(tokenizer);
+  StopParams stop = rc.stop_params(tokenizer);
+  stop.max_new_tokens = ec.max_new_tokens.value_or(rc.max_new_tokens);
   RewardsConfig rewards = config.rewards;
   rewards.resolve_lengths(rc.max_new_tokens);
   RewardComposer composer(std::move(rewards));
@@ -323,6 +324,9 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     if (ec.pass_k > 0) {
       SamplingParams sp = rc.sampling();
       sp.temperature = float(ec.temperature);
+      sp.top_p = float(ec.top_p.value_or(rc.top_p));
+      sp.top_k = ec.top_k.value_or(rc.top_k);
+      sp.min_p = float(ec.min_p.value_or(rc.min_p));
       sp.seed = ec.seed != 0 ? ec.seed : rng_stream_key(config.run.seed, "eval");
       const std::vector<Completion> out =
           generate(engine, &tokenizer, ids, ec.pass_k, sp, stop, uint64_t(shard.begin * ec.pass_k));

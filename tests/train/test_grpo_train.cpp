@@ -238,6 +238,31 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
   CHECK(r5.metrics().count("eval_accuracy/held_out") == 0);
   CHECK(warn_unevaluated_sources(data.eval, 5, "eval.max_prompts"));
   CHECK_FALSE(warn_unevaluated_sources(data.eval, 6, "eval.max_prompts"));
+
+  // Eval sampling settings of their own: top_k 1 makes every sample the greedy completion;
+  // max_new_tokens caps the eval's completions, not the rollout's.
+  TrainConfig argmax = config;
+  argmax.eval.top_k = 1;
+  std::string argmax_dump;
+  const EvalResult rk = evaluate_model(model, *tok, argmax, data.eval, *local, &argmax_dump);
+  CHECK(rk.accuracy == r.accuracy);
+  CHECK(rk.sampled_accuracy == rk.accuracy);
+  CHECK(rk.pass_at_k == rk.accuracy);
+  std::map<int64_t, std::string> greedy_text;
+  for (size_t at = 0, end; (end = argmax_dump.find('\n', at)) != std::string::npos; at = end + 1) {
+    const auto l = nlohmann::json::parse(argmax_dump.substr(at, end - at));
+    const int64_t p = l.at("prompt_index").get<int64_t>();
+    if (l.at("mode") == "greedy") greedy_text[p] = l.at("completion").get<std::string>();
+    else CHECK(l.at("completion").get<std::string>() == greedy_text.at(p));
+  }
+  TrainConfig shorter = config;
+  shorter.eval.max_new_tokens = 4;
+  const EvalResult rs = evaluate_model(model, *tok, shorter, data.eval, *local);
+  CHECK(rs.response_len_mean <= 4.0);
+  CHECK(rs.response_len_mean < r.response_len_mean);
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.max_new_tokens=64"}),
+                    Catch::Contains("eval.max_new_tokens") && Catch::Contains("rollout.max_len (64"));
+  CHECK_THROWS_WITH(load_train_config(cfg, {"eval.top_p=0"}), Catch::Contains("eval.top_p"));
 }
 
 TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bit") {
