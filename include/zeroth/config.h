@@ -132,6 +132,7 @@ struct TrainSection {
   int64_t seq_len = 256;
   int64_t log_every = 10;
   int64_t save_every = 0;
+  double save_every_minutes = 0.0;
   int64_t keep_checkpoints = 0;
   double time_limit_minutes = 0.0;
 
@@ -151,6 +152,11 @@ struct TrainSection {
     v.field("save_every", save_every,
             "Write a checkpoint every this many steps (0 = only at the end; one is always written "
             "at the end)")
+        .min(0);
+    v.field("save_every_minutes", save_every_minutes,
+            "Also write a checkpoint at the first step boundary this many minutes after the last one "
+            "(or the start; the ranks agree, any rank's clock counts): bounds the work a crash loses "
+            "when step times vary, as with long reasoning traces. 0 = off")
         .min(0);
     v.field("keep_checkpoints", keep_checkpoints,
             "Keep only the newest this many complete checkpoints/step_N (older ones are deleted "

@@ -4,8 +4,9 @@
 // exactly where it stopped (a preempted or time-limited Slurm job, Ctrl-C in a terminal,
 // a sweep that is interrupted).
 //
-// Owns: the process's stop-signal handlers, the time-limit clock, and the per-step
-// agreement of every rank on whether to stop (StopCheck::poll, one small all-reduce).
+// Owns: the process's stop-signal handlers, the time-limit clock, the per-step
+// agreement of every rank on whether to stop (StopCheck::poll, one small all-reduce), and
+// the timer of time-based checkpoints (SaveTimer, train.save_every_minutes).
 // Must not: save checkpoints or decide where a loop polls (the loops do: pretrain_loop.cpp,
 // grpo_trainer.cpp).
 //
@@ -73,6 +74,23 @@ class StopCheck {
 
   double limit_s_ = 0;
   double longest_step_s_ = 0;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// train.save_every_minutes: whether a step boundary is due a checkpoint because that many
+// minutes have passed since the last one (or since construction). Every rank of the
+// communicator passed to due() must call it at the same step boundary (a collective when
+// the interval is set; none when it is 0).
+class SaveTimer {
+ public:
+  explicit SaveTimer(double minutes);  // 0 = never due
+  // True on every rank when the interval has passed on any rank.
+  bool due(Communicator& comm);
+  // A checkpoint was written now: the interval starts again.
+  void saved() { last_ = std::chrono::steady_clock::now(); }
+
+ private:
+  double interval_s_ = 0;
   std::chrono::steady_clock::time_point last_;
 };
 

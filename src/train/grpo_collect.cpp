@@ -17,6 +17,7 @@
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/format_reward.h"
+#include "zeroth/memory_usage.h"
 
 namespace zeroth {
 namespace grpo_detail {
@@ -227,6 +228,13 @@ StepRollout GrpoRun::collect(int64_t step) {
   ro.reward_s = reward_s;
   ro.cursor = sampler_->cursor();
   if (cfg_.rl.skip_solved) ro.skipped = sampler_->skipped();
+  if (worker_) {  // the workers' host memory, for the trainers' metrics
+    const HostMemory mem = host_memory();
+    double v[2] = {double(mem.rss_bytes), double(mem.peak_bytes)};
+    team.all_reduce_host(v, 2, ReduceOp::Max);
+    ro.mem_rss = v[0];
+    ro.mem_peak = v[1];
+  }
   return ro;
 }
 

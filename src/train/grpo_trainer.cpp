@@ -429,6 +429,7 @@ GrpoTrainResult GrpoRun::run() {
   Progress progress("train", steps_, "step");
   progress.resume_from(start_.step);
   StopCheck stop(cfg_.train.time_limit_minutes);
+  SaveTimer save_timer(cfg_.train.save_every_minutes);  // the trainers'
   for (int64_t step = start_.step + 1; step <= steps_; ++step) {
     const auto t_step = Clock::now();
     // ---- the step's batch: generated here (colocated) or by the workers ----
@@ -479,8 +480,11 @@ GrpoTrainResult GrpoRun::run() {
                                                     (step == steps_ && cfg_.rl.eval_at_end));
     const std::string why = step < steps_ ? stop.poll(comm_) : "";
     // The checkpoint first: an eval that fails loses nothing trained.
-    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_ || !why.empty())
+    if ((cfg_.train.save_every > 0 && step % cfg_.train.save_every == 0) || step == steps_ || !why.empty() ||
+        save_timer.due(*team_)) {
       save_checkpoint(step, ro.cursor, ro.skipped, !why.empty() && eval_due);
+      save_timer.saved();
+    }
     if (!why.empty()) {
       result_.stop = {true, step, why, ""};
       ZT_LOG_INFO("train: stopped after step %lld of %lld%s", (long long)step, (long long)steps_,
@@ -590,6 +594,9 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
     m["trainer_wait_s"] = wait_s;     // the trainers waiting for the workers' batch
     m["weight_sync_s"] = sync_s;      // trainer 0 broadcasting the policy
     m["rollout_idle_s"] = ro.idle_s;  // a worker waiting for the trainers before this batch
+    constexpr double kGiB = double(int64_t(1) << 30);
+    if (ro.mem_rss > 0) m["mem_rollout_rss_gib"] = ro.mem_rss / kGiB;  // the workers' host memory
+    if (ro.mem_peak > 0) m["mem_rollout_peak_gib"] = ro.mem_peak / kGiB;
   }
   if (cfg_.rl.skip_solved) m["prompts_skipped"] = double(ro.skipped.size());
   m["data_epoch"] = double(ro.cursor.epoch);

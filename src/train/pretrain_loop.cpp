@@ -215,6 +215,7 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
     return dir;
   };
   StopCheck stop_check(tc.time_limit_minutes);
+  SaveTimer save_timer(tc.save_every_minutes);
   for (int64_t step = start.step + 1; step <= tc.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> batch = sampler.next(tc.batch_size);
@@ -294,8 +295,11 @@ LmTrainResult run_lm_training(const Config& config, LmStage stage, Communicator&
 
     state.step = step;
     state.cursor = m.cursor;
-    const bool saved = (tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps;
-    if (saved) save_checkpoint();
+    const bool saved = (tc.save_every > 0 && step % tc.save_every == 0) || step == tc.steps || save_timer.due(comm);
+    if (saved) {
+      save_checkpoint();
+      save_timer.saved();
+    }
     // Every rank agrees whether to stop here (a signal, train.time_limit_minutes).
     if (step < tc.steps) {
       const std::string why = stop_check.poll(comm);

@@ -120,4 +120,14 @@ std::string StopCheck::poll(Communicator& comm) {
   return reason_of(code);
 }
 
+SaveTimer::SaveTimer(double minutes) : interval_s_(minutes * 60.0), last_(std::chrono::steady_clock::now()) {}
+
+bool SaveTimer::due(Communicator& comm) {
+  if (interval_s_ <= 0) return false;
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_).count();
+  double flag = since >= interval_s_ ? 1.0 : 0.0;
+  comm.all_reduce_host(&flag, 1, ReduceOp::Max);
+  return flag > 0;
+}
+
 }  // namespace zeroth

@@ -576,6 +576,21 @@ TEST_CASE("zeroth train: skip_solved drops solved prompts for good and resumes e
   CHECK(double(js.at("skipped_prompts").size()) == rows[2].at("prompts_skipped").get<double>());
 }
 
+// train.save_every_minutes: a checkpoint at every step boundary once the interval has
+// passed (here at once), besides save_every's; the run is the same.
+TEST_CASE("zeroth train: save_every_minutes writes time-based checkpoints") {
+  const std::string dir = temp_dir("save_minutes");
+  const std::string cfg = write_plain_config(dir);
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/a", "--set", "train.steps=3", "--set",
+                          "train.save_every_minutes=1e-9"}) == 0);
+  for (int step : {1, 2, 3}) CHECK(fs::exists(dir + "/a/checkpoints/step_" + std::to_string(step) + "/grpo_state.json"));
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/b", "--set", "train.steps=3", "--set",
+                          "train.save_every_minutes=600"}) == 0);
+  CHECK_FALSE(fs::exists(dir + "/b/checkpoints/step_1"));
+  CHECK(fs::exists(dir + "/b/checkpoints/step_3/grpo_state.json"));  // the end's
+  require_same_run(dir + "/a", dir + "/b", 3);
+}
+
 // Two weighted training sources: the prompts each step samples are those the mixing
 // sampler serves (samples/NAME counts them), and 4 steps equal 2 + --resume for 2 more.
 TEST_CASE("zeroth train: weighted sources mix by weight and resume exactly") {

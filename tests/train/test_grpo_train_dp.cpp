@@ -613,6 +613,8 @@ TEST_CASE("GRPO rollout workers: trainers + workers match one colocated rank") {
     for (const auto& m : r.dp.steps) {
       CHECK(m.at("mismatch_abs_max") < 1e-5);  // the workers sampled with the trainer's weights
       CHECK(m.count("trainer_wait_s") == 1);
+      CHECK(m.at("mem_rollout_peak_gib") > 0);  // the workers' host memory
+      CHECK(m.at("mem_rollout_peak_gib") >= m.at("mem_rollout_rss_gib"));
     }
     CHECK(r.solo.steps[1].at("adv_abs_mean") > 0);
   }

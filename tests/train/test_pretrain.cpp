@@ -301,6 +301,10 @@ TEST_CASE("zeroth pretrain: stopped by the time limit at every step and resumed 
   CHECK(cli::cmd_pretrain({"--resume", part}) == kExitStopped);  // step 2
   CHECK(cli::cmd_pretrain({"--resume", part}) == kExitStopped);  // step 3 (a save_every step)
   CHECK(cli::cmd_pretrain({"--resume", part}) == 0);             // step 4, the last: no stop
+  // train.save_every_minutes: a checkpoint at every step once the interval has passed.
+  const std::string timed = temp_dir("stop_timed");
+  REQUIRE(cli::cmd_pretrain(args_for(timed, {"train.save_every_minutes=1e-9"})) == 0);
+  for (int step : {1, 2, 3, 4}) CHECK(read_trainer_state(timed + "/checkpoints/step_" + std::to_string(step)).step == step);
   const auto a = read_lines(full + "/metrics.jsonl"), b = read_lines(part + "/metrics.jsonl");
   REQUIRE(a.size() == 4);
   REQUIRE(b.size() == 4);

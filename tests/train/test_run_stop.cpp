@@ -1,7 +1,8 @@
 // Tests of run_stop.h: the stop-signal handlers (a first SIGUSR1/SIGTERM/SIGINT asks for a
 // stop; a second SIGTERM/SIGINT ends the process at once, SIGUSR1 never does; checked in
 // forked children) and StopCheck (a signal or the time limit becomes the agreed reason;
-// a limit only stops when the longest step would overrun it).
+// a limit only stops when the longest step would overrun it), and SaveTimer (the interval
+// of train.save_every_minutes).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -101,4 +102,19 @@ TEST_CASE("StopCheck: a signal or the time limit, agreed over the communicator")
   const std::string why = soon.poll(*comm);
   CHECK_THAT(why, Catch::StartsWith("train.time_limit_minutes"));
   CHECK_THAT(why, Catch::Contains("minutes used"));
+}
+
+TEST_CASE("SaveTimer: due once the interval has passed since the last checkpoint, never at 0") {
+  std::unique_ptr<Backend> be = make_cpu_backend(1);
+  std::unique_ptr<Communicator> comm = make_local_communicator(be.get());
+  SaveTimer off(0);
+  CHECK_FALSE(off.due(*comm));
+  // A 0.2 s interval: not due at once, due after 0.3 s, not due again right after a save.
+  SaveTimer timer(0.2 / 60.0);
+  CHECK_FALSE(timer.due(*comm));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(timer.due(*comm));
+  CHECK(timer.due(*comm));  // still due until a checkpoint is written
+  timer.saved();
+  CHECK_FALSE(timer.due(*comm));
 }
