@@ -28,6 +28,9 @@ namespace zeroth {
 // `grpo:` the RL algorithm. Defaults follow DeepSeek-R1-Zero / the GRPO paper where they
 // state a value (kl_coef 0.001, k3, reference reset every 400 steps, std-normalised
 // advantages, sequence-mean of token-means); DAPO and Dr. GRPO variants are options.
+// The cap of grpo.kl_estimator k3_clamped (verl's low_var_kl clamps k3 to [-10, 10]).
+constexpr double kKlClampMax = 10.0;
+
 struct GrpoConfig {
   std::string advantage = "grpo";
   std::string policy_loss = "ppo_clip";
@@ -90,8 +93,10 @@ struct GrpoConfig {
         .min(0);
     v.field("kl_estimator", kl_estimator,
             "Per-token KL estimator, with d = log pi_ref - log pi: k1 = -d, k2 = d^2 / 2, "
-            "k3 = exp(d) - d - 1 (GRPO paper)")
-        .one_of({"k1", "k2", "k3"});
+            "k3 = exp(d) - d - 1 (GRPO paper), k3_clamped = min(k3, 10) with no gradient where "
+            "clamped (verl's low_var_kl: one token the policy has all but ruled out cannot dominate "
+            "the loss)")
+        .one_of({"k1", "k2", "k3", "k3_clamped"});
     v.field("loss_agg", loss_agg,
             "Loss aggregation: 'token_mean' over all tokens of the batch (DAPO), "
             "'seq_mean_token_mean' mean over sequences of token means (GRPO paper), "

@@ -20,12 +20,13 @@ namespace zeroth {
 
 namespace {
 
-enum class KlKind { K1, K2, K3 };
+enum class KlKind { K1, K2, K3, K3Clamped };
 enum class AggKind { TokenMean, SeqMeanTokenMean, SeqMeanTokenSumNorm };
 
 KlKind kl_kind(const std::string& s) {
   if (s == "k1") return KlKind::K1;
   if (s == "k2") return KlKind::K2;
+  if (s == "k3_clamped") return KlKind::K3Clamped;
   ZT_ASSERT(s == "k3", "unknown grpo.kl_estimator '%s'", s.c_str());
   return KlKind::K3;
 }
@@ -48,10 +49,15 @@ void kl_estimate(KlKind kind, double d, double& value, double& dvalue_dlogp) {
       value = 0.5 * d * d;
       dvalue_dlogp = -d;
       return;
-    case KlKind::K3: {  // pi_ref / pi - log(pi_ref / pi) - 1
+    case KlKind::K3:  // pi_ref / pi - log(pi_ref / pi) - 1
+    case KlKind::K3Clamped: {
       const double e = std::exp(d);
       value = e - d - 1.0;
       dvalue_dlogp = 1.0 - e;
+      if (kind == KlKind::K3Clamped && value > kKlClampMax) {  // verl's low_var_kl: clamp(k3, -10, 10)
+        value = kKlClampMax;
+        dvalue_dlogp = 0.0;
+      }
       return;
     }
   }

@@ -581,6 +581,35 @@ TEST_CASE("grpo loss: KL is exactly 0 when policy == reference, and its gradient
   }
 }
 
+TEST_CASE("grpo loss: k3_clamped is k3 up to the cap and flat beyond it") {
+  TokenData d = small_batch(11);
+  GrpoConfig k3, clamped, none;
+  k3.kl_coef = clamped.kl_coef = 0.5;
+  none.kl_coef = 0.0;
+  clamped.kl_estimator = "k3_clamped";
+  GrpoCounts counts = count_grpo_tokens(d.view());
+  // The small batch's tokens are far below the cap: the same loss and gradient as k3.
+  GrpoLossResult a = grpo_policy_loss(k3, d.view(), counts), b = grpo_policy_loss(clamped, d.view(), counts);
+  REQUIRE(a.stats.kl_sum > 0.0);
+  CHECK(b.loss == a.loss);
+  CHECK(b.dlogprob == a.dlogprob);
+  // One loss token the policy all but ruled out (log pi_ref - log pi = 6: k3 = e^6 - 7 = 396):
+  // its KL counts 10, and adds no gradient.
+  size_t t = 0;
+  while (d.mask[t] == 0.0f) ++t;
+  d.ref_logprob[t] = d.logprob[t] + 6.0f;
+  a = grpo_policy_loss(k3, d.view(), counts);
+  b = grpo_policy_loss(clamped, d.view(), counts);
+  const GrpoLossResult c = grpo_policy_loss(none, d.view(), counts);
+  const double k3_t = std::exp(double(d.ref_logprob[t]) - double(d.logprob[t])) -
+                      (double(d.ref_logprob[t]) - double(d.logprob[t])) - 1.0;
+  CHECK(a.stats.kl_sum - b.stats.kl_sum == Approx(k3_t - kKlClampMax).epsilon(1e-9));
+  CHECK(b.dlogprob[t] == c.dlogprob[t]);  // the KL term's gradient is 0 there
+  CHECK(std::fabs(a.dlogprob[t] - c.dlogprob[t]) > 1.0);  // k3's is not
+  for (size_t u = 0; u < d.mask.size(); ++u)
+    if (u != t) CHECK(b.dlogprob[u] == a.dlogprob[u]);
+}
+
 TEST_CASE("grpo loss: gradient matches central finite differences of the loss") {
   // An independent check of the float64 derivative, away from the clip kinks. For GSPO
   // the GSPO-token gradient is the exact derivative of the loss too (every token of a
