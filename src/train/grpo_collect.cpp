@@ -202,7 +202,8 @@ StepRollout GrpoRun::collect(int64_t step) {
           nlohmann::ordered_json o;
           o["step"] = step;
           o["round"] = round;
-          add_completion_fields(o, shard.begin + i, j, rec, prompt, g.completions[size_t(j)], rewards[k], scored[k]);
+          add_completion_fields(o, shard.begin + i, j, data_.train, rec, prompt, g.completions[size_t(j)], rewards[k],
+                                scored[k]);
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;
           o["trained"] = trained[size_t(i)] >= 0;

@@ -30,11 +30,12 @@ std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate
 }
 
 void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
-                           const PromptRecord& rec, const std::string& prompt, const Completion& c, double reward,
-                           const RewardResult& r) {
+                           const PromptDataset& data, const PromptRecord& rec, const std::string& prompt,
+                           const Completion& c, double reward, const RewardResult& r) {
   o["prompt_index"] = prompt_index;
   o["sample_index"] = sample_index;
   o["where"] = rec.where;
+  if (size_t(rec.source) < data.source_names.size()) o["source"] = data.source_names[size_t(rec.source)];
   o["prompt"] = prompt;
   o["completion"] = c.text;
   o["tokens"] = c.ids.size();
@@ -285,8 +286,8 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         const PromptRecord& rec = prompts.records[size_t(shard.begin + out[i].prompt_index)];
         nlohmann::ordered_json o;
         o["mode"] = mode;
-        grpo_detail::add_completion_fields(o, shard.begin + out[i].prompt_index, out[i].sample_index, rec,
-                              tmpl.render(rec.fields, rec.where), out[i], r[i].reward, r[i]);
+        grpo_detail::add_completion_fields(o, shard.begin + out[i].prompt_index, out[i].sample_index, prompts, rec,
+                                           tmpl.render(rec.fields, rec.where), out[i], r[i].reward, r[i]);
         o["correct"] = r[i].correct;
         o["format_ok"] = r[i].format_ok;
         lines += grpo_detail::json_line(o);

@@ -27,13 +27,14 @@ std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate
                                    const Tokenizer& tok, bool add_special_tokens);
 
 // The fields of one scored completion in the rollout and eval dumps, appended to `o` after
-// the caller's leading ones: prompt_index, sample_index, where, prompt (rendered),
-// completion, tokens, finish_reason, reward, components (each reward function's value),
-// verdict, kind and, for a math prompt, extracted and gold, for a code prompt its tests
-// (the reward JSONL schema, so `zeroth reward` can score a dump again).
+// the caller's leading ones: prompt_index, sample_index, where, source (the record's
+// source name in `data`, when it names its sources), prompt (rendered), completion,
+// tokens, finish_reason, reward, components (each reward function's value), verdict, kind
+// and, for a math prompt, extracted and gold, for a code prompt its tests (the reward
+// JSONL schema, so `zeroth reward` can score a dump again).
 void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
-                           const PromptRecord& rec, const std::string& prompt, const Completion& c, double reward,
-                           const RewardResult& r);
+                           const PromptDataset& data, const PromptRecord& rec, const std::string& prompt,
+                           const Completion& c, double reward, const RewardResult& r);
 
 // One JSON line (with the newline), invalid UTF-8 in model output replaced.
 std::string json_line(const nlohmann::ordered_json& o);

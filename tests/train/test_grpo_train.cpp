@@ -193,6 +193,7 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
     std::set<int64_t> solved;                 // prompts with a correct sample
     std::map<int64_t, int64_t> correct_of;    // prompt -> correct samples
     for (const auto& l : lines) {
+      CHECK((l.at("source") == src.name) == (l.at("where").get<std::string>().rfind(file, 0) == 0));
       if (l.at("where").get<std::string>().rfind(file, 0) != 0) continue;
       const bool is_greedy = l.at("mode") == "greedy", correct = l.at("correct").get<bool>();
       (is_greedy ? greedy : sampled) += correct;
@@ -561,6 +562,7 @@ TEST_CASE("zeroth train: skip_solved drops solved prompts for good and resumes e
     std::map<std::string, std::pair<int, int>> groups;  // where -> (correct, samples)
     for (const auto& l : read_jsonl(dir + "/a/rollouts/step_" + std::to_string(step) + ".jsonl")) {
       const std::string where = l.at("where").get<std::string>();
+      CHECK(l.at("source") == "train");  // the source's default name: its file's
       CHECK(solved.count(where) == 0);  // a solved prompt is never sampled again
       auto& g = groups[where];
       g.first += l.at("verdict") == "correct";
