@@ -49,7 +49,8 @@ CLIP_SETTINGS = {
 }
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
-KLS = [("none", 0.0), ("k1", KL_COEF), ("k2", KL_COEF), ("k3", KL_COEF)]
+KLS = [("none", 0.0), ("k1", KL_COEF), ("k2", KL_COEF), ("k3", KL_COEF), ("k3_clamped", KL_COEF)]
+KL_CLAMP = 10.0  # k3_clamped: verl's low_var_kl clamps k3 to [-10, 10]
 
 
 def make_inputs():
@@ -79,6 +80,10 @@ def make_inputs():
     for t in range(5, n, 13):
         delta[t] = 0.0
     ref_delta = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    # a few tokens the policy has all but ruled out where the reference has not: k3 =
+    # e^3 - 4 = 16.1 there, beyond k3_clamped's cap
+    for t in range(7, n, 17):
+        ref_delta[t] = 3.0
     ent = 0.1 + 2.0 * torch.rand(n, generator=g, dtype=torch.float64)
     lp32 = lp.float()
     old32 = (lp32.double() - delta).float()
@@ -166,6 +171,8 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
         kl = 0.5 * d * d
     elif kl_name == "k3":
         kl = torch.exp(d) - d - 1.0
+    elif kl_name == "k3_clamped":
+        kl = torch.clamp(torch.exp(d) - d - 1.0, max=KL_CLAMP)
     else:
         kl = torch.zeros(n, dtype=torch.float64)
     token = pg + kl_coef * kl - clip["entropy_coef"] * ent
