@@ -223,6 +223,8 @@ struct RlSection {
   int64_t dump_rollouts_every = 0;
   bool dump_eval = false;
   bool skip_solved = false;
+  std::string save_best;
+  std::string save_best_mode = "max";
   std::vector<std::string> reflection_words = {"wait", "recheck", "re-check", "double-check", "double check",
                                                "let me check", "verify", "reconsider", "re-evaluate",
                                                "reevaluate", "re-examine", "alternatively", "mistake", "aha"};
@@ -271,11 +273,24 @@ struct RlSection {
             "Online filtering of easy prompts (POLARIS, Skywork-OR1): a training prompt whose G "
             "completions were all correct is not sampled again; when every prompt is solved the "
             "set is cleared (a warning). Checkpoints keep the set, so a resume continues exactly");
+    v.field("save_best", save_best,
+            "Keep the best model by this eval metric (an eval row key such as eval_accuracy, "
+            "eval_pass_at_k or eval_accuracy/NAME): after an eval that beats the best so far, the "
+            "policy goes to RUN_DIR/best (an HF model directory) and RUN_DIR/best.json gets the "
+            "metric, value and step; checkpoints keep the best value, so a resume goes on comparing "
+            "against it. \"\" = off");
+    v.field("save_best_mode", save_best_mode, "save_best: 'max' (higher is better) or 'min'")
+        .one_of({"max", "min"});
     v.field("reflection_words", reflection_words,
             "Words and phrases of self-reflection counted in the sampled completions (whole words, "
             "ASCII case-insensitive): metrics reflection_rate (share of completions with one) and "
             "reflection_accuracy (share of those that are correct), to watch the 'aha moment'; "
             "[] = off");
+  }
+  void validate() const {
+    if (!save_best.empty() && save_best.rfind("eval_", 0) != 0)
+      throw ConfigError("key 'rl.save_best': expected an eval metric name (eval_accuracy, eval_pass_at_k, "
+                        "eval_accuracy/NAME, ...), found '" + save_best + "'");
   }
 };
 

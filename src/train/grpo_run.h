@@ -189,6 +189,13 @@ class GrpoRun {
 
   std::unique_ptr<MetricsWriter> metrics_;
   GrpoTrainResult result_;
+
+  // rl.save_best: the best eval value so far and its step (-1: none yet), and whether a
+  // missing metric was reported.
+  double best_value_ = 0;
+  int64_t best_step_ = -1;
+  bool best_missing_warned_ = false;
+  void update_best(int64_t step, const MetricMap& eval_row);
 };
 
 }  // namespace grpo_detail

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +84,20 @@ bool read_eval_pending(const std::string& ckpt) {
   const nlohmann::json js = nlohmann::json::parse(in, nullptr, false);
   return js.is_object() && js.contains("eval_pending") && js["eval_pending"].is_boolean() &&
          js["eval_pending"].get<bool>();
+}
+
+// grpo_state.json's best: rl.save_best's best value and step when the checkpoint was
+// written; step -1 when absent.
+std::pair<double, int64_t> read_best(const std::string& ckpt) {
+  std::ifstream in(ckpt + "/grpo_state.json");
+  const nlohmann::json js = nlohmann::json::parse(in, nullptr, false);
+  if (!js.is_object() || !js.contains("best") || !js["best"].is_object()) return {0.0, -1};
+  const nlohmann::json& b = js["best"];
+  if (!b.contains("value") || !b["value"].is_number() || !b.contains("step") || !b["step"].is_number_integer())
+    throw CheckpointError(strformat("%s/grpo_state.json: key 'best': expected {\"value\": number, \"step\": "
+                                    "integer}, found %s",
+                                    ckpt.c_str(), b.dump().c_str()));
+  return {b["value"].get<double>(), b["step"].get<int64_t>()};
 }
 
 // RUN_DIR/config.yaml (rank 0).
@@ -273,6 +289,9 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   // ---- prompts, the rollout engine, rewards ----
   tmpl_ = std::make_unique<PromptTemplate>(rc.prompt_template, "key 'rollout.prompt_template'");
   data_ = load_prompt_data(cfg.prompts, &tok, tmpl_.get(), rc.add_special_tokens, rc.max_len);
+  if (!cfg.rl.save_best.empty() && data_.eval.size() == 0)
+    throw ConfigError("key 'rl.save_best': expected an eval set to rank models by (prompts.eval_sources, "
+                      "eval_count or eval_fraction), found none");
   fingerprint_ = data_.train.fingerprint();
   if (!resume_ckpt_.empty()) check_prompts_fingerprint(resume_ckpt_, fingerprint_);
   sampler_ = std::make_unique<PromptSampler>(data_.train, cfg.run.seed, cfg.prompts.shuffle, start_.cursor);
@@ -312,6 +331,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   const std::string& run_dir = cfg.run.run_dir;
   write_run_config(cfg, rank_);
   eval_pending_ = !resume_ckpt_.empty() && read_eval_pending(resume_ckpt_);
+  if (!resume_ckpt_.empty()) std::tie(best_value_, best_step_) = read_best(resume_ckpt_);
   MetricsWriterOptions mo;
   mo.resume_step = resume_ckpt_.empty() ? -1 : start_.step;
   metrics_ = std::make_unique<MetricsWriter>(run_dir, rank_, mo);
@@ -372,6 +392,7 @@ void GrpoRun::run_eval(int64_t step) {
     write_dump(cfg_.run.run_dir, strformat("eval_step_%lld.jsonl", (long long)step), dump);
   MetricMap m = er.metrics();
   metrics_->log(step, m);
+  update_best(step, m);
   m["step"] = double(step);
   result_.evals.push_back(m);
   std::string per_source;  // "accuracy by source: gsm8k 0.412, math 0.187"
@@ -383,6 +404,37 @@ void GrpoRun::run_eval(int64_t step) {
               (er.k > 0 ? strformat(" | pass@%lld %.3f", (long long)er.k, er.pass_at_k) : std::string()).c_str(),
               (er.maj_prompts > 0 ? strformat(" | maj@%lld %.3f", (long long)er.k, er.maj_at_k) : std::string()).c_str(),
               per_source.c_str());
+}
+
+// rl.save_best: an eval that beats the best value so far writes the policy to
+// RUN_DIR/best and RUN_DIR/best.json (the same decision on every trainer: the values are
+// global).
+void GrpoRun::update_best(int64_t step, const MetricMap& eval_row) {
+  const std::string& key = cfg_.rl.save_best;
+  if (key.empty()) return;
+  const auto it = eval_row.find(key);
+  if (it == eval_row.end() || !std::isfinite(it->second)) {
+    if (!best_missing_warned_ && rank_ == 0) {
+      std::string keys;
+      for (const auto& kv : eval_row) keys += (keys.empty() ? "" : ", ") + kv.first;
+      ZT_LOG_WARN("train: rl.save_best '%s' is not a finite value of the eval at step %lld (it has %s): no best "
+                  "model is kept from it", key.c_str(), (long long)step, keys.c_str());
+    }
+    best_missing_warned_ = true;
+    return;
+  }
+  const double v = it->second;
+  const bool better = best_step_ < 0 || (cfg_.rl.save_best_mode == "max" ? v > best_value_ : v < best_value_);
+  if (!better) return;
+  best_value_ = v;
+  best_step_ = step;
+  const std::string dir = cfg_.run.run_dir + "/best";
+  save_model_dir(dir, src_.config, static_cast<const Model&>(*model_).params(), src_.files, pg_);
+  if (rank_ == 0) {
+    const nlohmann::json js = {{"metric", key}, {"mode", cfg_.rl.save_best_mode}, {"value", v}, {"step", step}};
+    write_atomic(cfg_.run.run_dir + "/best.json", js.dump(2) + "\n");
+    ZT_LOG_INFO("train: best %s so far: %.4g at step %lld, model in %s", key.c_str(), v, (long long)step, dir.c_str());
+  }
 }
 
 // A rollout worker: (lag 0) the policy, then the step's batch to the trainers; (lag 1)
@@ -621,7 +673,7 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, const std:
   if (behind_)
     save_model_dir(dir + "/rollout", src_.config, static_cast<const Model&>(*behind_).params(), src_.files, pg_);
   if (rank_ == 0) {
-    const nlohmann::json js = {{"format_version", kGrpoStateVersion},
+    nlohmann::json js = {{"format_version", kGrpoStateVersion},
                                {"step", step},
                                {"prompts_fingerprint", strformat("%016llx", (unsigned long long)fingerprint_)},
                                {"world_size", world_},
@@ -631,6 +683,7 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, const std:
                                {"reference", bool(ref_)},
                                {"eval_pending", eval_pending},
                                {"skipped_prompts", skipped}};
+    if (best_step_ >= 0) js["best"] = {{"value", best_value_}, {"step", best_step_}};
     write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
     ZT_LOG_INFO("train: checkpoint %s", dir.c_str());
     for (const std::string& old : prune_checkpoints(run_dir, cfg_.train.keep_checkpoints, "grpo_state.json"))

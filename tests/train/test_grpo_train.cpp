@@ -578,6 +578,49 @@ TEST_CASE("zeroth train: skip_solved drops solved prompts for good and resumes e
   CHECK(double(js.at("skipped_prompts").size()) == rows[2].at("prompts_skipped").get<double>());
 }
 
+// rl.save_best: RUN_DIR/best is the policy of the eval that first reached the best value
+// (its weights are the checkpoint of that step's), best.json says which; a run resumed
+// half-way keeps comparing against the checkpoint's best and ends with the same best.
+TEST_CASE("zeroth train: save_best keeps the best model by an eval metric across a resume") {
+  const std::string dir = temp_dir("save_best");
+  const std::string cfg = write_data(dir);
+  const std::vector<std::string> sets = {"--set", "rl.save_best=eval_sampled_accuracy", "--set", "rl.eval_every=1",
+                                         "--set", "rl.eval_at_start=true", "--set", "train.save_every=1",
+                                         "--set", "train.steps=4", "--set", "eval.pass_k=4"};
+  REQUIRE(cli::cmd_train(train_args(cfg, dir + "/a", sets, {})) == 0);
+  REQUIRE(cli::cmd_train(train_args(cfg, dir + "/b", sets, {"--set", "train.steps=2"})) == 0);
+  REQUIRE(cli::cmd_train({"--resume", dir + "/b", "--set", "train.steps=4"}) == 0);
+  double best = -1;
+  int64_t best_step = -1;
+  std::set<double> values;
+  for (const auto& row : read_jsonl(dir + "/a/metrics.jsonl"))
+    if (row.contains("eval_sampled_accuracy")) {
+      const double v = row["eval_sampled_accuracy"].get<double>();
+      values.insert(v);
+      if (v > best) {
+        best = v;
+        best_step = row["step"].get<int64_t>();
+      }
+    }
+  CHECK(values.size() > 1);  // the metric moved, so the choice means something
+  std::ifstream in(dir + "/a/best.json");
+  const nlohmann::json js = nlohmann::json::parse(in);
+  CHECK(js.at("metric") == "eval_sampled_accuracy");
+  CHECK(js.at("mode") == "max");
+  CHECK(js.at("value").get<double>() == best);
+  CHECK(js.at("step").get<int64_t>() == best_step);
+  const std::string weights_at =
+      best_step == 0 ? dir + "/a/cold_start/final" : dir + "/a/checkpoints/step_" + std::to_string(best_step);
+  CHECK(file_bytes(dir + "/a/best/model.safetensors") == file_bytes(weights_at + "/model.safetensors"));
+  CHECK(file_bytes(dir + "/b/best.json") == file_bytes(dir + "/a/best.json"));
+  CHECK(file_bytes(dir + "/b/best/model.safetensors") == file_bytes(dir + "/a/best/model.safetensors"));
+  // Config errors: not an eval metric; no eval set.
+  CHECK_THROWS_WITH(load_train_config(cfg, {"rl.save_best=reward_mean"}), Catch::Contains("rl.save_best"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", write_plain_config(dir), "--run-dir", dir + "/c", "--set",
+                                    "rl.save_best=eval_accuracy"}),
+                    Catch::Contains("rl.save_best") && Catch::Contains("eval set"));
+}
+
 // train.save_every_minutes: a checkpoint at every step boundary once the interval has
 // passed (here at once), besides save_every's; the run is the same.
 TEST_CASE("zeroth train: save_every_minutes writes time-based checkpoints") {
