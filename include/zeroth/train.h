@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "zeroth/config.h"
@@ -151,6 +152,10 @@ std::string save_train_checkpoint(const std::string& run_dir, const ModelConfig&
 // it is passed over with a warning.
 std::string latest_checkpoint(const std::string& run_dir,
                               const std::string& marker = "trainer_state.json");
+
+// The complete checkpoints/step_N of run_dir (holding `marker`), as (N, path), by step.
+std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::string& run_dir,
+                                                                  const std::string& marker = "trainer_state.json");
 
 // Deletes the complete checkpoints/step_N of run_dir (those holding `marker`) but the
 // newest `keep` (keep 0: none). Incomplete ones are left alone. Returns the deleted

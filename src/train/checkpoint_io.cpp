@@ -149,15 +149,6 @@ std::vector<StepDir> step_dirs(const std::string& run_dir, const std::string& ma
   return out;
 }
 
-// The complete checkpoints/step_N of run_dir (holding `marker`), by step.
-std::vector<std::pair<long long, std::string>> complete_checkpoints(const std::string& run_dir,
-                                                                    const std::string& marker) {
-  std::vector<std::pair<long long, std::string>> out;
-  for (const StepDir& d : step_dirs(run_dir, marker))
-    if (d.complete) out.emplace_back(d.step, d.path);
-  return out;
-}
-
 }  // namespace
 
 std::string latest_checkpoint(const std::string& run_dir, const std::string& marker) {
@@ -175,6 +166,14 @@ std::string latest_checkpoint(const std::string& run_dir, const std::string& mar
     past_newest = past_newest || d.path == newest;
   }
   return newest;
+}
+
+std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::string& run_dir,
+                                                                  const std::string& marker) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  for (const StepDir& d : step_dirs(run_dir, marker))
+    if (d.complete) out.emplace_back(int64_t(d.step), d.path);
+  return out;
 }
 
 void prepare_fresh_run_dir(const std::string& run_dir, bool overwrite, int rank, const char* command) {

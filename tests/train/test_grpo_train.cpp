@@ -323,6 +323,24 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
 
   // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
   REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
+  // zeroth eval --run: every checkpoint (steps 2 and 4) with the run's config.yaml; the
+  // step-4 line is the run's own eval at step 4.
+  REQUIRE(cli::cmd_eval({"--run", a, "--out", dir + "/curve.jsonl"}) == 0);
+  {
+    const auto curve = read_jsonl(dir + "/curve.jsonl");
+    REQUIRE(curve.size() == 2);
+    CHECK(curve[0].at("step") == 2);
+    CHECK(curve[1].at("step") == 4);
+    CHECK(curve[1].at("model") == a + "/checkpoints/step_4");
+    nlohmann::json last_eval;
+    for (const auto& row : ma)
+      if (row.contains("eval_accuracy")) last_eval = row;
+    for (const char* k : {"eval_accuracy", "eval_pass_at_k", "eval_sampled_accuracy", "eval_prompts"})
+      CHECK(curve[1].at(k) == last_eval.at(k));
+  }
+  CHECK_THROWS_WITH(cli::cmd_eval({"--run", a, "--dump", dir + "/x.jsonl"}), Catch::Contains("--dump"));
+  CHECK_THROWS_WITH(cli::cmd_eval({"--config", cfg}), Catch::Contains("--model") && Catch::Contains("--run"));
+  CHECK_THROWS_WITH(cli::cmd_eval({"--run", dir}), Catch::Contains("no") || Catch::Contains("none"));
 
   // Eval dumps: rl.dump_eval wrote each eval's generations; the step-4 eval's file is what
   // `zeroth eval --dump` writes for the final model, and agrees with the eval row.
