@@ -4,6 +4,7 @@
 // Must not: contain evaluation logic (src/train/grpo_trainer_util.cpp does).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,6 +31,8 @@
 namespace zeroth {
 namespace cli {
 
+namespace fs = std::filesystem;
+
 static const char kEvalUsage[] =
     "usage: zeroth eval --model DIR --config CONFIG.yaml [--set section.key=value ...] [--out F.jsonl]\n"
     "       zeroth eval --run RUN_DIR [--config CONFIG.yaml] [--set ...] [--out F.jsonl]\n"
@@ -44,9 +47,11 @@ static const char kEvalUsage[] =
     "unbiased pass@K estimate from the k samples), and eval_accuracy/NAME ... per source.\n"
     "\n"
     "  --model DIR    HF model directory (config.json, safetensors, tokenizer.json)\n"
-    "  --run D        every complete checkpoints/step_N of run directory D in step order (the\n"
-    "                 learning curve after the fact, e.g. on more prompts or samples than the\n"
-    "                 run's evals); the config defaults to D/config.yaml\n"
+    "  --run D        every complete checkpoints/step_N of run directory D in step order, after\n"
+    "                 the weights it started from as step 0 (D/cold_start/final, or model.init\n"
+    "                 when it is a model directory): the learning curve after the fact, e.g. on\n"
+    "                 more prompts or samples than the run's evals; the config defaults to\n"
+    "                 D/config.yaml\n"
     "  --config C     train config (rollout, prompts, rewards, eval sections are used)\n"
     "  --set k=v      override one key (repeatable), e.g. --set eval.pass_k=16 --set 'eval.pass_at=[1,4,8]'\n"
     "  --dump OUT     also write every generation as a JSON line (mode greedy|sampled, prompt,\n"
@@ -121,6 +126,16 @@ int cmd_eval(const std::vector<std::string>& argv) {
   }
   if (config_path.empty()) throw UsageError("zeroth eval: --config C is required with --model");
   const TrainConfig config = load_train_config(config_path, args.all("set"));
+  if (args.has("run")) {
+    // Step 0: the weights the run started from, when they are on disk (its cold start's
+    // final model, else model.init when it is a model directory, not a bare config.json).
+    const std::string run = args.get("run"), cold = run + "/cold_start/final";
+    const std::string& init = config.model.init;
+    if (fs::exists(cold + "/config.json"))
+      models.insert(models.begin(), {0, cold});
+    else if (!init.empty() && fs::is_directory(init) && fs::exists(init + "/config.json"))
+      models.insert(models.begin(), {0, init});
+  }
   const std::string dump_path = args.get("dump"), out_path = args.get("out");
   if (!dump_path.empty() && models.size() != 1)
     throw UsageError("--dump: writes one model's generations; use it with --model");
@@ -133,8 +148,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
   RunContext ctx = start_run(config.run, false);
   Backend* const backend = ctx.backend.get();
   Communicator* const world = ctx.world.get();
-  const ModelConfig mc = read_model_config(models[0].second);
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(models[0].second);
+  // (a run's checkpoints hold its tokenizer; a base model directory may not)
+  const ModelConfig mc = read_model_config(models.back().second);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(models.back().second);
   const RolloutConfig& rc = config.rollout;
   const PromptTemplate tmpl(rc.prompt_template, "key 'rollout.prompt_template'");
   const PromptData data = load_prompt_data(config.prompts, tok.get(), &tmpl, rc.add_special_tokens,

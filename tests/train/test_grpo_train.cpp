@@ -323,12 +323,15 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
 
   // zeroth eval on the final model prints the same greedy accuracy as the last eval row.
   REQUIRE(cli::cmd_eval({"--model", a + "/final", "--config", cfg}) == 0);
-  // zeroth eval --run: every checkpoint (steps 2 and 4) with the run's config.yaml; the
-  // step-4 line is the run's own eval at step 4.
+  // zeroth eval --run: the cold start's model as step 0, then every checkpoint (steps 2
+  // and 4) with the run's config.yaml; the step-4 line is the run's own eval at step 4.
   REQUIRE(cli::cmd_eval({"--run", a, "--out", dir + "/curve.jsonl"}) == 0);
   {
-    const auto curve = read_jsonl(dir + "/curve.jsonl");
-    REQUIRE(curve.size() == 2);
+    auto curve = read_jsonl(dir + "/curve.jsonl");
+    REQUIRE(curve.size() == 3);
+    CHECK(curve[0].at("step") == 0);
+    CHECK(curve[0].at("model") == a + "/cold_start/final");
+    curve.erase(curve.begin());
     CHECK(curve[0].at("step") == 2);
     CHECK(curve[1].at("step") == 4);
     CHECK(curve[1].at("model") == a + "/checkpoints/step_4");
