@@ -17,7 +17,6 @@
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/format_reward.h"
-#include "zeroth/memory_usage.h"
 
 namespace zeroth {
 namespace grpo_detail {
@@ -230,11 +229,10 @@ StepRollout GrpoRun::collect(int64_t step) {
   ro.cursor = sampler_->cursor();
   if (cfg_.rl.skip_solved) ro.skipped = sampler_->skipped();
   if (worker_) {  // the workers' host memory, for the trainers' metrics
-    const HostMemory mem = host_memory();
-    double v[2] = {double(mem.rss_bytes), double(mem.peak_bytes)};
-    team.all_reduce_host(v, 2, ReduceOp::Max);
-    ro.mem_rss = v[0];
-    ro.mem_peak = v[1];
+    MetricMap mem;
+    add_memory_metrics(team, mem);
+    ro.mem_rss_gib = mem.count("mem_rss_gib") ? mem["mem_rss_gib"] : 0.0;
+    ro.mem_peak_gib = mem.count("mem_peak_gib") ? mem["mem_peak_gib"] : 0.0;
   }
   return ro;
 }

@@ -198,8 +198,8 @@ std::vector<uint8_t> encode_step_rollout(const StepRollout& r, int64_t begin, in
   w.put(r.cursor.epoch);
   w.put(r.cursor.position);
   w.put_vec(r.skipped);
-  w.put(r.mem_rss);
-  w.put(r.mem_peak);
+  w.put(r.mem_rss_gib);
+  w.put(r.mem_peak_gib);
   std::vector<const Group*> mine;
   for (const Group& g : r.groups)
     if (g.global_index >= begin && g.global_index < begin + count) mine.push_back(&g);
@@ -220,8 +220,8 @@ StepRollout decode_step_rollout(const std::vector<uint8_t>& bytes) {
   r.cursor.epoch = rd.get<int64_t>();
   r.cursor.position = rd.get<int64_t>();
   r.skipped = rd.get_vec<int64_t>();
-  r.mem_rss = rd.get<double>();
-  r.mem_peak = rd.get<double>();
+  r.mem_rss_gib = rd.get<double>();
+  r.mem_peak_gib = rd.get<double>();
   r.groups = get_groups(rd);
   ZT_ASSERT(rd.done(), "rollout message: %zu bytes, not all read", bytes.size());
   return r;

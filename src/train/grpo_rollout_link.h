@@ -47,7 +47,7 @@ struct StepRollout {
   double idle_s = 0;          // first rollout rank: waiting for weights before this batch
   DataCursor cursor;          // the prompt sampler after this step's batches
   std::vector<int64_t> skipped;  // rl.skip_solved: the sampler's skipped records then (ascending)
-  double mem_rss = 0, mem_peak = 0;  // rollout workers: their largest resident set now / ever (bytes)
+  double mem_rss_gib = 0, mem_peak_gib = 0;  // rollout workers: add_memory_metrics over them (0: unread)
 };
 
 // The bytes of `r` restricted to the groups with global_index in [begin, begin + count)

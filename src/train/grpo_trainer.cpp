@@ -86,11 +86,22 @@ bool read_eval_pending(const std::string& ckpt) {
          js["eval_pending"].get<bool>();
 }
 
+// A checkpoint's grpo_state.json. CheckpointError when it is not valid JSON.
+nlohmann::json read_grpo_state(const std::string& ckpt) {
+  std::ifstream in(ckpt + "/grpo_state.json");
+  nlohmann::json js;
+  try {
+    in >> js;
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", ckpt.c_str(), e.what()));
+  }
+  return js;
+}
+
 // grpo_state.json's best: rl.save_best's best value and step when the checkpoint was
 // written; step -1 when absent.
 std::pair<double, int64_t> read_best(const std::string& ckpt) {
-  std::ifstream in(ckpt + "/grpo_state.json");
-  const nlohmann::json js = nlohmann::json::parse(in, nullptr, false);
+  const nlohmann::json js = read_grpo_state(ckpt);
   if (!js.is_object() || !js.contains("best") || !js["best"].is_object()) return {0.0, -1};
   const nlohmann::json& b = js["best"];
   if (!b.contains("value") || !b["value"].is_number() || !b.contains("step") || !b["step"].is_number_integer())
@@ -113,13 +124,7 @@ void write_run_config(const TrainConfig& cfg, int rank) {
 // rl.skip_solved: the training prompts a checkpoint's sampler skipped (grpo_state.json
 // skipped_prompts; absent in a checkpoint written without it: none).
 std::vector<int64_t> read_skipped_prompts(const std::string& ckpt, int64_t prompts) {
-  std::ifstream in(ckpt + "/grpo_state.json");
-  nlohmann::json js;
-  try {
-    js = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", ckpt.c_str(), e.what()));
-  }
+  const nlohmann::json js = read_grpo_state(ckpt);
   std::vector<int64_t> out;
   if (!js.is_object() || !js.contains("skipped_prompts")) return out;
   const nlohmann::json& list = js["skipped_prompts"];
@@ -139,13 +144,7 @@ std::vector<int64_t> read_skipped_prompts(const std::string& ckpt, int64_t promp
 
 // The prompts a resumed run trains on must be the checkpoint's (grpo_state.json).
 void check_prompts_fingerprint(const std::string& ckpt, uint64_t fingerprint) {
-  std::ifstream in(ckpt + "/grpo_state.json");
-  nlohmann::json js;
-  try {
-    in >> js;
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(strformat("%s/grpo_state.json: invalid JSON: %s", ckpt.c_str(), e.what()));
-  }
+  const nlohmann::json js = read_grpo_state(ckpt);
   if (!js.is_object() || !js.contains("prompts_fingerprint") || !js["prompts_fingerprint"].is_string() ||
       js["prompts_fingerprint"].get<std::string>() != strformat("%016llx", (unsigned long long)fingerprint))
     throw CheckpointError(strformat("%s/grpo_state.json: key 'prompts_fingerprint': expected %016llx (the "
@@ -395,7 +394,7 @@ void GrpoRun::run_eval(int64_t step) {
   update_best(step, m);
   m["step"] = double(step);
   result_.evals.push_back(m);
-  std::string per_source;  // "accuracy by source: gsm8k 0.412, math 0.187"
+  std::string per_source;  // " | by source: gsm8k 0.412, math 0.187" (pass@k without the greedy pass)
   for (const EvalSourceResult& s : er.sources)
     per_source += strformat("%s %s %.3f", per_source.empty() ? " | by source:" : ",", s.name.c_str(),
                             er.greedy ? s.accuracy : s.pass_at_k);
@@ -646,9 +645,8 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
     m["trainer_wait_s"] = wait_s;     // the trainers waiting for the workers' batch
     m["weight_sync_s"] = sync_s;      // trainer 0 broadcasting the policy
     m["rollout_idle_s"] = ro.idle_s;  // a worker waiting for the trainers before this batch
-    constexpr double kGiB = double(int64_t(1) << 30);
-    if (ro.mem_rss > 0) m["mem_rollout_rss_gib"] = ro.mem_rss / kGiB;  // the workers' host memory
-    if (ro.mem_peak > 0) m["mem_rollout_peak_gib"] = ro.mem_peak / kGiB;
+    if (ro.mem_rss_gib > 0) m["mem_rollout_rss_gib"] = ro.mem_rss_gib;  // the workers' host memory
+    if (ro.mem_peak_gib > 0) m["mem_rollout_peak_gib"] = ro.mem_peak_gib;
   }
   if (cfg_.rl.skip_solved) m["prompts_skipped"] = double(ro.skipped.size());
   m["data_epoch"] = double(ro.cursor.epoch);

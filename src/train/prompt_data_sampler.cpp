@@ -1,6 +1,6 @@
-// PromptSampler (with the weighted mix of sources), named RNG stream keys and the
-// data-parallel shard of a global prompt batch (prompt_data.h). Must not: read files or communicate (every rank draws the same
-// global batch and keeps its shard).
+// PromptSampler (with the weighted mix of sources and skipped prompts), named RNG stream
+// keys and the data-parallel shard of a global prompt batch (prompt_data.h). Must not:
+// read files or communicate (every rank draws the same global batch and keeps its shard).
 #include <algorithm>
 #include <cmath>
 #include <string>
