@@ -56,15 +56,21 @@ struct GrpoConfig {
   std::string rollout_is = "none";
   double rollout_is_cap = 2.0;
   double rollout_is_floor = 0.5;
+  double cov_ratio = 0.0002;
+  double cov_kl_coef = 1.0;
+  double cov_lb = 1.0;
+  double cov_ub = 5.0;
 
   template <class V>
   void visit(V& v) {
     v.field("advantage", advantage,
             "Advantage estimator: 'grpo' (r - mean) / (std + adv_eps) per group (GRPO paper), "
             "'dr_grpo' r - mean (Dr. GRPO), 'rloo' r - mean of the other G-1 rewards, "
-            "'reinforce_pp' REINFORCE++-baseline: r - mean, then whitened over the global batch's "
+            "'reinforce_pp' REINFORCE++-baseline: r - mean, then whitened over the trained batch's "
             "completion tokens, (a - batch mean) / (batch std + adv_eps); 'batch_std' "
-            "(r - group mean) / (std of the batch's rewards + adv_eps) (LitePPO; TRL scale_rewards: batch)")
+            "(r - group mean) / (std of the trained batch's rewards + adv_eps) (LitePPO; TRL "
+            "scale_rewards: batch); the trained batch is the step's groups on every rank, after "
+            "dynamic sampling's filter")
         .one_of({"grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std"});
     v.field("policy_loss", policy_loss,
             "The importance ratio of the clipped surrogate: 'ppo_clip' per token, "
@@ -74,8 +80,15 @@ struct GrpoConfig {
             "(MiniMax-M1): -sg(clip(rho_t, 1 - clip_low, 1 + clip_high)) A log pi(y_t), "
             "every token keeps a gradient; 'cispo_mask' CISPO with its paper's unified token "
             "mask: tokens where PPO's clip is active (A > 0 and rho_t > 1 + clip_high, or "
-            "A < 0 and rho_t < 1 - clip_low) drop out, PPO's trust region")
-        .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask"});
+            "A < 0 and rho_t < 1 - clip_low) drop out, PPO's trust region; 'kl_cov' and "
+            "'clip_cov' (Cui et al. 2025, 'The Entropy Mechanism of RL for Reasoning LMs'; verl's "
+            "loss modes): in each micro-batch the tokens whose centred advantage x centred "
+            "log-prob (their covariance term) is large are the ones that collapse the entropy: "
+            "'kl_cov' takes the unclipped -A rho_t and adds cov_kl_coef * |log pi - log pi_old| "
+            "on the top cov_ratio of the tokens by that term; 'clip_cov' takes PPO's clipped "
+            "loss and drops the gradient of cov_ratio of the tokens, drawn at random among the "
+            "unclipped ones whose term lies in (cov_lb, cov_ub)")
+        .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov", "clip_cov"});
     v.field("adv_eps", adv_eps, "Added to the std the advantage is divided by (the group's reward std with "
             "'grpo', the batch's advantage std with 'reinforce_pp', the batch's reward std with 'batch_std')").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
@@ -160,6 +173,18 @@ struct GrpoConfig {
     v.field("rollout_is_floor", rollout_is_floor,
             "rollout_is mask modes: tokens/sequences with rho below this are rejected; in [0, 1]")
         .min(0);
+    v.field("cov_ratio", cov_ratio,
+            "policy_loss kl_cov / clip_cov: the share of a micro-batch's loss tokens selected "
+            "(at least 1; verl's kl_cov_ratio / clip_cov_ratio, 2e-4; the paper uses 2e-3 for "
+            "KL-Cov on a 7B model); in (0, 1]")
+        .min(0);
+    v.field("cov_kl_coef", cov_kl_coef,
+            "policy_loss kl_cov: the weight of |log pi - log pi_old| on the selected tokens "
+            "(verl's ppo_kl_coef)")
+        .min(0);
+    v.field("cov_lb", cov_lb, "policy_loss clip_cov: candidates have a covariance term above this (verl's clip_cov_lb)");
+    v.field("cov_ub", cov_ub,
+            "policy_loss clip_cov: candidates have a covariance term below this (verl's clip_cov_ub); > cov_lb");
   }
 
   // Cross-field checks within the section: ConfigError "key 'grpo.<name>': ...".
@@ -189,6 +214,13 @@ struct GrpoConfig {
                     rollout_is.c_str());
     ZT_THROW_IF_NOT(rollout_is_floor <= 1.0, ConfigError,
                     "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
+    ZT_THROW_IF_NOT(cov_ratio > 0.0 && cov_ratio <= 1.0, ConfigError,
+                    "key 'grpo.cov_ratio': expected a number in (0, 1], found %g", cov_ratio);
+    ZT_THROW_IF_NOT(cov_lb < cov_ub, ConfigError, "key 'grpo.cov_ub': expected > cov_lb (%g), found %g", cov_lb,
+                    cov_ub);
+    ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "kl_cov", ConfigError,
+                    "key 'grpo.dual_clip': expected 0 with policy_loss 'kl_cov' (it takes the "
+                    "unclipped loss), found %g", dual_clip);
   }
 
   // True when log pi_old must be the trainer's (a forward at the rollout's weights) rather
@@ -329,6 +361,9 @@ struct GrpoTokens {
   const double* advantage = nullptr;     // (S) advantage of each sequence
   const float* is_weight = nullptr;      // (N) optional rollout-correction weight of each token's
                                          //     policy-gradient term (rollout_correction); null = 1
+  const uint64_t* token_key = nullptr;   // (N) policy_loss clip_cov: an id of each loss token
+                                         //     (e.g. its global sample and position), required
+  uint64_t cov_seed = 0;                 // clip_cov: its draw is sampling_uniform(cov_seed, key, 0)
 };
 
 // Global normalisers of the loss: the loss tokens and the sequences with at least one
@@ -355,8 +390,9 @@ struct GrpoLossStats {
   double kl_sum = 0;        // sum of the KL estimator (0 when kl_coef = 0)
   double entropy_sum = 0;   // sum of token entropies (0 when no entropy is given)
   double pg_loss_sum = 0;   // sum of the clipped policy-gradient token losses
+  double cov_selected = 0;  // policy_loss kl_cov / clip_cov: tokens selected by their covariance
 
-  static constexpr int kFields = 8;
+  static constexpr int kFields = 9;
   void add(const GrpoLossStats& o);
   std::vector<double> to_vector() const;  // (kFields)
   static GrpoLossStats from_vector(const std::vector<double>& v);
@@ -368,6 +404,7 @@ struct GrpoLossStats {
   double kl_mean() const { return tokens > 0 ? kl_sum / tokens : 0.0; }
   double entropy_mean() const { return tokens > 0 ? entropy_sum / tokens : 0.0; }
   double pg_loss_mean() const { return tokens > 0 ? pg_loss_sum / tokens : 0.0; }
+  double cov_selected_frac() const { return tokens > 0 ? cov_selected / tokens : 0.0; }
 };
 
 struct GrpoLossResult {
@@ -391,7 +428,14 @@ struct GrpoLossResult {
 //                              = 1 / (len_i * counts.sequences)              seq_mean_token_mean
 //                              = 1 / (counts.norm_len * counts.sequences)    seq_mean_token_sum_norm
 // (len_i: the loss tokens of sequence i, all in this micro-batch: a sequence is never
-// split). Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that
+// split). 'kl_cov' / 'clip_cov' (Cui et al. 2025) select k = max(1, floor(cov_ratio * n))
+// of the micro-batch's n loss tokens by c_t = (A_t - mean A) (logprob_t - mean logprob),
+// the means over its loss tokens: kl_cov takes the k largest c_t (ties: the earlier
+// token) and pg = -A rho + cov_kl_coef |logprob - old_logprob| on them, -A rho (no clip)
+// elsewhere; clip_cov takes PPO's pg and sets it (and its gradient) to 0 on k tokens
+// drawn among those where the clip is not active and cov_lb < c_t < cov_ub (fewer when
+// there are fewer): the ones with the smallest sampling_uniform(cov_seed, token_key[t],
+// 0). The selection is per micro-batch, as in verl. Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that
 // the config needs, a mask value other than 0/1 or a seq_index out of range for a loss
 // token, and zero counts with loss tokens present are internal errors (ZT_ASSERT).
 GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& batch, const GrpoCounts& counts);

@@ -13,7 +13,10 @@ x clip setting (ppo: 0.2/0.2; clip_higher: 0.2/0.28 (DAPO); dual_clip: 0.2/0.2, 
 entropy: clip-higher + dual clip + entropy_coef 0.01; gspo: policy_loss gspo, the
 sequence-level ratio of GSPO (Zheng et al. 2025) with its GSPO-token gradient, 0.1/0.12,
 c = 3; cispo: policy_loss cispo, -sg(clip(rho)) A log pi (MiniMax-M1), 0.2/0.28 and the
-entropy bonus; cispo_mask: the same with the unified form's token mask).
+entropy bonus; cispo_mask: the same with the unified form's token mask; kl_cov / clip_cov:
+the covariance-selected tokens of Cui et al. 2025 ("The Entropy Mechanism of RL for
+Reasoning LMs", verl's loss modes), selected per micro-batch, so these files also hold the
+loss, gradient and statistics of the two-micro-batch split, "split_*").
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -46,7 +49,31 @@ CLIP_SETTINGS = {
     # clip is active drop out
     "cispo_mask": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.01,
                        policy_loss="cispo_mask"),
+    # KL-Cov: no clip, |log pi - log pi_old| on the top cov_ratio tokens by covariance (a
+    # larger ratio than verl's 2e-4 so several tokens of these ~60 are selected)
+    "kl_cov": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.0, policy_loss="kl_cov",
+                   cov_ratio=0.1, cov_kl_coef=1.0),
+    # Clip-Cov: PPO's clip (+ dual clip), the gradient dropped on cov_ratio of the tokens drawn
+    # among the unclipped ones with covariance in (cov_lb, cov_ub) (a window that leaves
+    # some tokens out on both sides for these inputs)
+    "clip_cov": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01, policy_loss="clip_cov",
+                     cov_ratio=0.1, cov_lb=0.3, cov_ub=1.5),
 }
+COV_SEED = 0x5eed1234   # clip_cov's draw: sampling_uniform(COV_SEED, token_key, 0)
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def sampling_uniform(seed, sequence_id, step):
+    """src/tensor/sampler.cpp's counter-based uniform."""
+    h = splitmix64(splitmix64(splitmix64(seed) ^ sequence_id) ^ step)
+    return (h >> 11) * 2.0 ** -53
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
 KLS = [("none", 0.0), ("k1", KL_COEF), ("k2", KL_COEF), ("k3", KL_COEF), ("k3_clamped", KL_COEF)]
@@ -102,9 +129,14 @@ def make_inputs():
             lp32[t] = -50.0; old32[t] = 10.0; ref32[t] = 30.0
     # the micro-batch split for the data-parallel check: at a sequence boundary
     split = next(t for t in range(n) if seq[t] == 6)
+    # clip_cov's token ids: (sequence << 32) | position in the sequence, 0 off the loss
+    token_key, pos = [], {}
+    for t in range(n):
+        pos[seq[t]] = pos.get(seq[t], -1) + 1
+        token_key.append((seq[t] << 32) | pos[seq[t]] if mask[t] > 0 else 0)
     return dict(rewards=rewards, logprob=[float(x) for x in lp32], old_logprob=[float(x) for x in old32],
                 ref_logprob=[float(x) for x in ref32], entropy=[float(x) for x in ent.float()],
-                mask=mask, seq_index=seq, split=split)
+                mask=mask, seq_index=seq, split=split, token_key=token_key, cov_seed=COV_SEED)
 
 
 def advantages(rewards, kind):
@@ -121,7 +153,41 @@ def advantages(rewards, kind):
     return a.view(-1)
 
 
-def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
+def cov_selection(inp, a, lp, old, mask, clip, parts):
+    """kl_cov / clip_cov: the tokens selected in each micro-batch [b, e) of `parts`, with
+    c_t = (A_t - mean A)(log pi_t - mean log pi) over its loss tokens; asserts that no
+    decision sits within 1e-9 of a tie or a bound (the C++ sums in another order)."""
+    n = len(inp["mask"])
+    sel = torch.zeros(n, dtype=torch.float64)
+    lo, hi = 1.0 - clip["clip_low"], 1.0 + clip["clip_high"]
+    for b, e in parts:
+        on = [t for t in range(b, e) if inp["mask"][t] > 0]
+        if not on:
+            continue
+        a_mean = sum(float(a[t]) for t in on) / len(on)
+        lp_mean = sum(float(lp[t]) for t in on) / len(on)
+        cov = {t: (float(a[t]) - a_mean) * (float(lp[t]) - lp_mean) for t in on}
+        k = max(1, int(clip["cov_ratio"] * len(on)))
+        if clip["policy_loss"] == "kl_cov":
+            order = sorted(on, key=lambda t: (-cov[t], t))
+            if k < len(order):
+                assert cov[order[k - 1]] - cov[order[k]] > 1e-9, "a tie at the k-th token"
+            chosen = order[:k]
+        else:
+            cand = []
+            for t in on:
+                r = math.exp(float(lp[t]) - float(old[t]))
+                active = -float(a[t]) * min(max(r, lo), hi) > -float(a[t]) * r
+                assert abs(cov[t] - clip["cov_lb"]) > 1e-9 and abs(cov[t] - clip["cov_ub"]) > 1e-9
+                if not active and clip["cov_lb"] < cov[t] < clip["cov_ub"]:
+                    cand.append(t)
+            chosen = sorted(cand, key=lambda t: (sampling_uniform(inp["cov_seed"], inp["token_key"][t], 0), t))[:k]
+        for t in chosen:
+            sel[t] = 1.0
+    return sel
+
+
+def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef, parts=None):
     n = len(inp["mask"])
     n_seqs = len(inp["rewards"])
     lp = torch.tensor(inp["logprob"], dtype=torch.float64, requires_grad=True)
@@ -153,6 +219,12 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
     pg2 = -a * torch.clamp(ratio, lo, hi)
     pg = torch.maximum(pg1, pg2)
     clipped = (pg2 > pg1) & (mask > 0)
+    sel = torch.zeros(n, dtype=torch.float64)
+    if clip.get("policy_loss") in ("kl_cov", "clip_cov"):
+        sel = cov_selection(inp, a.detach(), lp.detach(), old, mask, clip, parts or [(0, n)])
+    if clip.get("policy_loss") == "kl_cov":
+        pg = -a * ratio + clip["cov_kl_coef"] * torch.abs(lp - old) * sel
+        clipped = torch.zeros(n, dtype=torch.bool)
     if clip.get("policy_loss") in ("cispo", "cispo_mask"):
         pg = -a * torch.clamp(ratio, lo, hi).detach() * lp
         clipped = ((ratio < lo) | (ratio > hi)) & (mask > 0)
@@ -164,6 +236,8 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
         pg3 = -a * clip["dual_clip"]
         dual_active = (a < 0) & (pg3 < pg) & (mask > 0)
         pg = torch.where(a < 0, torch.minimum(pg, pg3), pg)
+    if clip.get("policy_loss") == "clip_cov":
+        pg = pg * (1.0 - sel)
     d = ref - lp
     if kl_name == "k1":
         kl = -d
@@ -201,6 +275,7 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef):
         kl_mean=float(kl.detach()[on].mean()) if kl_coef > 0 else 0.0,
         entropy_mean=float(ent.detach()[on].mean()),
         pg_loss_mean=float(pg.detach()[on].mean()),
+        cov_selected=float(sel.sum()),
     )
     return float(loss), lp.grad.tolist(), ent.grad.tolist(), stats
 
@@ -238,10 +313,17 @@ def main():
                 adv = advantages(inp["rewards"], adv_kind)
                 for kl_name, kl_coef in KLS:
                     loss, dlp, dent, stats = grpo_loss(inp, adv, agg, clip, kl_name, kl_coef)
-                    cases.append(dict(advantage=adv_kind, kl_estimator=kl_name if kl_coef > 0 else "k3",
-                                      kl_coef=kl_coef, advantages=adv.tolist(), loss=loss,
-                                      dlogprob=dlp, dentropy=dent if clip["entropy_coef"] > 0 else [],
-                                      stats=stats))
+                    case = dict(advantage=adv_kind, kl_estimator=kl_name if kl_coef > 0 else "k3",
+                                kl_coef=kl_coef, advantages=adv.tolist(), loss=loss,
+                                dlogprob=dlp, dentropy=dent if clip["entropy_coef"] > 0 else [],
+                                stats=stats)
+                    if clip.get("policy_loss") in ("kl_cov", "clip_cov"):
+                        # per micro-batch selection: the split's own reference
+                        n = len(inp["mask"])
+                        sl, sd, _, ss = grpo_loss(inp, adv, agg, clip, kl_name, kl_coef,
+                                                  [(0, inp["split"]), (inp["split"], n)])
+                        case.update(split_loss=sl, split_dlogprob=sd, split_stats=ss)
+                    cases.append(case)
             config = dict(loss_agg=agg, adv_eps=ADV_EPS, loss_norm_len=NORM_LEN if agg == "seq_mean_token_sum_norm" else 0,
                           **clip)
             obj = dict(generator="scripts/reference/grpo_ref.py (torch %s)" % torch.__version__.split("+")[0],

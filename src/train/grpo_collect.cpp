@@ -20,6 +20,45 @@
 
 namespace zeroth {
 namespace grpo_detail {
+namespace {
+
+// reinforce_pp and batch_std: the batch-level normalisation of the group-centred advantages
+// of `kept` (this rank's trained groups; `rewards` theirs), over the step's trained batch
+// of n_kept groups on every generating rank, as verl computes the advantages after its
+// dynamic-sampling filter. Every completion goes to its global sample index (global_index
+// * G + sample; one non-zero term per slot of one exact sum), so the statistics do not
+// depend on the rank count. Collective over `team` (for these two estimators).
+void normalise_over_batch(Communicator& team, const GrpoConfig& gc, int64_t G, int64_t n_kept,
+                          const std::vector<std::vector<double>>& rewards, std::vector<Group>& kept) {
+  if (gc.advantage != "reinforce_pp" && gc.advantage != "batch_std") return;
+  const size_t n = size_t(n_kept * G);
+  if (n == 0) return;  // (dynamic sampling kept nothing: the same on every rank)
+  if (gc.advantage == "batch_std") {
+    // LitePPO: over the std of the batch's rewards.
+    std::vector<double> batch(n, 0.0);
+    for (size_t g = 0; g < kept.size(); ++g)
+      for (int64_t j = 0; j < G; ++j) batch[size_t(kept[g].global_index * G + j)] = rewards[g][size_t(j)];
+    team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
+    const double scale = batch_reward_std(batch) + gc.adv_eps;
+    if (scale > 0.0)  // (0 only when every reward is equal and adv_eps is 0: all advantages are 0)
+      for (Group& g : kept)
+        for (double& a : g.advantage) a /= scale;
+    return;
+  }
+  // REINFORCE++-baseline: whitened over the batch's loss tokens.
+  std::vector<double> batch(2 * n, 0.0);  // advantages, then token weights
+  for (const Group& g : kept)
+    for (int64_t j = 0; j < G; ++j) {
+      const size_t at = size_t(g.global_index * G + j);
+      batch[at] = g.advantage[size_t(j)];
+      batch[n + at] = g.in_loss[size_t(j)] ? double(g.completions[size_t(j)].ids.size()) : 0.0;
+    }
+  team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
+  const std::vector<double> values(batch.begin(), batch.begin() + long(n)), weights(batch.begin() + long(n), batch.end());
+  for (Group& g : kept) whiten_advantages(g.advantage, values, weights, gc.adv_eps);
+}
+
+}  // namespace
 
 StepRollout GrpoRun::collect(int64_t step) {
   const RolloutConfig& rc = cfg_.rollout;
@@ -40,6 +79,12 @@ StepRollout GrpoRun::collect(int64_t step) {
   // rl.dump_rollouts_every: this step's completions as JSON lines, gathered on team rank 0
   const bool dump = cfg_.rl.dump_rollouts_every > 0 && step % cfg_.rl.dump_rollouts_every == 0;
   std::string dump_text;
+  std::vector<std::vector<nlohmann::ordered_json>> dump_rows;  // per round, this rank's lines
+  struct DumpPatch {
+    size_t round, row, group, sample;  // dump_rows[round][row] is kept[group]'s completion `sample`
+  };
+  std::vector<DumpPatch> dump_patch;
+  std::vector<std::vector<double>> kept_rewards;  // (kept groups, G)
   for (int64_t round = 0;; ++round) {
     rounds = round + 1;
     const std::vector<const PromptRecord*> batch = sampler_->next_batch(B);
@@ -79,33 +124,10 @@ StepRollout GrpoRun::collect(int64_t step) {
       truncated[k] = outs[k].finish == FinishReason::kLength;
     }
     apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
+    // Group-relative here; reinforce_pp and batch_std are normalised over the trained
+    // batch once the step's groups are chosen (normalise_over_batch, after the rounds).
     Advantages adv;
     if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
-    if (gc.advantage == "batch_std") {
-      // LitePPO: the group-centred advantages over the std of the round's whole batch of
-      // rewards, gathered at their global sample index (one exact sum, batch order).
-      std::vector<double> batch(size_t(B * G), 0.0);
-      for (size_t k = 0; k < outs.size(); ++k) batch[size_t(shard.begin * G) + k] = rewards[k];
-      team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
-      const double scale = batch_reward_std(batch) + gc.adv_eps;
-      if (scale > 0.0)  // (0 only when every reward is equal and adv_eps is 0: all advantages are 0)
-        for (double& a : adv.values) a /= scale;
-    }
-    if (gc.advantage == "reinforce_pp") {
-      // REINFORCE++-baseline: whiten over the round's whole batch, every generating rank's
-      // completions placed at their global sample index (one exact sum: each slot has one
-      // non-zero term), so the statistics do not depend on the rank count.
-      const size_t n_batch = size_t(B * G);
-      std::vector<double> batch(2 * n_batch, 0.0);  // advantages, then token weights
-      for (size_t k = 0; k < outs.size(); ++k) {
-        const size_t at = size_t(shard.begin * G) + k;
-        batch[at] = adv.values[k];
-        batch[n_batch + at] = in_loss[k] ? double(lengths[k]) : 0.0;
-      }
-      team.all_reduce_host(batch.data(), batch.size(), ReduceOp::Sum);
-      whiten_advantages(adv.values, std::vector<double>(batch.begin(), batch.begin() + long(n_batch)),
-                        std::vector<double>(batch.begin() + long(n_batch), batch.end()), gc.adv_eps);
-    }
     reward_s += seconds_since(t0);
 
     auto& v = sums.v;
@@ -117,9 +139,6 @@ StepRollout GrpoRun::collect(int64_t step) {
       v[RolloutSums::kFormat] += scored[k].format_ok;
       v[RolloutSums::kLen] += double(lengths[k]);
       v[RolloutSums::kTrunc] += truncated[k];
-      v[RolloutSums::kAdv] += adv.values[k];
-      v[RolloutSums::kAdv2] += adv.values[k] * adv.values[k];
-      v[RolloutSums::kAdvAbs] += std::fabs(adv.values[k]);
       v[RolloutSums::kMasked] += in_loss[k] == 0;
       v[RolloutSums::kLenCorrect] += scored[k].correct ? double(lengths[k]) : 0.0;
       if (!cfg_.rl.reflection_words.empty() && contains_phrase(outs[k].text, cfg_.rl.reflection_words)) {
@@ -189,9 +208,10 @@ StepRollout GrpoRun::collect(int64_t step) {
       last_round = kept_global >= B || round >= gc.dynamic_max_extra_batches;
     }
     if (dump) {
-      std::vector<int64_t> trained(size_t(shard.count), -1);
-      for (const auto& [i, index] : take) trained[i] = index;
-      std::string lines;
+      // A trained group's advantage is patched in after the batch normalisation.
+      std::vector<int64_t> kept_at(size_t(shard.count), -1);
+      for (size_t t = 0; t < take.size(); ++t) kept_at[take[t].first] = int64_t(kept.size() + t);
+      std::vector<nlohmann::ordered_json>& rows = dump_rows.emplace_back();
       for (int64_t i = 0; i < shard.count; ++i) {
         const PromptRecord& rec = *batch[size_t(shard.begin + i)];
         const std::string prompt = tmpl_->render(rec.fields, rec.where);
@@ -205,17 +225,34 @@ StepRollout GrpoRun::collect(int64_t step) {
                                 scored[k]);
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;
-          o["trained"] = trained[size_t(i)] >= 0;
-          lines += json_line(o);
+          o["trained"] = kept_at[size_t(i)] >= 0;
+          if (kept_at[size_t(i)] >= 0) dump_patch.push_back({dump_rows.size() - 1, rows.size(), size_t(kept_at[size_t(i)]), size_t(j)});
+          rows.push_back(std::move(o));
         }
       }
-      dump_text += gather_text(team, backend_, lines);
     }
     for (const auto& [i, index] : take) {
       groups[i].global_index = index;
+      kept_rewards.emplace_back(rewards.begin() + long(i) * G, rewards.begin() + long(i + 1) * G);
       kept.push_back(std::move(groups[i]));
     }
     if (last_round) break;
+  }
+  normalise_over_batch(team, gc, G, kept_global, kept_rewards, kept);
+  for (const Group& g : kept)  // the advantages the loss uses: of the trained completions
+    for (double a : g.advantage) {
+      sums.v[RolloutSums::kAdv] += a;
+      sums.v[RolloutSums::kAdv2] += a * a;
+      sums.v[RolloutSums::kAdvAbs] += std::fabs(a);
+      sums.v[RolloutSums::kAdvSamples] += 1;
+    }
+  if (dump) {
+    for (const DumpPatch& p : dump_patch) dump_rows[p.round][p.row]["advantage"] = kept[p.group].advantage[p.sample];
+    for (const std::vector<nlohmann::ordered_json>& rows : dump_rows) {  // gathered round by round
+      std::string lines;
+      for (const nlohmann::ordered_json& o : rows) lines += json_line(o);
+      dump_text += gather_text(team, backend_, lines);
+    }
   }
   if (dump && team.rank() == 0) write_dump(cfg_.run.run_dir, strformat("step_%lld.jsonl", (long long)step), dump_text);
   team.all_reduce_host(sums.v.data(), sums.v.size(), ReduceOp::Sum);

@@ -15,6 +15,7 @@
 
 #include "zeroth/error.h"
 #include "zeroth/grpo.h"
+#include "zeroth/sampler.h"
 
 namespace zeroth {
 
@@ -73,6 +74,40 @@ bool in_loss(const GrpoTokens& b, int64_t t) {
   return true;
 }
 
+// policy_loss kl_cov / clip_cov: 1 for the micro-batch's tokens selected by their
+// covariance term c_t = (A_t - mean A)(logprob_t - mean logprob) (grpo.h), else 0.
+// `clip_active[t]`: PPO's clip is active at t (clip_cov leaves those out).
+std::vector<uint8_t> cov_select(const GrpoConfig& config, const GrpoTokens& b, const std::vector<uint8_t>& clip_active) {
+  std::vector<uint8_t> selected(size_t(b.n_tokens), 0);
+  std::vector<int64_t> on;
+  double a_sum = 0.0, lp_sum = 0.0;
+  for (int64_t t = 0; t < b.n_tokens; ++t)
+    if (in_loss(b, t)) {
+      on.push_back(t);
+      a_sum += b.advantage[b.seq_index[t]];
+      lp_sum += double(b.logprob[t]);
+    }
+  if (on.empty()) return selected;
+  const double a_mean = a_sum / double(on.size()), lp_mean = lp_sum / double(on.size());
+  auto cov = [&](int64_t t) { return (b.advantage[b.seq_index[t]] - a_mean) * (double(b.logprob[t]) - lp_mean); };
+  const size_t k = size_t(std::max<int64_t>(1, int64_t(config.cov_ratio * double(on.size()))));
+  std::vector<std::pair<double, int64_t>> order;  // (sort key, token): the k smallest are taken
+  if (config.policy_loss == "kl_cov") {
+    for (int64_t t : on) order.emplace_back(-cov(t), t);  // the largest c_t first
+  } else {
+    ZT_ASSERT(b.token_key, "policy_loss clip_cov needs token_key");
+    for (int64_t t : on) {
+      const double c = cov(t);
+      if (!clip_active[size_t(t)] && c > config.cov_lb && c < config.cov_ub)
+        order.emplace_back(sampling_uniform(b.cov_seed, b.token_key[t], 0), t);
+    }
+  }
+  const size_t n = std::min(k, order.size());
+  std::partial_sort(order.begin(), order.begin() + long(n), order.end());
+  for (size_t i = 0; i < n; ++i) selected[size_t(order[i].second)] = 1;
+  return selected;
+}
+
 // Loss tokens per sequence of the micro-batch.
 std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
   ZT_ASSERT(b.n_tokens >= 0 && b.n_seqs >= 0, "");
@@ -87,7 +122,7 @@ std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
 constexpr double GrpoLossStats::*kLossStatsFields[] = {
     &GrpoLossStats::tokens,    &GrpoLossStats::ratio_sum, &GrpoLossStats::clip_low,
     &GrpoLossStats::clip_high, &GrpoLossStats::clip_dual, &GrpoLossStats::kl_sum,
-    &GrpoLossStats::entropy_sum, &GrpoLossStats::pg_loss_sum};
+    &GrpoLossStats::entropy_sum, &GrpoLossStats::pg_loss_sum, &GrpoLossStats::cov_selected};
 constexpr double MismatchStats::*kMismatchFields[] = {
     &MismatchStats::tokens,     &MismatchStats::neg_diff_sum, &MismatchStats::k3_sum,
     &MismatchStats::abs_diff_sum, &MismatchStats::weight_sum, &MismatchStats::truncated,
@@ -148,9 +183,21 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   ZT_ASSERT(b.logprob && b.old_logprob && b.advantage, "logprob, old_logprob and advantage are required");
   // GSPO: one ratio per sequence, the geometric mean of its tokens' (all in this micro-batch).
   ZT_ASSERT(config.policy_loss == "ppo_clip" || config.policy_loss == "gspo" || config.policy_loss == "cispo" ||
-                config.policy_loss == "cispo_mask",
+                config.policy_loss == "cispo_mask" || config.policy_loss == "kl_cov" ||
+                config.policy_loss == "clip_cov",
             "unknown grpo.policy_loss '%s'", config.policy_loss.c_str());
   const bool gspo = config.policy_loss == "gspo";
+  const bool kl_cov = config.policy_loss == "kl_cov";
+  std::vector<uint8_t> selected;  // kl_cov / clip_cov: the tokens picked by their covariance
+  if (kl_cov || config.policy_loss == "clip_cov") {
+    std::vector<uint8_t> clip_active(size_t(b.n_tokens), 0);
+    for (int64_t t = 0; t < b.n_tokens; ++t) {
+      if (!in_loss(b, t)) continue;
+      const double a = b.advantage[b.seq_index[t]], ratio = std::exp(double(b.logprob[t]) - double(b.old_logprob[t]));
+      clip_active[size_t(t)] = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio) > -a * ratio;
+    }
+    selected = cov_select(config, b, clip_active);
+  }
   const bool cispo_mask = config.policy_loss == "cispo_mask";
   const bool cispo = config.policy_loss == "cispo" || cispo_mask;
   std::vector<double> seq_ratio;
@@ -196,7 +243,14 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     const double unclipped = -a * ratio;
     const double clipped = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio);
     double pg = unclipped, dpg = -a * ratio;
-    if (cispo) {
+    if (kl_cov) {
+      // KL-Cov: no clip; the selected tokens pay cov_kl_coef |log pi - log pi_old|.
+      if (selected[size_t(t)]) {
+        const double d = lp - double(b.old_logprob[t]);
+        pg += config.cov_kl_coef * std::fabs(d);
+        dpg += config.cov_kl_coef * double((d > 0.0) - (d < 0.0));
+      }
+    } else if (cispo) {
       // CISPO: the clipped ratio is a constant weight of A log pi; no token loses its gradient.
       // cispo_mask: the unified form's M_t = 0 where PPO's clip is active.
       const double c = ratio < lo ? lo : ratio > hi ? hi : ratio;
@@ -215,6 +269,10 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
       pg = -dual * a;
       dpg = 0.0;
       st.clip_dual += 1.0;
+    }
+    if (!selected.empty() && selected[size_t(t)]) {
+      st.cov_selected += 1.0;
+      if (!kl_cov) pg = dpg = 0.0;  // Clip-Cov: the token's policy gradient is dropped
     }
     if (b.is_weight) {  // rollout correction: a constant weight on the policy-gradient term
       const double isw = b.is_weight[t];

@@ -76,11 +76,12 @@ MicroBatch empty_micro_batch(int32_t pad_id);
 
 // Sums over every sampled completion of a step (all sampling rounds), all-reduced: the
 // fixed ones, then one per reward function, then kPerSource per prompt source (when the
-// training prompts come from two or more sources).
+// training prompts come from two or more sources). kAdv, kAdv2, kAdvAbs and kAdvSamples
+// are over the trained completions only (the advantages the loss uses).
 struct RolloutSums {
   enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
                   kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kReflect, kReflectCorrect,
-                  kFixed };
+                  kAdvSamples, kFixed };
   // Per source: samples, reward, correct, format ok, tokens.
   enum : size_t { kSrcSamples, kSrcReward, kSrcCorrect, kSrcFormat, kSrcLen, kPerSource };
   std::vector<double> v;

@@ -561,7 +561,8 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   const std::vector<double>& v = ro.sums;
   const double n = std::max(1.0, v[RolloutSums::kSamples]);
   const double r_mean = v[RolloutSums::kReward] / n;
-  const double a_mean = v[RolloutSums::kAdv] / n;
+  const double n_adv = std::max(1.0, v[RolloutSums::kAdvSamples]);  // the trained completions
+  const double a_mean = v[RolloutSums::kAdv] / n_adv;
   MetricMap m;
   m["reward_mean"] = r_mean;
   m["reward_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kReward2] / n - r_mean * r_mean));
@@ -574,8 +575,8 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["truncation_rate"] = v[RolloutSums::kTrunc] / n;
   m["masked_frac"] = v[RolloutSums::kMasked] / n;
   m["adv_mean"] = a_mean;
-  m["adv_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kAdv2] / n - a_mean * a_mean));
-  m["adv_abs_mean"] = v[RolloutSums::kAdvAbs] / n;
+  m["adv_std"] = std::sqrt(std::max(0.0, v[RolloutSums::kAdv2] / n_adv - a_mean * a_mean));
+  m["adv_abs_mean"] = v[RolloutSums::kAdvAbs] / n_adv;
   m["zero_adv_group_frac"] = v[RolloutSums::kZeroGroups] / std::max(1.0, v[RolloutSums::kGroups]);
   m["solved_all_frac"] = v[RolloutSums::kSolvedAll] / std::max(1.0, v[RolloutSums::kGroups]);
   m["solved_none_frac"] = v[RolloutSums::kSolvedNone] / std::max(1.0, v[RolloutSums::kGroups]);
@@ -612,6 +613,8 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["clip_frac_low"] = stats.clip_frac_low();
   m["clip_frac_high"] = stats.clip_frac_high();
   m["clip_frac_dual"] = stats.clip_frac_dual();
+  if (cfg_.grpo.policy_loss == "kl_cov" || cfg_.grpo.policy_loss == "clip_cov")
+    m["cov_selected_frac"] = stats.cov_selected_frac();
   m["kl"] = stats.kl_mean();
   m["entropy"] = stats.entropy_mean();
   const MismatchStats& mismatch = up.mismatch;

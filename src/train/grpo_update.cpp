@@ -318,6 +318,23 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
         tk.mask = mbt.mask.data();
         tk.seq_index = mbt.seq.data();
         tk.advantage = mbt.adv.data();
+        std::vector<uint64_t> h_key;
+        if (gc.policy_loss == "clip_cov") {
+          // Clip-Cov's draw: keyed by (global sample, completion position) and, through the
+          // seed, by the step and the optimizer step, so it does not depend on the rank.
+          h_key.assign(size_t(N), 0);
+          for (int64_t s = 0; s < S; ++s) {
+            const Group& g = *seqs[plan.idx[size_t(s)]].first;
+            const int64_t j = seqs[plan.idx[size_t(s)]].second;
+            const int64_t P = int64_t(g.prompt.size());
+            const uint64_t sample = uint64_t(g.global_index * G_ + j);
+            for (int64_t t = 0; t < int64_t(g.completions[size_t(j)].ids.size()); ++t)
+              h_key[mbt.at(s, P, t)] = (sample << 32) | uint64_t(t);
+          }
+          tk.token_key = h_key.data();
+          tk.cov_seed = rng_stream_key(cfg_.run.seed, "grpo/clip_cov") ^
+                        (uint64_t(step) << 20) ^ uint64_t(epoch * gc.mini_batches + mb);
+        }
         if (old_pass) {
           if (gc.rollout_is != "none") tk.is_weight = h_w.data();
         } else if (own_old) {

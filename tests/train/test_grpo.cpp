@@ -12,9 +12,11 @@
 // term only).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,8 @@ struct TokenData {
   std::vector<float> logprob, old_logprob, ref_logprob, entropy, mask;
   std::vector<int32_t> seq_index;
   std::vector<double> advantage;
+  std::vector<uint64_t> token_key;  // policy_loss clip_cov
+  uint64_t cov_seed = 0;
 
   GrpoTokens view(int64_t begin, int64_t end) const {
     GrpoTokens t;
@@ -73,6 +77,8 @@ struct TokenData {
     t.mask = mask.data() + begin;
     t.seq_index = seq_index.data() + begin;
     t.advantage = advantage.data();
+    if (!token_key.empty()) t.token_key = token_key.data() + begin;
+    t.cov_seed = cov_seed;
     return t;
   }
   GrpoTokens view() const { return view(0, int64_t(mask.size())); }
@@ -194,6 +200,11 @@ TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the 
   CHECK_THAT(config_error("grpo: {old_logprobs: vllm}\n"), Catch::Contains("grpo.old_logprobs"));
   CHECK_THAT(config_error("grpo: {policy_loss: cispo, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
   CHECK_THAT(config_error("grpo: {policy_loss: sapo}\n"), Catch::Contains("grpo.policy_loss"));
+  CHECK_THAT(config_error("grpo: {policy_loss: kl_cov, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
+  CHECK_THAT(config_error("grpo: {cov_ratio: 0}\n"), Catch::Contains("key 'grpo.cov_ratio'"));
+  CHECK_THAT(config_error("grpo: {cov_ratio: 1.5}\n"), Catch::Contains("key 'grpo.cov_ratio'"));
+  CHECK_THAT(config_error("grpo: {cov_lb: 5, cov_ub: 1}\n"), Catch::Contains("key 'grpo.cov_ub'"));
+  CHECK_THAT(config_error("grpo: {cov_kl_coef: -1}\n"), Catch::Contains("grpo.cov_kl_coef"));
 }
 
 TEST_CASE("grpo config: where log pi_old comes from") {
@@ -396,6 +407,8 @@ void check_golden_file(const std::string& name) {
   d.entropy = floats(in["entropy"]);
   d.mask = floats(in["mask"]);
   for (const auto& s : in["seq_index"]) d.seq_index.push_back(s.get<int32_t>());
+  d.token_key = in["token_key"].get<std::vector<uint64_t>>();
+  d.cov_seed = in["cov_seed"].get<uint64_t>();
   std::vector<double> rewards = in["rewards"].get<std::vector<double>>();
   const int64_t n = int64_t(d.mask.size());
   const int64_t split = in["split"].get<int64_t>();
@@ -411,6 +424,10 @@ void check_golden_file(const std::string& name) {
     c.dual_clip = cfg["dual_clip"].get<double>();
     c.entropy_coef = cfg["entropy_coef"].get<double>();
     c.policy_loss = cfg.value("policy_loss", std::string("ppo_clip"));
+    c.cov_ratio = cfg.value("cov_ratio", c.cov_ratio);
+    c.cov_kl_coef = cfg.value("cov_kl_coef", c.cov_kl_coef);
+    c.cov_lb = cfg.value("cov_lb", c.cov_lb);
+    c.cov_ub = cfg.value("cov_ub", c.cov_ub);
     c.advantage = cs["advantage"].get<std::string>();
     c.kl_estimator = cs["kl_estimator"].get<std::string>();
     c.kl_coef = cs["kl_coef"].get<double>();
@@ -427,6 +444,12 @@ void check_golden_file(const std::string& name) {
     const std::vector<double> want_dlp = cs["dlogprob"].get<std::vector<double>>();
     const std::vector<double> want_dent = cs["dentropy"].get<std::vector<double>>();
     const json& ws = cs["stats"];
+    // kl_cov / clip_cov select per micro-batch: the split has its own reference.
+    const bool per_micro = cs.contains("split_loss");
+    const double want_split_loss = per_micro ? cs["split_loss"].get<double>() : want_loss;
+    const std::vector<double> want_split_dlp =
+        per_micro ? cs["split_dlogprob"].get<std::vector<double>>() : want_dlp;
+    const json& ws_split = per_micro ? cs["split_stats"] : ws;
 
     // Whole batch, then two micro-batches (e.g. two ranks) with the summed counts.
     GrpoCounts counts = count_grpo_tokens(d.view());
@@ -441,14 +464,14 @@ void check_golden_file(const std::string& name) {
     GrpoLossResult p1 = grpo_policy_loss(c, d.view(0, split), summed);
     GrpoLossResult p2 = grpo_policy_loss(c, d.view(split, n), summed);
     CHECK(close_rel(whole.loss, want_loss, 1e-6));
-    CHECK(close_rel(p1.loss + p2.loss, want_loss, 1e-6));
+    CHECK(close_rel(p1.loss + p2.loss, want_split_loss, 1e-6));
 
     REQUIRE(whole.dlogprob.size() == size_t(n));
     int bad = 0;
     for (int64_t t = 0; t < n; ++t) {
-      const double want = want_dlp[size_t(t)];
+      const double want = want_dlp[size_t(t)], want_part = want_split_dlp[size_t(t)];
       const double part = t < split ? p1.dlogprob[size_t(t)] : p2.dlogprob[size_t(t - split)];
-      if (!close_rel(whole.dlogprob[size_t(t)], want, 1e-6) || !close_rel(part, want, 1e-6)) {
+      if (!close_rel(whole.dlogprob[size_t(t)], want, 1e-6) || !close_rel(part, want_part, 1e-6)) {
         if (++bad <= 3) FAIL_CHECK("dlogprob[" << t << "] = " << whole.dlogprob[size_t(t)] << ", want " << want);
       }
     }
@@ -462,7 +485,8 @@ void check_golden_file(const std::string& name) {
 
     GrpoLossStats st = p1.stats;
     st.add(p2.stats);
-    for (const GrpoLossStats* s : {&whole.stats, &st}) {
+    for (const auto& [s, w] : {std::pair<const GrpoLossStats*, const json*>{&whole.stats, &ws}, {&st, &ws_split}}) {
+      const json& ws = *w;
       CHECK(s->tokens == ws["tokens"].get<double>());
       CHECK(s->clip_low == ws["clip_low"].get<double>());
       CHECK(s->clip_high == ws["clip_high"].get<double>());
@@ -471,24 +495,28 @@ void check_golden_file(const std::string& name) {
       CHECK(close_rel(s->kl_mean(), ws["kl_mean"].get<double>(), 1e-12));
       CHECK(close_rel(s->entropy_mean(), ws["entropy_mean"].get<double>(), 1e-12));
       CHECK(close_rel(s->pg_loss_mean(), ws["pg_loss_mean"].get<double>(), 1e-9));
+      CHECK(s->cov_selected == ws["cov_selected"].get<double>());
     }
   }
 }
 
 }  // namespace
 
+const char* const kGoldenClips[] = {"ppo",   "clip_higher", "dual_clip", "entropy", "gspo",
+                                    "cispo", "cispo_mask",  "kl_cov",    "clip_cov"};
+
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
+  for (const char* clip : kGoldenClips)
     check_golden_file(std::string("token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_mean (GRPO paper)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
+  for (const char* clip : kGoldenClips)
     check_golden_file(std::string("seq_mean_token_mean__") + clip);
 }
 
 TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
-  for (const char* clip : {"ppo", "clip_higher", "dual_clip", "entropy", "gspo", "cispo", "cispo_mask"})
+  for (const char* clip : kGoldenClips)
     check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
 }
 
@@ -498,14 +526,16 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
   for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
-  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask"}) {
+  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov"}) {
     GrpoConfig c;
     c.loss_agg = agg;
     c.policy_loss = policy_loss;
     c.kl_coef = 0.0;
     c.clip_low = 0.0;  // even a zero-width clip range leaves rho = 1 unclipped
     c.clip_high = 0.0;
-    c.dual_clip = c.policy_loss == "cispo" || c.policy_loss == "cispo_mask" ? 0.0 : 1.5;
+    // (kl_cov: its |log pi - log pi_old| penalty is 0 with a 0 gradient at old == current)
+    c.cov_ratio = 0.3;
+    c.dual_clip = c.policy_loss == "cispo" || c.policy_loss == "cispo_mask" || c.policy_loss == "kl_cov" ? 0.0 : 1.5;
     GrpoCounts counts = count_grpo_tokens(d.view());
     counts.norm_len = 6;
     GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
@@ -659,6 +689,105 @@ TEST_CASE("grpo loss: gradient matches central finite differences of the loss") 
   CHECK(checked > 20);
 }
 
+namespace {
+
+// The covariance terms c_t = (A_t - mean A)(log pi_t - mean log pi) of the loss tokens
+// (by token index; -inf off the loss), computed here independently of grpo_loss.cpp.
+std::vector<double> cov_terms(const TokenData& d) {
+  double a_sum = 0, lp_sum = 0, n = 0;
+  for (size_t t = 0; t < d.mask.size(); ++t)
+    if (d.mask[t] != 0.0f) {
+      a_sum += d.advantage[size_t(d.seq_index[t])];
+      lp_sum += d.logprob[t];
+      n += 1;
+    }
+  std::vector<double> c(d.mask.size(), -std::numeric_limits<double>::infinity());
+  for (size_t t = 0; t < d.mask.size(); ++t)
+    if (d.mask[t] != 0.0f) c[t] = (d.advantage[size_t(d.seq_index[t])] - a_sum / n) * (d.logprob[t] - lp_sum / n);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("grpo loss: kl_cov penalises |log pi - log pi_old| on the top-covariance tokens, unclipped") {
+  TokenData d = small_batch(13);
+  for (size_t t = 0; t < d.old_logprob.size(); ++t) d.old_logprob[t] = d.logprob[t] - 0.5f * float(t % 3) + 0.4f;
+  GrpoConfig c;
+  c.policy_loss = "kl_cov";
+  c.loss_agg = "token_mean";
+  c.kl_coef = 0.0;
+  c.cov_ratio = 0.25;
+  c.cov_kl_coef = 0.7;
+  const GrpoCounts counts = count_grpo_tokens(d.view());
+  const std::vector<double> cov = cov_terms(d);
+  const int64_t k = int64_t(0.25 * counts.tokens);
+  REQUIRE(k >= 2);
+  std::vector<double> sorted = cov;
+  std::sort(sorted.rbegin(), sorted.rend());
+  const double threshold = sorted[size_t(k - 1)];
+  REQUIRE(sorted[size_t(k)] < threshold);  // no tie at the k-th
+  const GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+  CHECK(r.stats.cov_selected == double(k));
+  CHECK(r.stats.clip_frac() == 0.0);  // no clip, though these ratios reach e^0.6
+  for (size_t t = 0; t < d.mask.size(); ++t) {
+    if (d.mask[t] == 0.0f) continue;
+    const double a = d.advantage[size_t(d.seq_index[t])];
+    const double diff = double(d.logprob[t]) - d.old_logprob[t];
+    double want = -a * std::exp(diff);
+    if (cov[t] >= threshold) want += 0.7 * (diff > 0 ? 1.0 : -1.0);
+    CHECK(r.dlogprob[t] == Approx(want / counts.tokens).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("grpo loss: clip_cov drops the gradient of tokens drawn in its covariance window") {
+  TokenData d = small_batch(17);
+  d.token_key.resize(d.mask.size());
+  for (size_t t = 0; t < d.mask.size(); ++t) d.token_key[t] = 1000 + t;
+  GrpoConfig ppo;
+  ppo.kl_coef = 0.0;
+  ppo.clip_high = 0.28;
+  GrpoConfig c = ppo;
+  c.policy_loss = "clip_cov";
+  c.cov_ratio = 0.1;
+  c.cov_lb = 0.05;
+  c.cov_ub = 0.8;
+  const GrpoCounts counts = count_grpo_tokens(d.view());
+  const std::vector<double> cov = cov_terms(d);
+  const GrpoLossResult base = grpo_policy_loss(ppo, d.view(), counts);
+  std::vector<size_t> window;  // unclipped tokens with c_t in (lb, ub): the candidates
+  for (size_t t = 0; t < d.mask.size(); ++t)
+    if (d.mask[t] != 0.0f && cov[t] > c.cov_lb && cov[t] < c.cov_ub && base.dlogprob[t] != 0.0f) window.push_back(t);
+  const size_t k = size_t(std::max(1.0, std::floor(0.1 * counts.tokens)));
+  REQUIRE(window.size() > k);
+  std::set<std::vector<size_t>> draws;
+  for (uint64_t seed : {1u, 2u, 3u, 4u}) {
+    d.cov_seed = seed;
+    const GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);
+    CHECK(r.stats.cov_selected == double(k));
+    CHECK(r.stats.clip_frac() == base.stats.clip_frac());  // PPO's clip, counted as usual
+    std::vector<size_t> dropped;
+    for (size_t t = 0; t < d.mask.size(); ++t) {
+      if (r.dlogprob[t] == base.dlogprob[t]) continue;
+      CHECK(r.dlogprob[t] == 0.0f);
+      dropped.push_back(t);
+    }
+    CHECK(dropped.size() == k);
+    for (size_t t : dropped) CHECK(std::count(window.begin(), window.end(), t) == 1);
+    CHECK(grpo_policy_loss(c, d.view(), counts).dlogprob == r.dlogprob);  // deterministic
+    draws.insert(dropped);
+  }
+  CHECK(draws.size() > 1);  // the seed decides the draw
+  // A window holding fewer tokens than k: all of them; an empty one: PPO's loss.
+  c.cov_ratio = 1.0;
+  CHECK(grpo_policy_loss(c, d.view(), counts).stats.cov_selected == double(window.size()));
+  c.cov_lb = 50.0;
+  c.cov_ub = 60.0;
+  const GrpoLossResult none = grpo_policy_loss(c, d.view(), counts);
+  CHECK(none.stats.cov_selected == 0.0);
+  CHECK(none.dlogprob == base.dlogprob);
+  CHECK(none.loss == base.loss);
+}
+
 TEST_CASE("grpo loss: masked tokens and empty batches contribute nothing") {
   TokenData d = small_batch(5);
   GrpoConfig c;
@@ -694,11 +823,13 @@ TEST_CASE("grpo loss stats: vector round trip for the all-reduce") {
   s.kl_sum = 0.5;
   s.entropy_sum = 7;
   s.pg_loss_sum = -1;
+  s.cov_selected = 2;
   std::vector<double> v = s.to_vector();
   REQUIRE(v.size() == size_t(GrpoLossStats::kFields));
   GrpoLossStats b = GrpoLossStats::from_vector(v);
   b.add(s);
-  CHECK(b.to_vector() == std::vector<double>{20, 22, 2, 4, 6, 1, 14, -2});
+  CHECK(b.to_vector() == std::vector<double>{20, 22, 2, 4, 6, 1, 14, -2, 4});
+  CHECK(b.cov_selected_frac() == 0.2);
   CHECK(b.mean_ratio() == 1.1);
   CHECK(b.clip_frac() == 0.3);
   CHECK(b.clip_frac_dual() == 0.3);

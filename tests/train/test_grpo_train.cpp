@@ -817,6 +817,36 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
                   ConfigError);
 }
 
+// KL-Cov / Clip-Cov (grpo.policy_loss kl_cov / clip_cov) in a run: at ratio 1 (one update
+// a step, pi_old = this forward) KL-Cov's penalty |log pi - log pi_old| is 0 with a 0
+// gradient, so it takes GRPO's gradient exactly; Clip-Cov drops the gradient of the
+// tokens it draws, so its gradient differs; both log cov_selected_frac. With two
+// mini-batches the second sees a moved policy, and KL-Cov's penalty pulls its selected
+// tokens back.
+TEST_CASE("zeroth train: kl_cov and clip_cov select tokens by covariance") {
+  const std::string dir = temp_dir("cov");
+  const std::string cfg = write_plain_config(dir);
+  const auto ppo = first_step(dir, cfg, "ppo", {"grpo.clip_high=0.28"});
+  CHECK_FALSE(ppo.contains("cov_selected_frac"));
+  const auto kl = first_step(dir, cfg, "kl_cov", {"grpo.policy_loss=kl_cov", "grpo.cov_ratio=0.05"});
+  CHECK(kl["grad_norm"] == ppo["grad_norm"]);
+  const double kl_frac = kl["cov_selected_frac"].get<double>();
+  CHECK(kl_frac >= 0.05 * 0.5);  // at least one token per micro-batch, about 5% of each
+  CHECK(kl_frac <= 0.05 + 0.5);
+  const auto clip = first_step(dir, cfg, "clip_cov",
+                               {"grpo.policy_loss=clip_cov", "grpo.clip_high=0.28", "grpo.cov_ratio=0.05",
+                                "grpo.cov_lb=-1e9", "grpo.cov_ub=1e9"});
+  CHECK(clip["cov_selected_frac"].get<double>() > 0.0);
+  CHECK(clip["grad_norm"] != ppo["grad_norm"]);
+  CHECK(clip["trained_tokens"] == ppo["trained_tokens"]);
+  const auto kl2 = first_step(dir, cfg, "kl_cov_mb2", {"grpo.policy_loss=kl_cov", "grpo.cov_ratio=0.05",
+                                                       "grpo.mini_batches=2"});
+  const auto ppo2 = first_step(dir, cfg, "ppo_mb2", {"grpo.policy_loss=kl_cov", "grpo.cov_ratio=0.05",
+                                                     "grpo.cov_kl_coef=0", "grpo.mini_batches=2"});
+  CHECK(kl2["optimizer_steps"] == 2);
+  CHECK(kl2["loss"].get<double>() > ppo2["loss"].get<double>());  // the penalty is paid
+}
+
 TEST_CASE("pass@k estimates: the unbiased estimator against counting the k-subsets") {
   CHECK(pass_at_k_estimate(4, 1, 1) == Approx(0.25));
   CHECK(pass_at_k_estimate(4, 1, 2) == Approx(0.5));   // 1 - C(3,2)/C(4,2) = 1 - 3/6

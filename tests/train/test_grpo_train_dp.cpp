@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <memory>
 #include <string>
@@ -410,11 +411,12 @@ TEST_CASE("GRPO data parallel: skip_solved skips what any rank solved and matche
   world.barrier();
 }
 
-// REINFORCE++-baseline (grpo.advantage reinforce_pp): each round's advantages are whitened
-// over the whole batch, every rank's completions summed in global sample order, so the
-// advantages are the same bit for bit at any rank count (the step-1 dumps are identical),
-// with dynamic sampling's extra rounds each whitened on their own.
-TEST_CASE("GRPO data parallel: reinforce_pp whitens over the global batch and matches one rank") {
+// REINFORCE++-baseline (grpo.advantage reinforce_pp): the advantages of the step's trained
+// groups are whitened together (with dynamic sampling: after the filter, over the groups
+// kept from every round, as verl does), every rank's completions summed in global sample
+// order, so the advantages are the same bit for bit at any rank count (the step-1 dumps
+// are identical).
+TEST_CASE("GRPO data parallel: reinforce_pp whitens over the trained batch and matches one rank") {
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
@@ -425,38 +427,70 @@ TEST_CASE("GRPO data parallel: reinforce_pp whitens over the global batch and ma
     compare_runs(r.dp, r.solo, np, {});
     const std::string dump = file_text(root + "/solo_rpp/rollouts/step_1.jsonl");
     CHECK(file_text(root + "/dp_rpp/rollouts/step_1.jsonl") == dump);
-    // Whitened: over each round's completions the token-weighted advantage mean is ~0.
-    std::map<int64_t, std::pair<double, double>> per_round;  // round -> (sum w a, sum w)
+    // Whitened over the trained completions: token-weighted mean 0 and unbiased std
+    // sigma / (sigma + adv_eps), 1 to ~1e-6.
+    double sw = 0, swa = 0, swa2 = 0;
+    std::set<int64_t> rounds;
     std::istringstream lines(dump);
     for (std::string line; std::getline(lines, line);) {
       const auto o = nlohmann::json::parse(line);
+      rounds.insert(o.at("round").get<int64_t>());
+      if (!o.at("trained").get<bool>()) continue;
       const double w = o.at("in_loss").get<bool>() ? o.at("tokens").get<double>() : 0.0;
-      auto& acc = per_round[o.at("round").get<int64_t>()];
-      acc.first += w * o.at("advantage").get<double>();
-      acc.second += w;
+      const double a = o.at("advantage").get<double>();
+      sw += w;
+      swa += w * a;
+      swa2 += w * a * a;
     }
-    REQUIRE(!per_round.empty());
-    for (const auto& [round, acc] : per_round) {
-      INFO("round " << round);
-      CHECK(std::fabs(acc.first / acc.second) < 1e-9);
-    }
+    REQUIRE(sw > 2);
+    CHECK(std::fabs(swa / sw) < 1e-9);
+    CHECK(std::fabs(std::sqrt((swa2 - swa * swa / sw) / (sw - 1)) - 1.0) < 1e-4);
+    // The filter dropped groups (the case where whitening only the trained ones matters),
+    // and a second round refilled the batch.
+    CHECK(r.solo.steps[0].at("zero_adv_group_frac") > 0);
+    CHECK(rounds.size() > 1);
   }
   world.barrier();
 }
 
 // LitePPO (grpo.advantage batch_std): the group-centred rewards over the std of the
-// round's whole batch of rewards, gathered in batch order: the same bit for bit at any
-// rank count.
-TEST_CASE("GRPO data parallel: batch_std scales by the global batch's reward std and matches one rank") {
+// trained batch's rewards (with dynamic sampling: the groups kept from every round),
+// gathered in batch order: the same bit for bit at any rank count.
+TEST_CASE("GRPO data parallel: batch_std scales by the trained batch's reward std and matches one rank") {
   Communicator& world = train_test::world();
   const int np = world.size();
   const std::string root = dp_root(np);
-  const SoloAndDp r =
-      from_cold_start(world, root, "bstd", {"grpo.advantage=batch_std", "rl.dump_rollouts_every=1"});
+  const SoloAndDp r = from_cold_start(world, root, "bstd",
+                                      {"grpo.advantage=batch_std", "grpo.dynamic_sampling=true",
+                                       "grpo.dynamic_max_extra_batches=2", "rl.dump_rollouts_every=1"});
   if (world.rank() == 0) {
     compare_runs(r.dp, r.solo, np, {});
     CHECK(r.solo.steps[0].at("adv_abs_mean") > 0);
-    CHECK(file_text(root + "/dp_bstd/rollouts/step_1.jsonl") == file_text(root + "/solo_bstd/rollouts/step_1.jsonl"));
+    const std::string dump = file_text(root + "/solo_bstd/rollouts/step_1.jsonl");
+    CHECK(file_text(root + "/dp_bstd/rollouts/step_1.jsonl") == dump);
+    // Every trained advantage times (s + adv_eps), s the sample std of the trained rewards,
+    // is its reward less its group's mean.
+    std::map<std::pair<int64_t, int64_t>, std::vector<std::pair<double, double>>> groups;  // -> (reward, adv)
+    std::istringstream lines(dump);
+    for (std::string line; std::getline(lines, line);) {
+      const auto o = nlohmann::json::parse(line);
+      if (!o.at("trained").get<bool>()) continue;
+      groups[{o.at("round").get<int64_t>(), o.at("prompt_index").get<int64_t>()}].emplace_back(
+          o.at("reward").get<double>(), o.at("advantage").get<double>());
+    }
+    std::vector<double> rewards;
+    for (const auto& [key, g] : groups)
+      for (const auto& [rew, adv] : g) rewards.push_back(rew);
+    REQUIRE(rewards.size() > 2);
+    double mean = 0, ss = 0;
+    for (double x : rewards) mean += x / double(rewards.size());
+    for (double x : rewards) ss += (x - mean) * (x - mean);
+    const double scale = std::sqrt(ss / double(rewards.size() - 1)) + 1e-6;
+    for (const auto& [key, g] : groups) {
+      double gm = 0;
+      for (const auto& [rew, adv] : g) gm += rew / double(g.size());
+      for (const auto& [rew, adv] : g) CHECK(std::fabs(adv * scale - (rew - gm)) < 1e-9);
+    }
   }
   world.barrier();
 }
