@@ -89,6 +89,9 @@ struct EvalResult : EvalSourceResult {
   // The same per source, in source order, when the evaluated prompts come from two or
   // more sources (empty otherwise); a source none of whose prompts was evaluated is left out.
   std::vector<EvalSourceResult> sources;
+  // k > 0: each evaluated prompt's correct samples (of k), in prompt order (all ranks'):
+  // what `zeroth pass-rate` filters the training prompts by.
+  std::vector<int64_t> prompt_correct;
   // eval_accuracy, eval_format_rate, eval_pass_at_k, eval_pass_at_K per pass_at_ks, ...;
   // with `sources` also eval_accuracy/NAME, eval_pass_at_k/NAME, ... per source.
   MetricMap metrics() const;

@@ -63,6 +63,7 @@ int cmd_train(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 int bench_rollout(const std::vector<std::string>& args);  // zeroth bench rollout
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_pass_rate(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
 
 }  // namespace cli

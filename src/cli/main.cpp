@@ -25,6 +25,7 @@ static const Command kCommands[] = {
     {"reward", "score completions with the configured rewards (math, format, sandboxed code)", cmd_reward},
     {"train", "GRPO reinforcement learning (R1-Zero): rollout, rule-based rewards, policy update", cmd_train},
     {"eval", "held-out accuracy of a model directory (greedy pass@1, pass@k) on a train config's eval set", cmd_eval},
+    {"pass-rate", "offline difficulty filtering: each training prompt's pass rate over k samples; keep a range", cmd_pass_rate},
     {"sweep", "hyperparameter sweeps of train (grid, zip, random): run locally, under mpirun or as a Slurm array; status, report", cmd_sweep},
     {"generate", "sample G completions per prompt with the KV-cached model (JSONL prompts -> completions, log-probs)", cmd_generate},
     {"demo-data", "write the CPU demo's data: arithmetic pretraining corpus, RL train/eval prompts", cmd_demo_data},

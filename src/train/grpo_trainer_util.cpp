@@ -276,6 +276,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
                                 "(rollout.num_slots / kv_cache_mb), found %lld",
                                 (long long)plan.num_slots, (long long)ec.pass_k));
   std::string greedy_lines, sampled_lines;     // eval dump: this rank's
+  std::vector<double> prompt_correct(ec.pass_k > 0 ? size_t(n) : 0, 0.0);  // at the global prompt index
   if (!ids.empty() || model.expert_group()) {  // expert parallelism: every rank takes part
     ModelInference engine(model, plan.num_slots, plan.max_len);
     // The dump's lines of one pass (mode greedy or sampled), in prompt order on this rank.
@@ -344,6 +345,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
           answers.push_back(rj.extracted);
         }
         add(at, kAnyCorrect, correct > 0);
+        prompt_correct[size_t(at)] = double(correct);
         for (size_t q = 0; q < ec.pass_at.size(); ++q)
           add(at, kN + q, pass_at_k_estimate(ec.pass_k, correct, ec.pass_at[q]));
         if (prompts.records[size_t(at)].kind == RewardKind::Math) {
@@ -355,6 +357,10 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     }
   }
   comm.all_reduce_host(sums.data(), sums.size(), ReduceOp::Sum);
+  if (!prompt_correct.empty()) {
+    comm.all_reduce_host(prompt_correct.data(), prompt_correct.size(), ReduceOp::Sum);
+    for (double c : prompt_correct) res.prompt_correct.push_back(int64_t(c));
+  }
   if (dump != nullptr) {
     *dump = grpo_detail::gather_text(comm, model.backend(), greedy_lines);
     *dump += grpo_detail::gather_text(comm, model.backend(), sampled_lines);

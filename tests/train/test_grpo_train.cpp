@@ -41,6 +41,7 @@ namespace zeroth {
 namespace cli {
 int cmd_train(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_pass_rate(const std::vector<std::string>& args);
 int cmd_reward(const std::vector<std::string>& args);
 }  // namespace cli
 }  // namespace zeroth
@@ -266,6 +267,60 @@ static void check_eval_by_source(const std::string& model_dir, const std::string
   CHECK_THROWS_WITH(load_train_config(cfg, {"eval.top_p=0"}), Catch::Contains("eval.top_p"));
 }
 
+// `zeroth pass-rate` on write_data's training prompts: one line per prompt in file order;
+// its counts are those of the eval's sampled pass over the same prompts (the eval set set
+// to the training file: the same draws, counted from the eval dump's lines); --keep 0:1
+// copies the whole file, --keep 0:0 exactly the lines of the prompts never solved.
+static void check_pass_rate(const std::string& model, const std::string& cfg, const std::string& dir) {
+  const std::string train = dir + "/train.jsonl";
+  std::vector<std::string> train_lines;
+  {
+    std::ifstream in(train);
+    for (std::string l; std::getline(in, l);) train_lines.push_back(l);
+  }
+  REQUIRE(cli::cmd_pass_rate({"--model", model, "--config", cfg, "--out", dir + "/rates.jsonl", "--samples", "3",
+                              "--keep", "0:1", "--kept-dir", dir + "/all"}) == 0);
+  const auto rates = read_jsonl(dir + "/rates.jsonl");
+  REQUIRE(rates.size() == train_lines.size());
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < rates.size(); ++i) {
+    CHECK(rates[i].at("where") == train + ":" + std::to_string(i + 1));
+    CHECK(rates[i].at("samples") == 3);
+    seen.insert(rates[i].at("correct").get<int64_t>());
+  }
+  CHECK(seen.size() >= 2);  // some prompts solved more often than others
+  CHECK(file_bytes(dir + "/all/train.jsonl") == file_bytes(train));
+
+  // The same counts from the eval's dump with the training file as the eval set (and the
+  // eval file as the training set, which the eval does not read).
+  REQUIRE(cli::cmd_eval({"--model", model, "--config", cfg, "--set", "prompts.eval_sources=[{path: " + train + "}]",
+                         "--set", "prompts.sources=[{path: " + dir + "/eval.jsonl}]",
+                         "--set", "eval.pass_k=3", "--set", "eval.greedy=false", "--set", "eval.max_prompts=0",
+                         "--dump", dir + "/train_dump.jsonl"}) == 0);
+  std::map<int64_t, int64_t> correct;
+  for (const auto& line : read_jsonl(dir + "/train_dump.jsonl"))
+    correct[line.at("prompt_index").get<int64_t>()] += line.at("correct").get<bool>() ? 1 : 0;
+  REQUIRE(correct.size() == rates.size());
+  for (size_t i = 0; i < rates.size(); ++i) CHECK(rates[i].at("correct") == correct[int64_t(i)]);
+
+  REQUIRE(cli::cmd_pass_rate({"--model", model, "--config", cfg, "--out", dir + "/rates2.jsonl", "--samples", "3",
+                              "--keep", "0:0", "--kept-dir", dir + "/none"}) == 0);
+  CHECK(file_bytes(dir + "/rates2.jsonl") == file_bytes(dir + "/rates.jsonl"));  // deterministic
+  std::string want;
+  for (size_t i = 0; i < rates.size(); ++i)
+    if (rates[i].at("correct") == 0) want += train_lines[i] + "\n";
+  const std::vector<char> got = file_bytes(dir + "/none/train.jsonl");
+  CHECK(std::string(got.begin(), got.end()) == want);
+  CHECK(!want.empty());
+
+  CHECK_THROWS_WITH(cli::cmd_pass_rate({"--model", model, "--config", cfg, "--out", dir + "/x.jsonl", "--samples",
+                                        "3", "--keep", "0.9:0.1"}),
+                    Catch::Contains("--keep"));
+  CHECK_THROWS_WITH(cli::cmd_pass_rate({"--model", model, "--config", cfg, "--out", dir + "/x.jsonl", "--kept-dir",
+                                        dir}),
+                    Catch::Contains("--keep"));
+}
+
 TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bit") {
   const std::string dir = temp_dir("resume");
   const std::string cfg = write_data(dir);
@@ -373,6 +428,7 @@ TEST_CASE("zeroth train: 4 steps equal 2 steps + --resume for 2 more, bit for bi
   CHECK_THROWS_WITH(cli::cmd_eval({"--model", a + "/final", "--config", cfg, "--dump", dir}),
                     Catch::Contains("--dump"));
   check_eval_by_source(a + "/final", cfg, dir);
+  check_pass_rate(a + "/final", cfg, dir);
 
   // A resume keeps the keys that chose the model (they could not take effect), and a run
   // saved without a reference cannot switch the KL on.
