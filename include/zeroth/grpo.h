@@ -60,6 +60,7 @@ struct GrpoConfig {
   double cov_kl_coef = 1.0;
   double cov_lb = 1.0;
   double cov_ub = 5.0;
+  double entropy_token_frac = 1.0;
 
   template <class V>
   void visit(V& v) {
@@ -185,6 +186,12 @@ struct GrpoConfig {
     v.field("cov_lb", cov_lb, "policy_loss clip_cov: candidates have a covariance term above this (verl's clip_cov_lb)");
     v.field("cov_ub", cov_ub,
             "policy_loss clip_cov: candidates have a covariance term below this (verl's clip_cov_ub); > cov_lb");
+    v.field("entropy_token_frac", entropy_token_frac,
+            "Only the highest-entropy tokens keep their policy gradient: those of each micro-batch "
+            "with an entropy at or above its (1 - this) quantile (linear interpolation, as "
+            "torch.quantile; Wang et al. 2025 'Beyond the 80/20 Rule': 0.2; TRL's "
+            "top_entropy_quantile); the KL and entropy terms stay on every token; 1 = every token; in (0, 1]")
+        .min(0);
   }
 
   // Cross-field checks within the section: ConfigError "key 'grpo.<name>': ...".
@@ -216,6 +223,8 @@ struct GrpoConfig {
                     "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
     ZT_THROW_IF_NOT(cov_ratio > 0.0 && cov_ratio <= 1.0, ConfigError,
                     "key 'grpo.cov_ratio': expected a number in (0, 1], found %g", cov_ratio);
+    ZT_THROW_IF_NOT(entropy_token_frac > 0.0 && entropy_token_frac <= 1.0, ConfigError,
+                    "key 'grpo.entropy_token_frac': expected a number in (0, 1], found %g", entropy_token_frac);
     ZT_THROW_IF_NOT(cov_lb < cov_ub, ConfigError, "key 'grpo.cov_ub': expected > cov_lb (%g), found %g", cov_lb,
                     cov_ub);
     ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "kl_cov", ConfigError,
@@ -391,8 +400,9 @@ struct GrpoLossStats {
   double entropy_sum = 0;   // sum of token entropies (0 when no entropy is given)
   double pg_loss_sum = 0;   // sum of the clipped policy-gradient token losses
   double cov_selected = 0;  // policy_loss kl_cov / clip_cov: tokens selected by their covariance
+  double entropy_kept = 0;  // entropy_token_frac < 1: tokens whose policy gradient was kept
 
-  static constexpr int kFields = 9;
+  static constexpr int kFields = 10;
   void add(const GrpoLossStats& o);
   std::vector<double> to_vector() const;  // (kFields)
   static GrpoLossStats from_vector(const std::vector<double>& v);
@@ -405,6 +415,7 @@ struct GrpoLossStats {
   double entropy_mean() const { return tokens > 0 ? entropy_sum / tokens : 0.0; }
   double pg_loss_mean() const { return tokens > 0 ? pg_loss_sum / tokens : 0.0; }
   double cov_selected_frac() const { return tokens > 0 ? cov_selected / tokens : 0.0; }
+  double entropy_kept_frac() const { return tokens > 0 ? entropy_kept / tokens : 0.0; }
 };
 
 struct GrpoLossResult {
@@ -435,7 +446,10 @@ struct GrpoLossResult {
 // elsewhere; clip_cov takes PPO's pg and sets it (and its gradient) to 0 on k tokens
 // drawn among those where the clip is not active and cov_lb < c_t < cov_ub (fewer when
 // there are fewer): the ones with the smallest sampling_uniform(cov_seed, token_key[t],
-// 0). The selection is per micro-batch, as in verl. Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that
+// 0). The selection is per micro-batch, as in verl. entropy_token_frac rho < 1: pg (and
+// its gradient) is 0 on the loss tokens whose entropy is below the micro-batch's
+// (1 - rho) quantile of the loss tokens' entropies (torch.quantile's linear
+// interpolation), after everything above. Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that
 // the config needs, a mask value other than 0/1 or a seq_index out of range for a loss
 // token, and zero counts with loss tokens present are internal errors (ZT_ASSERT).
 GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& batch, const GrpoCounts& counts);

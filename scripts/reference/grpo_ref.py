@@ -16,7 +16,9 @@ c = 3; cispo: policy_loss cispo, -sg(clip(rho)) A log pi (MiniMax-M1), 0.2/0.28 
 entropy bonus; cispo_mask: the same with the unified form's token mask; kl_cov / clip_cov:
 the covariance-selected tokens of Cui et al. 2025 ("The Entropy Mechanism of RL for
 Reasoning LMs", verl's loss modes), selected per micro-batch, so these files also hold the
-loss, gradient and statistics of the two-micro-batch split, "split_*").
+loss, gradient and statistics of the two-micro-batch split, "split_*"; entropy_top: only the
+top 20% of each micro-batch's tokens by entropy keep their policy gradient, Wang et al.
+2025, also with its split).
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -58,6 +60,10 @@ CLIP_SETTINGS = {
     # some tokens out on both sides for these inputs)
     "clip_cov": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01, policy_loss="clip_cov",
                      cov_ratio=0.1, cov_lb=0.3, cov_ub=1.5),
+    # Only the top 20% of the tokens by entropy keep their policy gradient (Wang et al.
+    # 2025, "Beyond the 80/20 Rule"; the threshold is torch.quantile's), the entropy
+    # bonus stays on every token
+    "entropy_top": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01, entropy_token_frac=0.2),
 }
 COV_SEED = 0x5eed1234   # clip_cov's draw: sampling_uniform(COV_SEED, token_key, 0)
 MASK64 = (1 << 64) - 1
@@ -238,6 +244,21 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef, parts=None):
         pg = torch.where(a < 0, torch.minimum(pg, pg3), pg)
     if clip.get("policy_loss") == "clip_cov":
         pg = pg * (1.0 - sel)
+    keep = mask.clone()
+    rho = clip.get("entropy_token_frac", 1.0)
+    if rho < 1.0:
+        ent_d = ent.detach()
+        for b, e in parts or [(0, n)]:
+            on = mask[b:e] > 0
+            if not bool(on.any()):
+                continue
+            thr = float(torch.quantile(ent_d[b:e][on], 1.0 - rho))
+            for t in range(b, e):
+                if mask[t] > 0:
+                    gap = float(ent_d[t]) - thr
+                    assert gap == 0.0 or abs(gap) > 1e-9, "an entropy at the threshold"
+                    keep[t] = 1.0 if gap >= 0.0 else 0.0
+        pg = pg * keep
     d = ref - lp
     if kl_name == "k1":
         kl = -d
@@ -276,6 +297,7 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef, parts=None):
         entropy_mean=float(ent.detach()[on].mean()),
         pg_loss_mean=float(pg.detach()[on].mean()),
         cov_selected=float(sel.sum()),
+        entropy_kept=float(keep.sum()) if rho < 1.0 else 0.0,
     )
     return float(loss), lp.grad.tolist(), ent.grad.tolist(), stats
 
@@ -317,7 +339,7 @@ def main():
                                 kl_coef=kl_coef, advantages=adv.tolist(), loss=loss,
                                 dlogprob=dlp, dentropy=dent if clip["entropy_coef"] > 0 else [],
                                 stats=stats)
-                    if clip.get("policy_loss") in ("kl_cov", "clip_cov"):
+                    if clip.get("policy_loss") in ("kl_cov", "clip_cov") or clip.get("entropy_token_frac", 1.0) < 1.0:
                         # per micro-batch selection: the split's own reference
                         n = len(inp["mask"])
                         sl, sd, _, ss = grpo_loss(inp, adv, agg, clip, kl_name, kl_coef,

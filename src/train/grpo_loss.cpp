@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,20 @@ std::vector<uint8_t> cov_select(const GrpoConfig& config, const GrpoTokens& b, c
   return selected;
 }
 
+// grpo.entropy_token_frac rho: the (1 - rho) quantile of the micro-batch's loss-token
+// entropies, interpolated linearly between order statistics as torch.quantile does
+// (-inf without loss tokens).
+double entropy_threshold(const GrpoTokens& b, double rho) {
+  std::vector<double> e;
+  for (int64_t t = 0; t < b.n_tokens; ++t)
+    if (in_loss(b, t)) e.push_back(double(b.entropy[t]));
+  if (e.empty()) return -std::numeric_limits<double>::infinity();
+  std::sort(e.begin(), e.end());
+  const double pos = (1.0 - rho) * double(e.size() - 1);
+  const size_t lo = size_t(std::floor(pos)), hi = std::min(lo + 1, e.size() - 1);
+  return e[lo] + (pos - double(lo)) * (e[hi] - e[lo]);
+}
+
 // Loss tokens per sequence of the micro-batch.
 std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
   ZT_ASSERT(b.n_tokens >= 0 && b.n_seqs >= 0, "");
@@ -122,7 +137,8 @@ std::vector<int64_t> tokens_per_seq(const GrpoTokens& b) {
 constexpr double GrpoLossStats::*kLossStatsFields[] = {
     &GrpoLossStats::tokens,    &GrpoLossStats::ratio_sum, &GrpoLossStats::clip_low,
     &GrpoLossStats::clip_high, &GrpoLossStats::clip_dual, &GrpoLossStats::kl_sum,
-    &GrpoLossStats::entropy_sum, &GrpoLossStats::pg_loss_sum, &GrpoLossStats::cov_selected};
+    &GrpoLossStats::entropy_sum, &GrpoLossStats::pg_loss_sum, &GrpoLossStats::cov_selected,
+    &GrpoLossStats::entropy_kept};
 constexpr double MismatchStats::*kMismatchFields[] = {
     &MismatchStats::tokens,     &MismatchStats::neg_diff_sum, &MismatchStats::k3_sum,
     &MismatchStats::abs_diff_sum, &MismatchStats::weight_sum, &MismatchStats::truncated,
@@ -211,6 +227,9 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   }
   ZT_ASSERT(!use_kl || b.ref_logprob, "grpo.kl_coef > 0 needs ref_logprob");
   ZT_ASSERT(!use_entropy || b.entropy, "grpo.entropy_coef > 0 needs entropy");
+  const bool entropy_tokens = config.entropy_token_frac < 1.0;
+  ZT_ASSERT(!entropy_tokens || b.entropy, "grpo.entropy_token_frac < 1 needs entropy");
+  const double entropy_min = entropy_tokens ? entropy_threshold(b, config.entropy_token_frac) : 0.0;
 
   double loss = 0.0;
   GrpoLossStats& st = out.stats;
@@ -273,6 +292,10 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     if (!selected.empty() && selected[size_t(t)]) {
       st.cov_selected += 1.0;
       if (!kl_cov) pg = dpg = 0.0;  // Clip-Cov: the token's policy gradient is dropped
+    }
+    if (entropy_tokens) {  // only the high-entropy ("forking") tokens keep a policy gradient
+      if (double(b.entropy[t]) >= entropy_min) st.entropy_kept += 1.0;
+      else pg = dpg = 0.0;
     }
     if (b.is_weight) {  // rollout correction: a constant weight on the policy-gradient term
       const double isw = b.is_weight[t];

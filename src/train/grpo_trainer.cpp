@@ -615,6 +615,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["clip_frac_dual"] = stats.clip_frac_dual();
   if (cfg_.grpo.policy_loss == "kl_cov" || cfg_.grpo.policy_loss == "clip_cov")
     m["cov_selected_frac"] = stats.cov_selected_frac();
+  if (cfg_.grpo.entropy_token_frac < 1.0) m["entropy_kept_frac"] = stats.entropy_kept_frac();
   m["kl"] = stats.kl_mean();
   m["entropy"] = stats.entropy_mean();
   const MismatchStats& mismatch = up.mismatch;

@@ -205,6 +205,8 @@ TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the 
   CHECK_THAT(config_error("grpo: {cov_ratio: 1.5}\n"), Catch::Contains("key 'grpo.cov_ratio'"));
   CHECK_THAT(config_error("grpo: {cov_lb: 5, cov_ub: 1}\n"), Catch::Contains("key 'grpo.cov_ub'"));
   CHECK_THAT(config_error("grpo: {cov_kl_coef: -1}\n"), Catch::Contains("grpo.cov_kl_coef"));
+  CHECK_THAT(config_error("grpo: {entropy_token_frac: 0}\n"), Catch::Contains("key 'grpo.entropy_token_frac'"));
+  CHECK_THAT(config_error("grpo: {entropy_token_frac: 1.2}\n"), Catch::Contains("key 'grpo.entropy_token_frac'"));
 }
 
 TEST_CASE("grpo config: where log pi_old comes from") {
@@ -428,6 +430,7 @@ void check_golden_file(const std::string& name) {
     c.cov_kl_coef = cfg.value("cov_kl_coef", c.cov_kl_coef);
     c.cov_lb = cfg.value("cov_lb", c.cov_lb);
     c.cov_ub = cfg.value("cov_ub", c.cov_ub);
+    c.entropy_token_frac = cfg.value("entropy_token_frac", c.entropy_token_frac);
     c.advantage = cs["advantage"].get<std::string>();
     c.kl_estimator = cs["kl_estimator"].get<std::string>();
     c.kl_coef = cs["kl_coef"].get<double>();
@@ -496,6 +499,7 @@ void check_golden_file(const std::string& name) {
       CHECK(close_rel(s->entropy_mean(), ws["entropy_mean"].get<double>(), 1e-12));
       CHECK(close_rel(s->pg_loss_mean(), ws["pg_loss_mean"].get<double>(), 1e-9));
       CHECK(s->cov_selected == ws["cov_selected"].get<double>());
+      CHECK(s->entropy_kept == ws["entropy_kept"].get<double>());
     }
   }
 }
@@ -503,7 +507,7 @@ void check_golden_file(const std::string& name) {
 }  // namespace
 
 const char* const kGoldenClips[] = {"ppo",   "clip_higher", "dual_clip", "entropy", "gspo",
-                                    "cispo", "cispo_mask",  "kl_cov",    "clip_cov"};
+                                    "cispo", "cispo_mask",  "kl_cov",    "clip_cov", "entropy_top"};
 
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
   for (const char* clip : kGoldenClips)
@@ -828,7 +832,7 @@ TEST_CASE("grpo loss stats: vector round trip for the all-reduce") {
   REQUIRE(v.size() == size_t(GrpoLossStats::kFields));
   GrpoLossStats b = GrpoLossStats::from_vector(v);
   b.add(s);
-  CHECK(b.to_vector() == std::vector<double>{20, 22, 2, 4, 6, 1, 14, -2, 4});
+  CHECK(b.to_vector() == std::vector<double>{20, 22, 2, 4, 6, 1, 14, -2, 4, 0});
   CHECK(b.cov_selected_frac() == 0.2);
   CHECK(b.mean_ratio() == 1.1);
   CHECK(b.clip_frac() == 0.3);

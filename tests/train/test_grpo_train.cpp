@@ -901,6 +901,15 @@ TEST_CASE("zeroth train: kl_cov and clip_cov select tokens by covariance") {
                                                      "grpo.cov_kl_coef=0", "grpo.mini_batches=2"});
   CHECK(kl2["optimizer_steps"] == 2);
   CHECK(kl2["loss"].get<double>() > ppo2["loss"].get<double>());  // the penalty is paid
+  // grpo.entropy_token_frac: a fifth of each micro-batch's tokens (the highest entropies)
+  // keep their policy gradient.
+  const auto top = first_step(dir, cfg, "entropy_top", {"grpo.clip_high=0.28", "grpo.entropy_token_frac=0.2"});
+  const double kept = top["entropy_kept_frac"].get<double>();
+  CHECK(kept >= 0.15);
+  CHECK(kept <= 0.3);
+  CHECK(top["grad_norm"] != ppo["grad_norm"]);
+  CHECK(top["entropy"] == ppo["entropy"]);  // the same rollouts and weights: the same entropies
+  CHECK_FALSE(ppo.contains("entropy_kept_frac"));
 }
 
 TEST_CASE("pass@k estimates: the unbiased estimator against counting the k-subsets") {
