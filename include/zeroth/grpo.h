@@ -61,6 +61,8 @@ struct GrpoConfig {
   double cov_lb = 1.0;
   double cov_ub = 5.0;
   double entropy_token_frac = 1.0;
+  double sapo_tau_pos = 1.0;
+  double sapo_tau_neg = 1.05;
 
   template <class V>
   void visit(V& v) {
@@ -88,8 +90,11 @@ struct GrpoConfig {
             "'kl_cov' takes the unclipped -A rho_t and adds cov_kl_coef * |log pi - log pi_old| "
             "on the top cov_ratio of the tokens by that term; 'clip_cov' takes PPO's clipped "
             "loss and drops the gradient of cov_ratio of the tokens, drawn at random among the "
-            "unclipped ones whose term lies in (cov_lb, cov_ub)")
-        .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov", "clip_cov"});
+            "unclipped ones whose term lies in (cov_lb, cov_ub); 'sapo' (Soft Adaptive Policy "
+            "Optimization, Qwen 2025; TRL's loss_type sapo): a smooth gate instead of the clip, "
+            "pg = -A (4 / tau) sigmoid(tau (rho_t - 1)), tau = sapo_tau_pos for A > 0 and "
+            "sapo_tau_neg otherwise; its gradient is GRPO's at rho = 1 and fades as rho leaves 1")
+        .one_of({"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov", "clip_cov", "sapo"});
     v.field("adv_eps", adv_eps, "Added to the std the advantage is divided by (the group's reward std with "
             "'grpo', the batch's advantage std with 'reinforce_pp', the batch's reward std with 'batch_std')").min(0);
     v.field("clip_low", clip_low, "PPO clip epsilon below: ratio clipped at 1 - clip_low (< 1)")
@@ -186,6 +191,12 @@ struct GrpoConfig {
     v.field("cov_lb", cov_lb, "policy_loss clip_cov: candidates have a covariance term above this (verl's clip_cov_lb)");
     v.field("cov_ub", cov_ub,
             "policy_loss clip_cov: candidates have a covariance term below this (verl's clip_cov_ub); > cov_lb");
+    v.field("sapo_tau_pos", sapo_tau_pos, "policy_loss sapo: the gate's temperature for A > 0 (TRL: 1.0)")
+        .min(0);
+    v.field("sapo_tau_neg", sapo_tau_neg,
+            "policy_loss sapo: the gate's temperature for A <= 0 (TRL: 1.05; larger: the gradient "
+            "of a negative-advantage token fades faster off-policy)")
+        .min(0);
     v.field("entropy_token_frac", entropy_token_frac,
             "Only the highest-entropy tokens keep their policy gradient: those of each micro-batch "
             "with an entropy at or above its (1 - this) quantile (linear interpolation, as "
@@ -227,6 +238,12 @@ struct GrpoConfig {
                     "key 'grpo.entropy_token_frac': expected a number in (0, 1], found %g", entropy_token_frac);
     ZT_THROW_IF_NOT(cov_lb < cov_ub, ConfigError, "key 'grpo.cov_ub': expected > cov_lb (%g), found %g", cov_lb,
                     cov_ub);
+    ZT_THROW_IF_NOT(sapo_tau_pos > 0.0 && sapo_tau_neg > 0.0, ConfigError,
+                    "key 'grpo.%s': expected a number > 0, found %g", sapo_tau_pos > 0.0 ? "sapo_tau_neg" : "sapo_tau_pos",
+                    sapo_tau_pos > 0.0 ? sapo_tau_neg : sapo_tau_pos);
+    ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "sapo", ConfigError,
+                    "key 'grpo.dual_clip': expected 0 with policy_loss 'sapo' (its gate replaces the "
+                    "clip), found %g", dual_clip);
     ZT_THROW_IF_NOT(dual_clip == 0.0 || policy_loss != "kl_cov", ConfigError,
                     "key 'grpo.dual_clip': expected 0 with policy_loss 'kl_cov' (it takes the "
                     "unclipped loss), found %g", dual_clip);
@@ -446,7 +463,9 @@ struct GrpoLossResult {
 // elsewhere; clip_cov takes PPO's pg and sets it (and its gradient) to 0 on k tokens
 // drawn among those where the clip is not active and cov_lb < c_t < cov_ub (fewer when
 // there are fewer): the ones with the smallest sampling_uniform(cov_seed, token_key[t],
-// 0). The selection is per micro-batch, as in verl. entropy_token_frac rho < 1: pg (and
+// 0). The selection is per micro-batch, as in verl. 'sapo': pg = -A (4 / tau) s,
+// s = sigmoid(tau (rho - 1)), gradient -A 4 s (1 - s) rho, tau = sapo_tau_pos for A > 0,
+// else sapo_tau_neg; no clip statistics. entropy_token_frac rho < 1: pg (and
 // its gradient) is 0 on the loss tokens whose entropy is below the micro-batch's
 // (1 - rho) quantile of the loss tokens' entropies (torch.quantile's linear
 // interpolation), after everything above. Computed in float64; dlogprob/dentropy rounded to float32. Missing arrays that

@@ -18,7 +18,7 @@ the covariance-selected tokens of Cui et al. 2025 ("The Entropy Mechanism of RL 
 Reasoning LMs", verl's loss modes), selected per micro-batch, so these files also hold the
 loss, gradient and statistics of the two-micro-batch split, "split_*"; entropy_top: only the
 top 20% of each micro-batch's tokens by entropy keep their policy gradient, Wang et al.
-2025, also with its split).
+2025, also with its split; sapo: SAPO's soft gate with temperatures 2 / 3).
 
 Run with Debian's torch (python3-torch) from the repository root:
     /usr/bin/python3 scripts/reference/grpo_ref.py [--out tests/golden/grpo]
@@ -64,6 +64,11 @@ CLIP_SETTINGS = {
     # 2025, "Beyond the 80/20 Rule"; the threshold is torch.quantile's), the entropy
     # bonus stays on every token
     "entropy_top": dict(clip_low=0.2, clip_high=0.28, dual_clip=DUAL_C, entropy_coef=0.01, entropy_token_frac=0.2),
+    # SAPO (Qwen 2025; TRL loss_type sapo): the soft gate (4 / tau) sigmoid(tau (rho - 1)),
+    # asymmetric temperatures (larger than TRL's 1.0 / 1.05 so the gate bends over these
+    # ratios)
+    "sapo": dict(clip_low=0.2, clip_high=0.28, dual_clip=0.0, entropy_coef=0.0, policy_loss="sapo",
+                 sapo_tau_pos=2.0, sapo_tau_neg=3.0),
 }
 COV_SEED = 0x5eed1234   # clip_cov's draw: sampling_uniform(COV_SEED, token_key, 0)
 MASK64 = (1 << 64) - 1
@@ -230,6 +235,10 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef, parts=None):
         sel = cov_selection(inp, a.detach(), lp.detach(), old, mask, clip, parts or [(0, n)])
     if clip.get("policy_loss") == "kl_cov":
         pg = -a * ratio + clip["cov_kl_coef"] * torch.abs(lp - old) * sel
+        clipped = torch.zeros(n, dtype=torch.bool)
+    if clip.get("policy_loss") == "sapo":
+        tau = torch.where(a > 0, torch.full_like(a, clip["sapo_tau_pos"]), torch.full_like(a, clip["sapo_tau_neg"]))
+        pg = -a * (4.0 / tau) * torch.sigmoid(tau * (ratio - 1.0))
         clipped = torch.zeros(n, dtype=torch.bool)
     if clip.get("policy_loss") in ("cispo", "cispo_mask"):
         pg = -a * torch.clamp(ratio, lo, hi).detach() * lp

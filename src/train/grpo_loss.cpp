@@ -200,8 +200,9 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   // GSPO: one ratio per sequence, the geometric mean of its tokens' (all in this micro-batch).
   ZT_ASSERT(config.policy_loss == "ppo_clip" || config.policy_loss == "gspo" || config.policy_loss == "cispo" ||
                 config.policy_loss == "cispo_mask" || config.policy_loss == "kl_cov" ||
-                config.policy_loss == "clip_cov",
+                config.policy_loss == "clip_cov" || config.policy_loss == "sapo",
             "unknown grpo.policy_loss '%s'", config.policy_loss.c_str());
+  const bool sapo = config.policy_loss == "sapo";
   const bool gspo = config.policy_loss == "gspo";
   const bool kl_cov = config.policy_loss == "kl_cov";
   std::vector<uint8_t> selected;  // kl_cov / clip_cov: the tokens picked by their covariance
@@ -262,7 +263,14 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     const double unclipped = -a * ratio;
     const double clipped = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio);
     double pg = unclipped, dpg = -a * ratio;
-    if (kl_cov) {
+    if (sapo) {
+      // SAPO's soft gate: (4 / tau) sigmoid(tau (rho - 1)) in place of the clipped ratio;
+      // d/d log pi = 4 s (1 - s) rho, 1 at rho = 1.
+      const double tau = a > 0.0 ? config.sapo_tau_pos : config.sapo_tau_neg;
+      const double sg = 1.0 / (1.0 + std::exp(-tau * (ratio - 1.0)));
+      pg = -a * (4.0 / tau) * sg;
+      dpg = -a * 4.0 * sg * (1.0 - sg) * ratio;
+    } else if (kl_cov) {
       // KL-Cov: no clip; the selected tokens pay cov_kl_coef |log pi - log pi_old|.
       if (selected[size_t(t)]) {
         const double d = lp - double(b.old_logprob[t]);

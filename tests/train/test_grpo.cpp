@@ -199,13 +199,15 @@ TEST_CASE("grpo config: bad values and combinations are ConfigErrors naming the 
   CHECK_THAT(config_error("grpo: {rollout_is_floor: 1.5}\n"), Catch::Contains("key 'grpo.rollout_is_floor'"));
   CHECK_THAT(config_error("grpo: {old_logprobs: vllm}\n"), Catch::Contains("grpo.old_logprobs"));
   CHECK_THAT(config_error("grpo: {policy_loss: cispo, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
-  CHECK_THAT(config_error("grpo: {policy_loss: sapo}\n"), Catch::Contains("grpo.policy_loss"));
+  CHECK_THAT(config_error("grpo: {policy_loss: sppo}\n"), Catch::Contains("grpo.policy_loss"));
   CHECK_THAT(config_error("grpo: {policy_loss: kl_cov, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
   CHECK_THAT(config_error("grpo: {cov_ratio: 0}\n"), Catch::Contains("key 'grpo.cov_ratio'"));
   CHECK_THAT(config_error("grpo: {cov_ratio: 1.5}\n"), Catch::Contains("key 'grpo.cov_ratio'"));
   CHECK_THAT(config_error("grpo: {cov_lb: 5, cov_ub: 1}\n"), Catch::Contains("key 'grpo.cov_ub'"));
   CHECK_THAT(config_error("grpo: {cov_kl_coef: -1}\n"), Catch::Contains("grpo.cov_kl_coef"));
   CHECK_THAT(config_error("grpo: {entropy_token_frac: 0}\n"), Catch::Contains("key 'grpo.entropy_token_frac'"));
+  CHECK_THAT(config_error("grpo: {policy_loss: sapo, dual_clip: 3}\n"), Catch::Contains("key 'grpo.dual_clip'"));
+  CHECK_THAT(config_error("grpo: {sapo_tau_neg: 0}\n"), Catch::Contains("key 'grpo.sapo_tau_neg'"));
   CHECK_THAT(config_error("grpo: {entropy_token_frac: 1.2}\n"), Catch::Contains("key 'grpo.entropy_token_frac'"));
 }
 
@@ -431,6 +433,8 @@ void check_golden_file(const std::string& name) {
     c.cov_lb = cfg.value("cov_lb", c.cov_lb);
     c.cov_ub = cfg.value("cov_ub", c.cov_ub);
     c.entropy_token_frac = cfg.value("entropy_token_frac", c.entropy_token_frac);
+    c.sapo_tau_pos = cfg.value("sapo_tau_pos", c.sapo_tau_pos);
+    c.sapo_tau_neg = cfg.value("sapo_tau_neg", c.sapo_tau_neg);
     c.advantage = cs["advantage"].get<std::string>();
     c.kl_estimator = cs["kl_estimator"].get<std::string>();
     c.kl_coef = cs["kl_coef"].get<double>();
@@ -507,7 +511,7 @@ void check_golden_file(const std::string& name) {
 }  // namespace
 
 const char* const kGoldenClips[] = {"ppo",   "clip_higher", "dual_clip", "entropy", "gspo",
-                                    "cispo", "cispo_mask",  "kl_cov",    "clip_cov", "entropy_top"};
+                                    "cispo", "cispo_mask",  "kl_cov",    "clip_cov", "entropy_top", "sapo"};
 
 TEST_CASE("grpo loss vs PyTorch: token_mean (DAPO)") {
   for (const char* clip : kGoldenClips)
@@ -530,7 +534,7 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
   for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
-  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov"}) {
+  for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov", "sapo"}) {
     GrpoConfig c;
     c.loss_agg = agg;
     c.policy_loss = policy_loss;
@@ -539,7 +543,10 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
     c.clip_high = 0.0;
     // (kl_cov: its |log pi - log pi_old| penalty is 0 with a 0 gradient at old == current)
     c.cov_ratio = 0.3;
-    c.dual_clip = c.policy_loss == "cispo" || c.policy_loss == "cispo_mask" || c.policy_loss == "kl_cov" ? 0.0 : 1.5;
+    c.dual_clip = c.policy_loss == "cispo" || c.policy_loss == "cispo_mask" || c.policy_loss == "kl_cov" ||
+                          c.policy_loss == "sapo"
+                      ? 0.0
+                      : 1.5;
     GrpoCounts counts = count_grpo_tokens(d.view());
     counts.norm_len = 6;
     GrpoLossResult r = grpo_policy_loss(c, d.view(), counts);

@@ -823,6 +823,11 @@ TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout cor
   CHECK(gspo["clip_frac"] == 0.0);
   const auto cispo = first_step(dir, cfg, "cispo", {"grpo.policy_loss=cispo"});  // so does CISPO
   CHECK(cispo["grad_norm"] == f32["grad_norm"]);
+  const auto sapo = first_step(dir, cfg, "sapo", {"grpo.policy_loss=sapo"});  // and SAPO's gate (slope 1 at 1)
+  CHECK(sapo["grad_norm"] == f32["grad_norm"]);
+  const auto sapo2 = first_step(dir, cfg, "sapo_mb2", {"grpo.policy_loss=sapo", "grpo.mini_batches=2"});
+  const auto ppo2 = first_step(dir, cfg, "ppo_mb2", {"grpo.mini_batches=2"});
+  CHECK(sapo2["grad_norm"] != ppo2["grad_norm"]);  // off-policy the gate bends where PPO's clip does not
 
   // bf16 trainer: the mismatch is bf16's; 'auto' takes pi_old from the trainer.
   const auto bf = first_step(dir, cfg, "bf16", {"run.compute_dtype=bf16"});
