@@ -120,8 +120,9 @@ struct GrpoConfig {
             "Loss aggregation: 'token_mean' over all tokens of the batch (DAPO), "
             "'seq_mean_token_mean' mean over sequences of token means (GRPO paper), "
             "'seq_mean_token_sum_norm' token sums over loss_norm_len, mean over sequences "
-            "(Dr. GRPO)")
-        .one_of({"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"});
+            "(Dr. GRPO), 'seq_mean_token_sum' token sums, mean over sequences (verl's "
+            "seq-mean-token-sum: a sequence weighs by its length)")
+        .one_of({"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "seq_mean_token_sum"});
     v.field("loss_norm_len", loss_norm_len,
             "The constant of 'seq_mean_token_sum_norm'; 0 = rollout.max_new_tokens")
         .min(0);
@@ -455,6 +456,7 @@ struct GrpoLossResult {
 //   loss = sum_t w_t l_t,  w_t = 1 / counts.tokens                          token_mean
 //                              = 1 / (len_i * counts.sequences)              seq_mean_token_mean
 //                              = 1 / (counts.norm_len * counts.sequences)    seq_mean_token_sum_norm
+//                              = 1 / counts.sequences                        seq_mean_token_sum
 // (len_i: the loss tokens of sequence i, all in this micro-batch: a sequence is never
 // split). 'kl_cov' / 'clip_cov' (Cui et al. 2025) select k = max(1, floor(cov_ratio * n))
 // of the micro-batch's n loss tokens by c_t = (A_t - mean A) (logprob_t - mean logprob),

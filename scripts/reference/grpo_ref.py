@@ -85,7 +85,7 @@ def sampling_uniform(seed, sequence_id, step):
     """src/tensor/sampler.cpp's counter-based uniform."""
     h = splitmix64(splitmix64(splitmix64(seed) ^ sequence_id) ^ step)
     return (h >> 11) * 2.0 ** -53
-AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "seq_mean_token_sum"]
 ADVANTAGES = ["grpo", "dr_grpo", "rloo"]
 KLS = [("none", 0.0), ("k1", KL_COEF), ("k2", KL_COEF), ("k3", KL_COEF), ("k3_clamped", KL_COEF)]
 KL_CLAMP = 10.0  # k3_clamped: verl's low_var_kl clamps k3 to [-10, 10]
@@ -289,6 +289,8 @@ def grpo_loss(inp, adv, agg, clip, kl_name, kl_coef, parts=None):
         loss = masked.sum() / mask.sum()
     elif agg == "seq_mean_token_mean":
         loss = (seq_sum[live] / seq_len[live]).sum() / live.sum()
+    elif agg == "seq_mean_token_sum":
+        loss = seq_sum[live].sum() / live.sum()
     else:
         loss = (seq_sum[live] / NORM_LEN).sum() / live.sum()
     loss.backward()

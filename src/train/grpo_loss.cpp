@@ -23,7 +23,7 @@ namespace zeroth {
 namespace {
 
 enum class KlKind { K1, K2, K3, K3Clamped };
-enum class AggKind { TokenMean, SeqMeanTokenMean, SeqMeanTokenSumNorm };
+enum class AggKind { TokenMean, SeqMeanTokenMean, SeqMeanTokenSumNorm, SeqMeanTokenSum };
 
 KlKind kl_kind(const std::string& s) {
   if (s == "k1") return KlKind::K1;
@@ -36,6 +36,7 @@ KlKind kl_kind(const std::string& s) {
 AggKind agg_kind(const std::string& s) {
   if (s == "token_mean") return AggKind::TokenMean;
   if (s == "seq_mean_token_mean") return AggKind::SeqMeanTokenMean;
+  if (s == "seq_mean_token_sum") return AggKind::SeqMeanTokenSum;
   ZT_ASSERT(s == "seq_mean_token_sum_norm", "unknown grpo.loss_agg '%s'", s.c_str());
   return AggKind::SeqMeanTokenSumNorm;
 }
@@ -251,6 +252,10 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
         ZT_ASSERT(counts.sequences > 0 && counts.norm_len > 0, "counts.sequences = %g, norm_len = %g",
                   counts.sequences, counts.norm_len);
         w = 1.0 / (counts.norm_len * counts.sequences);
+        break;
+      case AggKind::SeqMeanTokenSum:
+        ZT_ASSERT(counts.sequences > 0, "counts.sequences = %g with loss tokens present", counts.sequences);
+        w = 1.0 / counts.sequences;
         break;
     }
     const double lp = b.logprob[t];

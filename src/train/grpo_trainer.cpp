@@ -319,6 +319,10 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
                     f.name.c_str());
         break;
       }
+  if (rank_ == 0 && cfg.grpo.policy_loss == "kl_cov" && cfg.grpo.ppo_epochs * cfg.grpo.mini_batches == 1)
+    ZT_LOG_WARN("train: grpo.policy_loss 'kl_cov' with one optimizer step a batch: its |log pi - log pi_old| "
+                "penalty and gradient are 0 while the policy has not moved, so this is the unclipped policy "
+                "gradient; KL-Cov acts with grpo.mini_batches or ppo_epochs > 1 (docs/training.md)");
   RewardsConfig rewards = cfg.rewards;
   rewards.resolve_lengths(rc.max_new_tokens);
   composer_ = std::make_unique<RewardComposer>(std::move(rewards));

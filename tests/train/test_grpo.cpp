@@ -528,12 +528,17 @@ TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum_norm (Dr. GRPO)") {
     check_golden_file(std::string("seq_mean_token_sum_norm__") + clip);
 }
 
+TEST_CASE("grpo loss vs PyTorch: seq_mean_token_sum (verl seq-mean-token-sum)") {
+  for (const char* clip : kGoldenClips)
+    check_golden_file(std::string("seq_mean_token_sum__") + clip);
+}
+
 // ---------------------------------------------------------------- properties
 
 TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipping") {
   TokenData d = small_batch(7);
   d.old_logprob = d.logprob;
-  for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"})
+  for (const char* agg : {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "seq_mean_token_sum"})
   for (const char* policy_loss : {"ppo_clip", "gspo", "cispo", "cispo_mask", "kl_cov", "sapo"}) {
     GrpoConfig c;
     c.loss_agg = agg;
@@ -569,6 +574,8 @@ TEST_CASE("grpo loss: old == current (mu = 1) gives ratio exactly 1 and no clipp
         w = 1.0 / (len * counts.sequences);
       } else if (c.loss_agg == "seq_mean_token_sum_norm") {
         w = 1.0 / (6.0 * counts.sequences);
+      } else if (c.loss_agg == "seq_mean_token_sum") {
+        w = 1.0 / counts.sequences;
       }
       CHECK(r.dlogprob[t] == float(-a * w));
     }
