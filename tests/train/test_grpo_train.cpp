@@ -312,6 +312,14 @@ static void check_pass_rate(const std::string& model, const std::string& cfg, co
   const std::vector<char> got = file_bytes(dir + "/none/train.jsonl");
   CHECK(std::string(got.begin(), got.end()) == want);
   CHECK(!want.empty());
+  // --from: the same filter from the rates file, without a model.
+  REQUIRE(cli::cmd_pass_rate({"--from", dir + "/rates.jsonl", "--keep", "0:0", "--kept-dir", dir + "/none_again"}) ==
+          0);
+  CHECK(file_bytes(dir + "/none_again/train.jsonl") == got);
+  CHECK_THROWS_WITH(cli::cmd_pass_rate({"--from", dir + "/rates.jsonl", "--keep", "0:0"}),
+                    Catch::Contains("--kept-dir"));
+  CHECK_THROWS_WITH(cli::cmd_pass_rate({"--from", train, "--keep", "0:0", "--kept-dir", dir + "/x"}),
+                    Catch::Contains("expected a line of 'zeroth pass-rate --out'"));
 
   CHECK_THROWS_WITH(cli::cmd_pass_rate({"--model", model, "--config", cfg, "--out", dir + "/x.jsonl", "--samples",
                                         "3", "--keep", "0.9:0.1"}),
