@@ -46,6 +46,7 @@ struct GrpoConfig {
   int64_t ppo_epochs = 1;
   int64_t mini_batches = 1;
   int64_t ref_reset_every = 400;
+  double ref_mixup_alpha = 1.0;
   bool dynamic_sampling = false;
   int64_t dynamic_max_extra_batches = 4;
   std::string overlong = "none";
@@ -136,6 +137,11 @@ struct GrpoConfig {
     v.field("ref_reset_every", ref_reset_every,
             "Copy the policy into the reference model every this many steps (R1-Zero: 400); "
             "0 = never; unused when kl_coef = 0")
+        .min(0);
+    v.field("ref_mixup_alpha", ref_mixup_alpha,
+            "At each reference reset the reference becomes alpha * policy + (1 - alpha) * "
+            "reference (TR-DPO's soft update; TRL's ref_model_mixup_alpha, 0.6 there); 1 = a copy "
+            "of the policy (R1-Zero); in (0, 1]")
         .min(0);
     v.field("dynamic_sampling", dynamic_sampling,
             "DAPO dynamic sampling: drop groups whose rewards are all equal and sample more "
@@ -235,6 +241,8 @@ struct GrpoConfig {
                     "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
     ZT_THROW_IF_NOT(cov_ratio > 0.0 && cov_ratio <= 1.0, ConfigError,
                     "key 'grpo.cov_ratio': expected a number in (0, 1], found %g", cov_ratio);
+    ZT_THROW_IF_NOT(ref_mixup_alpha > 0.0 && ref_mixup_alpha <= 1.0, ConfigError,
+                    "key 'grpo.ref_mixup_alpha': expected a number in (0, 1], found %g", ref_mixup_alpha);
     ZT_THROW_IF_NOT(entropy_token_frac > 0.0 && entropy_token_frac <= 1.0, ConfigError,
                     "key 'grpo.entropy_token_frac': expected a number in (0, 1], found %g", entropy_token_frac);
     ZT_THROW_IF_NOT(cov_lb < cov_ub, ConfigError, "key 'grpo.cov_ub': expected > cov_lb (%g), found %g", cov_lb,

@@ -513,8 +513,17 @@ GrpoTrainResult GrpoRun::run() {
     const auto t_train = Clock::now();
     const StepUpdate up = update(step, ro.groups, ro.kept_global);
     if (cfg_.grpo.reference_reset_due(step)) {
-      backend_.copy(static_cast<const Model&>(*model_).params().flat, ref_->params().flat);
-      ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
+      const Tensor& policy = static_cast<const Model&>(*model_).params().flat;
+      Tensor& ref = ref_->params().flat;
+      const double alpha = cfg_.grpo.ref_mixup_alpha;
+      if (alpha >= 1.0) {
+        backend_.copy(policy, ref);
+        ZT_LOG_INFO("train: step %lld: reference model reset to the policy", (long long)step);
+      } else {  // ref <- alpha * policy + (1 - alpha) * ref, each weight on its rank's shard
+        backend_.axpby(float(alpha), policy, float(1.0 - alpha), ref);
+        ZT_LOG_INFO("train: step %lld: reference model moved to %g x policy + %g x reference", (long long)step, alpha,
+                    1.0 - alpha);
+      }
     }
     const double train_s = seconds_since(t_train);
     const double step_s = seconds_since(t_step);

@@ -493,6 +493,44 @@ static int run_stopping_at_every_step(const std::string& cfg, const std::string&
 // step, writes a checkpoint and exits with kExitStopped; `--resume` continues, through the
 // cold start -> GRPO hand-over and the evals a stop leaves pending, and the chain ends bit
 // for bit where an uninterrupted run does.
+// grpo.ref_mixup_alpha: at the reference reset (every step here) the reference becomes
+// alpha * policy + (1 - alpha) * reference: after step 1, a mix of the step-1 policy and the
+// cold start's model the run began from.
+TEST_CASE("zeroth train: ref_mixup_alpha moves the reference part of the way to the policy") {
+  const std::string dir = temp_dir("mixup");
+  const std::string cfg = write_data(dir);
+  const std::string run = dir + "/run";
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", run, "--set", "train.steps=1", "--set", "train.save_every=1",
+                          "--set", "grpo.ref_reset_every=1", "--set", "grpo.ref_mixup_alpha=0.25"}) == 0);
+  const SafetensorsFile start = SafetensorsFile::open(run + "/cold_start/final/model.safetensors");
+  const SafetensorsFile policy = SafetensorsFile::open(run + "/checkpoints/step_1/model.safetensors");
+  const SafetensorsFile ref = SafetensorsFile::open(run + "/checkpoints/step_1/reference/model.safetensors");
+  REQUIRE(ref.names() == policy.names());
+  int64_t moved = 0, checked = 0;
+  double worst = 0;
+  for (const std::string& name : ref.names()) {
+    const SafetensorsInfo& info = ref.info(name);
+    REQUIRE(info.dtype == DType::F32);
+    const size_t n = size_t(info.nbytes / 4);
+    std::vector<float> s0(n), p1(n), r1(n);
+    start.read_into(name, s0.data(), DType::F32, info.shape);
+    policy.read_into(name, p1.data(), DType::F32, info.shape);
+    ref.read_into(name, r1.data(), DType::F32, info.shape);
+    for (size_t i = 0; i < n; ++i) {
+      const double want = 0.25 * double(p1[i]) + 0.75 * double(s0[i]);
+      const double scale = 0.25 * std::fabs(double(p1[i])) + 0.75 * std::fabs(double(s0[i])) + 1e-30;
+      worst = std::max(worst, std::fabs(double(r1[i]) - want) / scale);  // float32 rounding of the two terms
+      moved += p1[i] != s0[i] && r1[i] != s0[i] && r1[i] != p1[i];
+      ++checked;
+    }
+  }
+  INFO("max error relative to the terms " << worst);
+  CHECK(worst < 3e-7);
+  CHECK(moved > checked / 2);  // the step moved most weights, and the reference sits between
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad", "--set", "grpo.ref_mixup_alpha=0"}),
+                    Catch::Contains("key 'grpo.ref_mixup_alpha'"));
+}
+
 TEST_CASE("zeroth train: stopped at every step boundary (time limit) and resumed equals one run") {
   const std::string dir = temp_dir("stop");
   SECTION("through the cold start") {
