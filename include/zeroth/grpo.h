@@ -47,6 +47,7 @@ struct GrpoConfig {
   int64_t mini_batches = 1;
   int64_t ref_reset_every = 400;
   double ref_mixup_alpha = 1.0;
+  bool kl_in_reward = false;
   bool dynamic_sampling = false;
   int64_t dynamic_max_extra_batches = 4;
   std::string overlong = "none";
@@ -117,6 +118,11 @@ struct GrpoConfig {
             "clamped (verl's low_var_kl: one token the policy has all but ruled out cannot dominate "
             "the loss)")
         .one_of({"k1", "k2", "k3", "k3_clamped"});
+    v.field("kl_in_reward", kl_in_reward,
+            "Put the KL penalty into the reward instead of the loss (verl's use_kl_in_reward; "
+            "REINFORCE++): each completion's reward becomes r - kl_coef * sum over its tokens of "
+            "kl_estimator(log pi_ref - log pi), before the advantages; the loss then has no KL "
+            "term. Needs kl_coef > 0, colocated rollout (rl.rollout_ranks 0) and rl.rollout_lag 0");
     v.field("loss_agg", loss_agg,
             "Loss aggregation: 'token_mean' over all tokens of the batch (DAPO), "
             "'seq_mean_token_mean' mean over sequences of token means (GRPO paper), "
@@ -241,6 +247,9 @@ struct GrpoConfig {
                     "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
     ZT_THROW_IF_NOT(cov_ratio > 0.0 && cov_ratio <= 1.0, ConfigError,
                     "key 'grpo.cov_ratio': expected a number in (0, 1], found %g", cov_ratio);
+    ZT_THROW_IF_NOT(!kl_in_reward || kl_coef > 0.0, ConfigError,
+                    "key 'grpo.kl_in_reward': true needs grpo.kl_coef > 0 (the penalty's weight), found kl_coef %g",
+                    kl_coef);
     ZT_THROW_IF_NOT(ref_mixup_alpha > 0.0 && ref_mixup_alpha <= 1.0, ConfigError,
                     "key 'grpo.ref_mixup_alpha': expected a number in (0, 1], found %g", ref_mixup_alpha);
     ZT_THROW_IF_NOT(entropy_token_frac > 0.0 && entropy_token_frac <= 1.0, ConfigError,
@@ -482,6 +491,10 @@ struct GrpoLossResult {
 // the config needs, a mask value other than 0/1 or a seq_index out of range for a loss
 // token, and zero counts with loss tokens present are internal errors (ZT_ASSERT).
 GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& batch, const GrpoCounts& counts);
+
+// config.kl_estimator's value at d = log pi_ref - log pi (k1 -d, k2 d^2 / 2, k3 e^d - d - 1,
+// k3_clamped min(k3, 10)): what grpo.kl_in_reward sums over a completion's tokens.
+double kl_estimator_value(const GrpoConfig& config, double d);
 
 // ---- training-inference mismatch (rollout correction) ----
 

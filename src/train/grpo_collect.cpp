@@ -60,6 +60,64 @@ void normalise_over_batch(Communicator& team, const GrpoConfig& gc, int64_t G, i
 
 }  // namespace
 
+// grpo.kl_in_reward: each of this rank's completions of the round (outs, G per prompt of
+// `prompts`, in order) gets the sum over its tokens of the KL estimator at d = log pi_ref -
+// log pi, both the trainer's forward (the same dtype; the policy is the one that sampled,
+// rl.rollout_lag 0). Micro-batched as the update is, with the fixed split's row length the
+// round's longest over the team; collective over the team (every rank calls it) and, with
+// expert parallelism, over the expert group.
+std::vector<double> GrpoRun::sequence_kl(const std::vector<std::vector<int32_t>>& prompts,
+                                         const std::vector<Completion>& outs) {
+  const int64_t G = G_;
+  ZT_ASSERT(int64_t(outs.size()) == int64_t(prompts.size()) * G, "%zu completions of %zu prompts", outs.size(),
+            prompts.size());
+  std::vector<Group> groups(prompts.size());
+  std::vector<SeqRef> seqs;
+  double t_max = 1;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Group& g = groups[i];
+    g.prompt = prompts[i];
+    g.completions.assign(outs.begin() + long(i) * G, outs.begin() + long(i + 1) * G);
+    g.advantage.assign(size_t(G), 0.0);
+    g.in_loss.assign(size_t(G), 1);
+  }
+  for (const Group& g : groups)
+    for (int64_t j = 0; j < G; ++j) {
+      seqs.push_back({&g, j});
+      t_max = std::max(t_max, double(g.prompt.size() + g.completions[size_t(j)].ids.size() - 1));
+    }
+  team_->all_reduce_host(&t_max, 1, ReduceOp::Max);
+  std::vector<int64_t> lengths;
+  for (const SeqRef& r : seqs) lengths.push_back(row_length(r));
+  const std::vector<MicroPlan> plans =
+      plan_micro_batches(lengths, cfg_.rl.micro_batch, cfg_.rl.micro_batch_tokens, int64_t(t_max));
+  StepUpdate counted;  // (extra_micro_batches counts the empty ones here; not reported)
+  for (int64_t e = extra_micro_batches(plans.size(), counted); e > 0; --e) {
+    empty_pass(*ref_, false);
+    empty_pass(*model_, false);
+  }
+  std::vector<double> kl(outs.size(), 0.0);
+  for (const MicroPlan& plan : plans) {
+    const MicroBatch mbt = build_micro_batch(seqs, plan, pad_id_);
+    Tensor ids, targets;
+    upload(mbt, ids, targets);
+    const std::vector<float> ref = logprobs(*ref_, mbt, ids, targets, nullptr);
+    const std::vector<float> pol = logprobs(*model_, mbt, ids, targets, nullptr);
+    for (int64_t s = 0; s < mbt.S; ++s) {
+      const size_t at_seq = plan.idx[size_t(s)];  // index into seqs: prompt * G + sample
+      const Group& g = *seqs[at_seq].first;
+      const int64_t j = seqs[at_seq].second, P = int64_t(g.prompt.size());
+      double sum = 0.0;
+      for (int64_t t = 0; t < int64_t(g.completions[size_t(j)].ids.size()); ++t) {
+        const size_t at = mbt.at(s, P, t);
+        sum += kl_estimator_value(cfg_.grpo, double(ref[at]) - double(pol[at]));
+      }
+      kl[at_seq] = sum;
+    }
+  }
+  return kl;
+}
+
 StepRollout GrpoRun::collect(int64_t step) {
   const RolloutConfig& rc = cfg_.rollout;
   const GrpoConfig& gc = cfg_.grpo;
@@ -124,10 +182,17 @@ StepRollout GrpoRun::collect(int64_t step) {
       truncated[k] = outs[k].finish == FinishReason::kLength;
     }
     apply_overlong(gc, rc.max_new_tokens, lengths, truncated, rewards, in_loss);
+    // grpo.kl_in_reward: the advantages see r - kl_coef * (the completion's KL sum); the
+    // metrics and dumps keep the rule reward.
+    std::vector<double> kl_seq, adv_rewards = rewards;
+    if (gc.kl_in_reward) {
+      kl_seq = sequence_kl(prompt_ids, outs);
+      for (size_t k = 0; k < outs.size(); ++k) adv_rewards[k] -= gc.kl_coef * kl_seq[k];
+    }
     // Group-relative here; reinforce_pp and batch_std are normalised over the trained
     // batch once the step's groups are chosen (normalise_over_batch, after the rounds).
     Advantages adv;
-    if (!rewards.empty()) adv = compute_advantages(rewards, G, gc);
+    if (!rewards.empty()) adv = compute_advantages(adv_rewards, G, gc);
     reward_s += seconds_since(t0);
 
     auto& v = sums.v;
@@ -141,6 +206,10 @@ StepRollout GrpoRun::collect(int64_t step) {
       v[RolloutSums::kTrunc] += truncated[k];
       v[RolloutSums::kMasked] += in_loss[k] == 0;
       v[RolloutSums::kLenCorrect] += scored[k].correct ? double(lengths[k]) : 0.0;
+      if (!kl_seq.empty()) {
+        v[RolloutSums::kKlSum] += kl_seq[k];
+        v[RolloutSums::kKlTokens] += double(lengths[k]);
+      }
       if (!cfg_.rl.reflection_words.empty() && contains_phrase(outs[k].text, cfg_.rl.reflection_words)) {
         v[RolloutSums::kReflect] += 1;
         v[RolloutSums::kReflectCorrect] += scored[k].correct;
@@ -223,6 +292,7 @@ StepRollout GrpoRun::collect(int64_t step) {
           o["round"] = round;
           add_completion_fields(o, shard.begin + i, j, data_.train, rec, prompt, g.completions[size_t(j)], rewards[k],
                                 scored[k]);
+          if (!kl_seq.empty()) o["kl_penalty"] = gc.kl_coef * kl_seq[k];
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;
           o["trained"] = kept_at[size_t(i)] >= 0;
@@ -233,7 +303,7 @@ StepRollout GrpoRun::collect(int64_t step) {
     }
     for (const auto& [i, index] : take) {
       groups[i].global_index = index;
-      kept_rewards.emplace_back(rewards.begin() + long(i) * G, rewards.begin() + long(i + 1) * G);
+      kept_rewards.emplace_back(adv_rewards.begin() + long(i) * G, adv_rewards.begin() + long(i + 1) * G);
       kept.push_back(std::move(groups[i]));
     }
     if (last_round) break;

@@ -338,6 +338,12 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   return out;
 }
 
+double kl_estimator_value(const GrpoConfig& config, double d) {
+  double v = 0.0, dv = 0.0;
+  kl_estimate(kl_kind(config.kl_estimator), d, v, dv);
+  return v;
+}
+
 void MismatchStats::add(const MismatchStats& o) {
   add_fields(*this, o, kMismatchFields);
   abs_diff_max = std::max(abs_diff_max, o.abs_diff_max);

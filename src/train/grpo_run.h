@@ -81,7 +81,7 @@ MicroBatch empty_micro_batch(int32_t pad_id);
 struct RolloutSums {
   enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
                   kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kReflect, kReflectCorrect,
-                  kAdvSamples, kFixed };
+                  kAdvSamples, kKlSum, kKlTokens, kFixed };
   // Per source: samples, reward, correct, format ok, tokens.
   enum : size_t { kSrcSamples, kSrcReward, kSrcCorrect, kSrcFormat, kSrcLen, kPerSource };
   std::vector<double> v;
@@ -133,6 +133,7 @@ class GrpoRun {
                        bool eval_pending = false);
   // grpo_collect.cpp
   StepRollout collect(int64_t step);
+  std::vector<double> sequence_kl(const std::vector<std::vector<int32_t>>& prompts, const std::vector<Completion>& outs);
   // grpo_update.cpp
   double balance(std::vector<Group>& kept, int64_t kept_global);
   StepUpdate update(int64_t step, std::vector<Group>& kept, int64_t kept_global);

@@ -164,6 +164,11 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   const RolloutConfig& rc = cfg.rollout;
   const GrpoConfig& gc = cfg.grpo;
   gc.validate_with_rollout(G_, rc.max_new_tokens);
+  if (gc.kl_in_reward && (cfg.rl.rollout_ranks > 0 || cfg.rl.rollout_lag > 0))
+    throw ConfigError(strformat("key 'grpo.kl_in_reward': true needs colocated rollout with rl.rollout_ranks 0 and "
+                                "rl.rollout_lag 0 (the reference forward runs where the completions are scored, "
+                                "on the policy that sampled them), found rollout_ranks %lld, rollout_lag %lld",
+                                (long long)cfg.rl.rollout_ranks, (long long)cfg.rl.rollout_lag));
 
   // ---- where the weights come from: a GRPO checkpoint (resume), the cold start, model.init ----
   start_.stage = "grpo";
@@ -206,6 +211,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   // ---- roles and process groups ----
   R_ = int(cfg.rl.rollout_ranks);
   lag_ = int(cfg.rl.rollout_lag);
+
   if (R_ >= world_)
     throw ConfigError(strformat("key 'rl.rollout_ranks': expected at most %d (the %d rank(s) minus at least one "
                                 "trainer), found %d", world_ - 1, world_, R_));
@@ -630,6 +636,10 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
     m["cov_selected_frac"] = stats.cov_selected_frac();
   if (cfg_.grpo.entropy_token_frac < 1.0) m["entropy_kept_frac"] = stats.entropy_kept_frac();
   m["kl"] = stats.kl_mean();
+  if (cfg_.grpo.kl_in_reward) {  // the KL of the sampled completions, from the rollout side
+    m["kl"] = v[RolloutSums::kKlSum] / std::max(1.0, v[RolloutSums::kKlTokens]);
+    m["kl_penalty_mean"] = cfg_.grpo.kl_coef * v[RolloutSums::kKlSum] / n;
+  }
   m["entropy"] = stats.entropy_mean();
   const MismatchStats& mismatch = up.mismatch;
   if (up.has_mismatch) {  // the trainer's log-probs at the rollout's weights exist

@@ -217,6 +217,8 @@ double GrpoRun::balance(std::vector<Group>& kept, int64_t kept_global) {
 
 StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_global) {
   const GrpoConfig& gc = cfg_.grpo;
+  GrpoConfig loss_cfg = gc;  // grpo.kl_in_reward: the reward carries the KL, the loss does not
+  if (gc.kl_in_reward) loss_cfg.kl_coef = 0.0;
   const int64_t G = G_;
   Communicator& team = *team_;
   Model& model = *model_;
@@ -276,7 +278,7 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
       std::vector<std::vector<int64_t>> loads;
       const std::vector<MicroPlan> plans = plan_micro_batches(seqs, micro_cfg, micro_tokens, T);
       for (int64_t e = extra_micro_batches(plans.size(), up); e > 0; --e) {
-        if (ref_) empty_pass(*ref_, false);
+        if (ref_ && !gc.kl_in_reward) empty_pass(*ref_, false);
         empty_pass(model, true);
       }
       for (const MicroPlan& plan : plans) {
@@ -303,7 +305,8 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
         }
         Tensor ids, targets;
         upload(mbt, ids, targets);
-        const std::vector<float> h_ref = ref_ ? logprobs(*ref_, mbt, ids, targets, nullptr) : std::vector<float>();
+        const bool ref_in_loss = ref_ && !gc.kl_in_reward;  // (kl_in_reward: the KL went into the reward)
+        const std::vector<float> h_ref = ref_in_loss ? logprobs(*ref_, mbt, ids, targets, nullptr) : std::vector<float>();
         Tensor entropy = Tensor::empty(backend_, {N}, DType::F32);
         std::vector<float> h_lp = logprobs(model, mbt, ids, targets, &entropy);
         std::vector<float> h_ent(static_cast<size_t>(N));
@@ -313,7 +316,7 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
         tk.n_seqs = S;
         tk.logprob = h_lp.data();
         tk.old_logprob = old_pass ? h_old.data() : own_forward_old ? h_lp.data() : mbt.rollout_lp.data();
-        tk.ref_logprob = ref_ ? h_ref.data() : nullptr;
+        tk.ref_logprob = ref_in_loss ? h_ref.data() : nullptr;
         tk.entropy = h_ent.data();
         tk.mask = mbt.mask.data();
         tk.seq_index = mbt.seq.data();
@@ -345,7 +348,7 @@ StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_
           h_w = std::move(corr.weight);
           if (gc.rollout_is != "none") tk.is_weight = h_w.data();
         }
-        const GrpoLossResult lr_res = grpo_policy_loss(gc, tk, counts);
+        const GrpoLossResult lr_res = grpo_policy_loss(loss_cfg, tk, counts);
         up.stats.add(lr_res.stats);
         up.loss_sum += lr_res.loss;
         up.aux_sum += double(model.aux_loss());

@@ -531,6 +531,61 @@ TEST_CASE("zeroth train: ref_mixup_alpha moves the reference part of the way to 
                     Catch::Contains("key 'grpo.ref_mixup_alpha'"));
 }
 
+// grpo.kl_in_reward: the advantages are GRPO's of r - kl_coef * (the completion's k3 sum
+// between the reference and the policy); at step 1 the reference is the policy, so the
+// penalty is exactly 0; later it is not, and the metrics report it.
+TEST_CASE("zeroth train: kl_in_reward puts the KL penalty into the advantages") {
+  const std::string dir = temp_dir("kl_in_reward");
+  const std::string cfg = write_data(dir);
+  const std::string run = dir + "/run";
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", run, "--set", "train.steps=3", "--set",
+                          "grpo.kl_in_reward=true", "--set", "grpo.ref_reset_every=0", "--set",
+                          "rl.dump_rollouts_every=1"}) == 0);
+  const auto rows = read_jsonl(run + "/metrics.jsonl");
+  for (int step = 1; step <= 3; ++step) {
+    INFO("step " << step);
+    const auto lines = read_jsonl(run + "/rollouts/step_" + std::to_string(step) + ".jsonl");
+    REQUIRE(!lines.empty());
+    std::map<std::pair<int64_t, int64_t>, std::vector<const nlohmann::json*>> groups;
+    double penalty = 0, worst = 0;
+    for (const auto& o : lines) {
+      REQUIRE(o.contains("kl_penalty"));
+      CHECK(o["kl_penalty"].get<double>() >= 0.0);  // k3 >= 0
+      penalty += o["kl_penalty"].get<double>();
+      groups[{o["round"].get<int64_t>(), o["prompt_index"].get<int64_t>()}].push_back(&o);
+    }
+    for (const auto& [key, g] : groups) {  // GRPO's advantage of the penalised rewards
+      std::vector<double> r;
+      for (const auto* o : g) r.push_back((*o)["reward"].get<double>() - (*o)["kl_penalty"].get<double>());
+      double mean = 0, ss = 0;
+      for (double x : r) mean += x / double(r.size());
+      for (double x : r) ss += (x - mean) * (x - mean);
+      const bool equal = std::all_of(r.begin(), r.end(), [&](double x) { return x == r[0]; });
+      for (size_t j = 0; j < g.size(); ++j) {
+        const double want = equal ? 0.0 : (r[j] - mean) / (std::sqrt(ss / double(r.size() - 1)) + 1e-6);
+        worst = std::max(worst, std::fabs((*g[j])["advantage"].get<double>() - want));
+      }
+    }
+    CHECK(worst < 1e-6);
+    const auto& m = rows[size_t(step - 1)];
+    REQUIRE(m.at("step") == step);
+    CHECK(m.at("kl_penalty_mean").get<double>() == Approx(penalty / double(lines.size())).epsilon(1e-9));
+    if (step == 1) {
+      CHECK(penalty == 0.0);  // the reference is the policy that sampled: the same log-probs
+      CHECK(m.at("kl").get<double>() == 0.0);
+    } else {
+      CHECK(penalty > 0.0);
+      CHECK(m.at("kl").get<double>() > 0.0);
+    }
+  }
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad", "--set", "grpo.kl_in_reward=true",
+                                    "--set", "grpo.kl_coef=0"}),
+                    Catch::Contains("key 'grpo.kl_in_reward'"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad2", "--set", "grpo.kl_in_reward=true",
+                                    "--set", "rl.rollout_lag=1"}),
+                    Catch::Contains("key 'grpo.kl_in_reward'"));
+}
+
 TEST_CASE("zeroth train: stopped at every step boundary (time limit) and resumed equals one run") {
   const std::string dir = temp_dir("stop");
   SECTION("through the cold start") {
