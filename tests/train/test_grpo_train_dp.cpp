@@ -453,6 +453,23 @@ TEST_CASE("GRPO data parallel: reinforce_pp whitens over the trained batch and m
   world.barrier();
 }
 
+// grpo.kl_in_reward over data-parallel ranks (and expert groups at an even rank count):
+// each rank's reference and policy forwards over its completions, kept in step across the
+// expert group, give the same penalties (to rounding) as one rank, and the runs match.
+TEST_CASE("GRPO data parallel: kl_in_reward matches one rank") {
+  Communicator& world = train_test::world();
+  const int np = world.size();
+  const std::string root = dp_root(np);
+  std::vector<std::string> dp_only;
+  if (np % 2 == 0) dp_only.push_back("run.expert_parallel=2");
+  const SoloAndDp r = from_cold_start(world, root, "klr", {"grpo.kl_in_reward=true", "rl.prompts_per_step=3"}, dp_only);
+  if (world.rank() == 0) {
+    compare_runs(r.dp, r.solo, np, {"kl_penalty_mean"});
+    CHECK(r.solo.steps.back().at("kl") > 0);
+  }
+  world.barrier();
+}
+
 // LitePPO (grpo.advantage batch_std): the group-centred rewards over the std of the
 // trained batch's rewards (with dynamic sampling: the groups kept from every round),
 // gathered in batch order: the same bit for bit at any rank count.
