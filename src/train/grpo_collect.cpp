@@ -58,6 +58,18 @@ void normalise_over_batch(Communicator& team, const GrpoConfig& gc, int64_t G, i
   for (Group& g : kept) whiten_advantages(g.advantage, values, weights, gc.adv_eps);
 }
 
+// 1 for each group of G whose `rewards` are all equal, else 0; returns how many.
+int64_t flag_equal_groups(const std::vector<double>& rewards, int64_t G, std::vector<uint8_t>& flags) {
+  int64_t n = 0;
+  flags.assign(rewards.size() / size_t(G), 0);
+  for (size_t grp = 0; grp < flags.size(); ++grp) {
+    const double* r = rewards.data() + grp * size_t(G);
+    flags[grp] = std::all_of(r, r + G, [&](double x) { return x == r[0]; }) ? 1 : 0;
+    n += flags[grp];
+  }
+  return n;
+}
+
 }  // namespace
 
 // grpo.kl_in_reward: each of this rank's completions of the round (outs, G per prompt of
@@ -193,6 +205,8 @@ StepRollout GrpoRun::collect(int64_t step) {
     // batch once the step's groups are chosen (normalise_over_batch, after the rounds).
     Advantages adv;
     if (!rewards.empty()) adv = compute_advantages(adv_rewards, G, gc);
+    if (gc.kl_in_reward)  // dynamic sampling's filter and zero_adv_group_frac judge the rule rewards
+      adv.zero_groups = flag_equal_groups(rewards, G, adv.zero_group);  // (as verl's DAPO filter on acc)
     reward_s += seconds_since(t0);
 
     auto& v = sums.v;

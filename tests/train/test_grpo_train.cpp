@@ -578,6 +578,30 @@ TEST_CASE("zeroth train: kl_in_reward puts the KL penalty into the advantages") 
       CHECK(m.at("kl").get<double>() > 0.0);
     }
   }
+  // With dynamic sampling the filter judges the rule rewards (the penalties always differ):
+  // a group whose rule rewards are all equal is dropped, the others are trained.
+  const std::string dyn = dir + "/dyn";
+  REQUIRE(cli::cmd_train({"--config", cfg, "--run-dir", dyn, "--set", "train.steps=2", "--set",
+                          "grpo.kl_in_reward=true", "--set", "grpo.dynamic_sampling=true", "--set",
+                          "grpo.ref_reset_every=0", "--set", "rl.dump_rollouts_every=1"}) == 0);
+  {
+    std::map<std::pair<int64_t, int64_t>, std::pair<std::set<double>, bool>> groups;  // -> (rule rewards, trained)
+    for (const auto& o : read_jsonl(dyn + "/rollouts/step_2.jsonl")) {
+      auto& g = groups[{o["round"].get<int64_t>(), o["prompt_index"].get<int64_t>()}];
+      g.first.insert(o["reward"].get<double>());
+      g.second = o["trained"].get<bool>();
+    }
+    int64_t equal = 0, trained = 0;
+    for (const auto& [key, g] : groups) {
+      equal += g.first.size() == 1;
+      trained += g.second;
+      if (g.second) CHECK(g.first.size() > 1);
+    }
+    CHECK(equal > 0);
+    CHECK(trained > 0);
+    const auto m = read_jsonl(dyn + "/metrics.jsonl")[1];
+    CHECK(m.at("zero_adv_group_frac").get<double>() == Approx(double(equal) / double(groups.size())));
+  }
   CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad", "--set", "grpo.kl_in_reward=true",
                                     "--set", "grpo.kl_coef=0"}),
                     Catch::Contains("key 'grpo.kl_in_reward'"));
