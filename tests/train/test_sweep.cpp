@@ -553,8 +553,22 @@ TEST_CASE("shipped configs and sweep files resolve") {
     CHECK(!read_sweep_plan(out).trials.empty());
     ++sweeps;
   }
+  // configs/algorithms/*.yaml are snippets listed after a run's config: each with
+  // r1zero-math.yaml, and high-entropy-tokens.yaml after dapo.yaml as its comment says.
+  int algorithms = 0;
+  for (const auto& e : fs::directory_iterator(kSrc + "/configs/algorithms")) {
+    if (e.path().extension() != ".yaml") continue;
+    INFO(e.path().string());
+    const std::string cfg = root + "/algo_" + e.path().stem().string() + ".yaml";
+    const std::string before =
+        e.path().stem() == "high-entropy-tokens" ? kSrc + "/configs/algorithms/dapo.yaml, " : std::string();
+    write(cfg, "defaults: [" + kSrc + "/configs/r1zero-math.yaml, " + before + e.path().string() + "]\n");
+    CHECK(cli::cmd_config({"check", "--config", cfg}) == 0);
+    ++algorithms;
+  }
   CHECK(configs >= 9);
   CHECK(sweeps >= 4);
+  CHECK(algorithms >= 10);
   ::unsetenv("ZEROTH_ROOT");
 }
 
