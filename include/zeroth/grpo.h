@@ -48,6 +48,8 @@ struct GrpoConfig {
   int64_t ref_reset_every = 400;
   double ref_mixup_alpha = 1.0;
   bool kl_in_reward = false;
+  double kl_target = 0.0;
+  int64_t kl_horizon = 10000;
   bool dynamic_sampling = false;
   int64_t dynamic_max_extra_batches = 4;
   std::string overlong = "none";
@@ -123,6 +125,13 @@ struct GrpoConfig {
             "REINFORCE++): each completion's reward becomes r - kl_coef * sum over its tokens of "
             "kl_estimator(log pi_ref - log pi), before the advantages; the loss then has no KL "
             "term. Needs kl_coef > 0, colocated rollout (rl.rollout_ranks 0) and rl.rollout_lag 0");
+    v.field("kl_target", kl_target,
+            "Adaptive KL coefficient (Ziegler et al. 2019; verl's kl_ctrl type adaptive): after each "
+            "step kl_coef *= 1 + clip(kl / kl_target - 1, -0.2, 0.2) * n / kl_horizon, with kl the "
+            "step's per-token KL and n its trained sequences; the coefficient is checkpointed and "
+            "logged as the metric kl_coef; 0 = a fixed kl_coef")
+        .min(0);
+    v.field("kl_horizon", kl_horizon, "kl_target: the controller's horizon, in sequences (verl: 10000)").min(1);
     v.field("loss_agg", loss_agg,
             "Loss aggregation: 'token_mean' over all tokens of the batch (DAPO), "
             "'seq_mean_token_mean' mean over sequences of token means (GRPO paper), "
@@ -247,6 +256,9 @@ struct GrpoConfig {
                     "key 'grpo.rollout_is_floor': expected a number in [0, 1], found %g", rollout_is_floor);
     ZT_THROW_IF_NOT(cov_ratio > 0.0 && cov_ratio <= 1.0, ConfigError,
                     "key 'grpo.cov_ratio': expected a number in (0, 1], found %g", cov_ratio);
+    ZT_THROW_IF_NOT(kl_target == 0.0 || kl_coef > 0.0, ConfigError,
+                    "key 'grpo.kl_target': an adaptive coefficient needs grpo.kl_coef > 0 (its starting "
+                    "value), found kl_coef %g", kl_coef);
     ZT_THROW_IF_NOT(!kl_in_reward || kl_coef > 0.0, ConfigError,
                     "key 'grpo.kl_in_reward': true needs grpo.kl_coef > 0 (the penalty's weight), found kl_coef %g",
                     kl_coef);

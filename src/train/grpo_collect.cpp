@@ -199,7 +199,7 @@ StepRollout GrpoRun::collect(int64_t step) {
     std::vector<double> kl_seq, adv_rewards = rewards;
     if (gc.kl_in_reward) {
       kl_seq = sequence_kl(prompt_ids, outs);
-      for (size_t k = 0; k < outs.size(); ++k) adv_rewards[k] -= gc.kl_coef * kl_seq[k];
+      for (size_t k = 0; k < outs.size(); ++k) adv_rewards[k] -= kl_coef_ * kl_seq[k];
     }
     // Group-relative here; reinforce_pp and batch_std are normalised over the trained
     // batch once the step's groups are chosen (normalise_over_batch, after the rounds).
@@ -306,7 +306,7 @@ StepRollout GrpoRun::collect(int64_t step) {
           o["round"] = round;
           add_completion_fields(o, shard.begin + i, j, data_.train, rec, prompt, g.completions[size_t(j)], rewards[k],
                                 scored[k]);
-          if (!kl_seq.empty()) o["kl_penalty"] = gc.kl_coef * kl_seq[k];
+          if (!kl_seq.empty()) o["kl_penalty"] = kl_coef_ * kl_seq[k];
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;
           o["trained"] = kept_at[size_t(i)] >= 0;

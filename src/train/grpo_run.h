@@ -196,6 +196,9 @@ class GrpoRun {
   // missing metric was reported.
   double best_value_ = 0;
   int64_t best_step_ = -1;
+  // The KL coefficient in use: grpo.kl_coef, or with grpo.kl_target the adaptive
+  // controller's value (grpo_state.json "kl_coef"), the same on every trainer.
+  double kl_coef_ = 0;
   bool best_missing_warned_ = false;
   void update_best(int64_t step, const MetricMap& eval_row);
 };

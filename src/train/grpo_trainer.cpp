@@ -341,6 +341,16 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   write_run_config(cfg, rank_);
   eval_pending_ = !resume_ckpt_.empty() && read_eval_pending(resume_ckpt_);
   if (!resume_ckpt_.empty()) std::tie(best_value_, best_step_) = read_best(resume_ckpt_);
+  kl_coef_ = gc.kl_coef;
+  if (gc.kl_target > 0.0 && !resume_ckpt_.empty()) {  // the adaptive coefficient goes on from the checkpoint's
+    const nlohmann::json js = read_grpo_state(resume_ckpt_);
+    if (js.is_object() && js.contains("kl_coef")) {
+      if (!js["kl_coef"].is_number() || !(js["kl_coef"].get<double>() > 0.0))
+        throw CheckpointError(strformat("%s/grpo_state.json: key 'kl_coef': expected a number > 0, found %s",
+                                        resume_ckpt_.c_str(), js["kl_coef"].dump().c_str()));
+      kl_coef_ = js["kl_coef"].get<double>();
+    }
+  }
   MetricsWriterOptions mo;
   mo.resume_step = resume_ckpt_.empty() ? -1 : start_.step;
   metrics_ = std::make_unique<MetricsWriter>(run_dir, rank_, mo);
@@ -536,6 +546,14 @@ GrpoTrainResult GrpoRun::run() {
 
     // ---- metrics, eval, checkpoint ----
     MetricMap m = step_metrics(ro, up, train_s, step_s, wait_s, sync_s);
+    if (cfg_.grpo.kl_target > 0.0) {
+      // The adaptive KL controller (Ziegler et al. 2019): the step's per-token KL against
+      // the target moves the coefficient the next step uses; `kl` is reduced over the
+      // trainers, so every rank computes the same value.
+      m["kl_coef"] = kl_coef_;
+      const double err = std::clamp(m["kl"] / cfg_.grpo.kl_target - 1.0, -0.2, 0.2);
+      kl_coef_ *= 1.0 + err * double(ro.kept_global * G_) / double(cfg_.grpo.kl_horizon);
+    }
     add_memory_metrics(*team_, m);
     metrics_->log(step, m);
     result_.steps.push_back(m);
@@ -638,7 +656,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   m["kl"] = stats.kl_mean();
   if (cfg_.grpo.kl_in_reward) {  // the KL of the sampled completions, from the rollout side
     m["kl"] = v[RolloutSums::kKlSum] / std::max(1.0, v[RolloutSums::kKlTokens]);
-    m["kl_penalty_mean"] = cfg_.grpo.kl_coef * v[RolloutSums::kKlSum] / n;
+    m["kl_penalty_mean"] = kl_coef_ * v[RolloutSums::kKlSum] / n;
   }
   m["entropy"] = stats.entropy_mean();
   const MismatchStats& mismatch = up.mismatch;
@@ -707,7 +725,8 @@ void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, const std:
                                {"expert_parallel", pg_.expert_parallel},
                                {"reference", bool(ref_)},
                                {"eval_pending", eval_pending},
-                               {"skipped_prompts", skipped}};
+                               {"skipped_prompts", skipped},
+                               {"kl_coef", kl_coef_}};
     if (best_step_ >= 0) js["best"] = {{"value", best_value_}, {"step", best_step_}};
     write_atomic(dir + "/grpo_state.json", js.dump(2) + "\n");
     ZT_LOG_INFO("train: checkpoint %s", dir.c_str());

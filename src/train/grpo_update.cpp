@@ -218,7 +218,7 @@ double GrpoRun::balance(std::vector<Group>& kept, int64_t kept_global) {
 StepUpdate GrpoRun::update(int64_t step, std::vector<Group>& kept, int64_t kept_global) {
   const GrpoConfig& gc = cfg_.grpo;
   GrpoConfig loss_cfg = gc;  // grpo.kl_in_reward: the reward carries the KL, the loss does not
-  if (gc.kl_in_reward) loss_cfg.kl_coef = 0.0;
+  loss_cfg.kl_coef = gc.kl_in_reward ? 0.0 : kl_coef_;  // (kl_coef_: grpo.kl_target's adaptive value)
   const int64_t G = G_;
   Communicator& team = *team_;
   Model& model = *model_;

@@ -610,6 +610,47 @@ TEST_CASE("zeroth train: kl_in_reward puts the KL penalty into the advantages") 
                     Catch::Contains("key 'grpo.kl_in_reward'"));
 }
 
+// grpo.kl_target: the adaptive KL coefficient follows Ziegler et al.'s update from each
+// step's KL, is logged as kl_coef, and a resumed run goes on from the checkpoint's value.
+TEST_CASE("zeroth train: kl_target adapts the KL coefficient and resumes it") {
+  const std::string dir = temp_dir("kl_target");
+  const std::string cfg = write_data(dir);
+  const std::vector<std::string> sets = {"--set", "grpo.kl_target=0.01", "--set", "grpo.kl_horizon=32", "--set",
+                                         "grpo.ref_reset_every=0", "--set", "train.save_every=1"};
+  auto with = [&](std::vector<std::string> a) {
+    a.insert(a.end(), sets.begin(), sets.end());
+    return a;
+  };
+  REQUIRE(cli::cmd_train(with({"--config", cfg, "--run-dir", dir + "/a", "--set", "train.steps=4"})) == 0);
+  const auto rows = read_jsonl(dir + "/a/metrics.jsonl");
+  std::vector<nlohmann::json> steps;
+  for (const auto& r : rows)
+    if (r.contains("kl_coef")) steps.push_back(r);
+  REQUIRE(steps.size() == 4);
+  CHECK(steps[0]["kl_coef"].get<double>() == 0.05);  // write_data's grpo.kl_coef
+  bool moved_up = false, moved_down = false;
+  for (size_t i = 0; i + 1 < steps.size(); ++i) {
+    const double kl = steps[i]["kl"].get<double>(), coef = steps[i]["kl_coef"].get<double>();
+    const double n = steps[i]["groups_trained"].get<double>() * 4;  // group_size 4
+    const double want = coef * (1.0 + std::clamp(kl / 0.01 - 1.0, -0.2, 0.2) * n / 32.0);
+    CHECK(steps[i + 1]["kl_coef"].get<double>() == Approx(want).epsilon(1e-12));
+    moved_up = moved_up || want > coef;
+    moved_down = moved_down || want < coef;
+  }
+  CHECK((moved_up || moved_down));
+  // 2 steps, then --resume to 4: the same coefficients.
+  REQUIRE(cli::cmd_train(with({"--config", cfg, "--run-dir", dir + "/b", "--set", "train.steps=2"})) == 0);
+  REQUIRE(cli::cmd_train(with({"--resume", dir + "/b", "--set", "train.steps=4"})) == 0);
+  std::vector<double> resumed;
+  for (const auto& r : read_jsonl(dir + "/b/metrics.jsonl"))
+    if (r.contains("kl_coef")) resumed.push_back(r["kl_coef"].get<double>());
+  REQUIRE(resumed.size() == 4);
+  for (size_t i = 0; i < 4; ++i) CHECK(resumed[i] == steps[i]["kl_coef"].get<double>());
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad", "--set", "grpo.kl_coef=0", "--set",
+                                    "grpo.kl_target=0.01"}),
+                    Catch::Contains("key 'grpo.kl_target'"));
+}
+
 TEST_CASE("zeroth train: stopped at every step boundary (time limit) and resumed equals one run") {
   const std::string dir = temp_dir("stop");
   SECTION("through the cold start") {
