@@ -551,8 +551,13 @@ GrpoTrainResult GrpoRun::run() {
       // the target moves the coefficient the next step uses; `kl` is reduced over the
       // trainers, so every rank computes the same value.
       m["kl_coef"] = kl_coef_;
-      const double err = std::clamp(m["kl"] / cfg_.grpo.kl_target - 1.0, -0.2, 0.2);
-      kl_coef_ *= 1.0 + err * double(ro.kept_global * G_) / double(cfg_.grpo.kl_horizon);
+      if (std::isfinite(m["kl"])) {
+        const double err = std::clamp(m["kl"] / cfg_.grpo.kl_target - 1.0, -0.2, 0.2);
+        kl_coef_ *= 1.0 + err * double(ro.kept_global * G_) / double(cfg_.grpo.kl_horizon);
+      } else if (rank_ == 0) {
+        ZT_LOG_WARN("train: step %lld: the KL is %g; grpo.kl_target's coefficient stays at %g", (long long)step,
+                    m["kl"], kl_coef_);
+      }
     }
     add_memory_metrics(*team_, m);
     metrics_->log(step, m);
