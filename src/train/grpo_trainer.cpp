@@ -164,6 +164,11 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   const RolloutConfig& rc = cfg.rollout;
   const GrpoConfig& gc = cfg.grpo;
   gc.validate_with_rollout(G_, rc.max_new_tokens);
+  if (gc.kl_target > 0.0 && 0.2 * double(B_ * G_) >= double(gc.kl_horizon))
+    throw ConfigError(strformat("key 'grpo.kl_horizon': expected more than 0.2 x rl.prompts_per_step x "
+                                "rollout.group_size = %g (a step's factor 1 + err x n / horizon, |err| <= 0.2, "
+                                "must stay positive), found %lld",
+                                0.2 * double(B_ * G_), (long long)gc.kl_horizon));
   if (gc.kl_in_reward && (cfg.rl.rollout_ranks > 0 || cfg.rl.rollout_lag > 0))
     throw ConfigError(strformat("key 'grpo.kl_in_reward': true needs colocated rollout with rl.rollout_ranks 0 and "
                                 "rl.rollout_lag 0 (the reference forward runs where the completions are scored, "

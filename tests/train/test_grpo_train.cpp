@@ -649,6 +649,9 @@ TEST_CASE("zeroth train: kl_target adapts the KL coefficient and resumes it") {
   CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad", "--set", "grpo.kl_coef=0", "--set",
                                     "grpo.kl_target=0.01"}),
                     Catch::Contains("key 'grpo.kl_target'"));
+  CHECK_THROWS_WITH(cli::cmd_train({"--config", cfg, "--run-dir", dir + "/bad2", "--set", "grpo.kl_target=0.01",
+                                    "--set", "grpo.kl_horizon=3"}),
+                    Catch::Contains("key 'grpo.kl_horizon'"));
 }
 
 TEST_CASE("zeroth train: stopped at every step boundary (time limit) and resumed equals one run") {
