@@ -330,6 +330,11 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
                     f.name.c_str());
         break;
       }
+  if (rank_ == 0 && cfg.grpo.kl_in_reward && cfg.grpo.advantage == "grpo" && !cfg.grpo.dynamic_sampling)
+    ZT_LOG_WARN("train: grpo.kl_in_reward with grpo.advantage 'grpo': in a group whose rule rewards are equal "
+                "the KL penalties alone differ, and the group's std normalisation makes them full-size "
+                "advantages; grpo.dynamic_sampling drops such groups, and reinforce_pp, batch_std or dr_grpo "
+                "do not divide by the group's std (docs/training.md)");
   if (rank_ == 0 && cfg.grpo.policy_loss == "kl_cov" && cfg.grpo.ppo_epochs * cfg.grpo.mini_batches == 1)
     ZT_LOG_WARN("train: grpo.policy_loss 'kl_cov' with one optimizer step a batch: its |log pi - log pi_old| "
                 "penalty and gradient are 0 while the policy has not moved, so this is the unclipped policy "
