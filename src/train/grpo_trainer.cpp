@@ -398,6 +398,21 @@ void GrpoRun::log_setup() const {
               src_.weights_dir.empty() ? ("initialised from " + init_).c_str() : src_.weights_dir.c_str(),
               double(src_.config.num_parameters()) / 1e6, (long long)plan_.num_slots, (long long)plan_.max_len,
               world_, gc.kl_coef, gc.kl_coef > 0 ? " (reference model)" : " (no reference model)");
+  {  // the algorithm in one line, so a log says what ran
+    std::string algo = strformat("advantage %s, policy_loss %s, loss_agg %s, clip %g / %g", gc.advantage.c_str(),
+                                 gc.policy_loss.c_str(), gc.loss_agg.c_str(), gc.clip_low, gc.clip_high);
+    if (gc.dual_clip > 0) algo += strformat(", dual_clip %g", gc.dual_clip);
+    if (gc.kl_coef > 0)
+      algo += strformat(", KL %s %s x %g%s", gc.kl_estimator.c_str(), gc.kl_in_reward ? "in the reward" : "in the loss",
+                        kl_coef_, gc.kl_target > 0 ? strformat(" (adaptive, target %g)", gc.kl_target).c_str() : "");
+    else
+      algo += ", no KL";
+    if (gc.entropy_token_frac < 1) algo += strformat(", gradient on the top %g of tokens by entropy", gc.entropy_token_frac);
+    if (gc.dynamic_sampling) algo += ", dynamic sampling";
+    if (gc.overlong != "none") algo += ", overlong " + gc.overlong;
+    algo += strformat(", %lld x %lld optimizer steps a batch", (long long)gc.ppo_epochs, (long long)gc.mini_batches);
+    ZT_LOG_INFO("train: grpo: %s", algo.c_str());
+  }
   if (pg_.expert)
     ZT_LOG_INFO("train: expert parallelism over %d ranks: the trainer holds routed experts [%lld, %lld) of %lld "
                 "per MoE layer; the rollout decodes with the same shards",
