@@ -76,9 +76,12 @@ bool in_loss(const GrpoTokens& b, int64_t t) {
   return true;
 }
 
+// The importance ratio clipped to PPO's trust region [lo, hi].
+double clip_ratio(double ratio, double lo, double hi) { return ratio < lo ? lo : ratio > hi ? hi : ratio; }
+
 // policy_loss kl_cov / clip_cov: 1 for the micro-batch's tokens selected by their
 // covariance term c_t = (A_t - mean A)(logprob_t - mean logprob) (grpo.h), else 0.
-// `clip_active[t]`: PPO's clip is active at t (clip_cov leaves those out).
+// `clip_active[t]`: PPO's clip is active at t (clip_cov leaves those out; unused by kl_cov).
 std::vector<uint8_t> cov_select(const GrpoConfig& config, const GrpoTokens& b, const std::vector<uint8_t>& clip_active) {
   std::vector<uint8_t> selected(size_t(b.n_tokens), 0);
   std::vector<int64_t> on;
@@ -209,10 +212,10 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
   std::vector<uint8_t> selected;  // kl_cov / clip_cov: the tokens picked by their covariance
   if (kl_cov || config.policy_loss == "clip_cov") {
     std::vector<uint8_t> clip_active(size_t(b.n_tokens), 0);
-    for (int64_t t = 0; t < b.n_tokens; ++t) {
+    for (int64_t t = 0; !kl_cov && t < b.n_tokens; ++t) {
       if (!in_loss(b, t)) continue;
       const double a = b.advantage[b.seq_index[t]], ratio = std::exp(double(b.logprob[t]) - double(b.old_logprob[t]));
-      clip_active[size_t(t)] = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio) > -a * ratio;
+      clip_active[size_t(t)] = -a * clip_ratio(ratio, lo, hi) > -a * ratio;
     }
     selected = cov_select(config, b, clip_active);
   }
@@ -266,7 +269,7 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     // -A rho where the unclipped term is taken, 0 where the clip is active (GSPO-token:
     // the same with rho = s_i).
     const double unclipped = -a * ratio;
-    const double clipped = -a * (ratio < lo ? lo : ratio > hi ? hi : ratio);
+    const double clipped = -a * clip_ratio(ratio, lo, hi);
     double pg = unclipped, dpg = -a * ratio;
     if (sapo) {
       // SAPO's soft gate: (4 / tau) sigmoid(tau (rho - 1)) in place of the clipped ratio;
@@ -285,7 +288,7 @@ GrpoLossResult grpo_policy_loss(const GrpoConfig& config, const GrpoTokens& b, c
     } else if (cispo) {
       // CISPO: the clipped ratio is a constant weight of A log pi; no token loses its gradient.
       // cispo_mask: the unified form's M_t = 0 where PPO's clip is active.
-      const double c = ratio < lo ? lo : ratio > hi ? hi : ratio;
+      const double c = clip_ratio(ratio, lo, hi);
       pg = -a * c * lp;
       dpg = -a * c;
       if (cispo_mask && ((a > 0.0 && ratio > hi) || (a < 0.0 && ratio < lo))) pg = dpg = 0.0;

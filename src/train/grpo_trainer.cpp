@@ -216,7 +216,6 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
   // ---- roles and process groups ----
   R_ = int(cfg.rl.rollout_ranks);
   lag_ = int(cfg.rl.rollout_lag);
-
   if (R_ >= world_)
     throw ConfigError(strformat("key 'rl.rollout_ranks': expected at most %d (the %d rank(s) minus at least one "
                                 "trainer), found %d", world_ - 1, world_, R_));
