@@ -105,6 +105,13 @@ struct KeptFile {
 
 // Copies each file's kept lines, byte for byte and in file order, to DIR/NAME.jsonl.
 void write_kept(const std::string& dir, const std::vector<KeptFile>& files) {
+  for (const KeptFile& kf : files) {  // never replace a prompt file by its filtered copy
+    const std::string dest = dir + "/" + kf.name + ".jsonl";
+    std::error_code ec;
+    if (std::filesystem::exists(dest) && std::filesystem::equivalent(dest, kf.path, ec))
+      throw UsageError(strformat("--kept-dir %s: %s would overwrite the prompt file it is filtered from; choose "
+                                 "another directory", dir.c_str(), dest.c_str()));
+  }
   std::filesystem::create_directories(dir);
   for (const KeptFile& kf : files) {
     std::ifstream in(kf.path);

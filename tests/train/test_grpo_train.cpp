@@ -318,6 +318,11 @@ static void check_pass_rate(const std::string& model, const std::string& cfg, co
   CHECK(file_bytes(dir + "/none_again/train.jsonl") == got);
   CHECK_THROWS_WITH(cli::cmd_pass_rate({"--from", dir + "/rates.jsonl", "--keep", "0:0"}),
                     Catch::Contains("--kept-dir"));
+  // DIR/train.jsonl would be the prompt file itself: refused, the file unchanged.
+  const std::vector<char> train_before = file_bytes(train);
+  CHECK_THROWS_WITH(cli::cmd_pass_rate({"--from", dir + "/rates.jsonl", "--keep", "0:0", "--kept-dir", dir}),
+                    Catch::Contains("would overwrite the prompt file"));
+  CHECK(file_bytes(train) == train_before);
   CHECK_THROWS_WITH(cli::cmd_pass_rate({"--from", train, "--keep", "0:0", "--kept-dir", dir + "/x"}),
                     Catch::Contains("expected a line of 'zeroth pass-rate --out'"));
 
