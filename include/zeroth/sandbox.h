@@ -25,7 +25,9 @@
 //    bwrap is reaped and init's pidfd reports its exit, i.e. after the namespace is
 //    empty: nothing outlives a run. CPU: soft = cpu_seconds, hard = soft + 1 s.
 //  * mode None (config `sandbox: none`) runs the program directly with the same
-//    rlimits, timeout and caps but no isolation; it logs a warning on every run.
+//    rlimits, timeout and caps but no isolation; it logs a warning on every run. Its
+//    files are in a private directory (the working directory and HOME) that every
+//    "/tmp/" in argv names, so a job addresses /tmp/NAME in both modes.
 #pragma once
 
 #include <condition_variable>

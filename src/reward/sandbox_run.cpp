@@ -54,6 +54,29 @@ void make_pipe(Fd* read_end, Fd* write_end) {
   write_end->fd = p[1];
 }
 
+// write(2) to a pipe whose reader may be gone (a program that exits, or crashes, before
+// reading its stdin): EPIPE, never the SIGPIPE that would end this process. SIGPIPE is
+// blocked in this thread around the write, and the one the write raised is consumed.
+ssize_t write_no_sigpipe(int fd, const void* data, size_t len) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigemptyset(&pending);
+  ::sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const ssize_t n = ::write(fd, data, len);
+  const int saved = errno;
+  if (n < 0 && saved == EPIPE && !was_pending) {
+    const struct timespec zero = {0, 0};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return n;
+}
+
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   ZT_CHECK_SYS(flags);
@@ -334,7 +357,17 @@ SandboxResult Sandbox::run(const SandboxJob& job) const {
       ZT_CHECK_SYS(fd.fd);
       ZT_CHECK_SYS(::write(fd.fd, f.content.data(), f.content.size()));
     }
-    plan.args = job.argv;
+    // The job names its files /tmp/NAME, as inside bwrap: here that is the private
+    // directory, so every "/tmp/" in the arguments (a path, or in a shell command) is it.
+    for (const std::string& arg : job.argv) {
+      std::string mapped;
+      size_t from = 0;
+      for (size_t at = arg.find("/tmp/"); at != std::string::npos; at = arg.find("/tmp/", from)) {
+        mapped.append(arg, from, at - from).append(tmp_dir).append("/");
+        from = at + 5;
+      }
+      plan.args.push_back(mapped.append(arg, from, std::string::npos));
+    }
     plan.chdir_to = tmp_dir;
   }
   std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
@@ -430,7 +463,7 @@ SandboxResult Sandbox::run(const SandboxJob& job) const {
       if (pfd[i].revents == 0) continue;
       Fd* f = which[i];
       if (f == &in_w) {
-        ssize_t w = ::write(in_w.fd, job.stdin_data.data() + stdin_off, job.stdin_data.size() - stdin_off);
+        ssize_t w = write_no_sigpipe(in_w.fd, job.stdin_data.data() + stdin_off, job.stdin_data.size() - stdin_off);
         if (w > 0) stdin_off += static_cast<size_t>(w);
         if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == job.stdin_data.size())
           in_w.reset();  // done, or the program closed its stdin (EPIPE)

@@ -208,6 +208,27 @@ TEST_CASE("math tolerances reach the verifier", "[rewards]") {
   CHECK(loose_c.score(math("\\boxed{3.14}", "\\pi")).verdict == "correct");
 }
 
+// Uncontained on purpose: under run_contained.sh the test process is its PID namespace's
+// init, for which the kernel drops a SIGPIPE with no handler, which hid this. The program
+// is the test's own (sandbox none).
+TEST_CASE("a program that exits without reading a big stdin does not end the scorer with SIGPIPE", "[rewards]") {
+  RewardsConfig cfg;
+  cfg.code.sandbox = "none";
+  cfg.code.max_concurrent = 2;
+  RewardComposer c(cfg);
+  RewardSample s;
+  s.kind = RewardKind::Code;
+  s.problem.language = CodeLanguage::Python;
+  s.problem.stdio_cases.push_back({std::string(4 << 20, '7') + "\n", "1"});
+  s.completion = "```python\nprint(1)\n```";  // the right output, without reading the input
+  RewardResult r = c.score(s);
+  INFO(r.detail);
+  CHECK(r.verdict == "passed");
+  s.completion = "```python\nthis is not python\n```";  // a syntax error: it never reads its input
+  r = c.score(s);
+  CHECK(r.verdict == "runtime_error");
+}
+
 TEST_CASE("model output never throws", "[rewards]") {
   RewardComposer c{RewardsConfig{}};
   const std::string nasty[] = {std::string(100000, '{'), "\\boxed{", "<answer>", std::string("\0\xff\xfe", 3),
