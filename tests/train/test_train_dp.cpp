@@ -234,7 +234,10 @@ TEST_CASE("data-parallel training with the balance loss matches one process") {
     const RunResult no_aux = train(*alone, batch, true, 0.0f, 0);
     const double err = weight_error(dp.weights, ref.weights);
     WARN("np " << np << " with the balance loss: worst weight error / tolerance " << err);
-    CHECK(err <= 1.0);
+    // 2, not 1: the balance loss's gradient reaches every router weight through sums whose
+    // order the split changes, and on an AMD EPYC's BLAS kernels the noise came to 1.09
+    // (a real difference is > 10 below: no balance loss, or the per-rank mean).
+    CHECK(err <= 2.0);
     for (int s = 0; s < kSteps; ++s) CHECK(dp.grad_norms[size_t(s)] == Approx(ref.grad_norms[size_t(s)]).epsilon(1e-4));
     CHECK(weight_error(no_aux.weights, ref.weights) > 10.0);  // the balance loss does act
     if (np > 1) CHECK(weight_error(per_rank.weights, ref.weights) > 10.0);
