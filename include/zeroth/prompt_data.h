@@ -186,6 +186,8 @@ struct PromptRecord {
   // The record's string and number fields (numbers as JSON text), with "prompt" set to
   // `prompt`: what PromptTemplate::render sees.
   std::map<std::string, std::string> fields;
+  // The record as read (compact JSON text): a python reward function's extra_info.
+  std::string record_json;
 };
 
 // Counts of what loading kept and dropped, per dataset.

@@ -20,6 +20,7 @@
 // itself (math_verify.h, format_reward.h, code_reward.h do), or throw on model output.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,6 +33,7 @@
 #include "zeroth/format_reward.h"
 #include "zeroth/length_reward.h"
 #include "zeroth/math_verify.h"
+#include "zeroth/python_reward.h"
 #include "zeroth/sandbox.h"
 
 namespace zeroth {
@@ -52,7 +54,8 @@ struct RewardFunctionConfig {
   template <class V>
   void visit(V& v) {
     v.field("name", name, "Reward function")
-        .one_of({"accuracy", "format", "tag_count", "language", "cosine", "repetition_penalty", "length_penalty"})
+        .one_of({"accuracy", "format", "tag_count", "language", "cosine", "repetition_penalty", "length_penalty",
+                 "python"})
         .required();
     v.field("weight", weight, "Weight of this function's value in the total reward");
     v.field("variant", variant, "format only: whole completion must match (strict) or contain the blocks (lenient)")
@@ -157,6 +160,30 @@ struct RewardsCodeConfig {
   }
 };
 
+// `rewards.python`: the user's Python reward function (python_reward.h), the value of
+// the `python` entry of rewards.functions.
+struct RewardsPythonConfig {
+  std::string path;
+  std::string function = "compute_score";
+  std::string interpreter = "python3";
+  int workers = 4;
+  double timeout_seconds = 30.0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("path", path,
+            "The Python file defining the reward function (relative paths: to the working directory); required by "
+            "a `python` function");
+    v.field("function", function,
+            "Its name; called by keyword with the parameters it declares of data_source, solution_str, ground_truth, "
+            "extra_info, prompt, num_tokens, kind; returns a number or a dict with score (and optionally correct)");
+    v.field("interpreter", interpreter, "Python 3 interpreter: a path, or a name looked up on PATH");
+    v.field("workers", workers, "Worker processes per rank (calls at once)").min(1).max(256);
+    v.field("timeout_seconds", timeout_seconds,
+            "Per call; a slower call scores 0 as an error and its worker is killed and started again");
+  }
+};
+
 // The `rewards:` section. Default: R1-Zero, accuracy 1.0 + strict format 1.0.
 struct RewardsConfig {
   std::vector<RewardFunctionConfig> functions = {{"accuracy", 1.0, "strict", "en"},
@@ -164,6 +191,7 @@ struct RewardsConfig {
   RewardsMathConfig math;
   RewardsFormatConfig format;
   RewardsCodeConfig code;
+  RewardsPythonConfig python;
 
   template <class V>
   void visit(V& v) {
@@ -171,6 +199,7 @@ struct RewardsConfig {
     v.field("math", math, "Math answer verifier");
     v.field("format", format, "Tags of the <think>/<answer> template");
     v.field("code", code, "Code execution (sandbox) for code samples");
+    v.field("python", python, "The user's Python reward function (the `python` entry of functions)");
   }
   // Cross-field checks (unique function names, known extractors and scripts, finite
   // weights and cosine values, non-empty distinct tags, limits). Throws ConfigError
@@ -181,6 +210,8 @@ struct RewardsConfig {
   void resolve_lengths(int64_t max_new_tokens);
   // True when a function needs RewardSample::num_tokens (cosine, length_penalty).
   bool needs_num_tokens() const;
+  // True when rewards.functions has the `python` entry.
+  bool has_python() const;
 
   MathVerifyOptions math_options() const;
   FormatTags format_tags() const;
@@ -202,6 +233,11 @@ struct RewardSample {
   CodeProblem problem;      // code: the tests
   int64_t num_tokens = -1;  // the completion's length in tokens; -1 = unknown (cosine and
                             // length_penalty need it)
+  // What only a `python` function sees (python_reward.h): the prompt's source name, the
+  // text the model continued, and the prompt's JSONL record as JSON text ("" = null).
+  std::string source;
+  std::string prompt;
+  std::string extra_info;
 };
 
 // Parses one line of the reward JSONL schema (docs/rewards.md):
@@ -211,7 +247,9 @@ struct RewardSample {
 //   {"kind": "code", "completion": "...", "tests": {"stdio": [{"input": "...", "output": "..."}],
 //                                                   "language": "python" | "cpp"}}
 // An optional "tokens" (a non-negative integer) is the completion's token count
-// (num_tokens). Other keys are ignored. `default_language` is used by stdio tests without "language".
+// (num_tokens); optional "source" and "prompt" (strings) and "extra_info" (any JSON) are
+// what a `python` reward function receives (the rollout dumps write them). Other keys
+// are ignored. `default_language` is used by stdio tests without "language".
 // Throws DataError "<where>: <key>: expected ..., found ..." (where is e.g. "file.jsonl:12").
 RewardSample parse_reward_sample(const std::string& json_line, const std::string& where,
                                  CodeLanguage default_language = CodeLanguage::Python);
@@ -235,6 +273,9 @@ struct RewardResult {
   std::vector<RewardComponent> components;  // one per rewards.functions entry, in order
   std::string extracted;  // math: the extracted answer (empty when none)
   std::string detail;     // code: why the check failed, when it did
+  // A `python` function's call failed (an exception, a bad return value, a crash or a
+  // timeout; its value is then 0): what happened, else empty.
+  std::string reward_error;
 
   // Value of the component `name`; 0 when there is none.
   double component(const std::string& name) const;
@@ -242,10 +283,13 @@ struct RewardResult {
 
 // Scores completions. Thread-safe. Math and format run on the calling thread; code runs
 // in the sandbox, which is created on the first code sample (or by prepare_code()), so a
-// math-only run needs no bubblewrap.
+// math-only run needs no bubblewrap. A `python` function's workers start in the
+// constructor (a file that does not import is a ConfigError there); score_batch calls it
+// for the whole batch first, over its workers.
 class RewardComposer {
  public:
-  // Validates `config` (ConfigError), and that every cosine max_len is resolved (> 0).
+  // Validates `config` (ConfigError), and that every cosine max_len is resolved (> 0);
+  // starts the python function's workers (ConfigError when they cannot start).
   explicit RewardComposer(RewardsConfig config);
   ~RewardComposer();
   RewardComposer(const RewardComposer&) = delete;
@@ -267,12 +311,16 @@ class RewardComposer {
   void prepare_code() const;
 
   // Number of results per "<kind>.<verdict>" ("math.correct", "code.timeout", ...)
-  // since construction.
+  // since construction; with a python function also "python.ok", "python.error" and
+  // "python.timeout".
   std::map<std::string, int64_t> verdict_counts() const;
   const RewardsConfig& config() const { return config_; }
 
  private:
   const CodeChecker& code_checker() const;
+  // score() with the python function's result for this sample (null: none configured).
+  RewardResult score_with(const RewardSample& sample, const PythonRewardResult* py) const;
+  std::vector<PythonRewardResult> call_python(const std::vector<RewardSample>& samples) const;
   void count(const RewardResult& r, RewardKind kind) const;
   // Fills the length_penalty component (when configured) group by group.
   void add_group_functions(const std::vector<RewardSample>& samples, const std::vector<int64_t>& groups,
@@ -286,6 +334,8 @@ class RewardComposer {
   mutable std::unique_ptr<Sandbox> sandbox_;
   mutable std::unique_ptr<SandboxPool> pool_;
   mutable std::unique_ptr<CodeChecker> checker_;
+  std::unique_ptr<PythonRewardPool> python_;
+  mutable std::atomic<bool> python_error_logged_{false};
   mutable std::mutex count_mu_;
   mutable std::map<std::string, int64_t> counts_;
 };

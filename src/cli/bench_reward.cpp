@@ -6,6 +6,8 @@
 // Prints a table and one JSON line. Runs only trusted programs.
 // Must not: assert on speed (it is a benchmark, not a test) or be called by tests with
 // long durations.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,7 +29,7 @@ int bench_reward(const std::vector<std::string>& args);
 
 static const char kBenchRewardUsage[] =
     "usage: zeroth bench reward [--seconds S] [--threads N] [--sandbox bwrap|none] [--mbpp FILE]\n"
-    "                           [--no-code]\n"
+    "                           [--no-code] [--python FILE] [--no-python]\n"
     "\n"
     "  --seconds S   time per row (default 3)\n"
     "  --threads N   threads of the multi-threaded math row (default: all hardware threads)\n"
@@ -35,7 +37,10 @@ static const char kBenchRewardUsage[] =
     "  --workers N   concurrent sandbox runs (default 0: 4 x hardware threads)\n"
     "  --mbpp FILE   MBPP JSONL (code, test_list, test_setup_code) for the typical row\n"
     "                (default /work/shared/data/mbpp_train.jsonl when present, else built-in)\n"
-    "  --no-code     math rows only\n";
+    "  --no-code     no code rows\n"
+    "  --python FILE a Python reward file (compute_score) for the python rows (default: a built-in\n"
+    "                one-line function: the cost of the call itself)\n"
+    "  --no-python   no python rows\n";
 
 namespace {
 
@@ -166,6 +171,30 @@ double code_rate(const RewardComposer& composer, const std::vector<RewardSample>
   return double(runs) / seconds_since(t0);
 }
 
+// Python reward calls per second through score_batch (batches of 64 of the math set).
+double python_rate(const RewardComposer& composer, const std::vector<MathCase>& set, double seconds,
+                   int64_t* calls_out, int64_t* failed_out) {
+  std::vector<RewardSample> batch;
+  for (size_t i = 0; i < 64; ++i) {
+    RewardSample s;
+    s.completion = set[i % set.size()].completion;
+    s.gold = set[i % set.size()].gold;
+    s.source = "bench";
+    s.prompt = "What is the answer?";
+    s.extra_info = R"({"id": 1, "answer": "4"})";
+    batch.push_back(std::move(s));
+  }
+  auto t0 = Clock::now();
+  int64_t calls = 0, failed = 0;
+  while (calls == 0 || seconds_since(t0) < seconds) {
+    for (const RewardResult& r : composer.score_batch(batch)) failed += !r.reward_error.empty();
+    calls += int64_t(batch.size());
+  }
+  *calls_out = calls;
+  *failed_out = failed;
+  return double(calls) / seconds_since(t0);
+}
+
 double parse_number(const Args& args, const char* key, double fallback, double min) {
   if (!args.has(key)) return fallback;
   const std::string v = args.get(key);
@@ -184,7 +213,8 @@ double parse_number(const Args& args, const char* key, double fallback, double m
 }  // namespace
 
 int bench_reward(const std::vector<std::string>& argv) {
-  Args args("bench reward", argv, {"seconds", "threads", "sandbox", "workers", "mbpp", "no-code"}, {"no-code"});
+  Args args("bench reward", argv, {"seconds", "threads", "sandbox", "workers", "mbpp", "no-code", "python", "no-python"},
+            {"no-code", "no-python"});
   if (args.help()) {
     std::printf("%s", kBenchRewardUsage);
     return 0;
@@ -253,6 +283,37 @@ int bench_reward(const std::vector<std::string>& argv) {
     j["python_runs_per_s_trivial"] = trivial_rate;
     j["python_runs_per_s_mbpp"] = mbpp_rate;
     j["mbpp_passed_fraction"] = runs_m > 0 ? double(pass_m) / double(runs_m) : 0.0;
+  }
+  if (!args.has("no-python")) {
+    // The python reward rows: the per-call cost of the worker protocol (the built-in
+    // function does nothing), or of the user's own file.
+    std::string path = args.get("python", "");
+    std::string builtin;
+    if (path.empty()) {
+      char tmpl[] = "/tmp/zeroth_bench_reward_XXXXXX.py";
+      const int fd = ::mkstemps(tmpl, 3);
+      ZT_THROW_IF_NOT(fd >= 0, RuntimeError, "cannot create a temporary file in /tmp");
+      ::close(fd);
+      builtin = path = std::string(tmpl);
+      std::ofstream(path) << "def compute_score(solution_str, ground_truth):\n"
+                             "    return float(solution_str.endswith(ground_truth))\n";
+    }
+    for (int workers : {1, 4}) {
+      RewardsConfig cfg;
+      cfg.functions = {{"python", 1.0, "strict", "en"}};
+      cfg.python.path = path;
+      cfg.python.workers = workers;
+      RewardComposer composer(cfg);
+      int64_t calls = 0, failed = 0;
+      const double rate = python_rate(composer, set, seconds, &calls, &failed);
+      std::printf("%-30s %14.0f   (%lld calls, %lld failed, %s)\n",
+                  strformat("python reward calls, %d worker%s", workers, workers > 1 ? "s" : "").c_str(), rate,
+                  (long long)calls, (long long)failed, builtin.empty() ? path.c_str() : "built-in function");
+      j[strformat("python_calls_per_s_%d_workers", workers)] = rate;
+      j["python_failed_calls"] = failed;
+    }
+    j["python_function"] = builtin.empty() ? path : "built-in";
+    if (!builtin.empty()) std::remove(builtin.c_str());
   }
   std::printf("%s\n", j.dump().c_str());
   return 0;

@@ -226,6 +226,8 @@ int run_batch(const Args& args, const RewardComposer& composer) {
       o["verdict"] = results[i].verdict;
       o["components"] = components_json(results[i]);
       if (samples[i].kind == RewardKind::Math) o["extracted"] = results[i].extracted;
+      if (!results[i].reward_error.empty()) o["reward_error"] = results[i].reward_error;
+      else o.erase("reward_error");  // (a dump scored again: the error was the old config's)
       out << o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
   });
@@ -236,6 +238,7 @@ int run_batch(const Args& args, const RewardComposer& composer) {
   std::vector<double> comp_sum(composer.config().functions.size(), 0.0);
   for (size_t i = 0; i < results.size(); ++i) {
     ++counts[std::string(reward_kind_name(samples[i].kind)) + "." + results[i].verdict];
+    if (!results[i].reward_error.empty()) ++counts["python.failed_calls"];
     total += results[i].reward;
     for (size_t k = 0; k < comp_sum.size(); ++k) comp_sum[k] += results[i].components[k].value;
   }

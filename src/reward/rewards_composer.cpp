@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "zeroth/error.h"
+#include "zeroth/log.h"
 #include "zeroth/rewards.h"
 
 namespace zeroth {
@@ -32,6 +33,33 @@ void check_num_tokens(const RewardSample& s, const RewardsConfig& config) {
   ZT_THROW_IF_NOT(s.num_tokens >= 0 || !config.needs_num_tokens(), DataError,
                   "sample: the cosine and length_penalty rewards need the completion's token count "
                   "(zeroth reward: \"tokens\" in the JSONL, --tokens with --completion), found none");
+}
+
+PythonRewardCall python_call(const RewardSample& s) {
+  PythonRewardCall c;
+  c.data_source = s.source;
+  c.solution_str = s.completion;
+  c.ground_truth_json = s.kind == RewardKind::Math ? python_json_string(s.gold) : code_tests_json(s.problem);
+  c.extra_info_json = s.extra_info;
+  c.prompt = s.prompt;
+  c.num_tokens = s.num_tokens;
+  c.kind = reward_kind_name(s.kind);
+  return c;
+}
+
+const char* python_status_name(PythonRewardResult::Status s) {
+  switch (s) {
+    case PythonRewardResult::Status::Ok: return "ok";
+    case PythonRewardResult::Status::Error: return "error";
+    case PythonRewardResult::Status::Timeout: return "timeout";
+  }
+  return "error";
+}
+
+// The traceback's last line ("ValueError: ..."), for one-line summaries.
+std::string last_line(const std::string& s) {
+  const size_t nl = s.find_last_of('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
 }
 
 }  // namespace
@@ -58,6 +86,15 @@ RewardComposer::RewardComposer(RewardsConfig config) : config_(std::move(config)
       bool ok = parse_script(config_.functions[i].script, &scripts_[i]);
       ZT_ASSERT(ok, "validate() accepted script '%s'", config_.functions[i].script.c_str());
     }
+  if (config_.has_python()) {
+    PythonRewardOptions o;
+    o.path = config_.python.path;
+    o.function = config_.python.function;
+    o.interpreter = config_.python.interpreter;
+    o.workers = config_.python.workers;
+    o.timeout_seconds = config_.python.timeout_seconds;
+    python_ = std::make_unique<PythonRewardPool>(o);
+  }
 }
 
 RewardComposer::~RewardComposer() {
@@ -78,7 +115,35 @@ const CodeChecker& RewardComposer::code_checker() const {
   return *checker_;
 }
 
+std::vector<PythonRewardResult> RewardComposer::call_python(const std::vector<RewardSample>& samples) const {
+  if (!python_) return {};
+  std::vector<PythonRewardCall> calls;
+  calls.reserve(samples.size());
+  for (const RewardSample& s : samples) calls.push_back(python_call(s));
+  std::vector<PythonRewardResult> out = python_->call_batch(calls);
+  size_t failed = 0, timeouts = 0, first = out.size();
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!out[i].ok()) {
+      ++failed;
+      timeouts += out[i].status == PythonRewardResult::Status::Timeout;
+      if (first == out.size()) first = i;
+    }
+  if (failed > 0) {
+    // The whole message once (a traceback), then a line per batch that has failures.
+    const bool whole = !python_error_logged_.exchange(true);
+    ZT_LOG_WARN("rewards: python: %zu of %zu calls of %s failed and score 0 (%zu timed out); %s:\n%s", failed,
+                out.size(), config_.python.function.c_str(), timeouts, whole ? "the first" : "the first, last line",
+                whole ? out[first].error.c_str() : last_line(out[first].error).c_str());
+  }
+  return out;
+}
+
 RewardResult RewardComposer::score(const RewardSample& sample) const {
+  std::vector<PythonRewardResult> py = call_python({sample});
+  return score_with(sample, py.empty() ? nullptr : &py[0]);
+}
+
+RewardResult RewardComposer::score_with(const RewardSample& sample, const PythonRewardResult* py) const {
   check_num_tokens(sample, config_);
   RewardResult r;
   double accuracy = 0.0;
@@ -103,6 +168,14 @@ RewardResult RewardComposer::score(const RewardSample& sample) const {
         }
   }
 
+  if (py != nullptr) {
+    if (py->correct >= 0) {  // the function decides correctness
+      r.correct = py->correct == 1;
+      r.verdict = r.correct ? (sample.kind == RewardKind::Math ? "correct" : "passed") : "wrong_answer";
+    }
+    if (!py->ok()) r.reward_error = std::string("python ") + python_status_name(py->status) + ": " + py->error;
+  }
+
   bool lenient = false;
   for (const auto& f : config_.functions)
     if (f.name == "format") {
@@ -123,11 +196,16 @@ RewardResult RewardComposer::score(const RewardSample& sample) const {
     else if (f.name == "cosine") value = cosine_length_reward(r.correct, sample.num_tokens, f.cosine_params());
     else if (f.name == "repetition_penalty") value = 0.0 - repetition_rate(sample.completion, f.ngram_size);  // no -0
     else if (f.name == "length_penalty") value = 0.0;  // needs the group: score_batch
+    else if (f.name == "python") value = py != nullptr && py->ok() ? py->score : 0.0;
     else ZT_ASSERT(false, "unknown reward function '%s' passed validation", f.name.c_str());
     r.components.push_back(RewardComponent{f.name, f.weight, value});
     r.reward += f.weight * value;
   }
   count(r, sample.kind);
+  if (py != nullptr) {
+    std::lock_guard<std::mutex> lock(count_mu_);
+    ++counts_[std::string("python.") + python_status_name(py->status)];
+  }
   return r;
 }
 
@@ -147,6 +225,10 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
     if (samples[i].kind == RewardKind::Code) code.push_back(i);
   }
 
+  // The python function first, over its workers: the scores below may depend on its
+  // "correct" (cosine, length_penalty, the verdict).
+  const std::vector<PythonRewardResult> py = call_python(samples);
+  auto py_of = [&](size_t i) { return py.empty() ? nullptr : &py[i]; };
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
   std::exception_ptr error;
@@ -159,7 +241,7 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
       threads.emplace_back([&] {
         for (size_t k = next++; k < code.size(); k = next++) {
           try {
-            out[code[k]] = score(samples[code[k]]);
+            out[code[k]] = score_with(samples[code[k]], py_of(code[k]));
           } catch (...) {
             std::lock_guard<std::mutex> lock(error_mu);
             if (!error) error = std::current_exception();
@@ -170,7 +252,7 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
   std::exception_ptr math_error;
   try {
     for (size_t i = 0; i < samples.size(); ++i)
-      if (samples[i].kind == RewardKind::Math) out[i] = score(samples[i]);
+      if (samples[i].kind == RewardKind::Math) out[i] = score_with(samples[i], py_of(i));
   } catch (...) {
     math_error = std::current_exception();
   }

@@ -68,6 +68,16 @@ void RewardsConfig::validate() const {
                                   "hi/devanagari, ko/hangul, ja/kana, found '%s'",
                                   key.c_str(), f.script.c_str()));
   }
+  if (has_python()) {
+    if (python.path.empty())
+      throw ConfigError("key 'rewards.python.path': expected the Python file that defines the reward function "
+                        "(the `python` entry of rewards.functions needs it), found none");
+    if (python.function.empty())
+      throw ConfigError("key 'rewards.python.function': expected a function name, found ''");
+    if (!(python.timeout_seconds > 0) || !std::isfinite(python.timeout_seconds))
+      throw ConfigError(strformat("key 'rewards.python.timeout_seconds': expected a positive number of seconds, "
+                                  "found %g", python.timeout_seconds));
+  }
   try {
     validate_math_verify_options(math_options());
   } catch (const ConfigError& e) {
@@ -100,6 +110,12 @@ void RewardsConfig::resolve_lengths(int64_t max_new_tokens) {
 bool RewardsConfig::needs_num_tokens() const {
   for (const RewardFunctionConfig& f : functions)
     if (f.name == "cosine" || f.name == "length_penalty") return true;
+  return false;
+}
+
+bool RewardsConfig::has_python() const {
+  for (const RewardFunctionConfig& f : functions)
+    if (f.name == "python") return true;
   return false;
 }
 

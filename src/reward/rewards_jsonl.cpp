@@ -117,6 +117,17 @@ RewardSample parse_reward_sample(const std::string& json_line, const std::string
       fail(where, "tokens", "a non-negative integer (the completion's token count)", tokens);
     s.num_tokens = tokens->get<int64_t>();
   }
+  // What a python reward function receives besides (the rollout dumps write these).
+  if (const json* source = find(obj, "source")) {
+    if (!source->is_string()) fail(where, "source", "a string (the prompt's source name)", source);
+    s.source = source->get<std::string>();
+  }
+  if (const json* prompt = find(obj, "prompt")) {
+    if (!prompt->is_string()) fail(where, "prompt", "a string (the text the model continued)", prompt);
+    s.prompt = prompt->get<std::string>();
+  }
+  if (const json* extra = find(obj, "extra_info"))
+    s.extra_info = extra->dump(-1, ' ', false, json::error_handler_t::replace);
   return s;
 }
 

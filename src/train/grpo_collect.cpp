@@ -175,6 +175,7 @@ StepRollout GrpoRun::collect(int64_t step) {
     t0 = Clock::now();
     std::vector<RewardSample> samples(outs.size());
     std::vector<int64_t> group_of(outs.size());  // a prompt's G completions are one group
+    const bool python = composer_->config().has_python();
     for (size_t k = 0; k < outs.size(); ++k) {
       const PromptRecord& rec = *batch[size_t(shard.begin + outs[k].prompt_index)];
       samples[k].kind = rec.kind;
@@ -182,6 +183,7 @@ StepRollout GrpoRun::collect(int64_t step) {
       samples[k].gold = rec.gold;
       samples[k].problem = rec.problem;
       samples[k].num_tokens = int64_t(outs[k].ids.size());
+      if (python) grpo_detail::add_python_inputs(samples[k], data_.train, rec, *tmpl_);
       group_of[k] = outs[k].prompt_index;
     }
     const std::vector<RewardResult> scored = composer_->score_batch(samples, group_of);
@@ -219,6 +221,7 @@ StepRollout GrpoRun::collect(int64_t step) {
       v[RolloutSums::kLen] += double(lengths[k]);
       v[RolloutSums::kTrunc] += truncated[k];
       v[RolloutSums::kMasked] += in_loss[k] == 0;
+      v[RolloutSums::kRewardErrors] += !scored[k].reward_error.empty();
       v[RolloutSums::kLenCorrect] += scored[k].correct ? double(lengths[k]) : 0.0;
       if (!kl_seq.empty()) {
         v[RolloutSums::kKlSum] += kl_seq[k];
@@ -305,7 +308,7 @@ StepRollout GrpoRun::collect(int64_t step) {
           o["step"] = step;
           o["round"] = round;
           add_completion_fields(o, shard.begin + i, j, data_.train, rec, prompt, g.completions[size_t(j)], rewards[k],
-                                scored[k]);
+                                scored[k], python);
           if (!kl_seq.empty()) o["kl_penalty"] = kl_coef_ * kl_seq[k];
           o["advantage"] = g.advantage[size_t(j)];
           o["in_loss"] = g.in_loss[size_t(j)] != 0;

@@ -81,7 +81,7 @@ MicroBatch empty_micro_batch(int32_t pad_id);
 struct RolloutSums {
   enum : size_t { kSamples, kReward, kReward2, kCorrect, kFormat, kLen, kTrunc, kAdv, kAdv2, kAdvAbs,
                   kZeroGroups, kGroups, kMasked, kLenCorrect, kSolvedAll, kSolvedNone, kReflect, kReflectCorrect,
-                  kAdvSamples, kKlSum, kKlTokens, kFixed };
+                  kAdvSamples, kKlSum, kKlTokens, kRewardErrors, kFixed };
   // Per source: samples, reward, correct, format ok, tokens.
   enum : size_t { kSrcSamples, kSrcReward, kSrcCorrect, kSrcFormat, kSrcLen, kPerSource };
   std::vector<double> v;

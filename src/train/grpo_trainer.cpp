@@ -635,6 +635,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   for (size_t f = 0; f < functions.size(); ++f)
     m["reward_" + functions[f].name] = v[RolloutSums::kFixed + f] / n;
   m["accuracy"] = v[RolloutSums::kCorrect] / n;
+  if (cfg_.rewards.has_python()) m["reward_errors"] = v[RolloutSums::kRewardErrors];
   m["format_rate"] = v[RolloutSums::kFormat] / n;
   m["response_len_mean"] = v[RolloutSums::kLen] / n;
   m["response_len_max"] = ro.len_max;

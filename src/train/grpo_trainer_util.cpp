@@ -31,7 +31,7 @@ std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate
 
 void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
                            const PromptDataset& data, const PromptRecord& rec, const std::string& prompt,
-                           const Completion& c, double reward, const RewardResult& r) {
+                           const Completion& c, double reward, const RewardResult& r, bool extra_info) {
   o["prompt_index"] = prompt_index;
   o["sample_index"] = sample_index;
   o["where"] = rec.where;
@@ -52,6 +52,15 @@ void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int6
   } else {
     o["tests"] = nlohmann::ordered_json::parse(code_tests_json(rec.problem));
   }
+  if (!r.reward_error.empty()) o["reward_error"] = r.reward_error;
+  if (extra_info && !rec.record_json.empty()) o["extra_info"] = nlohmann::ordered_json::parse(rec.record_json);
+}
+
+void add_python_inputs(RewardSample& s, const PromptDataset& data, const PromptRecord& rec,
+                       const PromptTemplate& tmpl) {
+  if (size_t(rec.source) < data.source_names.size()) s.source = data.source_names[size_t(rec.source)];
+  s.prompt = tmpl.render(rec.fields, rec.where);
+  s.extra_info = rec.record_json;
 }
 
 std::string json_line(const nlohmann::ordered_json& o) {
@@ -288,7 +297,8 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         nlohmann::ordered_json o;
         o["mode"] = mode;
         grpo_detail::add_completion_fields(o, shard.begin + out[i].prompt_index, out[i].sample_index, prompts, rec,
-                                           tmpl.render(rec.fields, rec.where), out[i], r[i].reward, r[i]);
+                                           tmpl.render(rec.fields, rec.where), out[i], r[i].reward, r[i],
+                                           composer.config().has_python());
         o["correct"] = r[i].correct;
         o["format_ok"] = r[i].format_ok;
         lines += grpo_detail::json_line(o);
@@ -305,6 +315,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         s.gold = rec.gold;
         s.problem = rec.problem;
         s.num_tokens = int64_t(c.ids.size());
+        if (composer.config().has_python()) grpo_detail::add_python_inputs(s, prompts, rec, tmpl);
         samples.push_back(std::move(s));
         group_of.push_back(c.prompt_index);
       }

@@ -31,10 +31,17 @@ std::vector<int32_t> encode_record(const PromptRecord& rec, const PromptTemplate
 // source name in `data`, when it names its sources), prompt (rendered), completion,
 // tokens, finish_reason, reward, components (each reward function's value), verdict, kind
 // and, for a math prompt, extracted and gold, for a code prompt its tests (the reward
-// JSONL schema, so `zeroth reward` can score a dump again).
+// JSONL schema, so `zeroth reward` can score a dump again); reward_error when a python
+// reward call failed, and with `extra_info` the record (what a python reward function
+// receives).
 void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int64_t sample_index,
                            const PromptDataset& data, const PromptRecord& rec, const std::string& prompt,
-                           const Completion& c, double reward, const RewardResult& r);
+                           const Completion& c, double reward, const RewardResult& r, bool extra_info);
+
+// A python reward function's inputs for a completion of `rec`: its source name in `data`,
+// the rendered prompt and the record (RewardSample::source, prompt, extra_info).
+void add_python_inputs(RewardSample& s, const PromptDataset& data, const PromptRecord& rec,
+                       const PromptTemplate& tmpl);
 
 // One JSON line (with the newline), invalid UTF-8 in model output replaced.
 std::string json_line(const nlohmann::ordered_json& o);

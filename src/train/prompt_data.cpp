@@ -168,6 +168,7 @@ PromptDataset load_prompt_source(const PromptSourceConfig& src, const std::strin
       else if (item.value().is_number() || item.value().is_boolean()) r.fields[item.key()] = item.value().dump();
     }
     r.fields["prompt"] = r.prompt;
+    r.record_json = obj.dump();
     ds.records.push_back(std::move(r));
   }
   if (in.bad()) throw DataError(strformat("%s: read error", src.path.c_str()));

@@ -977,6 +977,49 @@ TEST_CASE("zeroth train: shaping rewards (cosine and repetition and length penal
     CHECK(line["components"]["length_penalty"].get<double>() == 0.0);
 }
 
+TEST_CASE("zeroth train: a python reward function gets each prompt's record and a dump scores again the same") {
+  const std::string dir = temp_dir("python_reward");
+  const std::string cfg = write_plain_config(dir);
+  std::ofstream(dir + "/judge.py") << "def compute_score(data_source, solution_str, ground_truth, extra_info):\n"
+                                      "    assert extra_info['answer'] == ground_truth, (extra_info, ground_truth)\n"
+                                      "    assert data_source == 'train', data_source\n"
+                                      "    return {'score': (len(solution_str) % 5) / 4, 'correct': len(solution_str) < 12}\n";
+  const std::vector<std::string> sets = {"--set", "rewards.functions=[{name: accuracy}, {name: python, weight: 0.5}]",
+                                         "--set", "rewards.python={path: " + dir + "/judge.py, workers: 2}"};
+  const std::string run = dir + "/run";
+  std::vector<std::string> args = {"--config", cfg, "--run-dir", run, "--set", "rl.dump_rollouts_every=1"};
+  args.insert(args.end(), sets.begin(), sets.end());
+  REQUIRE(cli::cmd_train(args) == 0);
+  const auto rows = read_jsonl(run + "/metrics.jsonl");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].contains("reward_python"));
+  CHECK(rows[0]["reward_errors"].get<double>() == 0.0);
+  const std::string dump = run + "/rollouts/step_1.jsonl";
+  const auto before = read_jsonl(dump);
+  REQUIRE(before.size() == 16);
+  double overridden = 0, correct = 0;
+  for (const auto& line : before) {
+    CHECK(line.at("extra_info").at("answer") == line.at("gold"));  // the record as read
+    CHECK(!line.contains("reward_error"));
+    const double v = line["components"]["python"].get<double>();
+    CHECK((v == 0.0 || v == 0.25 || v == 0.5 || v == 0.75 || v == 1.0));
+    correct += line["verdict"] == "correct";
+    // The function's "correct" decides, not the native verifier's accuracy component.
+    overridden += line["verdict"] == "correct" && line["components"]["accuracy"].get<double>() == 0.0;
+  }
+  CHECK(rows[0]["accuracy"].get<double>() == correct / 16.0);
+  CHECK(overridden > 0);
+  std::vector<std::string> again = {"--input", dump, "--output", dir + "/again.jsonl", "--config", cfg};
+  again.insert(again.end(), sets.begin(), sets.end());
+  REQUIRE(cli::cmd_reward(again) == 0);
+  const auto after = read_jsonl(dir + "/again.jsonl");
+  REQUIRE(after.size() == before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    CHECK(after[i].at("reward").dump() == before[i].at("reward").dump());
+    CHECK(after[i].at("components").dump() == before[i].at("components").dump());
+  }
+}
+
 TEST_CASE("zeroth train: training-inference mismatch metrics and the rollout correction") {
   const std::string dir = temp_dir("mismatch");
   const std::string cfg = write_plain_config(dir);
