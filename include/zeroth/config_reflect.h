@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -125,6 +126,10 @@ template <class T>
 std::string expected(const std::vector<T>*, const FieldConstraints& c, bool plural) {
   return (plural ? "lists of " : "a list of ") + expected(static_cast<const T*>(nullptr), c, true);
 }
+template <class T>
+std::string expected(const std::map<std::string, T>*, const FieldConstraints& c, bool plural) {
+  return (plural ? "maps of " : "a map of ") + expected(static_cast<const T*>(nullptr), c, true);
+}
 
 // Type names for the docs.
 inline std::string type_name(const bool*) { return "bool"; }
@@ -139,6 +144,8 @@ template <class T>
 std::string type_name(const std::optional<T>*) { return type_name(static_cast<const T*>(nullptr)) + " or null"; }
 template <class T>
 std::string type_name(const std::vector<T>*) { return "list of " + type_name(static_cast<const T*>(nullptr)); }
+template <class T>
+std::string type_name(const std::map<std::string, T>*) { return "map of " + type_name(static_cast<const T*>(nullptr)); }
 
 // Scalars (config_reflect.cpp). Each throws ConfigError at node.pos naming `path`.
 void read_value(const ConfigNode& node, const std::string& path, const FieldConstraints& c, bool& out);
@@ -217,6 +224,19 @@ void read_value(const ConfigNode& node, const std::string& path, const FieldCons
   out = std::move(v);
 }
 
+// A map with keys of the user's choosing (not a section: any key is accepted).
+template <class T>
+void read_value(const ConfigNode& node, const std::string& path, const FieldConstraints& c,
+                std::map<std::string, T>& out) {
+  if (node.kind != ConfigNode::Kind::Map)
+    config_fail(node.pos, path,
+                "expected " + expected(static_cast<const std::map<std::string, T>*>(nullptr), c, false) +
+                    ", found " + describe_found(node));
+  std::map<std::string, T> m;
+  for (const ConfigNode::Entry& e : node.entries) read_value(e.value, path + "." + e.key, c, m[e.key]);
+  out = std::move(m);
+}
+
 template <class S, std::enable_if_t<is_section<S>::value, int> = 0>
 ConfigNode write_value(const S& s) {
   S copy = s;  // visit() binds non-const references
@@ -229,6 +249,13 @@ template <class T>
 ConfigNode write_value(const std::optional<T>& v) {
   if (v) return write_value(*v);
   return ConfigNode{};
+}
+
+template <class T>
+ConfigNode write_value(const std::map<std::string, T>& m) {
+  ConfigNode n = ConfigNode::make_map(SourcePos{});
+  for (const auto& [key, value] : m) n.set(key, SourcePos{}, write_value(value));
+  return n;
 }
 
 template <class T>

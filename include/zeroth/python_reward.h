@@ -11,8 +11,9 @@
 //     in the function cannot corrupt the protocol.
 //   * arguments are passed by keyword, and only those the function declares (all of them
 //     when it takes **kwargs): data_source, solution_str, ground_truth, extra_info (verl's
-//     compute_score), and prompt, num_tokens, kind. A required parameter zeroth does not
-//     pass is a ConfigError at start.
+//     compute_score), and prompt, num_tokens, kind; plus the configured kwargs (verl's
+//     reward_kwargs), each of which must be a parameter. A required parameter zeroth does
+//     not pass is a ConfigError at start.
 //   * the function returns a number (bool counts as 0/1), or a dict with "score" and,
 //     optionally, "correct" (bool), which then decides the sample's correctness.
 //   * a call that raises, returns anything else (NaN included), kills its worker or takes
@@ -39,6 +40,7 @@ struct PythonRewardOptions {
   std::string interpreter = "python3";   // a path, or a name looked up on PATH
   int workers = 4;                       // worker processes (calls at once)
   double timeout_seconds = 30.0;         // per call; also bounds a worker's start (x 4, >= 60 s)
+  std::string kwargs_json = "{}";        // more keyword arguments of every call (a JSON object)
   std::string where = "rewards.python";  // config key prefix in errors
 };
 

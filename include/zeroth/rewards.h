@@ -168,6 +168,7 @@ struct RewardsPythonConfig {
   std::string interpreter = "python3";
   int workers = 4;
   double timeout_seconds = 30.0;
+  std::map<std::string, std::string> kwargs;
 
   template <class V>
   void visit(V& v) {
@@ -181,7 +182,12 @@ struct RewardsPythonConfig {
     v.field("workers", workers, "Worker processes per rank (calls at once)").min(1).max(256);
     v.field("timeout_seconds", timeout_seconds,
             "Per call; a slower call scores 0 as an error and its worker is killed and started again");
+    v.field("kwargs", kwargs,
+            "More keyword arguments of every call ({format_score: 0.1}): numbers, true/false and null pass as "
+            "such, other values as strings; each must be a parameter of the function");
   }
+  // kwargs as a JSON object (numbers, bools and null typed, the rest strings).
+  std::string kwargs_json() const;
 };
 
 // The `rewards:` section. Default: R1-Zero, accuracy 1.0 + strict format 1.0.

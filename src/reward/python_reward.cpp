@@ -54,7 +54,7 @@ def main():
             tb = tb.tb_next  # drop the driver's own frames
         return "".join(traceback.format_exception(type(e), e, tb))
 
-    path, name = sys.argv[1], sys.argv[2]
+    path, name, extra = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     try:
         folder = os.path.dirname(os.path.abspath(path))
         if folder not in sys.path:
@@ -80,11 +80,21 @@ def main():
                     raise TypeError("%s(): parameter %r is positional-only; zeroth passes arguments by keyword"
                                     % (name, p.name))
                 take.append(p.name)
-            elif p.default is p.empty:
-                raise TypeError("%s(): required parameter %r is not one zeroth passes (it passes %s)"
-                                % (name, p.name, ", ".join(KNOWN)))
-        if any(p.kind == p.VAR_KEYWORD for p in params):
+        var_keyword = any(p.kind == p.VAR_KEYWORD for p in params)
+        if var_keyword:
             take = list(KNOWN)
+        names = {p.name: p for p in params}
+        for key in extra:  # rewards.python.kwargs
+            if key in KNOWN:
+                raise TypeError("rewards.python.kwargs: %r is an argument zeroth passes itself" % key)
+            p = names.get(key)
+            if not var_keyword and (p is None or p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY)):
+                raise TypeError("rewards.python.kwargs: %s() has no keyword parameter %r" % (name, key))
+        for p in params:
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and \
+                    p.name not in KNOWN and p.name not in extra:
+                raise TypeError("%s(): required parameter %r is not one zeroth passes (it passes %s, and "
+                                "rewards.python.kwargs)" % (name, p.name, ", ".join(KNOWN)))
     except BaseException as e:
         send({"ready": False, "error": user_traceback(e)})
         return
@@ -93,7 +103,7 @@ def main():
     for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"):
         request = json.loads(line)
         try:
-            out = fn(**{k: request[k] for k in take})
+            out = fn(**{k: request[k] for k in take}, **extra)
             correct = None
             if isinstance(out, dict):
                 if "score" not in out:
@@ -182,7 +192,8 @@ class PythonRewardWorker {
     // Everything the child needs is prepared before fork: it only makes async-signal-safe calls.
     const std::string dash_u = "-u", dash_c = "-c";
     std::vector<const char*> argv = {interpreter_.c_str(), dash_u.c_str(), dash_c.c_str(), kDriver,
-                                     options_.path.c_str(), options_.function.c_str(), nullptr};
+                                     options_.path.c_str(), options_.function.c_str(),
+                                     options_.kwargs_json.c_str(), nullptr};
     const pid_t pid = ::fork();
     if (pid < 0) {
       const int e = errno;

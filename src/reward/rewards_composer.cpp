@@ -93,6 +93,7 @@ RewardComposer::RewardComposer(RewardsConfig config) : config_(std::move(config)
     o.interpreter = config_.python.interpreter;
     o.workers = config_.python.workers;
     o.timeout_seconds = config_.python.timeout_seconds;
+    o.kwargs_json = config_.python.kwargs_json();
     python_ = std::make_unique<PythonRewardPool>(o);
   }
 }

@@ -1,8 +1,11 @@
 // The `rewards:` section (rewards.h): cross-field validation and the mapping onto the
 // verifiers' own option structs. Must not: parse YAML (config_reflect.h does, from the
 // structs' visit lists) or score anything.
+#include <cctype>
 #include <cmath>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "zeroth/error.h"
 #include "zeroth/rewards.h"
@@ -111,6 +114,23 @@ bool RewardsConfig::needs_num_tokens() const {
   for (const RewardFunctionConfig& f : functions)
     if (f.name == "cosine" || f.name == "length_penalty") return true;
   return false;
+}
+
+std::string RewardsPythonConfig::kwargs_json() const {
+  nlohmann::json o = nlohmann::json::object();
+  for (const auto& [key, text] : kwargs) {
+    nlohmann::json v = text;  // a string, unless the YAML scalar is a number, a bool or null
+    if (text == "true" || text == "false" || text == "null") {
+      v = nlohmann::json::parse(text);
+    } else if (text == "~") {
+      v = nullptr;
+    } else if (!text.empty() && (std::isdigit((unsigned char)text[0]) || text[0] == '-' || text[0] == '.')) {
+      const nlohmann::json n = nlohmann::json::parse(text, nullptr, false);
+      if (n.is_number()) v = n;
+    }
+    o[key] = v;
+  }
+  return o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool RewardsConfig::has_python() const {

@@ -81,6 +81,15 @@ struct RewardsOnly {  // what `zeroth reward --config` reads
   }
 };
 
+std::string config_error_of(const std::string& yaml, const TempDir& dir) {
+  try {
+    load_config_as<RewardsOnly>(dir.write("bad.yaml", yaml), {});
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 // Every failure mode, chosen by the completion.
@@ -428,4 +437,40 @@ TEST_CASE("python reward: the shipped Countdown example reads the record and nev
                          Catch::Contains("create an equation that equals"));
   }
   CHECK(lines == 40);
+}
+
+TEST_CASE("python reward: kwargs from YAML reach the function typed, and --set changes one", "[python_reward]") {
+  TempDir dir;
+  const std::string path = dir.write("tiny.py", R"PY(
+def compute_score(solution_str, ground_truth, method="strict", format_score=0.1, score=1.0, flag=None):
+    assert isinstance(format_score, float) and isinstance(score, int) and method == "lenient" and flag is True, \
+        (method, format_score, score, flag)
+    return score if ground_truth in solution_str else format_score
+)PY");
+  const std::string yaml = dir.write("r.yaml", "rewards:\n  functions: [{name: python}]\n  python:\n    path: " + path +
+                                                   "\n    kwargs: {format_score: 0.25, score: 3, method: lenient, "
+                                                   "flag: true}\n");
+  RewardsConfig cfg = load_config_as<RewardsOnly>(yaml, {}).rewards;
+  REQUIRE(cfg.python.kwargs.size() == 4);
+  CHECK(cfg.python.kwargs_json() == R"({"flag":true,"format_score":0.25,"method":"lenient","score":3})");
+  RewardComposer a(cfg);
+  RewardSample s;
+  s.gold = "42";
+  s.completion = "42";
+  CHECK(a.score(s).reward == 3.0);
+  s.completion = "41";
+  CHECK(a.score(s).reward == 0.25);
+
+  RewardsConfig set = load_config_as<RewardsOnly>(yaml, {"rewards.python.kwargs.format_score=0.5"}).rewards;
+  CHECK(RewardComposer(set).score(s).reward == 0.5);
+
+  // Keys the function cannot take, or that zeroth passes itself, are ConfigErrors at start.
+  RewardsConfig bad = cfg;
+  bad.python.kwargs["nope"] = "1";
+  CHECK_THROWS_WITH(RewardComposer(bad), Catch::Contains("has no keyword parameter 'nope'"));
+  bad = cfg;
+  bad.python.kwargs["ground_truth"] = "7";
+  CHECK_THROWS_WITH(RewardComposer(bad), Catch::Contains("'ground_truth' is an argument zeroth passes itself"));
+  CHECK_THAT(config_error_of("rewards:\n  python:\n    kwargs: [1, 2]\n", dir),
+             Catch::Contains("rewards.python.kwargs") && Catch::Contains("expected a map of strings"));
 }
