@@ -15,7 +15,8 @@
 //     reward_kwargs), each of which must be a parameter. A required parameter zeroth does
 //     not pass is a ConfigError at start.
 //   * the function returns a number (bool counts as 0/1), or a dict with "score" and,
-//     optionally, "correct" (bool), which then decides the sample's correctness.
+//     optionally, "correct" (bool), which then decides the sample's correctness; its other
+//     keys with finite numbers (or bools) come back as `extra`.
 //   * a call that raises, returns anything else (NaN included), kills its worker or takes
 //     longer than timeout_seconds scores 0 with an error; the worker is killed (its whole
 //     process group) and started again, so one bad input costs one call, not the run.
@@ -27,6 +28,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,6 +63,7 @@ struct PythonRewardResult {
   double score = 0.0;       // 0 unless Ok
   int correct = -1;         // -1: the function did not say; else 0 or 1
   std::string error;        // Error/Timeout: what happened (a Python traceback, trimmed)
+  std::map<std::string, double> extra;  // a dict's other finite numeric (or bool) values
 
   bool ok() const { return status == Status::Ok; }
 };

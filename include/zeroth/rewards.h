@@ -169,6 +169,7 @@ struct RewardsPythonConfig {
   int workers = 4;
   double timeout_seconds = 30.0;
   std::map<std::string, std::string> kwargs;
+  std::vector<std::string> metrics;
 
   template <class V>
   void visit(V& v) {
@@ -185,6 +186,9 @@ struct RewardsPythonConfig {
     v.field("kwargs", kwargs,
             "More keyword arguments of every call ({format_score: 0.1}): numbers, true/false and null pass as "
             "such, other values as strings; each must be a parameter of the function");
+    v.field("metrics", metrics,
+            "Keys of the returned dict to log: metric python/KEY, their mean over the step's completions that "
+            "return a number for them (verl's reward_extra_info)");
   }
   // kwargs as a JSON object (numbers, bools and null typed, the rest strings).
   std::string kwargs_json() const;
@@ -282,6 +286,10 @@ struct RewardResult {
   // A `python` function's call failed (an exception, a bad return value, a crash or a
   // timeout; its value is then 0): what happened, else empty.
   std::string reward_error;
+  // The python function's rewards.python.metrics values, in that order (NaN: not returned),
+  // and every finite number of its returned dict besides score and correct.
+  std::vector<double> python_metrics;
+  std::map<std::string, double> python_extra;
 
   // Value of the component `name`; 0 when there is none.
   double component(const std::string& name) const;

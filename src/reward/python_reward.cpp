@@ -104,8 +104,12 @@ def main():
         request = json.loads(line)
         try:
             out = fn(**{k: request[k] for k in take}, **extra)
-            correct = None
+            correct, extra_values = None, {}
             if isinstance(out, dict):
+                for k, v in out.items():
+                    if k not in ("score", "correct") and isinstance(k, str) and isinstance(v, numbers.Real) \
+                            and math.isfinite(float(v)):
+                        extra_values[k] = float(v)
                 if "score" not in out:
                     raise TypeError("the reward function returned a dict without 'score' (keys: %s)"
                                     % ", ".join(sorted(map(str, out))))
@@ -122,7 +126,7 @@ def main():
                     raise TypeError("'correct' is %s (a %s); expected a bool" % (repr(correct)[:200],
                                                                                 type(correct).__name__))
                 correct = bool(correct)
-            send({"id": request["id"], "score": score, "correct": correct})
+            send({"id": request["id"], "score": score, "correct": correct, "extra": extra_values})
         except BaseException as e:
             send({"id": request["id"], "error": user_traceback(e)})
 
@@ -297,6 +301,10 @@ class PythonRewardWorker {
     res.score = score->get<double>();
     const auto correct = reply.find("correct");
     if (correct != reply.end() && correct->is_boolean()) res.correct = correct->get<bool>() ? 1 : 0;
+    const auto extra = reply.find("extra");
+    if (extra != reply.end() && extra->is_object())
+      for (const auto& [key, value] : extra->items())
+        if (value.is_number() && std::isfinite(value.get<double>())) res.extra[key] = value.get<double>();
     return res;
   }
 

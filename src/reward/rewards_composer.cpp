@@ -5,6 +5,7 @@
 // throw on anything the model wrote.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <exception>
 #include <map>
 #include <thread>
@@ -175,6 +176,11 @@ RewardResult RewardComposer::score_with(const RewardSample& sample, const Python
       r.verdict = r.correct ? (sample.kind == RewardKind::Math ? "correct" : "passed") : "wrong_answer";
     }
     if (!py->ok()) r.reward_error = std::string("python ") + python_status_name(py->status) + ": " + py->error;
+    r.python_extra = py->extra;
+    for (const std::string& key : config_.python.metrics) {
+      const auto it = py->extra.find(key);
+      r.python_metrics.push_back(it == py->extra.end() ? std::nan("") : it->second);
+    }
   }
 
   bool lenient = false;

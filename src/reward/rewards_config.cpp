@@ -77,6 +77,13 @@ void RewardsConfig::validate() const {
                         "(the `python` entry of rewards.functions needs it), found none");
     if (python.function.empty())
       throw ConfigError("key 'rewards.python.function': expected a function name, found ''");
+    std::set<std::string> keys;
+    for (size_t i = 0; i < python.metrics.size(); ++i) {
+      const std::string& k = python.metrics[i];
+      if (k.empty() || k == "score" || k == "correct" || !keys.insert(k).second)
+        throw ConfigError(strformat("key 'rewards.python.metrics[%zu]': expected a key of the returned dict other "
+                                    "than score and correct, each once, found '%s'", i, k.c_str()));
+    }
     if (!(python.timeout_seconds > 0) || !std::isfinite(python.timeout_seconds))
       throw ConfigError(strformat("key 'rewards.python.timeout_seconds': expected a positive number of seconds, "
                                   "found %g", python.timeout_seconds));

@@ -140,7 +140,7 @@ StepRollout GrpoRun::collect(int64_t step) {
   Communicator& team = *team_;
   StepRollout ro;
   const size_t n_sources = metric_sources();
-  RolloutSums sums(functions.size(), n_sources);
+  RolloutSums sums(rollout_components(cfg_.rewards), n_sources);
   double len_max = 0;
   std::vector<Group>& kept = ro.groups;
   int64_t kept_global = 0, rounds = 0;
@@ -233,6 +233,11 @@ StepRollout GrpoRun::collect(int64_t step) {
       }
       for (size_t f = 0; f < functions.size(); ++f)
         v[RolloutSums::kFixed + f] += scored[k].component(functions[f].name);
+      for (size_t j = 0; j < scored[k].python_metrics.size(); ++j)  // rewards.python.metrics
+        if (!std::isnan(scored[k].python_metrics[j])) {
+          v[RolloutSums::kFixed + functions.size() + 2 * j] += scored[k].python_metrics[j];
+          v[RolloutSums::kFixed + functions.size() + 2 * j + 1] += 1;
+        }
       len_max = std::max(len_max, double(lengths[k]));
       if (n_sources > 0) {
         const size_t src = size_t(batch[size_t(shard.begin + outs[k].prompt_index)]->source);

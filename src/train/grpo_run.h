@@ -91,6 +91,12 @@ struct RolloutSums {
   double& source(size_t s, size_t what) { return v[kFixed + components + kPerSource * s + what]; }
 };
 
+// RolloutSums' components: each reward function's value, then a sum and a count per
+// rewards.python.metrics key.
+inline size_t rollout_components(const RewardsConfig& r) {
+  return r.functions.size() + 2 * (r.has_python() ? r.python.metrics.size() : 0);
+}
+
 // What one step's policy update measured, reduced over the trainers.
 struct StepUpdate {
   GrpoLossStats stats;

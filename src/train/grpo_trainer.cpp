@@ -543,9 +543,9 @@ GrpoTrainResult GrpoRun::run() {
     } else {
       ro = collect(step);
     }
-    ZT_ASSERT(ro.sums.size() == RolloutSums(cfg_.rewards.functions.size(), metric_sources()).v.size(),
+    ZT_ASSERT(ro.sums.size() == RolloutSums(rollout_components(cfg_.rewards), metric_sources()).v.size(),
               "rollout sums: %zu values, expected %zu", ro.sums.size(),
-              RolloutSums(cfg_.rewards.functions.size(), metric_sources()).v.size());
+              RolloutSums(rollout_components(cfg_.rewards), metric_sources()).v.size());
     // rl.rollout_lag 1: the policy before this step's update samples the next batch.
     if (behind_) backend_.copy(static_cast<const Model&>(*model_).params().flat, behind_->params().flat);
 
@@ -635,7 +635,13 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
   for (size_t f = 0; f < functions.size(); ++f)
     m["reward_" + functions[f].name] = v[RolloutSums::kFixed + f] / n;
   m["accuracy"] = v[RolloutSums::kCorrect] / n;
-  if (cfg_.rewards.has_python()) m["reward_errors"] = v[RolloutSums::kRewardErrors];
+  if (cfg_.rewards.has_python()) {
+    m["reward_errors"] = v[RolloutSums::kRewardErrors];
+    for (size_t j = 0; j < cfg_.rewards.python.metrics.size(); ++j) {  // means over the completions that say
+      const size_t at = RolloutSums::kFixed + functions.size() + 2 * j;
+      if (v[at + 1] > 0) m["python/" + cfg_.rewards.python.metrics[j]] = v[at] / v[at + 1];
+    }
+  }
   m["format_rate"] = v[RolloutSums::kFormat] / n;
   m["response_len_mean"] = v[RolloutSums::kLen] / n;
   m["response_len_max"] = ro.len_max;
@@ -657,7 +663,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
       m["reflection_accuracy"] = v[RolloutSums::kReflectCorrect] / v[RolloutSums::kReflect];
   }
   // Per source (training prompts from two or more sources): NAME's completions only.
-  const size_t per_source_at = RolloutSums::kFixed + functions.size();
+  const size_t per_source_at = RolloutSums::kFixed + rollout_components(cfg_.rewards);
   for (size_t src = 0; per_source_at + RolloutSums::kPerSource * (src + 1) <= v.size(); ++src) {
     const double* sv = v.data() + per_source_at + RolloutSums::kPerSource * src;
     const std::string at = "/" + data_.train.source_names[src];

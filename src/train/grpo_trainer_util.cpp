@@ -53,6 +53,7 @@ void add_completion_fields(nlohmann::ordered_json& o, int64_t prompt_index, int6
     o["tests"] = nlohmann::ordered_json::parse(code_tests_json(rec.problem));
   }
   if (!r.reward_error.empty()) o["reward_error"] = r.reward_error;
+  if (!r.python_extra.empty()) o["python_extra"] = r.python_extra;
   if (extra_info && !rec.record_json.empty()) o["extra_info"] = nlohmann::ordered_json::parse(rec.record_json);
 }
 

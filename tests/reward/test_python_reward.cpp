@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -473,4 +474,36 @@ def compute_score(solution_str, ground_truth, method="strict", format_score=0.1,
   CHECK_THROWS_WITH(RewardComposer(bad), Catch::Contains("'ground_truth' is an argument zeroth passes itself"));
   CHECK_THAT(config_error_of("rewards:\n  python:\n    kwargs: [1, 2]\n", dir),
              Catch::Contains("rewards.python.kwargs") && Catch::Contains("expected a map of strings"));
+}
+
+TEST_CASE("python reward: a dict's other numbers come back, rewards.python.metrics picks some", "[python_reward]") {
+  TempDir dir;
+  RewardsConfig cfg;
+  cfg.functions = {{"python", 1.0, "strict", "en"}};
+  cfg.python.path = dir.write("extra.py", R"PY(
+def compute_score(solution_str):
+    if solution_str == "plain":
+        return 0.5
+    return {"score": 1.0, "acc": True, "len": len(solution_str), "pred": "text", "nan": float("nan")}
+)PY");
+  cfg.python.metrics = {"len", "acc", "missing"};
+  RewardComposer c(cfg);
+  RewardSample s;
+  s.gold = "1";
+  s.completion = "abc";
+  RewardResult r = c.score(s);
+  REQUIRE(r.python_metrics.size() == 3);
+  CHECK(r.python_metrics[0] == 3.0);
+  CHECK(r.python_metrics[1] == 1.0);
+  CHECK(std::isnan(r.python_metrics[2]));
+  CHECK(r.python_extra == std::map<std::string, double>{{"acc", 1.0}, {"len", 3.0}});  // not strings, not NaN
+  s.completion = "plain";
+  r = c.score(s);
+  CHECK(std::isnan(r.python_metrics[0]));
+  CHECK(r.python_extra.empty());
+
+  cfg.python.metrics = {"score"};
+  CHECK_THROWS_WITH(cfg.validate(), Catch::Contains("rewards.python.metrics[0]"));
+  cfg.python.metrics = {"a", "a"};
+  CHECK_THROWS_WITH(cfg.validate(), Catch::Contains("rewards.python.metrics[1]"));
 }

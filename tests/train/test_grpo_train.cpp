@@ -983,9 +983,10 @@ TEST_CASE("zeroth train: a python reward function gets each prompt's record and 
   std::ofstream(dir + "/judge.py") << "def compute_score(data_source, solution_str, ground_truth, extra_info):\n"
                                       "    assert extra_info['answer'] == ground_truth, (extra_info, ground_truth)\n"
                                       "    assert data_source == 'train', data_source\n"
-                                      "    return {'score': (len(solution_str) % 5) / 4, 'correct': len(solution_str) < 12}\n";
+                                      "    return {'score': (len(solution_str) % 5) / 4, 'correct': len(solution_str) < 12,\n"
+                                      "            'short': len(solution_str) < 12, 'label': 'x'}\n";
   const std::vector<std::string> sets = {"--set", "rewards.functions=[{name: accuracy}, {name: python, weight: 0.5}]",
-                                         "--set", "rewards.python={path: " + dir + "/judge.py, workers: 2}"};
+                                         "--set", "rewards.python={path: " + dir + "/judge.py, workers: 2, metrics: [short]}"};
   const std::string run = dir + "/run";
   std::vector<std::string> args = {"--config", cfg, "--run-dir", run, "--set", "rl.dump_rollouts_every=1"};
   args.insert(args.end(), sets.begin(), sets.end());
@@ -1008,6 +1009,11 @@ TEST_CASE("zeroth train: a python reward function gets each prompt's record and 
     overridden += line["verdict"] == "correct" && line["components"]["accuracy"].get<double>() == 0.0;
   }
   CHECK(rows[0]["accuracy"].get<double>() == correct / 16.0);
+  // rewards.python.metrics: the dict's "short" as the metric python/short (a bool: the same
+  // as the function's "correct" here); the dumps carry every number of the dict.
+  CHECK(rows[0]["python/short"].get<double>() == correct / 16.0);
+  CHECK(before[0].at("python_extra").dump() ==
+        std::string("{\"short\":") + (before[0]["verdict"] == "correct" ? "1.0" : "0.0") + "}");
   CHECK(overridden > 0);
   std::vector<std::string> again = {"--input", dump, "--output", dir + "/again.jsonl", "--config", cfg};
   again.insert(again.end(), sets.begin(), sets.end());
