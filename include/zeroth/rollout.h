@@ -131,12 +131,20 @@ using GenerateProgressFn = std::function<void(const GenerateProgress&)>;
 // Expert parallelism (the engine's model has an expert group): collective over the
 // group; every rank of it calls generate() with its own prompts (none is allowed) and
 // they step together, a rank without work taking part with idle steps.
+//
+// `abort`, when given, is asked before every prefill / decode step; when it says true (on
+// any rank of the expert group) the cache slots are cleared and GenerationAborted is
+// thrown: what was generated is dropped (a training run stopping in a rollout).
 std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokenizer,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t group_size, const SamplingParams& sampling,
                                  const StopParams& stop, uint64_t first_sequence_id = 0,
                                  GenerateStats* stats = nullptr,
-                                 const GenerateProgressFn& progress = nullptr);
+                                 const GenerateProgressFn& progress = nullptr,
+                                 const std::function<bool()>& abort = nullptr);
+
+// generate() stopped by its `abort` hook. Not an Error: nothing failed.
+struct GenerationAborted {};
 
 // The cache a rollout allocates under rollout.kv_cache_mb: num_slots sequences of
 // max_len positions (max_len as configured; num_slots lowered to what the cap holds,

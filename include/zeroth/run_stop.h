@@ -1,5 +1,6 @@
 // Stopping a training run early and cleanly: on a signal (SIGUSR1, SIGTERM, SIGINT) or at
-// a wall-clock limit (train.time_limit_minutes), every rank finishes the step it is in,
+// a wall-clock limit (train.time_limit_minutes), every rank finishes the step it is in
+// (zeroth train drops a step whose rollout a signal interrupts instead: grpo_collect.cpp),
 // writes a checkpoint and exits with kExitStopped, so that `--resume` continues the run
 // exactly where it stopped (a preempted or time-limited Slurm job, Ctrl-C in a terminal,
 // a sweep that is interrupted).
@@ -38,6 +39,8 @@ void install_stop_handlers(bool announce = true);
 
 // The number of the first stop signal received since install_stop_handlers, or 0.
 int stop_signal();
+// "SIGUSR1", "SIGTERM", "SIGINT" (or "a signal").
+const char* stop_signal_name(int sig);
 
 // Seconds since install_stop_handlers (or since the first call, when it was never called).
 double run_elapsed_seconds();

@@ -111,7 +111,8 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t group_size, const SamplingParams& sampling,
                                  const StopParams& stop, uint64_t first_sequence_id,
-                                 GenerateStats* stats, const GenerateProgressFn& progress) {
+                                 GenerateStats* stats, const GenerateProgressFn& progress,
+                                 const std::function<bool()>& abort) {
   sampling.validate("rollout");
   MlaKvCache& cache = engine.cache();
   const int64_t G = group_size, S = cache.num_slots(), V = engine.config().vocab_size;
@@ -202,8 +203,12 @@ std::vector<Completion> generate(ModelInference& engine, const Tokenizer* tokeni
       groups.push_back(std::move(group));
       ++next;
     }
-    int64_t flags[2] = {work ? 1 : 0, groups.empty() ? 0 : 1};  // (any) work, prefill
-    anyone(flags, 2);
+    int64_t flags[3] = {work ? 1 : 0, groups.empty() ? 0 : 1, abort && abort() ? 1 : 0};  // work, prefill, abort
+    anyone(flags, 3);
+    if (flags[2] != 0) {  // (the admitted groups' slots are still empty: nothing was prefilled)
+      for (const Running& r : run) cache.clear(r.slot);
+      throw GenerationAborted{};
+    }
     if (flags[0] == 0) break;
     if (flags[1] != 0 && groups.empty()) {
       engine.expert_idle_step(false);  // another rank of the expert group prefills

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_run.h"
+#include "zeroth/run_stop.h"
 #include "zeroth/comm.h"
 #include "zeroth/error.h"
 #include "zeroth/format_reward.h"
@@ -155,6 +159,19 @@ StepRollout GrpoRun::collect(int64_t step) {
   };
   std::vector<DumpPatch> dump_patch;
   std::vector<std::vector<double>> kept_rewards;  // (kept groups, G)
+  // A stop signal during the rollout drops the step (colocated runs with a step to fall back
+  // on): every generating rank agrees after each round's generation, the sampler goes back
+  // to where the step began (it is copied here), and the run stops as after step - 1.
+  const bool stoppable = !split_ && step - 1 >= 1;
+  std::optional<PromptSampler> sampler_at_start;
+  if (stoppable) sampler_at_start = *sampler_;
+  std::function<bool()> stop_asked;
+  if (stoppable)
+    stop_asked = [this, step, first = grank == 0, calls = int64_t(0)]() mutable {
+      // (tests: a signal mid-rollout, on the first generating rank only)
+      if (test_signal_step_ == step && first && ++calls == 3) std::raise(SIGUSR1);
+      return stop_signal() != 0;
+    };
   for (int64_t round = 0;; ++round) {
     rounds = round + 1;
     const std::vector<const PromptRecord*> batch = sampler_->next_batch(B);
@@ -169,7 +186,20 @@ StepRollout GrpoRun::collect(int64_t step) {
     auto t0 = Clock::now();
     std::vector<Completion> outs;
     // (with expert parallelism every rank takes part, also one without prompts)
-    if (!prompt_ids.empty() || pg_.expert) outs = generate(*engine_, &tok, prompt_ids, G, sampling_, stop_, seq_base);
+    int64_t stop_sig = 0;
+    try {
+      if (!prompt_ids.empty() || pg_.expert)
+        outs = generate(*engine_, &tok, prompt_ids, G, sampling_, stop_, seq_base, nullptr, nullptr, stop_asked);
+    } catch (const GenerationAborted&) {
+      stop_sig = std::max(1, stop_signal());
+    }
+    if (stoppable) {
+      team.all_reduce_host(&stop_sig, 1, ReduceOp::Max);
+      if (stop_sig != 0) {
+        *sampler_ = std::move(*sampler_at_start);
+        throw RolloutStopped{int(stop_sig)};
+      }
+    }
     rollout_s += seconds_since(t0);
 
     t0 = Clock::now();

@@ -139,6 +139,12 @@ class GrpoRun {
                        bool eval_pending = false);
   // grpo_collect.cpp
   StepRollout collect(int64_t step);
+  // Thrown by collect() on every generating rank when a stop signal came during the step's
+  // rollout (colocated runs past their first step): the sampler is back where the step
+  // began, and nothing of the step has been kept.
+  struct RolloutStopped {
+    int signal = 0;  // the stop signal (agreed over the generating ranks)
+  };
   std::vector<double> sequence_kl(const std::vector<std::vector<int32_t>>& prompts, const std::vector<Completion>& outs);
   // grpo_update.cpp
   double balance(std::vector<Group>& kept, int64_t kept_global);
@@ -158,6 +164,8 @@ class GrpoRun {
 
   // Where the weights come from: a GRPO checkpoint (resume), the cold start, model.init.
   std::string resume_ckpt_;  // "" = a fresh run
+  int64_t last_checkpoint_step_ = -1;  // the newest checkpoint of this run (-1: none)
+  int64_t test_signal_step_ = 0;       // ZEROTH_TEST_SIGNAL_IN_ROLLOUT (tests): SIGUSR1 in that step's rollout
   TrainerState start_;
   bool eval_pending_ = false;  // the resumed checkpoint's eval was skipped by a stop
   std::string init_;

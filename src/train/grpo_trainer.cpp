@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -194,7 +195,9 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
       throw CheckpointError(strformat("%s/trainer_state.json: key 'stage': expected 'grpo', found '%s'",
                                       resume_ckpt_.c_str(), start_.stage.c_str()));
     check_resume_steps(resume_ckpt_, start_.step, steps_);
+    last_checkpoint_step_ = start_.step;
   }
+  if (const char* s = std::getenv("ZEROTH_TEST_SIGNAL_IN_ROLLOUT")) test_signal_step_ = std::atoll(s);
   init_ = cfg.model.init;
   std::string tokenizer_key = cfg.model.tokenizer;
   if (!resume_ckpt_.empty()) {
@@ -541,7 +544,21 @@ GrpoTrainResult GrpoRun::run() {
       if (lag_ == 1 && step < steps_) weights_->run(model_->params());
       sync_s += seconds_since(t0);
     } else {
-      ro = collect(step);
+      try {
+        ro = collect(step);
+      } catch (const RolloutStopped& stopped) {
+        // A stop signal during the rollout: the step is dropped, and the run stops as if
+        // it had stopped after the step before (its checkpoint written if it is not yet).
+        const int64_t done = step - 1;
+        if (last_checkpoint_step_ != done)
+          save_checkpoint(done, sampler_->cursor(),
+                          cfg_.rl.skip_solved ? sampler_->skipped() : std::vector<int64_t>{}, false);
+        result_.stop = {true, done, stop_signal_name(stopped.signal), ""};
+        ZT_LOG_INFO("train: stopped in step %lld's rollout (%s): the step is dropped; the run stopped after "
+                    "step %lld of %lld", (long long)step, result_.stop.reason.c_str(), (long long)done,
+                    (long long)steps_);
+        break;
+      }
     }
     ZT_ASSERT(ro.sums.size() == RolloutSums(rollout_components(cfg_.rewards), metric_sources()).v.size(),
               "rollout sums: %zu values, expected %zu", ro.sums.size(),
@@ -740,6 +757,7 @@ MetricMap GrpoRun::step_metrics(const StepRollout& ro, const StepUpdate& up, dou
 void GrpoRun::save_checkpoint(int64_t step, const DataCursor& cursor, const std::vector<int64_t>& skipped,
                               bool eval_pending) {
   const std::string& run_dir = cfg_.run.run_dir;
+  last_checkpoint_step_ = step;
   TrainerState st;
   st.step = step;
   st.cursor = cursor;

@@ -45,16 +45,18 @@ void on_stop_signal(int sig) {
   g_signal = sig;
   if (!g_announce) return;
   if (sig == SIGUSR1)
-    say("\nzeroth: SIGUSR1: stopping after the current step with a checkpoint\n");
+    say("\nzeroth: SIGUSR1: stopping after the current step (or now, in a rollout) with a checkpoint\n");
   else if (sig == SIGTERM)
-    say("\nzeroth: SIGTERM: stopping after the current step with a checkpoint (send SIGTERM again to stop at "
-        "once, without one)\n");
+    say("\nzeroth: SIGTERM: stopping after the current step (or now, in a rollout) with a checkpoint (send "
+        "SIGTERM again to stop at once, without one)\n");
   else
-    say("\nzeroth: SIGINT: stopping after the current step with a checkpoint (press Ctrl-C again to stop at "
-        "once, without one)\n");
+    say("\nzeroth: SIGINT: stopping after the current step (or now, in a rollout) with a checkpoint (press "
+        "Ctrl-C again to stop at once, without one)\n");
 }
 
-const char* signal_name(int sig) {
+}  // namespace
+
+const char* stop_signal_name(int sig) {
   switch (sig) {
     case SIGUSR1: return "SIGUSR1";
     case SIGTERM: return "SIGTERM";
@@ -62,6 +64,8 @@ const char* signal_name(int sig) {
     default: return "a signal";
   }
 }
+
+namespace {
 
 // Agreement codes: a signal number (< 100), or the time limit.
 constexpr int64_t kTimeLimitCode = 100;
@@ -105,7 +109,7 @@ std::string StopCheck::reason_of(int64_t code) const {
     return strformat("train.time_limit_minutes %g: %.3g minutes used, and the longest step took %.3g", min,
                      run_elapsed_seconds() / 60.0, longest_step_s_ / 60.0);
   }
-  return signal_name(int(code));
+  return stop_signal_name(int(code));
 }
 
 std::string StopCheck::poll(Communicator& comm) {

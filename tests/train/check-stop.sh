@@ -10,6 +10,10 @@
 #   4. `mpirun -n 2 zeroth train` with a rollout worker one step ahead (rl.rollout_ranks 1,
 #      rl.rollout_lag 1), SIGUSR1 to mpirun: every rank stops at the same step (exit 75);
 #      `--resume` finishes, byte-identical to an uninterrupted run.
+#   5. `mpirun -n 2 zeroth train`, colocated with expert parallelism 2, a SIGUSR1 raised on
+#      one rank in step 3's rollout (ZEROTH_TEST_SIGNAL_IN_ROLLOUT): both ranks drop the
+#      step and stop as after step 2 (exit 75, checkpoint step_2, no step_3); `--resume`
+#      ends byte-identical to an uninterrupted run.
 # Usage: check-stop.sh ZEROTH MPIEXEC WORKDIR (run from the repository root).
 set -euo pipefail
 ZEROTH=$1
@@ -108,4 +112,23 @@ n=$(($(last_step "$WORK/g") + 2))
   > "$WORK/g.whole.log" 2>&1 || fail "GRPO uninterrupted run (see $WORK/g.whole.log)"
 same_final "$WORK/g" "$WORK/g.whole"
 echo "g: resumed to step $n: final weights identical to the uninterrupted run"
+
+# ---- 5: a signal in a rollout (colocated, expert parallel 2): the step is dropped ----
+COLO=(--config "$WORK/grpo.yaml" --set rl.rollout_ranks=0 --set rl.rollout_lag=0 --set run.expert_parallel=2
+      --set train.steps=4)
+rc=0
+"${MPI2[@]}" -x ZEROTH_TEST_SIGNAL_IN_ROLLOUT=3 "$ZEROTH" train "${COLO[@]}" --run-dir "$WORK/r" > "$WORK/r.log" 2>&1 ||
+  rc=$?
+((rc == 75)) || fail "expected exit status 75 after a signal in step 3's rollout, found $rc (see $WORK/r.log)"
+grep -q "stopped in step 3's rollout" "$WORK/r.log" || fail "no 'stopped in step 3's rollout' line in $WORK/r.log"
+[[ -f "$WORK/r/checkpoints/step_2/trainer_state.json" && ! -e "$WORK/r/checkpoints/step_3" ]] ||
+  fail "$WORK/r: expected the checkpoint of step 2 and none of step 3"
+"${MPI2[@]}" "$ZEROTH" train --resume "$WORK/r" > "$WORK/r.resume.log" 2>&1 ||
+  fail "--resume after the rollout stop (see $WORK/r.resume.log)"
+"${MPI2[@]}" "$ZEROTH" train "${COLO[@]}" --run-dir "$WORK/r.whole" > "$WORK/r.whole.log" 2>&1 ||
+  fail "uninterrupted colocated run (see $WORK/r.whole.log)"
+for f in "$WORK"/r.whole/final/*.safetensors; do
+  cmp -s "$f" "$WORK/r/final/$(basename "$f")" || fail "r: $(basename "$f") differs from the uninterrupted run"
+done
+echo "r: SIGUSR1 in step 3's rollout -> exit 75 after step 2; resumed: final weights identical"
 echo "PASS: stop signals"

@@ -977,6 +977,34 @@ TEST_CASE("zeroth train: shaping rewards (cosine and repetition and length penal
     CHECK(line["components"]["length_penalty"].get<double>() == 0.0);
 }
 
+// A stop signal that arrives in a step's rollout (ZEROTH_TEST_SIGNAL_IN_ROLLOUT raises
+// SIGUSR1 from the generation loop of that step) stops the run at once: the step is
+// dropped, the checkpoint of the step before is written (there was none: save_every 0), the
+// exit status is 75, and --resume ends bit for bit where an uninterrupted run does (the
+// sampler went back to where the dropped step began).
+TEST_CASE("zeroth train: a stop signal in a rollout drops the step and the resumed run equals one run") {
+  const std::string dir = temp_dir("stop_in_rollout");
+  const std::string cfg = write_plain_config(dir);
+  const std::vector<std::string> sets = {"--set", "train.steps=4", "--set", "rl.dump_rollouts_every=1",
+                                         "--set", "grpo.dynamic_sampling=true"};
+  std::vector<std::string> a = {"--config", cfg, "--run-dir", dir + "/a"}, b = {"--config", cfg, "--run-dir", dir + "/b"};
+  a.insert(a.end(), sets.begin(), sets.end());
+  b.insert(b.end(), sets.begin(), sets.end());
+  REQUIRE(cli::cmd_train(a) == 0);
+  ::setenv("ZEROTH_TEST_SIGNAL_IN_ROLLOUT", "3", 1);
+  const int rc = cli::cmd_train(b);
+  ::unsetenv("ZEROTH_TEST_SIGNAL_IN_ROLLOUT");
+  REQUIRE(rc == kExitStopped);
+  CHECK(fs::exists(dir + "/b/checkpoints/step_2/optimizer.safetensors"));
+  CHECK(!fs::exists(dir + "/b/checkpoints/step_3"));
+  CHECK(!fs::exists(dir + "/b/final"));
+  CHECK(!fs::exists(dir + "/b/rollouts/step_3.jsonl"));
+  CHECK(read_jsonl(dir + "/b/metrics.jsonl").size() == 2);
+  REQUIRE(cli::cmd_train({"--resume", dir + "/b"}) == 0);
+  require_same_run(dir + "/a", dir + "/b", 4);
+  CHECK(file_bytes(dir + "/a/rollouts/step_3.jsonl") == file_bytes(dir + "/b/rollouts/step_3.jsonl"));
+}
+
 TEST_CASE("zeroth train: a python reward function gets each prompt's record and a dump scores again the same") {
   const std::string dir = temp_dir("python_reward");
   const std::string cfg = write_plain_config(dir);
