@@ -119,8 +119,11 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 // `dump` (when given): every generation as a JSON line (mode greedy/sampled, the prompt,
 // completion, rewards, correct, format_ok; docs/training.md "Eval dumps"), greedy lines
 // first, each pass in prompt order, on rank 0 of `comm` ("" on the others). Collective.
+// `abort` (optional): asked during generation (generate()'s hook); when it says true on any
+// rank, every rank throws GenerationAborted after its generation (one more all-reduce).
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
-                          const PromptDataset& prompts, Communicator& comm, std::string* dump = nullptr);
+                          const PromptDataset& prompts, Communicator& comm, std::string* dump = nullptr,
+                          const std::function<bool()>& abort = nullptr);
 
 // The newest checkpoints/step_N of run_dir that holds grpo_state.json (written last, so
 // only complete GRPO checkpoints count); "" when there is none.

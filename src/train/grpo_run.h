@@ -131,7 +131,9 @@ class GrpoRun {
   // grpo_trainer.cpp
   void log_setup() const;
   void run_worker();
-  void run_eval(int64_t step);
+  // `stoppable`: a stop signal during its generation throws GenerationAborted on every rank
+  // (nothing logged).
+  void run_eval(int64_t step, bool stoppable = false);
   MetricMap step_metrics(const StepRollout& ro, const StepUpdate& up, double train_s, double step_s,
                          double wait_s, double sync_s) const;
   // eval_pending: the eval of `step` is due but skipped (a stop); the resume runs it.
@@ -166,6 +168,7 @@ class GrpoRun {
   std::string resume_ckpt_;  // "" = a fresh run
   int64_t last_checkpoint_step_ = -1;  // the newest checkpoint of this run (-1: none)
   int64_t test_signal_step_ = 0;       // ZEROTH_TEST_SIGNAL_IN_ROLLOUT (tests): SIGUSR1 in that step's rollout
+  int64_t test_eval_signal_step_ = 0;  // ZEROTH_TEST_SIGNAL_IN_EVAL (tests): SIGUSR1 in that step's eval
   TrainerState start_;
   bool eval_pending_ = false;  // the resumed checkpoint's eval was skipped by a stop
   std::string init_;

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -198,6 +200,7 @@ GrpoRun::GrpoRun(const TrainConfig& cfg, Communicator& comm, Backend& backend, c
     last_checkpoint_step_ = start_.step;
   }
   if (const char* s = std::getenv("ZEROTH_TEST_SIGNAL_IN_ROLLOUT")) test_signal_step_ = std::atoll(s);
+  if (const char* s = std::getenv("ZEROTH_TEST_SIGNAL_IN_EVAL")) test_eval_signal_step_ = std::atoll(s);
   init_ = cfg.model.init;
   std::string tokenizer_key = cfg.model.tokenizer;
   if (!resume_ckpt_.empty()) {
@@ -430,10 +433,16 @@ void GrpoRun::log_setup() const {
     ZT_LOG_INFO("train: resuming from %s at step %lld", resume_ckpt_.c_str(), (long long)start_.step);
 }
 
-void GrpoRun::run_eval(int64_t step) {
+void GrpoRun::run_eval(int64_t step, bool stoppable) {
   std::string dump;
-  const EvalResult er =
-      evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_, cfg_.rl.dump_eval ? &dump : nullptr);
+  std::function<bool()> stop_asked;
+  if (stoppable)
+    stop_asked = [this, step, first = team_->rank() == 0, calls = int64_t(0)]() mutable {
+      if (test_eval_signal_step_ == step && first && ++calls == 3) std::raise(SIGUSR1);  // (tests)
+      return stop_signal() != 0;
+    };
+  const EvalResult er = evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_,
+                                       cfg_.rl.dump_eval ? &dump : nullptr, stop_asked);
   if (cfg_.rl.dump_eval && team_->rank() == 0)
     write_dump(cfg_.run.run_dir, strformat("eval_step_%lld.jsonl", (long long)step), dump);
   MetricMap m = er.metrics();
@@ -625,7 +634,22 @@ GrpoTrainResult GrpoRun::run() {
                   eval_due ? "; its eval runs when the run resumes" : "");
       break;
     }
-    if (eval_due) run_eval(step);
+    if (eval_due) {
+      try {
+        run_eval(step, !split_);
+      } catch (const GenerationAborted&) {
+        // A stop signal during the eval (colocated runs): the run stops after this step, with
+        // its checkpoint (written again if it was: now it marks the eval pending), and the
+        // eval runs first when the run resumes.
+        int64_t sig = stop_signal();
+        team_->all_reduce_host(&sig, 1, ReduceOp::Max);
+        save_checkpoint(step, ro.cursor, ro.skipped, true);
+        result_.stop = {true, step, stop_signal_name(int(sig)), ""};
+        ZT_LOG_INFO("train: stopped in step %lld's eval (%s); the eval runs when the run resumes", (long long)step,
+                    result_.stop.reason.c_str());
+        break;
+      }
+    }
   }
   if (options_.show_progress)
     progress.finish(result_.steps.empty() ? "" : strformat("reward %.3f", result_.steps.back()["reward_mean"]));

@@ -242,7 +242,8 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 }
 
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
-                          const PromptDataset& prompts, Communicator& comm, std::string* dump) {
+                          const PromptDataset& prompts, Communicator& comm, std::string* dump,
+                          const std::function<bool()>& abort) {
   const RolloutConfig& rc = config.rollout;
   const EvalSection& ec = config.eval;
   int64_t n = prompts.size();
@@ -287,6 +288,7 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
                                 (long long)plan.num_slots, (long long)ec.pass_k));
   std::string greedy_lines, sampled_lines;     // eval dump: this rank's
   std::vector<double> prompt_correct(ec.pass_k > 0 ? size_t(n) : 0, 0.0);  // at the global prompt index
+  int64_t aborted = 0;  // (abort: generation stopped on this rank)
   if (!ids.empty() || model.expert_group()) {  // expert parallelism: every rank takes part
     ModelInference engine(model, plan.num_slots, plan.max_len);
     // The dump's lines of one pass (mode greedy or sampled), in prompt order on this rank.
@@ -325,8 +327,13 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
     if (ec.greedy) {
       SamplingParams sp = rc.sampling();
       sp.temperature = 0.0f;
-      const std::vector<Completion> out = generate(engine, &tokenizer, ids, 1, sp, stop, 0);
-      const std::vector<RewardResult> r = score(out);
+      std::vector<Completion> out;
+      try {
+        out = generate(engine, &tokenizer, ids, 1, sp, stop, 0, nullptr, nullptr, abort);
+      } catch (const GenerationAborted&) {
+        aborted = 1;
+      }
+      const std::vector<RewardResult> r = aborted ? std::vector<RewardResult>() : score(out);
       dump_lines("greedy", out, r, greedy_lines);
       for (size_t i = 0; i < out.size(); ++i) {
         const int64_t p = shard.begin + out[i].prompt_index;
@@ -335,17 +342,24 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         add(p, kTokens, double(out[i].ids.size()));
       }
     }
-    if (ec.pass_k > 0) {
+    if (ec.pass_k > 0 && !aborted) {
       SamplingParams sp = rc.sampling();
       sp.temperature = float(ec.temperature);
       sp.top_p = float(ec.top_p.value_or(rc.top_p));
       sp.top_k = ec.top_k.value_or(rc.top_k);
       sp.min_p = float(ec.min_p.value_or(rc.min_p));
       sp.seed = ec.seed != 0 ? ec.seed : rng_stream_key(config.run.seed, "eval");
-      const std::vector<Completion> out =
-          generate(engine, &tokenizer, ids, ec.pass_k, sp, stop, uint64_t(shard.begin * ec.pass_k));
-      const std::vector<RewardResult> r = score(out);
+      std::vector<Completion> out;
+      try {
+        out = generate(engine, &tokenizer, ids, ec.pass_k, sp, stop, uint64_t(shard.begin * ec.pass_k), nullptr,
+                       nullptr, abort);
+      } catch (const GenerationAborted&) {
+        aborted = 1;
+        out.clear();
+      }
+      const std::vector<RewardResult> r = aborted ? std::vector<RewardResult>() : score(out);
       dump_lines("sampled", out, r, sampled_lines);
+      if (aborted) ids.clear();  // (nothing to count below)
       for (size_t p = 0; p < ids.size(); ++p) {
         const int64_t at = shard.begin + int64_t(p);
         int64_t correct = 0;
@@ -367,6 +381,10 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
         }
       }
     }
+  }
+  if (abort) {  // every rank: the generation stopped on one of them
+    comm.all_reduce_host(&aborted, 1, ReduceOp::Max);
+    if (aborted) throw GenerationAborted{};
   }
   comm.all_reduce_host(sums.data(), sums.size(), ReduceOp::Sum);
   if (!prompt_correct.empty()) {

@@ -1005,6 +1005,35 @@ TEST_CASE("zeroth train: a stop signal in a rollout drops the step and the resum
   CHECK(file_bytes(dir + "/a/rollouts/step_3.jsonl") == file_bytes(dir + "/b/rollouts/step_3.jsonl"));
 }
 
+// The same during an eval (ZEROTH_TEST_SIGNAL_IN_EVAL): the run stops after that step with
+// its checkpoint marking the eval pending, and --resume runs the eval first: the metrics
+// (eval rows included) end bit for bit as an uninterrupted run's.
+TEST_CASE("zeroth train: a stop signal in an eval stops after the step and the eval runs on resume") {
+  const std::string dir = temp_dir("stop_in_eval");
+  const std::string cfg = write_plain_config(dir);
+  {
+    std::ofstream eval(dir + "/eval.jsonl");
+    for (int a = 1; a <= 8; ++a) eval << "{\"prompt\": \"" << a << "+10\", \"answer\": \"" << a + 10 << "\"}\n";
+  }
+  const std::vector<std::string> sets = {"--set", "train.steps=4", "--set", "rl.eval_every=2", "--set",
+                                         "prompts.eval_sources=[{path: " + dir + "/eval.jsonl}]", "--set",
+                                         "eval.max_prompts=8", "--set", "eval.pass_k=2"};
+  std::vector<std::string> a = {"--config", cfg, "--run-dir", dir + "/a"}, b = {"--config", cfg, "--run-dir", dir + "/b"};
+  a.insert(a.end(), sets.begin(), sets.end());
+  b.insert(b.end(), sets.begin(), sets.end());
+  REQUIRE(cli::cmd_train(a) == 0);
+  ::setenv("ZEROTH_TEST_SIGNAL_IN_EVAL", "2", 1);
+  const int rc = cli::cmd_train(b);
+  ::unsetenv("ZEROTH_TEST_SIGNAL_IN_EVAL");
+  REQUIRE(rc == kExitStopped);
+  const auto state = nlohmann::json::parse(std::string(file_bytes(dir + "/b/checkpoints/step_2/grpo_state.json").data(),
+                                                       file_bytes(dir + "/b/checkpoints/step_2/grpo_state.json").size()));
+  CHECK(state.at("eval_pending") == true);
+  for (const auto& row : read_jsonl(dir + "/b/metrics.jsonl")) CHECK(!row.contains("eval_accuracy"));
+  REQUIRE(cli::cmd_train({"--resume", dir + "/b"}) == 0);
+  require_same_run(dir + "/a", dir + "/b", 4);
+}
+
 TEST_CASE("zeroth train: a python reward function gets each prompt's record and a dump scores again the same") {
   const std::string dir = temp_dir("python_reward");
   const std::string cfg = write_plain_config(dir);
