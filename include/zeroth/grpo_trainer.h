@@ -121,9 +121,13 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 // first, each pass in prompt order, on rank 0 of `comm` ("" on the others). Collective.
 // `abort` (optional): asked during generation (generate()'s hook); when it says true on any
 // rank, every rank throws GenerationAborted after its generation (one more all-reduce).
+// `composer` (optional): the rewards to score with, built from config.rewards with the
+// rollout's max_new_tokens resolved (zeroth train passes its own, so a python function's
+// workers and the code sandbox are not started again for every eval); null: built here.
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
                           const PromptDataset& prompts, Communicator& comm, std::string* dump = nullptr,
-                          const std::function<bool()>& abort = nullptr);
+                          const std::function<bool()>& abort = nullptr,
+                          const RewardComposer* composer = nullptr);
 
 // The newest checkpoints/step_N of run_dir that holds grpo_state.json (written last, so
 // only complete GRPO checkpoints count); "" when there is none.

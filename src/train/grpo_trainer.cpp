@@ -442,7 +442,7 @@ void GrpoRun::run_eval(int64_t step, bool stoppable) {
       return stop_signal() != 0;
     };
   const EvalResult er = evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_,
-                                       cfg_.rl.dump_eval ? &dump : nullptr, stop_asked);
+                                       cfg_.rl.dump_eval ? &dump : nullptr, stop_asked, composer_.get());
   if (cfg_.rl.dump_eval && team_->rank() == 0)
     write_dump(cfg_.run.run_dir, strformat("eval_step_%lld.jsonl", (long long)step), dump);
   MetricMap m = er.metrics();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -243,7 +244,7 @@ int64_t majority_answer(const std::vector<std::string>& answers,
 
 EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainConfig& config,
                           const PromptDataset& prompts, Communicator& comm, std::string* dump,
-                          const std::function<bool()>& abort) {
+                          const std::function<bool()>& abort, const RewardComposer* shared_composer) {
   const RolloutConfig& rc = config.rollout;
   const EvalSection& ec = config.eval;
   int64_t n = prompts.size();
@@ -263,9 +264,13 @@ EvalResult evaluate_model(Model& model, const Tokenizer& tokenizer, const TrainC
   const KvCachePlan plan = plan_kv_cache(model.config(), rc);
   StopParams stop = rc.stop_params(tokenizer);
   stop.max_new_tokens = ec.max_new_tokens.value_or(rc.max_new_tokens);
-  RewardsConfig rewards = config.rewards;
-  rewards.resolve_lengths(rc.max_new_tokens);
-  RewardComposer composer(std::move(rewards));
+  std::unique_ptr<RewardComposer> own_composer;
+  if (shared_composer == nullptr) {
+    RewardsConfig rewards = config.rewards;
+    rewards.resolve_lengths(rc.max_new_tokens);
+    own_composer = std::make_unique<RewardComposer>(std::move(rewards));
+  }
+  const RewardComposer& composer = shared_composer ? *shared_composer : *own_composer;
   // Sums, for all prompts and then for each source: greedy correct, greedy format ok,
   // greedy tokens, prompts with a correct sample, correct samples, math prompts whose
   // majority answer is correct, math prompts, prompts.
