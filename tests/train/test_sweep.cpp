@@ -274,6 +274,20 @@ TEST_CASE("sweep plan: every trial is resolved before anything is written and er
   CHECK_FALSE(fs::exists(out));
 }
 
+// Sweeps over a Python reward function's constants: an axis over a key of
+// rewards.python.kwargs (a map: any key) reaches each trial's resolved config.
+TEST_CASE("sweep plan: an axis over rewards.python.kwargs") {
+  const std::string dir = temp_dir("kwargs");
+  const std::string out = dir + "/out";
+  const SweepSpec spec = spec_from(dir, "set:\n  rewards.python.path: reward.py\n"
+                                        "axes:\n  rewards.python.kwargs.format_score: [0.0, 0.2]\n");
+  const SweepPlan plan = plan_sweep(spec, out);
+  REQUIRE(plan.trials.size() == 2);
+  CHECK(plan.trials[1].name == "format_score=0.2");
+  const std::string cfg = read(out + "/format_score=0.2/config.yaml");
+  CHECK(cfg.find("kwargs:\n      format_score: \"0.2\"") != std::string::npos);
+}
+
 TEST_CASE("sweep plan: trial directories with resolved configs and sweep.json") {
   const std::string dir = temp_dir("plan");
   const std::string out = dir + "/out";
