@@ -299,7 +299,8 @@ struct RewardResult {
 // in the sandbox, which is created on the first code sample (or by prepare_code()), so a
 // math-only run needs no bubblewrap. A `python` function's workers start in the
 // constructor (a file that does not import is a ConfigError there); score_batch calls it
-// for the whole batch first, over its workers.
+// for the whole batch first, over its workers. A code sample whose correctness the python
+// function decides is not run in the sandbox when no `accuracy` function is configured.
 class RewardComposer {
  public:
   // Validates `config` (ConfigError), and that every cosine max_len is resolved (> 0);
@@ -349,6 +350,7 @@ class RewardComposer {
   mutable std::unique_ptr<SandboxPool> pool_;
   mutable std::unique_ptr<CodeChecker> checker_;
   std::unique_ptr<PythonRewardPool> python_;
+  bool has_accuracy_ = false;  // rewards.functions has accuracy
   mutable std::atomic<bool> python_error_logged_{false};
   mutable std::mutex count_mu_;
   mutable std::map<std::string, int64_t> counts_;

@@ -87,6 +87,7 @@ RewardComposer::RewardComposer(RewardsConfig config) : config_(std::move(config)
       bool ok = parse_script(config_.functions[i].script, &scripts_[i]);
       ZT_ASSERT(ok, "validate() accepted script '%s'", config_.functions[i].script.c_str());
     }
+  for (const RewardFunctionConfig& f : config_.functions) has_accuracy_ = has_accuracy_ || f.name == "accuracy";
   if (config_.has_python()) {
     PythonRewardOptions o;
     o.path = config_.python.path;
@@ -155,6 +156,10 @@ RewardResult RewardComposer::score_with(const RewardSample& sample, const Python
     r.correct = v.correct;
     r.verdict = v.correct ? "correct" : v.extracted ? "wrong_answer" : "no_answer";
     r.extracted = std::move(v.extracted_answer);
+  } else if (py != nullptr && py->correct >= 0 && !has_accuracy_) {
+    // The python function judges this code sample and no accuracy component needs the
+    // sandbox's verdict: the program is not run (such a run needs no bubblewrap).
+    check_code_problem(sample.problem);
   } else {
     check_code_problem(sample.problem);
     CodeReward c = code_checker().check(sample.completion, sample.problem);

@@ -507,3 +507,31 @@ def compute_score(solution_str):
   cfg.python.metrics = {"a", "a"};
   CHECK_THROWS_WITH(cfg.validate(), Catch::Contains("rewards.python.metrics[1]"));
 }
+
+TEST_CASE("python reward: a code sample it judges is not run in the sandbox without an accuracy function", "[python_reward]") {
+  TempDir dir;
+  RewardsConfig cfg;
+  cfg.functions = {{"python", 1.0, "strict", "en"}};
+  cfg.python.path = dir.write("judge.py", R"PY(
+def compute_score(solution_str, ground_truth, kind):
+    assert kind == "code" and ground_truth["asserts"] == ["assert f() == 1"], (kind, ground_truth)
+    return {"score": 0.5, "correct": "return 1" in solution_str}
+)PY");
+  // A sandbox that cannot even be created (its limits are refused when the first code sample
+  // needs it): the native check would throw.
+  cfg.code.limits.memory_bytes = 0;
+  RewardComposer c(cfg);
+  RewardSample s;
+  s.kind = RewardKind::Code;
+  s.problem.asserts = {"assert f() == 1"};
+  s.completion = "```python\ndef f():\n    return 1\n```";
+  const RewardResult r = c.score(s);
+  INFO(r.detail << r.reward_error);
+  CHECK(r.verdict == "passed");
+  CHECK(r.reward == 0.5);
+  CHECK(r.detail.empty());  // nothing ran
+  // With an accuracy function the program has to run: the sandbox is needed (and refused here).
+  cfg.functions.push_back({"accuracy", 1.0, "strict", "en"});
+  RewardComposer with_accuracy(cfg);
+  CHECK_THROWS_WITH(with_accuracy.score(s), Catch::Contains("memory_bytes"));
+}
