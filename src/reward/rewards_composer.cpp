@@ -226,7 +226,6 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
   ZT_ASSERT(groups.empty() || groups.size() == samples.size(),
             "score_batch: expected one group id per sample (%zu), found %zu", samples.size(), groups.size());
   std::vector<RewardResult> out(samples.size());
-  std::vector<size_t> code;
   for (size_t i = 0; i < samples.size(); ++i) {
     try {
       check_num_tokens(samples[i], config_);
@@ -234,13 +233,20 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
     } catch (const DataError& e) {
       throw DataError(strformat("batch sample %zu: %s", i, e.what()));
     }
-    if (samples[i].kind == RewardKind::Code) code.push_back(i);
   }
 
   // The python function first, over its workers: the scores below may depend on its
   // "correct" (cosine, length_penalty, the verdict).
   const std::vector<PythonRewardResult> py = call_python(samples);
   auto py_of = [&](size_t i) { return py.empty() ? nullptr : &py[i]; };
+  // The code samples that run in the sandbox (score_with: all but those the python
+  // function judges when no accuracy function needs the program's verdict).
+  auto sandboxed = [&](size_t i) {
+    return samples[i].kind == RewardKind::Code && !(!py.empty() && py[i].correct >= 0 && !has_accuracy_);
+  };
+  std::vector<size_t> code;
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (sandboxed(i)) code.push_back(i);
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
   std::exception_ptr error;
@@ -264,7 +270,7 @@ std::vector<RewardResult> RewardComposer::score_batch(const std::vector<RewardSa
   std::exception_ptr math_error;
   try {
     for (size_t i = 0; i < samples.size(); ++i)
-      if (samples[i].kind == RewardKind::Math) out[i] = score_with(samples[i], py_of(i));
+      if (!sandboxed(i)) out[i] = score_with(samples[i], py_of(i));
   } catch (...) {
     math_error = std::current_exception();
   }

@@ -530,6 +530,8 @@ def compute_score(solution_str, ground_truth, kind):
   CHECK(r.verdict == "passed");
   CHECK(r.reward == 0.5);
   CHECK(r.detail.empty());  // nothing ran
+  const std::vector<RewardResult> batch = c.score_batch({s, s});  // (nor in a batch)
+  CHECK(batch[1].verdict == "passed");
   // With an accuracy function the program has to run: the sandbox is needed (and refused here).
   cfg.functions.push_back({"accuracy", 1.0, "strict", "en"});
   RewardComposer with_accuracy(cfg);
