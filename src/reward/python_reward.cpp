@@ -39,6 +39,14 @@ import importlib.util, inspect, io, json, math, numbers, os, sys, traceback
 
 KNOWN = ("data_source", "solution_str", "ground_truth", "extra_info", "prompt", "num_tokens", "kind")
 
+def as_number(v):
+    """A Python or NumPy number (a bool counts as 0/1) as a float; None for anything else."""
+    if isinstance(v, numbers.Real):
+        return float(v)
+    if type(v).__name__ == "bool_":  # numpy.bool_ is not a numbers.Real
+        return float(bool(v))
+    return None
+
 def main():
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
     os.dup2(2, 1)  # the function's prints go to stderr, never into the protocol
@@ -107,25 +115,25 @@ def main():
             correct, extra_values = None, {}
             if isinstance(out, dict):
                 for k, v in out.items():
-                    if k not in ("score", "correct") and isinstance(k, str) and isinstance(v, numbers.Real) \
-                            and math.isfinite(float(v)):
-                        extra_values[k] = float(v)
+                    x = as_number(v)
+                    if k not in ("score", "correct") and isinstance(k, str) and x is not None and math.isfinite(x):
+                        extra_values[k] = x
                 if "score" not in out:
                     raise TypeError("the reward function returned a dict without 'score' (keys: %s)"
                                     % ", ".join(sorted(map(str, out))))
                 correct = out.get("correct")
                 out = out["score"]
-            if not isinstance(out, numbers.Real):
+            score = as_number(out)
+            if score is None:
                 raise TypeError("the reward function returned %s (a %s); expected a number or a dict with "
                                 "'score'" % (repr(out)[:200], type(out).__name__))
-            score = float(out)
             if not math.isfinite(score):
                 raise ValueError("the reward function returned %r; expected a finite number" % score)
             if correct is not None:
-                if not isinstance(correct, numbers.Real):
+                if as_number(correct) is None:
                     raise TypeError("'correct' is %s (a %s); expected a bool" % (repr(correct)[:200],
                                                                                 type(correct).__name__))
-                correct = bool(correct)
+                correct = as_number(correct) != 0
             send({"id": request["id"], "score": score, "correct": correct, "extra": extra_values})
         except BaseException as e:
             send({"id": request["id"], "error": user_traceback(e)})

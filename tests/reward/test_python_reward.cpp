@@ -481,9 +481,17 @@ TEST_CASE("python reward: a dict's other numbers come back, rewards.python.metri
   RewardsConfig cfg;
   cfg.functions = {{"python", 1.0, "strict", "en"}};
   cfg.python.path = dir.write("extra.py", R"PY(
+class bool_:  # stands for numpy.bool_, which is not a numbers.Real
+    def __init__(self, v):
+        self.v = v
+    def __bool__(self):
+        return self.v
+
 def compute_score(solution_str):
     if solution_str == "plain":
         return 0.5
+    if solution_str == "numpy":
+        return {"score": bool_(True), "correct": bool_(False), "flag": bool_(True)}
     return {"score": 1.0, "acc": True, "len": len(solution_str), "pred": "text", "nan": float("nan")}
 )PY");
   cfg.python.metrics = {"len", "acc", "missing"};
@@ -501,6 +509,12 @@ def compute_score(solution_str):
   r = c.score(s);
   CHECK(std::isnan(r.python_metrics[0]));
   CHECK(r.python_extra.empty());
+  s.completion = "numpy";
+  r = c.score(s);
+  INFO(r.reward_error);
+  CHECK(r.reward == 1.0);
+  CHECK(!r.correct);
+  CHECK(r.python_extra == std::map<std::string, double>{{"flag", 1.0}});
 
   cfg.python.metrics = {"score"};
   CHECK_THROWS_WITH(cfg.validate(), Catch::Contains("rewards.python.metrics[0]"));
