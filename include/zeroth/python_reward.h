@@ -21,7 +21,7 @@
 //     longer than timeout_seconds scores 0 with an error; the worker is killed (its whole
 //     process group) and started again, so one bad input costs one call, not the run.
 //
-// Owns: the driver program, worker processes (fork/exec, kill, restart), the protocol,
+// Owns: the driver program, worker processes (posix_spawn, kill, restart), the protocol,
 // the per-call timeout, dispatch of a batch over the workers. Must not: interpret the
 // score (rewards.h composes it), or throw on anything a completion contains.
 #pragma once

@@ -8,8 +8,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,33 +201,36 @@ class PythonRewardWorker {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
       return strformat("socketpair: %s", std::strerror(errno));
-    // Everything the child needs is prepared before fork: it only makes async-signal-safe calls.
+    // posix_spawn (vfork-like: no copy of this process's page tables, which matters when a
+    // trainer holds tens of GB): its own session, so a kill reaches whatever the function
+    // started; default signal dispositions and an empty mask; the socket as stdin and
+    // stdout; no other descriptor of ours.
     const std::string dash_u = "-u", dash_c = "-c";
     std::vector<const char*> argv = {interpreter_.c_str(), dash_u.c_str(), dash_c.c_str(), kDriver,
                                      options_.path.c_str(), options_.function.c_str(),
                                      options_.kwargs_json.c_str(), nullptr};
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      const int e = errno;
-      ::close(sv[0]);
-      ::close(sv[1]);
-      return strformat("fork: %s", std::strerror(e));
-    }
-    if (pid == 0) {
-      ::setsid();  // its own process group: a kill reaches whatever the function started
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      struct sigaction dfl;
-      std::memset(&dfl, 0, sizeof(dfl));
-      dfl.sa_handler = SIG_DFL;
-      for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
-      if (::dup2(sv[1], 0) < 0 || ::dup2(sv[1], 1) < 0) ::_exit(126);
-      ::syscall(SYS_close_range, 3U, ~0U, 0);
-      ::execv(argv[0], const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_adddup2(&actions, sv[1], 0);
+    ::posix_spawn_file_actions_adddup2(&actions, sv[1], 1);
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, const_cast<char* const*>(argv.data()), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attr);
     ::close(sv[1]);
+    if (rc != 0) {
+      ::close(sv[0]);
+      return strformat("posix_spawn %s: %s", interpreter_.c_str(), std::strerror(rc));
+    }
     fd_ = sv[0];
     pid_ = pid;
     buf_.clear();
