@@ -50,7 +50,10 @@ int cmd_version(const std::vector<std::string>& argv) {
   std::string ob = OPENBLAS_VERSION;
   while (!ob.empty() && ob.front() == ' ') ob.erase(ob.begin());
   while (!ob.empty() && ob.back() == ' ') ob.pop_back();
-  std::printf("OpenBLAS: %s\n", ob.c_str());
+  // The kernels OpenBLAS picked for this CPU at run time (DYNAMIC_ARCH): an older OpenBLAS
+  // runs a newer CPU with an older core's kernels (Debian's 0.3.21 runs Zen 4 as Haswell).
+  const char* core = openblas_get_corename();
+  std::printf("OpenBLAS: %s (kernels: %s)\n", ob.c_str(), core ? core : "unknown");
   return 0;
 }
 
