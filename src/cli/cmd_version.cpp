@@ -51,7 +51,8 @@ int cmd_version(const std::vector<std::string>& argv) {
   while (!ob.empty() && ob.front() == ' ') ob.erase(ob.begin());
   while (!ob.empty() && ob.back() == ' ') ob.pop_back();
   // The kernels OpenBLAS picked for this CPU at run time (DYNAMIC_ARCH): an older OpenBLAS
-  // runs a newer CPU with an older core's kernels (Debian's 0.3.21 runs Zen 4 as Haswell).
+  // runs a CPU it does not know with an older core's kernels (Debian's 0.3.21 picks Haswell
+  // on an AVX-512 AMD EPYC of family 26; OPENBLAS_CORETYPE overrides it, docs/perf.md).
   const char* core = openblas_get_corename();
   std::printf("OpenBLAS: %s (kernels: %s)\n", ob.c_str(), core ? core : "unknown");
   return 0;
