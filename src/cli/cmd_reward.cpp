@@ -226,9 +226,11 @@ int run_batch(const Args& args, const RewardComposer& composer) {
       o["verdict"] = results[i].verdict;
       o["components"] = components_json(results[i]);
       if (samples[i].kind == RewardKind::Math) o["extracted"] = results[i].extracted;
+      // (a dump scored again: a reward_error or python_extra it has is the old config's)
+      o.erase("reward_error");
+      o.erase("python_extra");
       if (!results[i].reward_error.empty()) o["reward_error"] = results[i].reward_error;
       if (!results[i].python_extra.empty()) o["python_extra"] = results[i].python_extra;
-      else o.erase("reward_error");  // (a dump scored again: the error was the old config's)
       out << o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
   });

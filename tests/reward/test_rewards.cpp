@@ -654,6 +654,39 @@ TEST_CASE("zeroth reward: --tokens and --group-by and the cosine max_len of a ru
                     Catch::Contains("rollout.max_new_tokens") && Catch::Contains("b.yaml"));
 }
 
+// A python reward function through `zeroth reward`: the line's source, prompt and
+// extra_info reach it; a failed call writes reward_error, a dict's numbers python_extra,
+// and what an input line (a dump) already had of either is replaced, not kept.
+TEST_CASE("zeroth reward: a python function's errors and extras in the output", "[rewards][cli]") {
+  TempDir dir;
+  const std::string py = dir.write("judge.py",
+      "def compute_score(data_source, solution_str, extra_info, prompt):\n"
+      "    if solution_str == 'boom':\n"
+      "        raise ValueError('boom')\n"
+      "    assert data_source == 'gsm8k' and prompt == 'Q' and extra_info == {'id': 3}\n"
+      "    return {'score': 1.0, 'hits': 2}\n");
+  const std::string input = dir.write("in.jsonl",
+      "{\"kind\": \"math\", \"completion\": \"4\", \"gold\": \"4\", \"source\": \"gsm8k\", \"prompt\": \"Q\", "
+      "\"extra_info\": {\"id\": 3}, \"reward_error\": \"old\"}\n"
+      "{\"kind\": \"math\", \"completion\": \"boom\", \"gold\": \"4\", \"python_extra\": {\"old\": 1}}\n");
+  const std::string config = dir.write("r.yaml", "rewards:\n  functions: [{name: python}]\n  python: {path: " + py +
+                                                      ", workers: 1}\n");
+  const std::string output = (dir.path / "out.jsonl").string();
+  int rc = -1;
+  const std::string out = capture_stdout(
+      [&] { return cli::cmd_reward({"--input", input, "--output", output, "--config", config}); }, &rc);
+  REQUIRE(rc == 0);
+  const auto lines = read_jsonl(output);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["reward"].get<double>() == 1.0);
+  CHECK(!lines[0].contains("reward_error"));
+  CHECK(lines[0]["python_extra"]["hits"].get<double>() == 2.0);
+  CHECK(lines[1]["reward"].get<double>() == 0.0);
+  CHECK_THAT(lines[1]["reward_error"].get<std::string>(), Catch::Contains("ValueError: boom"));
+  CHECK(!lines[1].contains("python_extra"));
+  CHECK_THAT(out, Catch::Contains("python.failed_calls"));
+}
+
 TEST_CASE("zeroth bench reward: math rows print a table and JSON", "[rewards][cli]") {
   int rc = -1;
   std::string out = capture_stdout([] { return cli::bench_reward({"--seconds", "0.05", "--threads", "2", "--no-code"}); }, &rc);
