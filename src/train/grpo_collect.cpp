@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <functional>
 #include <optional>
 #include <string>
@@ -165,13 +164,7 @@ StepRollout GrpoRun::collect(int64_t step) {
   const bool stoppable = !split_ && step - 1 >= 1;
   std::optional<PromptSampler> sampler_at_start;
   if (stoppable) sampler_at_start = *sampler_;
-  std::function<bool()> stop_asked;
-  if (stoppable)
-    stop_asked = [this, step, first = grank == 0, calls = int64_t(0)]() mutable {
-      // (tests: a signal mid-rollout, on the first generating rank only)
-      if (test_signal_step_ == step && first && ++calls == 3) std::raise(SIGUSR1);
-      return stop_signal() != 0;
-    };
+  const std::function<bool()> stop_asked = stoppable ? stop_hook(test_signal_step_, step, grank == 0) : nullptr;
   for (int64_t round = 0;; ++round) {
     rounds = round + 1;
     const std::vector<const PromptRecord*> batch = sampler_->next_batch(B);

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -134,6 +135,10 @@ class GrpoRun {
   // `stoppable`: a stop signal during its generation throws GenerationAborted on every rank
   // (nothing logged).
   void run_eval(int64_t step, bool stoppable = false);
+  // The abort hook of a stoppable generation of `step`: true once a stop signal came. On
+  // `first_rank`, when `test_step` (ZEROTH_TEST_SIGNAL_IN_*) is `step`, it raises SIGUSR1
+  // itself on its third call (a signal in mid-generation, for the tests).
+  static std::function<bool()> stop_hook(int64_t test_step, int64_t step, bool first_rank);
   MetricMap step_metrics(const StepRollout& ro, const StepUpdate& up, double train_s, double step_s,
                          double wait_s, double sync_s) const;
   // eval_pending: the eval of `step` is due but skipped (a stop); the resume runs it.

@@ -433,14 +433,17 @@ void GrpoRun::log_setup() const {
     ZT_LOG_INFO("train: resuming from %s at step %lld", resume_ckpt_.c_str(), (long long)start_.step);
 }
 
+std::function<bool()> GrpoRun::stop_hook(int64_t test_step, int64_t step, bool first_rank) {
+  return [raise_at = test_step == step && first_rank, calls = int64_t(0)]() mutable {
+    if (raise_at && ++calls == 3) std::raise(SIGUSR1);
+    return stop_signal() != 0;
+  };
+}
+
 void GrpoRun::run_eval(int64_t step, bool stoppable) {
   std::string dump;
-  std::function<bool()> stop_asked;
-  if (stoppable)
-    stop_asked = [this, step, first = team_->rank() == 0, calls = int64_t(0)]() mutable {
-      if (test_eval_signal_step_ == step && first && ++calls == 3) std::raise(SIGUSR1);  // (tests)
-      return stop_signal() != 0;
-    };
+  const std::function<bool()> stop_asked =
+      stoppable ? stop_hook(test_eval_signal_step_, step, team_->rank() == 0) : nullptr;
   const EvalResult er = evaluate_model(*model_, *src_.tokenizer, cfg_, data_.eval, *team_,
                                        cfg_.rl.dump_eval ? &dump : nullptr, stop_asked, composer_.get());
   if (cfg_.rl.dump_eval && team_->rank() == 0)

@@ -45,13 +45,13 @@ void on_stop_signal(int sig) {
   g_signal = sig;
   if (!g_announce) return;
   if (sig == SIGUSR1)
-    say("\nzeroth: SIGUSR1: stopping after the current step (or now, in a rollout) with a checkpoint\n");
+    say("\nzeroth: SIGUSR1: stopping after the current step (at once in a rollout or an eval) with a checkpoint\n");
   else if (sig == SIGTERM)
-    say("\nzeroth: SIGTERM: stopping after the current step (or now, in a rollout) with a checkpoint (send "
-        "SIGTERM again to stop at once, without one)\n");
+    say("\nzeroth: SIGTERM: stopping after the current step (at once in a rollout or an eval) with a checkpoint "
+        "(send SIGTERM again to stop at once, without one)\n");
   else
-    say("\nzeroth: SIGINT: stopping after the current step (or now, in a rollout) with a checkpoint (press "
-        "Ctrl-C again to stop at once, without one)\n");
+    say("\nzeroth: SIGINT: stopping after the current step (at once in a rollout or an eval) with a checkpoint "
+        "(press Ctrl-C again to stop at once, without one)\n");
 }
 
 }  // namespace
